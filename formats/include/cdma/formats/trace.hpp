@@ -1,0 +1,153 @@
+// Trace format v1 (see shared/design/TRACE_FORMAT.md): writer and streaming reader.
+//
+// All HDF5 access of the project goes through this library. Both classes throw TraceError
+// (file and object named) on any failure; neither prints anything.
+#pragma once
+
+#include <cdma/formats/dtype.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace cdma::formats {
+
+inline constexpr int kFormatVersion = 1;
+inline constexpr const char* kFormatName = "cdma-trace";
+
+// Root attributes of a trace.
+struct TraceAttrs {
+  std::string producer;   // required, e.g. "cdma-train 0.1.0"
+  std::string source;     // required: "cudnn", "torch-cpu", "synthetic", ...
+  std::string created;    // ISO-8601 UTC; the writer fills it when empty
+  bool complete = false;  // read side only: 1 once the writer closed cleanly
+  int format_version = kFormatVersion;
+  std::optional<std::string> model, device, framework, command;
+  std::optional<std::int64_t> dropped_tensors;
+};
+
+// Metadata of one captured tensor (a dataset under /tensors).
+struct TensorMeta {
+  std::string name;              // dataset name: 10-digit sequence number (reader fills it)
+  std::int64_t iteration = -1;
+  std::string layer;
+  std::int32_t layer_index = 0;
+  std::string op;                // conv, linear, relu, pool, bn, lrn, dropout, add, concat, softmax, other
+  std::string role = "x";        // x, y, dy, dx
+  std::string phase = "forward"; // forward, backward
+  Layout layout = Layout::NCHW;
+  DType dtype = DType::f32;
+  std::vector<std::int64_t> dims;  // in stored layout order
+  std::optional<std::int64_t> call;
+
+  std::int64_t elements() const noexcept;
+  std::int64_t bytes() const noexcept { return elements() * static_cast<std::int64_t>(dtype_size(dtype)); }
+};
+
+// One intercepted library call (row of /timeline).
+struct TimelineRow {
+  std::int64_t iteration = -1;
+  std::int64_t call = 0;
+  std::int32_t layer_index = 0;
+  std::int8_t phase = 0;        // 0 forward, 1 backward
+  std::string op;               // at most 15 bytes kept
+  std::string layer;            // at most 63 bytes kept
+  std::int64_t start_ns = 0;
+  std::int64_t end_ns = 0;
+  std::int64_t device_ns = -1;  // -1 when unknown
+};
+
+// Statistics of a tensor whose bytes were not kept (row of /stats).
+struct StatsRow {
+  std::int64_t iteration = -1;
+  std::int64_t call = 0;
+  std::int32_t layer_index = 0;
+  std::string layer;  // <= 63 bytes
+  std::string op;     // <= 15
+  std::string role;   // <= 7
+  std::string dtype;  // <= 15
+  std::int64_t elements = 0;
+  std::int64_t nonzeros = 0;
+  std::int64_t zero_runs = 0;
+};
+
+struct WriterOptions {
+  bool overwrite = false;     // replace an existing file (else: error if it exists)
+  int deflate_level = 0;      // 0: contiguous storage; 1-9: chunked + shuffle + deflate
+  // Flush HDF5 metadata to the file after every N tensors (1 = after each; crash loses at most
+  // the tensor being written). 0 disables (fast, not crash-safe).
+  int flush_every = 1;
+};
+
+// Writes one trace file. Not thread-safe: one writer per thread (HDF5 is serial).
+// The file carries complete=0 until close() succeeds.
+class TraceWriter {
+ public:
+  TraceWriter(const std::filesystem::path& path, const TraceAttrs& attrs, WriterOptions opts = {});
+  ~TraceWriter();  // closes (complete=1) if close() was not called; never throws
+  TraceWriter(const TraceWriter&) = delete;
+  TraceWriter& operator=(const TraceWriter&) = delete;
+  TraceWriter(TraceWriter&&) noexcept;
+  TraceWriter& operator=(TraceWriter&&) noexcept;
+
+  // Appends a tensor; meta.name is ignored (the writer numbers tensors 0, 1, ...), data must
+  // hold exactly meta.bytes() bytes in little-endian element order. Returns the sequence number.
+  std::int64_t append_tensor(const TensorMeta& meta, std::span<const std::byte> data);
+  void append_timeline(const TimelineRow& row);
+  void append_stats(const StatsRow& row);
+  void set_dropped_tensors(std::int64_t n);
+  // Sets or replaces an optional string root attribute (model, device, framework, command or an extension).
+  void set_attribute(const std::string& name, const std::string& value);
+  void flush();
+  // Writes complete=1 and closes the file. Further calls throw.
+  void close();
+
+  std::int64_t tensor_count() const noexcept;
+  const std::filesystem::path& path() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Opens a trace for reading, validates the root attributes, and lists tensor metadata in capture
+// (name) order without reading tensor bytes. Accepts other producers' files: variable- or
+// fixed-length strings, any integer attribute type, contiguous or chunked/filtered datasets.
+class TraceReader {
+ public:
+  explicit TraceReader(const std::filesystem::path& path);
+  ~TraceReader();
+  TraceReader(const TraceReader&) = delete;
+  TraceReader& operator=(const TraceReader&) = delete;
+  TraceReader(TraceReader&&) noexcept;
+  TraceReader& operator=(TraceReader&&) noexcept;
+
+  const std::filesystem::path& path() const noexcept;
+  const TraceAttrs& attrs() const noexcept;
+  // Tensors in capture order. Validated at open: required attributes present, dtype attribute
+  // agrees with the element type, rank agrees with the layout.
+  const std::vector<TensorMeta>& tensors() const noexcept;
+  // Reads one tensor's bytes (little-endian elements). Throws TraceError when unreadable.
+  std::vector<std::byte> read(const TensorMeta& meta) const;
+  void read_into(const TensorMeta& meta, std::span<std::byte> out) const;
+  bool has_timeline() const;
+  bool has_stats() const;
+  std::vector<TimelineRow> timeline() const;
+  std::vector<StatsRow> stats() const;
+  // Non-fatal findings (e.g. "complete = 0"), one sentence each.
+  const std::vector<std::string>& warnings() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Current time as ISO-8601 UTC ("2026-11-26T23:40:00Z").
+std::string iso8601_utc_now();
+
+}  // namespace cdma::formats
