@@ -1,0 +1,86 @@
+// The one checked layer over the HDF5 C API (internal to cdma::formats).
+//
+// Every HDF5 call whose failure matters goes through check(), which turns a negative return
+// into a TraceError naming the file and object and carrying HDF5's own innermost message.
+// HDF5's automatic error printing is switched off once, so the library never writes to stderr.
+#pragma once
+
+#include <cdma/formats/error.hpp>
+
+#include <hdf5.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace cdma::formats::h5 {
+
+// Switches off HDF5's automatic error printing (idempotent, thread-safe).
+void init();
+
+// The current HDF5 error stack as one sentence (innermost cause first), then clears it.
+std::string take_error_stack();
+
+[[noreturn]] void fail(const std::string& file, const std::string& object, const std::string& what);
+
+template <typename T>
+T check(T ret, const std::string& file, const std::string& object, const char* what) {
+  if (ret < 0) {
+    std::string stack = take_error_stack();
+    fail(file, object, stack.empty() ? std::string(what) : std::string(what) + " (HDF5: " + stack + ")");
+  }
+  return ret;
+}
+
+// Owning hid_t; closes with H5Idec_ref (works for files, groups, datasets, types, spaces, plists).
+class Id {
+ public:
+  Id() = default;
+  explicit Id(hid_t id) : id_(id) {}
+  ~Id() { reset(); }
+  Id(const Id&) = delete;
+  Id& operator=(const Id&) = delete;
+  Id(Id&& o) noexcept : id_(std::exchange(o.id_, H5I_INVALID_HID)) {}
+  Id& operator=(Id&& o) noexcept {
+    if (this != &o) {
+      reset();
+      id_ = std::exchange(o.id_, H5I_INVALID_HID);
+    }
+    return *this;
+  }
+  hid_t get() const noexcept { return id_; }
+  operator hid_t() const noexcept { return id_; }  // NOLINT: ergonomic with the C API
+  bool valid() const noexcept { return id_ >= 0; }
+  // Gives up ownership without closing.
+  hid_t release() noexcept { return std::exchange(id_, H5I_INVALID_HID); }
+  void reset() noexcept {
+    if (id_ >= 0) H5Idec_ref(id_);
+    id_ = H5I_INVALID_HID;
+  }
+
+ private:
+  hid_t id_ = H5I_INVALID_HID;
+};
+
+// File/memory types used by the trace format.
+hid_t float16_type();  // IEEE half, little-endian (as h5py/numpy write it); owned by this module
+Id string_type_vlen();
+Id string_type_fixed(std::size_t size);
+
+// Attribute helpers. `where` is the object's path for messages.
+bool has_attr(hid_t obj, const char* name);
+void write_attr_string(hid_t obj, const char* name, const std::string& value, const std::string& file,
+                       const std::string& where);
+void write_attr_int(hid_t obj, const char* name, std::int64_t value, hid_t file_type, const std::string& file,
+                    const std::string& where);
+// Reads a scalar string attribute stored as variable- or fixed-length string.
+std::string read_attr_string(hid_t obj, const char* name, const std::string& file, const std::string& where);
+// Reads a scalar integer (or integer-based enum, as h5py writes bool) attribute as int64.
+std::int64_t read_attr_int(hid_t obj, const char* name, const std::string& file, const std::string& where);
+std::optional<std::string> read_attr_string_opt(hid_t obj, const char* name, const std::string& file,
+                                                const std::string& where);
+std::optional<std::int64_t> read_attr_int_opt(hid_t obj, const char* name, const std::string& file,
+                                              const std::string& where);
+
+}  // namespace cdma::formats::h5
