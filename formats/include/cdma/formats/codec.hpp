@@ -39,6 +39,9 @@ class Codec {
 
   // Encoded size of `in` (may be computed without producing output).
   virtual std::size_t compressed_size(std::span<const std::byte> in, std::size_t width) const;
+
+  // True when compressed_size() follows from counts (ZVC, ZRLE-k) instead of encoding.
+  virtual bool size_from_counts() const { return false; }
 };
 
 // Makes a codec from its name: "zvc", "zrle" / "zrle-K" (K in 1..16, default 4), "zlib" /

@@ -1,0 +1,238 @@
+// The codec registry: ZVC, ZRLE-k and the byte codecs (zlib, zstd, lz4) behind Codec.
+// A new codec is one class and one line in kFamilies.
+#include <cdma/formats/codec.hpp>
+#include <cdma/formats/zero_scan.hpp>
+#include <cdma/formats/zrle.hpp>
+#include <cdma/formats/zvc.hpp>
+
+#include "codec_internal.hpp"
+
+#include <charconv>
+#include <fmt/format.h>
+#include <lz4.h>
+#include <zlib.h>
+#include <zstd.h>
+
+namespace cdma::formats {
+
+using detail::codec_fail;
+
+namespace {
+// Per-thread scratch output for sizes that need an encode (kept between calls: analysing many
+// tensors must not map and fault in a fresh buffer each time).
+std::span<std::byte> scratch(std::size_t bytes) {
+  thread_local std::vector<std::byte> buf;
+  if (buf.size() < bytes) buf.resize(bytes);
+  return {buf.data(), bytes};
+}
+}  // namespace
+
+std::size_t Codec::compressed_size(std::span<const std::byte> in, std::size_t width) const {
+  return encode(in, width, scratch(max_encoded_size(in.size(), width)));
+}
+
+namespace {
+
+class ZvcCodec final : public Codec {
+ public:
+  std::string name() const override { return "zvc"; }
+  std::size_t max_encoded_size(std::size_t bytes, std::size_t width) const override {
+    return zvc_max_encoded_size(bytes, width);
+  }
+  std::size_t encode(std::span<const std::byte> in, std::size_t width,
+                     std::span<std::byte> out) const override {
+    return zvc_encode(in, width, out);
+  }
+  void decode(std::span<const std::byte> in, std::size_t width,
+              std::span<std::byte> out) const override {
+    zvc_decode(in, width, out);
+  }
+  std::size_t compressed_size(std::span<const std::byte> in, std::size_t width) const override {
+    detail::check_width(in.size(), width, "zvc");
+    return zvc_size(in.size() / width, count_nonzeros(in, width), width);
+  }
+  bool size_from_counts() const override { return true; }
+};
+
+class ZrleCodec final : public Codec {
+ public:
+  explicit ZrleCodec(int k) : k_(k) {}
+  std::string name() const override { return fmt::format("zrle-{}", k_); }
+  std::size_t max_encoded_size(std::size_t bytes, std::size_t width) const override {
+    return zrle_max_encoded_size(bytes, width);
+  }
+  std::size_t encode(std::span<const std::byte> in, std::size_t width,
+                     std::span<std::byte> out) const override {
+    return zrle_encode(in, width, k_, out);
+  }
+  void decode(std::span<const std::byte> in, std::size_t width,
+              std::span<std::byte> out) const override {
+    zrle_decode(in, width, k_, out);
+  }
+  std::size_t compressed_size(std::span<const std::byte> in, std::size_t width) const override {
+    return zrle_size(zero_scan(in, width), width, k_);
+  }
+  bool size_from_counts() const override { return true; }
+
+ private:
+  int k_;
+};
+
+class ZlibCodec final : public Codec {
+ public:
+  explicit ZlibCodec(int level) : level_(level) {}
+  std::string name() const override { return fmt::format("zlib-{}", level_); }
+  std::size_t max_encoded_size(std::size_t bytes, std::size_t) const override {
+    return compressBound(static_cast<uLong>(bytes));
+  }
+  std::size_t encode(std::span<const std::byte> in, std::size_t width,
+                     std::span<std::byte> out) const override {
+    detail::check_width(in.size(), width, "zlib encode");
+    uLongf len = static_cast<uLongf>(out.size());
+    const int rc = compress2(reinterpret_cast<Bytef*>(out.data()), &len,
+                             reinterpret_cast<const Bytef*>(in.data()),
+                             static_cast<uLong>(in.size()), level_);
+    if (rc != Z_OK) codec_fail(fmt::format("zlib encode: compress2 failed ({})", rc));
+    return len;
+  }
+  void decode(std::span<const std::byte> in, std::size_t width,
+              std::span<std::byte> out) const override {
+    detail::check_width(out.size(), width, "zlib decode");
+    uLongf len = static_cast<uLongf>(out.size());
+    uLong src_len = static_cast<uLong>(in.size());
+    // An empty destination makes zlib write nowhere; give it a dummy byte it may not use.
+    Bytef dummy = 0;
+    Bytef* dst = out.empty() ? &dummy : reinterpret_cast<Bytef*>(out.data());
+    const int rc = uncompress2(dst, &len, reinterpret_cast<const Bytef*>(in.data()), &src_len);
+    if (rc == Z_BUF_ERROR && src_len == in.size() && len == out.size())
+      codec_fail(fmt::format("zlib decode: stream of {} bytes is truncated", in.size()));
+    if (rc != Z_OK)
+      codec_fail(fmt::format("zlib decode: malformed stream ({}) for {} output bytes", zError(rc),
+                             out.size()));
+    if (len != out.size())
+      codec_fail(fmt::format("zlib decode: stream decodes to {} bytes, expected {}", len,
+                             out.size()));
+    if (src_len != in.size())
+      codec_fail(fmt::format("zlib decode: {} trailing bytes after the zlib stream",
+                             in.size() - src_len));
+  }
+
+ private:
+  int level_;
+};
+
+class ZstdCodec final : public Codec {
+ public:
+  explicit ZstdCodec(int level) : level_(level) {}
+  std::string name() const override { return fmt::format("zstd-{}", level_); }
+  std::size_t max_encoded_size(std::size_t bytes, std::size_t) const override {
+    return ZSTD_compressBound(bytes);
+  }
+  std::size_t encode(std::span<const std::byte> in, std::size_t width,
+                     std::span<std::byte> out) const override {
+    detail::check_width(in.size(), width, "zstd encode");
+    const std::size_t r = ZSTD_compress(out.data(), out.size(), in.data(), in.size(), level_);
+    if (ZSTD_isError(r)) codec_fail(fmt::format("zstd encode: {}", ZSTD_getErrorName(r)));
+    return r;
+  }
+  void decode(std::span<const std::byte> in, std::size_t width,
+              std::span<std::byte> out) const override {
+    detail::check_width(out.size(), width, "zstd decode");
+    // Exactly one frame, covering the whole input.
+    const std::size_t frame = ZSTD_findFrameCompressedSize(in.data(), in.size());
+    if (ZSTD_isError(frame))
+      codec_fail(fmt::format("zstd decode: malformed stream: {}", ZSTD_getErrorName(frame)));
+    if (frame != in.size())
+      codec_fail(fmt::format("zstd decode: {} trailing bytes after the zstd frame",
+                             in.size() - frame));
+    const std::size_t r = ZSTD_decompress(out.data(), out.size(), in.data(), in.size());
+    if (ZSTD_isError(r))
+      codec_fail(fmt::format("zstd decode: malformed stream: {}", ZSTD_getErrorName(r)));
+    if (r != out.size())
+      codec_fail(fmt::format("zstd decode: stream decodes to {} bytes, expected {}", r, out.size()));
+  }
+
+ private:
+  int level_;
+};
+
+class Lz4Codec final : public Codec {
+ public:
+  std::string name() const override { return "lz4"; }
+  std::size_t max_encoded_size(std::size_t bytes, std::size_t) const override {
+    if (bytes > LZ4_MAX_INPUT_SIZE) return bytes + bytes / 255 + 16;
+    return static_cast<std::size_t>(LZ4_compressBound(static_cast<int>(bytes)));
+  }
+  std::size_t encode(std::span<const std::byte> in, std::size_t width,
+                     std::span<std::byte> out) const override {
+    detail::check_width(in.size(), width, "lz4 encode");
+    if (in.size() > LZ4_MAX_INPUT_SIZE)
+      codec_fail(fmt::format("lz4 encode: {} bytes exceed LZ4's block limit of {} bytes; use "
+                             "chunks",
+                             in.size(), LZ4_MAX_INPUT_SIZE));
+    const int cap = static_cast<int>(std::min<std::size_t>(out.size(), 0x7fffffff));
+    const int r = LZ4_compress_default(reinterpret_cast<const char*>(in.data()),
+                                       reinterpret_cast<char*>(out.data()),
+                                       static_cast<int>(in.size()), cap);
+    if (r <= 0) codec_fail("lz4 encode: output buffer too small");
+    return static_cast<std::size_t>(r);
+  }
+  void decode(std::span<const std::byte> in, std::size_t width,
+              std::span<std::byte> out) const override {
+    detail::check_width(out.size(), width, "lz4 decode");
+    if (in.size() > 0x7fffffff || out.size() > 0x7fffffff)
+      codec_fail("lz4 decode: block larger than 2 GiB");
+    char dummy = 0;
+    char* dst = out.empty() ? &dummy : reinterpret_cast<char*>(out.data());
+    const int r = LZ4_decompress_safe(reinterpret_cast<const char*>(in.data()), dst,
+                                      static_cast<int>(in.size()), static_cast<int>(out.size()));
+    if (r < 0)
+      codec_fail(fmt::format("lz4 decode: malformed block of {} bytes for {} output bytes",
+                             in.size(), out.size()));
+    if (static_cast<std::size_t>(r) != out.size())
+      codec_fail(fmt::format("lz4 decode: block decodes to {} bytes, expected {}", r, out.size()));
+  }
+};
+
+// "name" or "name-P" -> parameter P (or the default) in [lo, hi].
+std::optional<int> parse_param(std::string_view spec, std::string_view family, int dflt, int lo,
+                               int hi) {
+  if (spec == family) return dflt;
+  if (spec.size() <= family.size() + 1 || spec.substr(0, family.size()) != family ||
+      spec[family.size()] != '-')
+    return std::nullopt;
+  const std::string_view num = spec.substr(family.size() + 1);
+  int v = 0;
+  const auto [ptr, ec] = std::from_chars(num.data(), num.data() + num.size(), v);
+  if (ec != std::errc{} || ptr != num.data() + num.size() || v < lo || v > hi)
+    codec_fail(fmt::format("codec '{}': parameter must be an integer in {}..{}", spec, lo, hi));
+  return v;
+}
+
+}  // namespace
+
+std::unique_ptr<Codec> make_codec(std::string_view spec) {
+  if (spec == "zvc") return std::make_unique<ZvcCodec>();
+  if (spec == "lz4") return std::make_unique<Lz4Codec>();
+  if (auto k = parse_param(spec, "zrle", 4, kZrleMinK, kZrleMaxK)) return std::make_unique<ZrleCodec>(*k);
+  if (auto l = parse_param(spec, "zlib", 6, 0, 9)) return std::make_unique<ZlibCodec>(*l);
+  if (auto l = parse_param(spec, "zstd", 1, 1, ZSTD_maxCLevel())) return std::make_unique<ZstdCodec>(*l);
+  codec_fail(fmt::format("unknown codec '{}'; expected one of: zvc, zrle[-K] (K 1..16, default 4), "
+                         "zlib[-L] (0..9, default 6), zstd[-L] (1..{}, default 1), lz4",
+                         spec, ZSTD_maxCLevel()));
+}
+
+std::vector<std::string> codec_families() { return {"zvc", "zrle", "zlib", "zstd", "lz4"}; }
+
+std::size_t chunked_compressed_size(const Codec& codec, std::span<const std::byte> in,
+                                    std::size_t width, std::size_t chunk_bytes) {
+  detail::check_width(in.size(), width, "chunked_compressed_size");
+  if (chunk_bytes == 0 || chunk_bytes >= in.size()) return codec.compressed_size(in, width);
+  const std::size_t step = std::max(width, chunk_bytes / width * width);
+  std::size_t total = 0;
+  for (std::size_t off = 0; off < in.size(); off += step)
+    total += codec.compressed_size(in.subspan(off, std::min(step, in.size() - off)), width);
+  return total;
+}
+
+}  // namespace cdma::formats

@@ -1,0 +1,219 @@
+// AVX2 kernels: nonzero masks (all widths) and ZVC encode/decode for 2- and 4-byte elements
+// (1-byte elements use the scalar reference at this level). Compress/expand use permutation
+// tables indexed by an 8-bit mask; stores may run up to 32 bytes past the stream (reserved by
+// zvc_max_encoded_size()); loads never pass the end of the input.
+#include <cdma/formats/zvc.hpp>
+
+#include "codec_internal.hpp"
+
+#include <array>
+#include <bit>
+
+#if CDMA_X86
+#include <immintrin.h>
+
+namespace cdma::formats::detail {
+
+namespace {
+
+struct Tables {
+  alignas(32) std::uint32_t compress32[256][8];  // lane j <- index of the j-th set bit
+  alignas(32) std::uint32_t expand32[256][8];    // lane i <- rank of bit i (if set)
+  alignas(32) std::int32_t lanes32[256][8];      // lane i = -1 when bit i set
+  alignas(16) std::uint8_t compress16[256][16];  // pshufb indices, 2-byte elements
+  alignas(16) std::uint8_t expand16[256][16];    // pshufb indices, 0x80 zeroes a lane
+  alignas(32) std::int32_t prefix32[9][8];       // first c lanes = -1
+};
+
+Tables make_tables() {
+  Tables t{};
+  for (unsigned m = 0; m < 256; ++m) {
+    unsigned j = 0;
+    for (unsigned i = 0; i < 8; ++i) {
+      t.lanes32[m][i] = (m >> i & 1) ? -1 : 0;
+      t.expand32[m][i] = (m >> i & 1) ? j : 0;
+      t.expand16[m][2 * i] = (m >> i & 1) ? static_cast<std::uint8_t>(2 * j) : 0x80;
+      t.expand16[m][2 * i + 1] = (m >> i & 1) ? static_cast<std::uint8_t>(2 * j + 1) : 0x80;
+      if (m >> i & 1) {
+        t.compress32[m][j] = i;
+        t.compress16[m][2 * j] = static_cast<std::uint8_t>(2 * i);
+        t.compress16[m][2 * j + 1] = static_cast<std::uint8_t>(2 * i + 1);
+        ++j;
+      }
+    }
+    for (unsigned k = j; k < 8; ++k) t.compress16[m][2 * k] = t.compress16[m][2 * k + 1] = 0x80;
+  }
+  for (unsigned c = 0; c <= 8; ++c)
+    for (unsigned i = 0; i < 8; ++i) t.prefix32[c][i] = i < c ? -1 : 0;
+  return t;
+}
+
+const Tables& tables() {
+  static const Tables t = make_tables();
+  return t;
+}
+
+[[noreturn]] void decode_failed(const std::byte* in, std::size_t in_size, std::size_t w,
+                                std::byte* out, std::size_t n) {
+  zvc_decode_reference({in, in_size}, w, {out, n * w});
+  codec_fail("zvc decode: malformed stream");
+}
+
+CDMA_TARGET_AVX2 inline unsigned nz8_32(const std::byte* p) {  // 8 x 4-byte elements
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  const __m256i z = _mm256_cmpeq_epi32(v, _mm256_setzero_si256());
+  return ~static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(z))) & 0xffu;
+}
+
+CDMA_TARGET_AVX2 inline std::uint32_t nz32_16(const std::byte* p) {  // 32 x 2-byte elements
+  const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32));
+  const __m256i za = _mm256_cmpeq_epi16(a, _mm256_setzero_si256());
+  const __m256i zb = _mm256_cmpeq_epi16(b, _mm256_setzero_si256());
+  const __m256i packed = _mm256_permute4x64_epi64(_mm256_packs_epi16(za, zb), 0xD8);
+  return ~static_cast<std::uint32_t>(_mm256_movemask_epi8(packed));
+}
+
+CDMA_TARGET_AVX2 inline std::uint32_t nz32_8(const std::byte* p) {  // 32 x 1-byte elements
+  const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return ~static_cast<std::uint32_t>(
+      _mm256_movemask_epi8(_mm256_cmpeq_epi8(a, _mm256_setzero_si256())));
+}
+
+}  // namespace
+
+CDMA_TARGET_AVX2 void nonzero_masks_avx2(const std::byte* p, std::size_t n, std::size_t w,
+                                         std::uint64_t* words) {
+  const std::size_t full = n / 64;
+  for (std::size_t i = 0; i < full; ++i) {
+    const std::byte* q = p + i * 64 * w;
+    std::uint64_t m = 0;
+    if (w == 4) {
+      for (unsigned g = 0; g < 8; ++g) m |= static_cast<std::uint64_t>(nz8_32(q + 32 * g)) << (8 * g);
+    } else if (w == 2) {
+      m = nz32_16(q) | static_cast<std::uint64_t>(nz32_16(q + 64)) << 32;
+    } else {
+      m = nz32_8(q) | static_cast<std::uint64_t>(nz32_8(q + 32)) << 32;
+    }
+    words[i] = m;
+  }
+  if (n % 64) nonzero_masks_scalar(p + full * 64 * w, n % 64, w, words + full);
+}
+
+CDMA_TARGET_AVX2 std::size_t zvc_encode_avx2(const std::byte* in, std::size_t n, std::size_t w,
+                                             std::byte* out) {
+  const Tables& t = tables();
+  std::byte* o = out;
+  const std::size_t full = n / 32;
+  for (std::size_t blk = 0; blk < full; ++blk) {
+    const std::byte* p = in + blk * 32 * w;
+    std::byte* mask_at = o;
+    o += 4;
+    std::uint32_t mask = 0;
+    for (unsigned g = 0; g < 4; ++g) {
+      const std::byte* q = p + g * 8 * w;
+      if (w == 4) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+        const unsigned m =
+            ~static_cast<unsigned>(_mm256_movemask_ps(
+                _mm256_castsi256_ps(_mm256_cmpeq_epi32(v, _mm256_setzero_si256())))) & 0xffu;
+        const __m256i idx = _mm256_load_si256(reinterpret_cast<const __m256i*>(t.compress32[m]));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_permutevar8x32_epi32(v, idx));
+        o += 4 * std::popcount(m);
+        mask |= m << (8 * g);
+      } else {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+        const __m128i z = _mm_cmpeq_epi16(v, _mm_setzero_si128());
+        const unsigned m =
+            ~static_cast<unsigned>(_mm_movemask_epi8(_mm_packs_epi16(z, _mm_setzero_si128()))) &
+            0xffu;
+        const __m128i idx = _mm_load_si128(reinterpret_cast<const __m128i*>(t.compress16[m]));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm_shuffle_epi8(v, idx));
+        o += 2 * std::popcount(m);
+        mask |= m << (8 * g);
+      }
+    }
+    store32(mask_at, mask);
+  }
+  if (n % 32) {  // last short block: the scalar rule, element by element
+    const std::byte* p = in + full * 32 * w;
+    std::byte* mask_at = o;
+    o += 4;
+    std::uint32_t mask = 0;
+    for (std::size_t i = 0; i < n % 32; ++i)
+      if (load_le(p + i * w, w) != 0) {
+        mask |= 1u << i;
+        std::memcpy(o, p + i * w, w);
+        o += w;
+      }
+    store32(mask_at, mask);
+  }
+  return static_cast<std::size_t>(o - out);
+}
+
+CDMA_TARGET_AVX2 void zvc_decode_avx2(const std::byte* in, std::size_t in_size, std::size_t w,
+                                      std::byte* out, std::size_t n) {
+  const Tables& t = tables();
+  const std::byte* ip = in;
+  const std::byte* const end = in + in_size;
+  const std::size_t full = n / 32;
+  for (std::size_t blk = 0; blk < full; ++blk) {
+    if (end - ip < 4) decode_failed(in, in_size, w, out, n);
+    const std::uint32_t mask = load32(ip);
+    ip += 4;
+    if (static_cast<std::size_t>(end - ip) < w * static_cast<std::size_t>(std::popcount(mask)))
+      decode_failed(in, in_size, w, out, n);
+    std::byte* q = out + blk * 32 * w;
+    for (unsigned g = 0; g < 4; ++g) {
+      const unsigned m = mask >> (8 * g) & 0xffu;
+      const unsigned c = static_cast<unsigned>(std::popcount(m));
+      if (w == 4) {
+        const __m256i s =
+            end - ip >= 32
+                ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ip))
+                : _mm256_maskload_epi32(reinterpret_cast<const int*>(ip),
+                                        _mm256_load_si256(reinterpret_cast<const __m256i*>(t.prefix32[c])));
+        const __m256i lanes = _mm256_load_si256(reinterpret_cast<const __m256i*>(t.lanes32[m]));
+        const __m256i v = _mm256_and_si256(
+            _mm256_permutevar8x32_epi32(
+                s, _mm256_load_si256(reinterpret_cast<const __m256i*>(t.expand32[m]))),
+            lanes);
+        const unsigned zero = static_cast<unsigned>(_mm256_movemask_ps(
+            _mm256_castsi256_ps(_mm256_cmpeq_epi32(v, _mm256_setzero_si256()))));
+        if ((zero & m) != 0) decode_failed(in, in_size, w, out, n);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * g), v);
+      } else {
+        __m128i s;
+        if (end - ip >= 16) {
+          s = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ip));
+        } else {
+          alignas(16) std::byte tmp[16] = {};
+          std::memcpy(tmp, ip, 2 * c);
+          s = _mm_load_si128(reinterpret_cast<const __m128i*>(tmp));
+        }
+        const __m128i v =
+            _mm_shuffle_epi8(s, _mm_load_si128(reinterpret_cast<const __m128i*>(t.expand16[m])));
+        const __m128i z = _mm_cmpeq_epi16(v, _mm_setzero_si128());
+        const unsigned zero =
+            static_cast<unsigned>(_mm_movemask_epi8(_mm_packs_epi16(z, _mm_setzero_si128())));
+        if ((zero & m) != 0) decode_failed(in, in_size, w, out, n);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16 * g), v);
+      }
+      ip += c * w;
+    }
+  }
+  if (n % 32) {
+    // The short last block and the trailing-bytes check: the reference on the rest of the stream.
+    try {
+      zvc_decode_reference({ip, static_cast<std::size_t>(end - ip)}, w,
+                           {out + full * 32 * w, (n % 32) * w});
+    } catch (const CodecError&) {
+      decode_failed(in, in_size, w, out, n);  // rethrown with whole-stream positions
+    }
+    return;
+  }
+  if (ip != end) decode_failed(in, in_size, w, out, n);
+}
+
+}  // namespace cdma::formats::detail
+#endif

@@ -1,0 +1,146 @@
+// Zero scan: element-by-element reference, and a fast path that works on 64-element nonzero
+// bitmasks (computed by the SIMD kernels) and walks zero runs with bit tricks.
+#include <cdma/formats/zero_scan.hpp>
+
+#include "codec_internal.hpp"
+
+#include <bit>
+#include <fmt/format.h>
+
+namespace cdma::formats {
+
+namespace {
+
+void add_run_tokens(ZeroScan& s, std::uint64_t len, std::uint64_t times) {
+  for (int k = kZrleMinK; k <= kZrleMaxK; ++k)
+    s.zrle_tokens[k] += times * ((len + (std::uint64_t{1} << k) - 1) >> k);
+}
+
+// Accumulates runs; runs of up to 64 elements go to a histogram (cheap in the hot loop) and are
+// turned into token counts once at the end.
+struct RunAccumulator {
+  ZeroScan& s;
+  std::uint64_t hist[65] = {};
+  std::uint64_t open = 0;  // length of the zero run still open at the current position
+
+  void close(std::uint64_t len) {
+    ++s.zero_runs;
+    if (len <= 64)
+      ++hist[len];
+    else
+      add_run_tokens(s, len, 1);
+  }
+
+  // Consumes one word of `nb` valid bits (bits >= nb are 0 and ignored).
+  void word(std::uint64_t m, unsigned nb) {
+    if (m == 0) {
+      open += nb;
+      return;
+    }
+    s.nonzeros += static_cast<std::uint64_t>(std::popcount(m));
+    const unsigned lo = static_cast<unsigned>(std::countr_zero(m));
+    const unsigned hi = 63u - static_cast<unsigned>(std::countl_zero(m));  // highest nonzero bit
+    open += lo;
+    if (open) close(open);
+    // Zero runs strictly inside [lo, hi] are complete.
+    std::uint64_t inner = ~m & (hi == 63 ? ~std::uint64_t{0} : (std::uint64_t{1} << (hi + 1)) - 1);
+    inner &= ~((std::uint64_t{1} << lo) - 1);
+    while (inner) {
+      const std::uint64_t low = inner & (~inner + 1);
+      const std::uint64_t t = inner + low;  // nonzero: a set bit of m lies above every inner run
+      close(static_cast<std::uint64_t>(std::countr_zero(t) - std::countr_zero(inner)));
+      inner &= t;
+    }
+    open = nb - 1 - hi;
+  }
+
+  void finish() {
+    if (open) close(open);
+    open = 0;
+    for (std::uint64_t len = 1; len <= 64; ++len)
+      if (hist[len]) add_run_tokens(s, len, hist[len]);
+  }
+};
+
+}  // namespace
+
+ZeroScan zero_scan_reference(std::span<const std::byte> data, std::size_t width) {
+  detail::check_width(data.size(), width, "zero_scan");
+  ZeroScan s;
+  s.elements = data.size() / width;
+  std::uint64_t run = 0;
+  for (std::uint64_t i = 0; i < s.elements; ++i) {
+    bool zero = true;
+    for (std::size_t b = 0; b < width; ++b)
+      if (data[i * width + b] != std::byte{0}) zero = false;
+    if (zero) {
+      ++run;
+    } else {
+      ++s.nonzeros;
+      if (run) {
+        ++s.zero_runs;
+        add_run_tokens(s, run, 1);
+      }
+      run = 0;
+    }
+  }
+  if (run) {
+    ++s.zero_runs;
+    add_run_tokens(s, run, 1);
+  }
+  return s;
+}
+
+ZeroScan zero_scan(std::span<const std::byte> data, std::size_t width, SimdLevel level) {
+  detail::check_width(data.size(), width, "zero_scan");
+  ZeroScan s;
+  s.elements = data.size() / width;
+  RunAccumulator acc{s};
+  constexpr std::size_t kWords = 64;  // 4096 elements per kernel call: masks stay in L1
+  std::uint64_t words[kWords];
+  const std::byte* p = data.data();
+  for (std::uint64_t done = 0; done < s.elements;) {
+    const std::size_t chunk = static_cast<std::size_t>(
+        std::min<std::uint64_t>(s.elements - done, kWords * 64));
+    detail::nonzero_masks(p + done * width, chunk, width, words, level);
+    const std::size_t nw = (chunk + 63) / 64;
+    for (std::size_t i = 0; i < nw; ++i)
+      acc.word(words[i], i + 1 < nw || chunk % 64 == 0 ? 64u : static_cast<unsigned>(chunk % 64));
+    done += chunk;
+  }
+  acc.finish();
+  return s;
+}
+
+ZeroScan zero_scan(std::span<const std::byte> data, std::size_t width) {
+  return zero_scan(data, width, active_simd_level());
+}
+
+std::uint64_t count_nonzeros(std::span<const std::byte> data, std::size_t width) {
+  detail::check_width(data.size(), width, "count_nonzeros");
+  const std::uint64_t n = data.size() / width;
+  constexpr std::size_t kWords = 64;
+  std::uint64_t words[kWords];
+  std::uint64_t nnz = 0;
+  const SimdLevel level = active_simd_level();
+  for (std::uint64_t done = 0; done < n;) {
+    const std::size_t chunk =
+        static_cast<std::size_t>(std::min<std::uint64_t>(n - done, kWords * 64));
+    detail::nonzero_masks(data.data() + done * width, chunk, width, words, level);
+    for (std::size_t i = 0; i < (chunk + 63) / 64; ++i)
+      nnz += static_cast<std::uint64_t>(std::popcount(words[i]));
+    done += chunk;
+  }
+  return nnz;
+}
+
+std::uint64_t zrle_size(const ZeroScan& scan, std::size_t width, int k) {
+  if (k < kZrleMinK || k > kZrleMaxK)
+    throw CodecError(fmt::format("zrle: run field width k must be in 1..16, got {}", k));
+  const std::uint64_t bits = scan.nonzeros * (1 + 8 * static_cast<std::uint64_t>(width)) +
+                             scan.zrle_tokens[static_cast<std::size_t>(k)] *
+                                 (1 + static_cast<std::uint64_t>(k));
+  return (bits + 7) / 8;
+}
+
+}  // namespace cdma::formats
