@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cdma/formats/dtype.hpp>
+#include <cdma/formats/error.hpp>
 
 #include <cstddef>
 #include <cstdint>
