@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs dependencies, builds cdma, and runs the main job on the embedded default: the sample
+# traces in data/ (real activations of real Fashion-MNIST training runs, made by `cdma train`).
+# Prints the per-layer analysis and writes out/analysis.json and out/report.html.
+# Usage: scripts/demo.sh [--no-setup] [TRACE...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+setup=1
+traces=()
+for a in "$@"; do
+  case "$a" in
+    --no-setup) setup=0 ;;
+    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+    *) traces+=("$a") ;;
+  esac
+done
+[ ${#traces[@]} -eq 0 ] && traces=(data/*.h5)
+
+[ "$setup" = 1 ] && scripts/setup.sh
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$(nproc)" --target cdma
+mkdir -p out
+build/bin/cdma info "${traces[@]}"

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs dependencies, builds everything, and runs all tests:
+#   1. the full build (RelWithDebInfo) and its ctest suite;
+#   2. an ASan+UBSan build of the libraries and the fuzz regression drivers (ctest -R fuzz).
+# Usage: scripts/test.sh [--no-setup] [--no-sanitize]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+setup=1 sanitize=1
+for a in "$@"; do
+  case "$a" in
+    --no-setup) setup=0 ;;
+    --no-sanitize) sanitize=0 ;;
+    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+    *) echo "test.sh: unknown option '$a'" >&2; exit 2 ;;
+  esac
+done
+jobs=$(nproc)
+
+[ "$setup" = 1 ] && scripts/setup.sh
+
+echo "== build (build/)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake --build build -j "$jobs"
+echo "== tests (build/)"
+ctest --test-dir build -j "$jobs" --output-on-failure --timeout 900
+
+if [ "$sanitize" = 1 ]; then
+  echo "== ASan+UBSan build of the fuzz regression drivers (build-asan/)"
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCDMA_SANITIZE=ON \
+    -DCDMA_WITH_TORCH=OFF -DCDMA_WITH_CUDA=OFF -DCDMA_BUILD_BENCH=OFF
+  targets=$(ctest --test-dir build-asan -N -R '^fuzz\.' | sed -n 's/.*Test *#[0-9]*: fuzz\.\(.*\)/fuzz_\1/p' | sort -u)
+  if [ -n "$targets" ]; then
+    # shellcheck disable=SC2086
+    cmake --build build-asan -j "$jobs" --target cdma $targets test_trace
+    ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      ctest --test-dir build-asan -j "$jobs" --output-on-failure -R '^fuzz\.|Trace|BadInput|Interop|Crash'
+  else
+    echo "test.sh: no fuzz targets found" >&2
+    exit 1
+  fi
+fi
