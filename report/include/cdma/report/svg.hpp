@@ -1,0 +1,47 @@
+// Small, dependency-free SVG charts for the HTML report: line charts, grouped bar charts and
+// timelines, with labelled axes and a colour-blind-safe palette (Okabe-Ito).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cdma::report {
+
+struct Series {
+  std::string name;
+  std::vector<double> x, y;  // same length; NaN y values are skipped
+};
+
+struct Axes {
+  std::string title, x_label, y_label;
+  bool log_y = false;
+  std::optional<double> y_min, y_max;
+  int width = 720, height = 320;
+};
+
+// One line (with point markers) per series over numeric x.
+std::string line_chart(const Axes& axes, const std::vector<Series>& series);
+
+// Groups of bars: categories along x, one bar per series in each group (series[i].y[j] is the
+// value of series i in category j).
+std::string bar_chart(const Axes& axes, const std::vector<std::string>& categories, const std::vector<Series>& series);
+
+struct Span {
+  std::string lane;   // row label
+  double start, end;  // in x units
+  int colour;         // palette index
+  std::string label;  // tooltip
+};
+
+// Horizontal spans per lane over a shared time axis.
+std::string timeline_chart(const Axes& axes, const std::vector<std::string>& lanes, const std::vector<Span>& spans,
+                           const std::vector<std::pair<int, std::string>>& legend);
+
+// Palette colour i (cycled), as "#rrggbb".
+const char* palette(int i);
+
+// Escapes text for HTML/SVG.
+std::string escape(const std::string& s);
+
+}  // namespace cdma::report

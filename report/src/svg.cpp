@@ -1,0 +1,240 @@
+#include <cdma/report/svg.hpp>
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace cdma::report {
+
+namespace {
+constexpr const char* kPalette[] = {"#0072B2", "#E69F00", "#009E73", "#D55E00",
+                                    "#CC79A7", "#56B4E9", "#F0E442", "#000000"};
+constexpr int kLeft = 70, kRight = 20, kTop = 34, kBottom = 50;
+
+struct Scale {
+  double lo, hi;
+  bool log;
+  double px0, px1;
+  double operator()(double v) const {
+    double a = log ? std::log10(std::max(v, 1e-300)) : v;
+    double l = log ? std::log10(lo) : lo, h = log ? std::log10(hi) : hi;
+    if (h == l) return (px0 + px1) / 2;
+    return px0 + (a - l) / (h - l) * (px1 - px0);
+  }
+};
+
+// "Nice" tick values between lo and hi.
+std::vector<double> ticks(double lo, double hi, bool log) {
+  std::vector<double> t;
+  if (log) {
+    for (double d = std::pow(10, std::floor(std::log10(lo))); d <= hi * 1.0001; d *= 10) {
+      for (double m : {1.0, 2.0, 5.0})
+        if (d * m >= lo * 0.9999 && d * m <= hi * 1.0001) t.push_back(d * m);
+    }
+    return t;
+  }
+  double span = hi - lo;
+  if (span <= 0) return {lo};
+  double step = std::pow(10, std::floor(std::log10(span / 5)));
+  for (double m : {1.0, 2.0, 5.0, 10.0})
+    if (span / (step * m) <= 6) {
+      step *= m;
+      break;
+    }
+  for (double v = std::ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) t.push_back(std::abs(v) < step * 1e-9 ? 0 : v);
+  return t;
+}
+
+std::string fmt_num(double v) {
+  double a = std::abs(v);
+  if (a == 0) return "0";
+  if (a >= 1e6 || a < 1e-3) return fmt::format("{:.1e}", v);
+  if (a >= 100) return fmt::format("{:.0f}", v);
+  if (a >= 10) return fmt::format("{:.1f}", v);
+  return fmt::format("{:.3g}", v);
+}
+
+std::string open_svg(const Axes& a) {
+  return fmt::format(
+      R"~(<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {w} {h}" width="100%" style="max-width:{w}px" role="img" aria-label="{t}">)~"
+      R"~(<text x="{cx}" y="18" text-anchor="middle" class="title">{t}</text>)~",
+      fmt::arg("w", a.width), fmt::arg("h", a.height), fmt::arg("cx", a.width / 2), fmt::arg("t", escape(a.title)));
+}
+
+std::string axes_svg(const Axes& a, const Scale& ys, int x0, int x1, int y0, int y1) {
+  std::string s;
+  for (double t : ticks(ys.lo, ys.hi, ys.log)) {
+    double y = ys(t);
+    s += fmt::format(R"~(<line x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}" class="grid"/>)~", x0, x1, y, y);
+    s += fmt::format(R"~(<text x="{}" y="{:.1f}" text-anchor="end" class="tick">{}</text>)~", x0 - 6, y + 4, fmt_num(t));
+  }
+  s += fmt::format(R"~(<line x1="{0}" x2="{0}" y1="{1}" y2="{2}" class="axis"/><line x1="{0}" x2="{3}" y1="{2}" y2="{2}" class="axis"/>)~",
+                   x0, y0, y1, x1);
+  s += fmt::format(R"~(<text x="{}" y="{}" text-anchor="middle" class="label">{}</text>)~", (x0 + x1) / 2, a.height - 8,
+                   escape(a.x_label));
+  s += fmt::format(R"~(<text transform="translate(16,{}) rotate(-90)" text-anchor="middle" class="label">{}</text>)~",
+                   (y0 + y1) / 2, escape(a.y_label));
+  return s;
+}
+
+std::string legend_svg(const std::vector<std::string>& names, const std::vector<int>& colours, int x, int y) {
+  std::string s;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    int yy = y + static_cast<int>(i) * 16;
+    s += fmt::format(R"~(<rect x="{}" y="{}" width="10" height="10" fill="{}"/><text x="{}" y="{}" class="legend">{}</text>)~",
+                     x, yy, palette(colours[i]), x + 14, yy + 9, escape(names[i]));
+  }
+  return s;
+}
+
+Scale y_scale(const Axes& a, double lo, double hi, int y0, int y1) {
+  if (a.y_min) lo = *a.y_min;
+  if (a.y_max) hi = *a.y_max;
+  if (!(lo < hi)) hi = lo + 1;
+  if (a.log_y) lo = std::max(lo, hi * 1e-6);
+  return {lo, hi, a.log_y, static_cast<double>(y1), static_cast<double>(y0)};
+}
+}  // namespace
+
+const char* palette(int i) { return kPalette[((i % 8) + 8) % 8]; }
+
+std::string escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    switch (c) {
+      case '<': o += "&lt;"; break;
+      case '>': o += "&gt;"; break;
+      case '&': o += "&amp;"; break;
+      case '"': o += "&quot;"; break;
+      default: o += c;
+    }
+  }
+  return o;
+}
+
+std::string line_chart(const Axes& a, const std::vector<Series>& series) {
+  const int legend_w = 150;
+  int x0 = kLeft, x1 = a.width - kRight - legend_w, y0 = kTop, y1 = a.height - kBottom;
+  double xlo = std::numeric_limits<double>::infinity(), xhi = -xlo, ylo = xlo, yhi = -xlo;
+  for (const auto& s : series)
+    for (std::size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
+      if (std::isnan(s.y[i]) || (a.log_y && s.y[i] <= 0)) continue;
+      xlo = std::min(xlo, s.x[i]);
+      xhi = std::max(xhi, s.x[i]);
+      ylo = std::min(ylo, s.y[i]);
+      yhi = std::max(yhi, s.y[i]);
+    }
+  std::string out = open_svg(a);
+  if (!std::isfinite(xlo)) return out + R"~(<text x="50%" y="50%" class="tick">no data</text></svg>)~";
+  if (xlo == xhi) {
+    xlo -= 0.5;
+    xhi += 0.5;
+  }
+  Scale xs{xlo, xhi, false, static_cast<double>(x0), static_cast<double>(x1)};
+  Scale ys = y_scale(a, a.log_y ? ylo : std::min(0.0, ylo), yhi * (a.log_y ? 1.2 : 1.05), y0, y1);
+  out += axes_svg(a, ys, x0, x1, y0, y1);
+  for (double t : ticks(xlo, xhi, false))
+    out += fmt::format(R"~(<text x="{:.1f}" y="{}" text-anchor="middle" class="tick">{}</text>)~", xs(t), y1 + 16, fmt_num(t));
+  std::vector<std::string> names;
+  std::vector<int> colours;
+  for (std::size_t k = 0; k < series.size(); ++k) {
+    const auto& s = series[k];
+    std::string pts, dots;
+    for (std::size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
+      if (std::isnan(s.y[i]) || (a.log_y && s.y[i] <= 0)) continue;
+      pts += fmt::format("{:.1f},{:.1f} ", xs(s.x[i]), ys(s.y[i]));
+      dots += fmt::format(R"~(<circle cx="{:.1f}" cy="{:.1f}" r="2.5" fill="{}"><title>{}: x={} y={}</title></circle>)~",
+                          xs(s.x[i]), ys(s.y[i]), palette(static_cast<int>(k)), escape(s.name), fmt_num(s.x[i]),
+                          fmt_num(s.y[i]));
+    }
+    out += fmt::format(R"~(<polyline fill="none" stroke="{}" stroke-width="1.8" points="{}" class="series"/>)~",
+                       palette(static_cast<int>(k)), pts) + dots;
+    names.push_back(s.name);
+    colours.push_back(static_cast<int>(k));
+  }
+  out += legend_svg(names, colours, x1 + 12, y0);
+  return out + "</svg>";
+}
+
+std::string bar_chart(const Axes& a, const std::vector<std::string>& cats, const std::vector<Series>& series) {
+  const int legend_w = series.size() > 1 ? 150 : 0;
+  int x0 = kLeft, x1 = a.width - kRight - legend_w, y0 = kTop, y1 = a.height - kBottom - 30;
+  double ylo = std::numeric_limits<double>::infinity(), yhi = -ylo;
+  for (const auto& s : series)
+    for (double v : s.y)
+      if (!std::isnan(v) && (!a.log_y || v > 0)) {
+        ylo = std::min(ylo, v);
+        yhi = std::max(yhi, v);
+      }
+  std::string out = open_svg(a);
+  if (!std::isfinite(ylo) || cats.empty()) return out + R"~(<text x="50%" y="50%" class="tick">no data</text></svg>)~";
+  Scale ys = y_scale(a, a.log_y ? ylo / 1.5 : std::min(0.0, ylo), yhi * (a.log_y ? 1.5 : 1.08), y0, y1);
+  out += axes_svg(a, ys, x0, x1, y0, y1);
+  double group_w = static_cast<double>(x1 - x0) / static_cast<double>(cats.size());
+  double bar_w = group_w * 0.8 / static_cast<double>(std::max<std::size_t>(series.size(), 1));
+  double base = a.log_y ? static_cast<double>(y1) : ys(0);
+  for (std::size_t j = 0; j < cats.size(); ++j) {
+    double gx = x0 + group_w * static_cast<double>(j) + group_w * 0.1;
+    for (std::size_t k = 0; k < series.size(); ++k) {
+      if (j >= series[k].y.size()) continue;
+      double v = series[k].y[j];
+      if (std::isnan(v) || (a.log_y && v <= 0)) continue;
+      double y = ys(v);
+      out += fmt::format(
+          R"~(<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="{}" class="bar"><title>{} / {}: {}</title></rect>)~",
+          gx + bar_w * static_cast<double>(k), std::min(y, base), std::max(bar_w - 1, 1.0), std::abs(base - y),
+          palette(static_cast<int>(k)), escape(cats[j]), escape(series[k].name), fmt_num(v));
+    }
+    double cx = gx + group_w * 0.4;
+    out += fmt::format(R"~(<text transform="translate({:.1f},{}) rotate(-35)" text-anchor="end" class="tick">{}</text>)~",
+                       cx, y1 + 12, escape(cats[j]));
+  }
+  if (series.size() > 1) {
+    std::vector<std::string> names;
+    std::vector<int> colours;
+    for (std::size_t k = 0; k < series.size(); ++k) {
+      names.push_back(series[k].name);
+      colours.push_back(static_cast<int>(k));
+    }
+    out += legend_svg(names, colours, x1 + 12, y0);
+  }
+  return out + "</svg>";
+}
+
+std::string timeline_chart(const Axes& a, const std::vector<std::string>& lanes, const std::vector<Span>& spans,
+                           const std::vector<std::pair<int, std::string>>& legend) {
+  int x0 = 110, x1 = a.width - kRight, y0 = kTop, y1 = a.height - kBottom;
+  double tlo = 0, thi = 0;
+  for (const auto& s : spans) thi = std::max(thi, s.end);
+  std::string out = open_svg(a);
+  if (lanes.empty() || thi <= 0) return out + R"~(<text x="50%" y="50%" class="tick">no data</text></svg>)~";
+  Scale xs{tlo, thi, false, static_cast<double>(x0), static_cast<double>(x1)};
+  double lane_h = static_cast<double>(y1 - y0) / static_cast<double>(lanes.size());
+  for (std::size_t i = 0; i < lanes.size(); ++i)
+    out += fmt::format(R"~(<text x="{}" y="{:.1f}" text-anchor="end" class="tick">{}</text>)~", x0 - 6,
+                       y0 + lane_h * (static_cast<double>(i) + 0.6), escape(lanes[i]));
+  for (const auto& s : spans) {
+    auto it = std::find(lanes.begin(), lanes.end(), s.lane);
+    if (it == lanes.end()) continue;
+    double y = y0 + lane_h * static_cast<double>(it - lanes.begin()) + lane_h * 0.15;
+    out += fmt::format(
+        R"~(<rect x="{:.2f}" y="{:.1f}" width="{:.2f}" height="{:.1f}" fill="{}" stroke="#fff" stroke-width="0.3" class="span"><title>{}</title></rect>)~",
+        xs(s.start), y, std::max(xs(s.end) - xs(s.start), 0.3), lane_h * 0.7, palette(s.colour), escape(s.label));
+  }
+  for (double t : ticks(tlo, thi, false))
+    out += fmt::format(R"~(<line x1="{0:.1f}" x2="{0:.1f}" y1="{1}" y2="{2}" class="grid"/><text x="{0:.1f}" y="{3}" text-anchor="middle" class="tick">{4}</text>)~",
+                       xs(t), y0, y1, y1 + 16, fmt_num(t));
+  out += fmt::format(R"~(<text x="{}" y="{}" text-anchor="middle" class="label">{}</text>)~", (x0 + x1) / 2, a.height - 8,
+                     escape(a.x_label));
+  int lx = x0;
+  for (const auto& [c, name] : legend) {
+    out += fmt::format(R"~(<rect x="{}" y="{}" width="10" height="10" fill="{}"/><text x="{}" y="{}" class="legend">{}</text>)~",
+                       lx, a.height - 30, palette(c), lx + 14, a.height - 21, escape(name));
+    lx += 24 + static_cast<int>(name.size()) * 7;
+  }
+  return out + "</svg>";
+}
+
+}  // namespace cdma::report
