@@ -1,0 +1,69 @@
+// GPU, link and engine presets of the hardware model, loaded from JSON data files
+// (data/presets/{gpus,links,engines}.json; HWMODEL.md "Inputs").
+#pragma once
+
+#include <cdma/formats/error.hpp>
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace cdma::hwmodel {
+
+// A preset file is missing, malformed, or a name/parameter is invalid. what() names the file or
+// the parameter and what was expected.
+class ModelError : public formats::Error {
+ public:
+  using formats::Error::Error;
+};
+
+struct GpuPreset {
+  std::string name, long_name;
+  double dram_gbps = 0;                     // GB/s = 1e9 B/s
+  double memory_gib = 0;
+  std::map<std::string, double> peak_tflops;  // precision ("fp32", "fp16", ...) -> TFLOP/s
+  double compute_efficiency = 0.6;          // share of peak a large conv/GEMM reaches
+  double dram_efficiency = 0.8;             // share of DRAM bandwidth a streaming kernel reaches
+  std::vector<std::string> sources;
+
+  // Peak FLOP/s at a precision; throws ModelError naming the precisions it has.
+  double peak_flops(const std::string& precision) const;
+};
+
+struct LinkPreset {
+  std::string name, long_name;
+  double nominal_gbps = 0;  // one direction
+  double efficiency = 0.8;
+  double latency_us = 0;    // per transfer
+  std::vector<std::string> sources;
+
+  double effective_bytes_per_s() const { return nominal_gbps * efficiency * 1e9; }
+};
+
+struct EnginePresets {
+  std::map<std::string, double> read_share_of_dram;  // placement -> share
+  std::map<std::string, double> compressor_gbps;     // codec family -> GB/s (0 = unlimited)
+  std::map<std::string, double> software_kernel_gbps;  // codec family -> GB/s (absent = streaming)
+};
+
+struct PresetCatalog {
+  std::vector<GpuPreset> gpus;
+  std::vector<LinkPreset> links;
+  EnginePresets engines;
+  std::filesystem::path dir;
+
+  // Loads gpus.json, links.json and engines.json from dir. Throws ModelError.
+  static PresetCatalog load(const std::filesystem::path& dir);
+  const GpuPreset& gpu(const std::string& name) const;    // throws ModelError listing the names
+  const LinkPreset& link(const std::string& name) const;  // throws ModelError listing the names
+};
+
+// Where the presets are: $CDMA_PRESETS when set, else <exe>/../share/cdma/presets when it exists,
+// else the source tree's data/presets (compiled in).
+std::filesystem::path default_preset_dir();
+
+// Codec family of a canonical codec name: "zlib-6" -> "zlib", "zrle-4" -> "zrle", "zvc" -> "zvc".
+std::string codec_family(const std::string& codec);
+
+}  // namespace cdma::hwmodel

@@ -1,0 +1,66 @@
+// Networks and ratios from measured data: a trace's /timeline and tensor metadata, and the
+// analyzer's JSON (docs/ANALYSIS_JSON.md).
+#pragma once
+
+#include <cdma/hwmodel/network.hpp>
+#include <cdma/hwmodel/presets.hpp>
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace cdma::hwmodel {
+
+struct TraceNetworkOptions {
+  // Compute times: measured (timeline; device_ns when known, else end - start; averaged over
+  // iterations) times compute_scale; or, when roofline is set, the roofline of `gpu` over the
+  // layer shapes in the tensor metadata (conv FLOPs assume conv_kernel x conv_kernel kernels,
+  // since kernel sizes are not in the trace).
+  double compute_scale = 1.0;
+  bool roofline = false;
+  const GpuPreset* gpu = nullptr;
+  std::string precision = "fp32";
+  int conv_kernel = 3;
+  double bwd_factor = 2.0;  // roofline only
+};
+
+// Builds the network of a trace: one layer per layer_index seen in /timeline or /tensors, named
+// and typed from them; U = bytes of the layer's forward role-"x" tensors per iteration. Layers
+// without a measured backward get B = 2F. Throws formats::TraceError / ModelError.
+Network network_from_trace(const std::filesystem::path& trace, const TraceNetworkOptions& opts);
+
+// Per-layer bytes and ratios read from `cdma analyze --json` (schema "cdma-analysis" v1).
+struct LayerRatios {
+  std::string layer;
+  int layer_index = -1;
+  std::string op;
+  std::int64_t bytes_per_iteration = 0;   // U = bytes / iterations
+  double density = -1;
+  std::map<std::string, double> ratio;    // codec -> byte-weighted ratio (null codecs omitted)
+};
+struct RatioTable {
+  std::filesystem::path path;
+  std::vector<LayerRatios> layers;          // "layer" rows, role x, layout/dtype "stored"
+  std::map<std::string, double> network;    // codec -> ratio of the "network" row (stored/stored)
+  double network_density = -1;
+};
+// Reads one trace's rows (trace_index) from an analysis JSON. Throws ModelError naming the file
+// and the key when the schema, version or a required key is wrong.
+RatioTable load_analysis_json(const std::filesystem::path& path, int trace_index = 0);
+
+struct ApplyRatiosReport {
+  int matched_by_name = 0, matched_by_index = 0, unmatched = 0;
+};
+// Sets each layer's ratios from the row with its name (else its layer_index, when match_index);
+// unmatched layers get the network row's ratios. When take_bytes, also sets x_bytes = U from the
+// row (trace replays). Layers without an x tensor are left alone.
+ApplyRatiosReport apply_ratios(Network& net, const RatioTable& table, bool match_index, bool take_bytes);
+
+// Measures each layer's compression ratios straight from the trace's forward "x" tensors with the
+// codecs of cdma::formats (canonical names such as "zvc", "zrle-4", "zstd-1"; ratio = sum of
+// uncompressed / sum of compressed bytes over iterations, CODECS.md). Layers are matched by
+// layer_index (x_tensor). Reads every such tensor once. Throws formats::Error.
+void measure_ratios(Network& net, const std::filesystem::path& trace, const std::vector<std::string>& codecs);
+
+}  // namespace cdma::hwmodel

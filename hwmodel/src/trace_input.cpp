@@ -1,0 +1,267 @@
+// Networks from traces (/timeline + tensor metadata) and ratios from the analyzer's JSON.
+#include <cdma/hwmodel/trace_input.hpp>
+
+#include <cdma/formats/codec.hpp>
+#include <cdma/formats/error.hpp>
+#include <cdma/formats/trace.hpp>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <set>
+
+namespace cdma::hwmodel {
+
+namespace {
+
+struct Chw {
+  std::int64_t n = 1, c = 1, h = 1, w = 1;
+};
+Chw split(const formats::TensorMeta& t) {
+  Chw s;
+  const auto& d = t.dims;
+  if (t.layout == formats::Layout::NC && d.size() == 2) return {d[0], d[1], 1, 1};
+  if (d.size() != 4) return s;
+  switch (t.layout) {
+    case formats::Layout::NCHW: return {d[0], d[1], d[2], d[3]};
+    case formats::Layout::NHWC: return {d[0], d[3], d[1], d[2]};
+    case formats::Layout::CHWN: return {d[3], d[0], d[1], d[2]};
+    default: return s;
+  }
+}
+
+struct LayerAcc {
+  std::string name, op;
+  std::map<std::int64_t, double> fwd_ns, bwd_ns;  // iteration -> summed call time
+  std::map<std::int64_t, std::int64_t> x_bytes;   // iteration -> bytes of forward x tensors
+  const formats::TensorMeta* x = nullptr;         // first forward x tensor (shape)
+  const formats::TensorMeta* y = nullptr;         // first forward y tensor (shape)
+};
+
+double mean(const std::map<std::int64_t, double>& m) {
+  if (m.empty()) return 0;
+  double s = 0;
+  for (const auto& [k, v] : m) s += v;
+  return s / static_cast<double>(m.size());
+}
+
+// Roofline inputs of one layer from its tensor shapes (per batch).
+void shape_work(Layer& l, const LayerAcc& a, int conv_kernel) {
+  if (!a.x) return;
+  Chw x = split(*a.x);
+  Chw y = a.y ? split(*a.y) : x;
+  const double eb = static_cast<double>(formats::dtype_size(a.x->dtype));
+  const double xe = static_cast<double>(x.n * x.c * x.h * x.w), ye = static_cast<double>(y.n * y.c * y.h * y.w);
+  double weights = 0;
+  if (a.op == "conv") {
+    l.flops = 2.0 * ye * static_cast<double>(x.c) * conv_kernel * conv_kernel;
+    weights = static_cast<double>(y.c) * static_cast<double>(x.c) * conv_kernel * conv_kernel;
+  } else if (a.op == "linear") {
+    l.flops = 2.0 * static_cast<double>(x.n) * static_cast<double>(x.c * x.h * x.w) * static_cast<double>(y.c * y.h * y.w);
+    weights = static_cast<double>(x.c * x.h * x.w) * static_cast<double>(y.c * y.h * y.w);
+  } else {
+    l.flops = 5.0 * std::max(xe, ye);
+  }
+  l.dram_bytes = (xe + ye + weights) * eb;
+  l.out_shape = {y.c, y.h, y.w};
+}
+
+}  // namespace
+
+Network network_from_trace(const std::filesystem::path& trace, const TraceNetworkOptions& opts) {
+  if (!(opts.compute_scale > 0))
+    throw ModelError(fmt::format("compute scale must be > 0, got {}", opts.compute_scale));
+  if (opts.roofline && !opts.gpu) throw ModelError("roofline compute times need a GPU preset");
+  formats::TraceReader reader(trace);
+  std::map<int, LayerAcc> acc;
+  bool timeline = reader.has_timeline();
+  if (timeline) {
+    for (const auto& r : reader.timeline()) {
+      LayerAcc& a = acc[r.layer_index];
+      if (a.name.empty()) a.name = r.layer;
+      if (a.op.empty()) a.op = r.op;
+      double ns = r.device_ns >= 0 ? static_cast<double>(r.device_ns) : static_cast<double>(r.end_ns - r.start_ns);
+      if (ns < 0) ns = 0;
+      (r.phase == 0 ? a.fwd_ns : a.bwd_ns)[r.iteration] += ns;
+    }
+  }
+  for (const auto& t : reader.tensors()) {
+    LayerAcc& a = acc[t.layer_index];
+    if (a.name.empty()) a.name = t.layer;
+    if (a.op.empty()) a.op = t.op;
+    if (t.phase != "forward") continue;
+    if (t.role == "x") {
+      a.x_bytes[t.iteration] += t.bytes();
+      if (!a.x) a.x = &t;
+    } else if (t.role == "y" && !a.y) {
+      a.y = &t;
+    }
+  }
+  if (acc.empty()) throw ModelError(fmt::format("{}: the trace has no /timeline rows and no tensors", trace.string()));
+  if (!timeline && !opts.roofline)
+    throw ModelError(fmt::format("{}: the trace has no /timeline, so it has no compute times; use roofline compute "
+                                 "times (--compute roofline)",
+                                 trace.string()));
+
+  Network net;
+  net.source = trace.string();
+  net.name = reader.attrs().model.value_or(trace.stem().string());
+  for (const auto& [index, a] : acc) {
+    Layer l;
+    l.name = a.name.empty() ? fmt::format("layer{}", index) : a.name;
+    l.op = a.op.empty() ? "other" : a.op;
+    if (!a.x_bytes.empty()) {
+      l.x_tensor = index;
+      double s = 0;
+      for (const auto& [it, b] : a.x_bytes) s += static_cast<double>(b);
+      l.x_bytes = static_cast<std::int64_t>(std::llround(s / static_cast<double>(a.x_bytes.size())));
+      if (a.x) net.batch = std::max<int>(net.batch, static_cast<int>(split(*a.x).n));
+    }
+    shape_work(l, a, opts.conv_kernel);
+    if (opts.roofline) {
+      const double fps = opts.gpu->peak_flops(opts.precision) * opts.gpu->compute_efficiency;
+      const double bps = opts.gpu->dram_gbps * 1e9 * opts.gpu->dram_efficiency;
+      l.fwd_ps = std::max(transfer_ps(l.flops, fps), transfer_ps(l.dram_bytes, bps));
+      l.bwd_ps = static_cast<Ps>(std::llround(static_cast<double>(l.fwd_ps) * opts.bwd_factor));
+    } else {
+      const double f = mean(a.fwd_ns) * 1e3 * opts.compute_scale;
+      const double b = a.bwd_ns.empty() ? 2.0 * f : mean(a.bwd_ns) * 1e3 * opts.compute_scale;
+      l.fwd_ps = static_cast<Ps>(std::llround(f));
+      l.bwd_ps = static_cast<Ps>(std::llround(b));
+    }
+    net.layers.push_back(std::move(l));
+  }
+  // The first layer's input is the network input (never offloaded).
+  for (const auto& l : net.layers)
+    if (l.x_tensor >= 0) {
+      net.input_tensor = l.x_tensor;
+      break;
+    }
+  return net;
+}
+
+namespace {
+using nlohmann::json;
+
+[[noreturn]] void bad(const std::filesystem::path& p, const std::string& what) {
+  throw ModelError(fmt::format("{}: {}", p.string(), what));
+}
+
+bool stored_row(const json& row, int trace_index) {
+  return row.value("trace", 0) == trace_index && row.value("layout", "stored") == "stored" &&
+         row.value("dtype", "stored") == "stored";
+}
+
+std::map<std::string, double> codec_ratios(const json& row) {
+  std::map<std::string, double> out;
+  if (!row.contains("codecs") || !row["codecs"].is_object()) return out;
+  for (const auto& [name, c] : row["codecs"].items())
+    if (c.is_object() && c.contains("ratio") && c["ratio"].is_number()) out[name] = c["ratio"].get<double>();
+  return out;
+}
+}  // namespace
+
+RatioTable load_analysis_json(const std::filesystem::path& path, int trace_index) {
+  std::ifstream in(path);
+  if (!in) bad(path, "cannot open the analysis JSON");
+  json root;
+  try {
+    root = json::parse(in);
+  } catch (const json::exception& e) {
+    bad(path, fmt::format("not valid JSON ({})", e.what()));
+  }
+  if (!root.is_object() || root.value("schema", "") != "cdma-analysis")
+    bad(path, "expected an object with \"schema\": \"cdma-analysis\" (output of cdma analyze --json)");
+  if (!root.contains("schema_version") || !root["schema_version"].is_number_integer())
+    bad(path, "missing integer \"schema_version\"");
+  if (root["schema_version"].get<int>() > 1)
+    bad(path, fmt::format("schema_version {} is newer than this reader supports (1)", root["schema_version"].get<int>()));
+  if (!root.contains("layer") || !root["layer"].is_array()) bad(path, "missing array \"layer\"");
+  RatioTable t;
+  t.path = path;
+  for (const auto& row : root["layer"]) {
+    if (!row.is_object() || !stored_row(row, trace_index) || row.value("role", "x") != "x") continue;
+    LayerRatios r;
+    r.layer = row.value("layer", "");
+    r.layer_index = row.value("layer_index", -1);
+    r.op = row.value("op", "");
+    std::int64_t bytes = row.value("bytes", std::int64_t{0});
+    std::int64_t iters = std::max<std::int64_t>(1, row.value("iterations", std::int64_t{1}));
+    r.bytes_per_iteration = bytes / iters;
+    if (row.contains("density") && row["density"].is_number()) r.density = row["density"].get<double>();
+    r.ratio = codec_ratios(row);
+    t.layers.push_back(std::move(r));
+  }
+  if (root.contains("network") && root["network"].is_array())
+    for (const auto& row : root["network"])
+      if (row.is_object() && stored_row(row, trace_index)) {
+        t.network = codec_ratios(row);
+        if (row.contains("density") && row["density"].is_number()) t.network_density = row["density"].get<double>();
+        break;
+      }
+  if (t.layers.empty() && t.network.empty())
+    bad(path, fmt::format("no layer or network rows for trace {} (layout and dtype \"stored\", role \"x\")", trace_index));
+  return t;
+}
+
+ApplyRatiosReport apply_ratios(Network& net, const RatioTable& table, bool match_index, bool take_bytes) {
+  ApplyRatiosReport rep;
+  std::map<std::string, const LayerRatios*> by_name;
+  std::map<int, const LayerRatios*> by_index;
+  for (const auto& r : table.layers) {
+    by_name.emplace(r.layer, &r);
+    by_index.emplace(r.layer_index, &r);
+  }
+  for (Layer& l : net.layers) {
+    if (l.x_tensor < 0) continue;
+    const LayerRatios* row = nullptr;
+    if (auto it = by_name.find(l.name); it != by_name.end()) {
+      row = it->second;
+      ++rep.matched_by_name;
+    } else if (auto jt = by_index.find(l.x_tensor); match_index && jt != by_index.end()) {
+      row = jt->second;
+      ++rep.matched_by_index;
+    }
+    if (row) {
+      for (const auto& [codec, r] : row->ratio) l.ratio[codec] = r;
+      if (take_bytes && row->bytes_per_iteration > 0) l.x_bytes = row->bytes_per_iteration;
+    } else {
+      ++rep.unmatched;
+      for (const auto& [codec, r] : table.network) l.ratio[codec] = r;
+    }
+  }
+  return rep;
+}
+
+
+
+void measure_ratios(Network& net, const std::filesystem::path& trace, const std::vector<std::string>& codecs) {
+  formats::TraceReader reader(trace);
+  std::vector<std::unique_ptr<formats::Codec>> made;
+  for (const auto& c : codecs) made.push_back(formats::make_codec(c));
+  // layer_index -> codec -> (uncompressed, compressed)
+  std::map<int, std::vector<std::pair<double, double>>> sums;
+  for (const auto& t : reader.tensors()) {
+    if (t.phase != "forward" || t.role != "x") continue;
+    auto data = reader.read(t);
+    auto& s = sums[t.layer_index];
+    s.resize(made.size());
+    const std::size_t w = formats::dtype_size(t.dtype);
+    for (std::size_t k = 0; k < made.size(); ++k) {
+      s[k].first += static_cast<double>(data.size());
+      s[k].second += static_cast<double>(made[k]->compressed_size(data, w));
+    }
+  }
+  for (auto& l : net.layers) {
+    auto it = sums.find(l.x_tensor);
+    if (l.x_tensor < 0 || it == sums.end()) continue;
+    for (std::size_t k = 0; k < made.size(); ++k)
+      if (it->second[k].second > 0) l.ratio[made[k]->name()] = it->second[k].first / it->second[k].second;
+  }
+}
+
+}  // namespace cdma::hwmodel
