@@ -138,7 +138,9 @@ void put_run(BitWriter& bw, std::uint64_t run, int k) {
 
 std::size_t zrle_max_encoded_size(std::size_t bytes, std::size_t width) noexcept {
   const std::size_t n = width ? bytes / width : bytes;
-  return (n * (1 + 8 * width) + 7) / 8 + 16;
+  // Worst case per element: a nonzero (1 + 8w bits) or a lone zero between nonzeros with k = 16
+  // (17 bits).
+  return (n * std::max<std::size_t>(1 + 8 * width, 1 + kZrleMaxK) + 7) / 8 + 16;
 }
 
 std::size_t zrle_encode_reference(std::span<const std::byte> in, std::size_t width, int k,

@@ -10,8 +10,8 @@
 
 namespace cdma::formats {
 
-// Output capacity encode needs: the worst case (every element nonzero) plus 16 bytes of slack the
-// bit writer may touch past the end of the stream.
+// Output capacity encode needs for any k: the worst case (every element costing
+// max(1 + 8 * width, 17) bits) plus 16 bytes of slack the bit writer may touch past the stream.
 std::size_t zrle_max_encoded_size(std::size_t bytes, std::size_t width) noexcept;
 
 // Encodes with run field width k (1..16); returns the stream size. Throws CodecError on a bad
