@@ -1,0 +1,51 @@
+// Options of an analysis run (`cdma analyze`): codecs, chunking, layout and dtype variants, filters.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cdma::analyze {
+
+// Default codec list: the paper's three (ZVC, zero-RLE, zlib) plus zstd and lz4.
+inline const std::vector<std::string> kDefaultCodecs{"zvc", "zrle-4", "zlib-6", "zstd-1", "lz4"};
+
+// An inclusive range of iterations.
+struct IterRange {
+  std::int64_t first = 0;
+  std::int64_t last = 0;
+};
+
+// Which tensors take part. An empty/unset filter passes everything.
+struct Filters {
+  std::optional<std::vector<IterRange>> iterations;
+  std::optional<std::vector<std::string>> layers;  // exact layer names
+  std::optional<std::vector<std::string>> ops;
+  std::optional<std::vector<std::string>> roles;
+
+  bool pass(std::int64_t iteration, const std::string& layer, const std::string& op,
+            const std::string& role) const;
+};
+
+// Parses "0-3,7,10-" style iteration lists ("10-" = from 10 on). Throws formats::Error on bad text.
+std::vector<IterRange> parse_iteration_ranges(const std::string& text);
+
+struct Options {
+  // Codec specs as make_codec() accepts them; canonicalised ("zrle" -> "zrle-4") by validate().
+  std::vector<std::string> codecs = kDefaultCodecs;
+  std::size_t chunk_bytes = 0;                     // 0 = whole tensors
+  std::vector<std::string> layouts{"stored"};      // "stored", "NCHW", "NHWC", "CHWN"
+  std::vector<std::string> dtypes{"stored"};       // "stored", "float16", "bfloat16"
+  Filters filters;
+  bool verify = false;      // decode every encoding and compare with the original bytes
+  bool keep_going = false;  // skip unreadable files/tensors instead of failing
+  unsigned threads = 0;     // worker threads; 0 = all cores
+
+  // Checks and canonicalises codec, layout and dtype names. Throws formats::Error naming the
+  // offending value and the accepted ones.
+  void validate();
+};
+
+}  // namespace cdma::analyze

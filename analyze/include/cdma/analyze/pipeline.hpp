@@ -1,0 +1,81 @@
+// The analysis run over one or many traces: one reader thread (HDF5 is serial), a bounded set of
+// tensors in flight, worker threads for the codecs, results in capture order whatever the thread
+// count.
+#pragma once
+
+#include <cdma/analyze/aggregate.hpp>
+#include <cdma/analyze/options.hpp>
+#include <cdma/analyze/tensor.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cdma::analyze {
+
+// Something --keep-going left out: the object ("/", "/tensors/0000000042", "/stats[3]") and why.
+struct Skipped {
+  std::string object;
+  std::string reason;
+};
+
+struct TraceSummary {
+  int index = 0;
+  std::string path;
+  bool opened = false;
+  std::optional<std::string> model;
+  std::string source;
+  bool complete = false;
+  std::int64_t tensors = 0;     // tensors with bytes analysed
+  std::int64_t stats_rows = 0;  // /stats rows analysed
+  std::int64_t filtered_out = 0;
+  std::vector<Skipped> skipped;
+  std::vector<std::string> warnings;  // the reader's non-fatal findings (e.g. complete = 0)
+};
+
+// Where the time went (not part of the JSON, which must not depend on the machine).
+struct RunStats {
+  unsigned threads = 0;
+  double wall_s = 0;
+  double codec_s = 0;  // summed over workers: zero scans and codec calls
+  double read_s = 0;   // reader thread inside TraceReader::read_into
+  std::uint64_t bytes = 0;  // stored bytes of the analysed tensors
+};
+
+struct Analysis {
+  Options options;  // validated (canonical codec names)
+  std::vector<Variant> variants;
+  std::vector<std::string> codec_names;
+  std::vector<TraceSummary> traces;
+  std::vector<TensorResult> tensors;  // trace order, then capture order, then /stats rows
+  bool interrupted = false;           // the stop flag was raised: results are partial
+  RunStats stats;
+
+  std::vector<GroupRow> rows(Level level) const {
+    return aggregate(tensors, level, variants.size(), codec_names.size());
+  }
+};
+
+struct Progress {
+  std::uint64_t bytes_done = 0, bytes_total = 0;
+  std::uint64_t tensors_done = 0, tensors_total = 0;
+};
+
+struct RunHooks {
+  // Called from the calling thread, at most about 10 times a second, and once at the end.
+  std::function<void(const Progress&)> on_progress;
+  // When it becomes true, no further tensor is read; tensors in flight are finished.
+  const std::atomic<bool>* stop = nullptr;
+};
+
+// Analyses every tensor and /stats row of `paths` that passes the filters. Throws formats::Error
+// (TraceError naming file and object) on the first unreadable file or tensor unless
+// opts.keep_going, in which case it is listed in TraceSummary::skipped; throws VerifyError on a
+// round-trip mismatch in any case.
+Analysis run_analysis(const std::vector<std::filesystem::path>& paths, Options opts, const RunHooks& hooks = {});
+
+}  // namespace cdma::analyze

@@ -1,0 +1,96 @@
+// Analysis of one tensor: a pure function of its bytes, its metadata and the options.
+//
+// For every variant (requested layout x requested dtype) it gives elements, bytes, nonzeros,
+// zero runs and the compressed size under every chosen codec (CODECS.md). Aggregation is separate
+// (aggregate.hpp), so that tests can compare these numbers with independent computations.
+#pragma once
+
+#include <cdma/analyze/options.hpp>
+#include <cdma/formats/codec.hpp>
+#include <cdma/formats/error.hpp>
+#include <cdma/formats/trace.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace cdma::analyze {
+
+// `--verify` found an encoding that does not decode to the original bytes.
+class VerifyError : public formats::Error {
+ public:
+  using formats::Error::Error;
+};
+
+// One analysed form of a tensor: a layout label and a dtype label as requested.
+struct Variant {
+  std::string layout;  // "stored", "NCHW", "NHWC", "CHWN"
+  std::string dtype;   // "stored", "float16", "bfloat16"
+};
+
+// Compressed size under one codec. bytes is empty when unknown (byte codecs on /stats rows).
+// exact is false when bytes is a lower bound (ZRLE-k from a /stats row whose runs may exceed 2^k).
+struct CodecSize {
+  std::optional<std::uint64_t> bytes;
+  bool exact = true;
+};
+
+// Measures of one tensor in one variant.
+struct VariantMeasures {
+  bool present = true;        // false: this variant cannot be formed (dtype conversion of a /stats row)
+  std::string actual_layout;  // layout analysed ("NC" when a 4-D layout was asked of a 2-D tensor)
+  std::string actual_dtype;   // dtype analysed ("int8" when a float conversion was asked of int8)
+  std::uint64_t elements = 0;
+  std::uint64_t bytes = 0;  // uncompressed, at actual_dtype
+  std::uint64_t nonzeros = 0;
+  std::uint64_t zero_runs = 0;
+  std::vector<CodecSize> codecs;  // in TensorAnalyzer::codec_names() order
+};
+
+// Scratch buffers reused between calls by one thread.
+struct Workspace {
+  std::vector<std::byte> converted, permuted, encoded, decoded;
+  std::uint64_t codec_ns = 0;  // time spent in scans and codecs (for the pipeline's accounting)
+};
+
+class TensorAnalyzer {
+ public:
+  // `opts` must have been validate()d. Builds the codecs once; analyze() is then thread-safe
+  // (each thread brings its own Workspace).
+  explicit TensorAnalyzer(const Options& opts);
+  ~TensorAnalyzer();
+
+  const std::vector<Variant>& variants() const noexcept { return variants_; }
+  const std::vector<std::string>& codec_names() const noexcept { return codec_names_; }
+
+  // Measures of a tensor's bytes (stored layout and dtype as in meta), one entry per variant.
+  // Throws formats::Error when data does not hold meta.bytes() bytes; VerifyError on a
+  // round-trip mismatch when verifying. `where` names the tensor in error messages.
+  std::vector<VariantMeasures> analyze(std::span<const std::byte> data, const formats::TensorMeta& meta,
+                                       Workspace& ws, const std::string& where = "") const;
+
+  // Measures of a /stats row: ZVC exact, ZRLE-k exact or a lower bound, byte codecs unknown.
+  // Variants that convert the dtype are not present (the converted density is unknown).
+  std::vector<VariantMeasures> analyze_stats(const formats::StatsRow& row) const;
+
+ private:
+  struct CodecSlot {
+    std::string name;
+    enum Kind { zvc, zrle, bytes } kind = bytes;
+    int k = 0;
+    std::unique_ptr<formats::Codec> codec;
+  };
+  void measure(std::span<const std::byte> data, std::size_t width, VariantMeasures& out, Workspace& ws,
+               const std::string& where) const;
+
+  Options opts_;
+  std::vector<Variant> variants_;
+  std::vector<std::string> codec_names_;
+  std::vector<CodecSlot> slots_;
+};
+
+}  // namespace cdma::analyze

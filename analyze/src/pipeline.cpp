@@ -1,0 +1,333 @@
+#include <cdma/analyze/pipeline.hpp>
+#include <cdma/formats/trace.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <thread>
+
+namespace cdma::analyze {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+
+double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+TensorInfo info_of(int trace, const formats::TensorMeta& m) {
+  TensorInfo i;
+  i.trace = trace;
+  i.name = m.name;
+  i.iteration = m.iteration;
+  i.layer = m.layer;
+  i.layer_index = m.layer_index;
+  i.op = m.op;
+  i.role = m.role;
+  i.phase = m.phase;
+  i.dims = m.dims;
+  i.stored_dtype = std::string(formats::to_string(m.dtype));
+  i.stored_layout = std::string(formats::to_string(m.layout));
+  return i;
+}
+
+TensorInfo info_of(int trace, std::size_t row, const formats::StatsRow& s) {
+  TensorInfo i;
+  i.trace = trace;
+  i.name = "stats/" + std::to_string(row);
+  i.from_stats = true;
+  i.iteration = s.iteration;
+  i.layer = s.layer;
+  i.layer_index = s.layer_index;
+  i.op = s.op;
+  i.role = s.role;
+  i.stored_dtype = s.dtype;
+  return i;
+}
+
+// A tensor read and waiting for a worker.
+struct Job {
+  std::size_t slot;
+  std::size_t buffer;
+  std::string where;
+  formats::TensorMeta meta;  // a copy: the reader may be closed before the job is done
+};
+
+// The reader/worker rendezvous: a queue of jobs and a free list of buffers; at most
+// buffers.size() tensors are in memory at once.
+struct Shared {
+  std::mutex mu;
+  std::condition_variable cv_jobs, cv_free;
+  std::deque<Job> jobs;
+  std::vector<std::size_t> free_buffers;
+  std::vector<std::vector<std::byte>> buffers;
+  bool closed = false;
+  bool abort = false;
+  std::exception_ptr error;
+  std::uint64_t bytes_done = 0, tensors_done = 0;
+  std::vector<std::pair<std::size_t, Skipped>> worker_skips;  // slot, what
+};
+
+std::string object_of(const formats::TensorMeta& m) { return "/tensors/" + m.name; }
+}  // namespace
+
+Analysis run_analysis(const std::vector<std::filesystem::path>& paths, Options opts, const RunHooks& hooks) {
+  const auto t_start = Clock::now();
+  opts.validate();
+  Analysis out;
+  out.options = opts;
+  const TensorAnalyzer an(opts);
+  out.variants = an.variants();
+  out.codec_names = an.codec_names();
+  unsigned threads = opts.threads ? opts.threads : std::max(1u, std::thread::hardware_concurrency());
+  out.stats.threads = threads;
+
+  // Open every trace and list its work (metadata only), so that the totals are known up front.
+  std::vector<std::unique_ptr<formats::TraceReader>> readers(paths.size());
+  std::vector<std::vector<const formats::TensorMeta*>> todo(paths.size());
+  std::vector<std::vector<formats::StatsRow>> stats(paths.size());
+  Progress prog;
+  for (std::size_t t = 0; t < paths.size(); ++t) {
+    TraceSummary ts;
+    ts.index = static_cast<int>(t);
+    ts.path = paths[t].string();
+    try {
+      readers[t] = std::make_unique<formats::TraceReader>(paths[t]);
+      const auto& r = *readers[t];
+      ts.opened = true;
+      ts.model = r.attrs().model;
+      ts.source = r.attrs().source;
+      ts.complete = r.attrs().complete;
+      ts.warnings = r.warnings();
+      for (const auto& m : r.tensors()) {
+        if (!opts.filters.pass(m.iteration, m.layer, m.op, m.role)) {
+          ++ts.filtered_out;
+          continue;
+        }
+        todo[t].push_back(&m);
+        prog.bytes_total += static_cast<std::uint64_t>(m.bytes());
+        ++prog.tensors_total;
+      }
+      if (r.has_stats()) stats[t] = r.stats();
+    } catch (const formats::Error& e) {
+      if (!opts.keep_going) throw;
+      readers[t].reset();
+      ts.opened = false;
+      ts.skipped.push_back({"/", e.what()});
+    }
+    out.traces.push_back(std::move(ts));
+  }
+
+  // Result slots in final order: per trace, its tensors then its /stats rows.
+  for (std::size_t t = 0; t < paths.size(); ++t) {
+    for (const auto* m : todo[t]) out.tensors.push_back({info_of(static_cast<int>(t), *m), {}});
+  }
+  std::vector<std::size_t> first_slot(paths.size() + 1, 0);
+  {
+    std::size_t s = 0;
+    for (std::size_t t = 0; t < paths.size(); ++t) {
+      first_slot[t] = s;
+      s += todo[t].size();
+    }
+    first_slot[paths.size()] = s;
+  }
+  std::vector<bool> dropped(out.tensors.size(), false);
+  std::vector<std::vector<TensorResult>> stats_results(paths.size());  // workers write out.tensors
+
+  Shared sh;
+  const std::size_t nbuf = 2 * static_cast<std::size_t>(threads);
+  sh.buffers.resize(nbuf);
+  for (std::size_t i = 0; i < nbuf; ++i) sh.free_buffers.push_back(i);
+  std::vector<Workspace> spaces(threads);
+
+  auto worker = [&](unsigned id) {
+    Workspace& ws = spaces[id];
+    for (;;) {
+      Job job;
+      {
+        std::unique_lock lk(sh.mu);
+        sh.cv_jobs.wait(lk, [&] { return !sh.jobs.empty() || sh.closed; });
+        if (sh.jobs.empty()) return;
+        job = std::move(sh.jobs.front());
+        sh.jobs.pop_front();
+      }
+      const auto& buf = sh.buffers[job.buffer];
+      std::optional<Skipped> skip;
+      try {
+        out.tensors[job.slot].variants = an.analyze(buf, job.meta, ws, job.where);
+      } catch (const VerifyError&) {
+        std::lock_guard lk(sh.mu);
+        if (!sh.error) sh.error = std::current_exception();
+        sh.abort = true;
+      } catch (const formats::Error& e) {
+        if (opts.keep_going) {
+          skip = Skipped{object_of(job.meta), e.what()};
+        } else {
+          std::lock_guard lk(sh.mu);
+          if (!sh.error) sh.error = std::current_exception();
+          sh.abort = true;
+        }
+      } catch (...) {
+        std::lock_guard lk(sh.mu);
+        if (!sh.error) sh.error = std::current_exception();
+        sh.abort = true;
+      }
+      {
+        std::lock_guard lk(sh.mu);
+        if (skip) sh.worker_skips.emplace_back(job.slot, std::move(*skip));
+        sh.bytes_done += buf.size();
+        ++sh.tensors_done;
+        sh.free_buffers.push_back(job.buffer);
+      }
+      sh.cv_free.notify_one();
+    }
+  };
+
+  std::vector<std::thread> pool;
+  pool.reserve(threads);
+  for (unsigned i = 0; i < threads; ++i) pool.emplace_back(worker, i);
+
+  auto last_report = Clock::now();
+  auto report = [&](bool force) {
+    if (!hooks.on_progress) return;
+    auto now = Clock::now();
+    if (!force && now - last_report < std::chrono::milliseconds(100)) return;
+    last_report = now;
+    Progress p = prog;
+    {
+      std::lock_guard lk(sh.mu);
+      p.bytes_done = sh.bytes_done;
+      p.tensors_done = sh.tensors_done;
+    }
+    hooks.on_progress(p);
+  };
+  auto stopped = [&] { return hooks.stop && hooks.stop->load(std::memory_order_relaxed); };
+
+  // The reader: this thread, the only one that touches HDF5.
+  std::exception_ptr reader_error;
+  Clock::duration read_time{};
+  for (std::size_t t = 0; t < paths.size() && !reader_error; ++t) {
+    if (!readers[t]) continue;
+    const auto& r = *readers[t];
+    for (std::size_t j = 0; j < todo[t].size(); ++j) {
+      if (stopped()) break;
+      const formats::TensorMeta& m = *todo[t][j];
+      std::size_t b = 0;
+      {
+        std::unique_lock lk(sh.mu);
+        while (sh.free_buffers.empty() && !sh.abort) {
+          sh.cv_free.wait_for(lk, std::chrono::milliseconds(100));
+          lk.unlock();
+          report(false);
+          lk.lock();
+        }
+        if (sh.abort) break;
+        b = sh.free_buffers.back();
+        sh.free_buffers.pop_back();
+      }
+      const std::size_t slot = first_slot[t] + j;
+      auto& buf = sh.buffers[b];
+      bool ok = true;
+      try {
+        buf.resize(static_cast<std::size_t>(m.bytes()));
+        const auto t0 = Clock::now();
+        r.read_into(m, buf);
+        read_time += Clock::now() - t0;
+      } catch (const formats::Error& e) {
+        if (!opts.keep_going) {
+          reader_error = std::current_exception();
+        } else {
+          out.traces[t].skipped.push_back({object_of(m), e.what()});
+        }
+        ok = false;
+      } catch (const std::bad_alloc&) {
+        formats::TraceError e(paths[t].string(), object_of(m),
+                              paths[t].string() + ": " + object_of(m) + ": cannot hold its " +
+                                  std::to_string(m.bytes()) + " bytes in memory");
+        if (!opts.keep_going) {
+          reader_error = std::make_exception_ptr(e);
+        } else {
+          out.traces[t].skipped.push_back({object_of(m), e.what()});
+        }
+        ok = false;
+      }
+      if (!ok) {
+        dropped[slot] = true;
+        std::lock_guard lk(sh.mu);
+        sh.free_buffers.push_back(b);
+        sh.bytes_done += static_cast<std::uint64_t>(m.bytes());
+        ++sh.tensors_done;
+        if (reader_error) break;
+        continue;
+      }
+      {
+        std::lock_guard lk(sh.mu);
+        sh.jobs.push_back(Job{slot, b, paths[t].string() + ": " + object_of(m), m});
+      }
+      sh.cv_jobs.notify_one();
+      ++out.traces[t].tensors;
+      out.stats.bytes += static_cast<std::uint64_t>(m.bytes());
+      report(false);
+    }
+    if (stopped() || sh.abort) break;
+    // /stats rows: cheap, analysed here.
+    for (std::size_t i = 0; i < stats[t].size() && !reader_error; ++i) {
+      const auto& row = stats[t][i];
+      if (!opts.filters.pass(row.iteration, row.layer, row.op, row.role)) {
+        ++out.traces[t].filtered_out;
+        continue;
+      }
+      try {
+        stats_results[t].push_back({info_of(static_cast<int>(t), i, row), an.analyze_stats(row)});
+        ++out.traces[t].stats_rows;
+      } catch (const formats::Error& e) {
+        std::string obj = "/stats[" + std::to_string(i) + "]";
+        if (!opts.keep_going) {
+          reader_error = std::make_exception_ptr(
+              formats::TraceError(paths[t].string(), obj, paths[t].string() + ": " + e.what()));
+        } else {
+          out.traces[t].skipped.push_back({obj, e.what()});
+        }
+      }
+    }
+    readers[t].reset();  // release the file as soon as it is done
+  }
+  {
+    std::lock_guard lk(sh.mu);
+    sh.closed = true;
+  }
+  sh.cv_jobs.notify_all();
+  for (auto& th : pool) th.join();
+  if (sh.error) std::rethrow_exception(sh.error);
+  if (reader_error) std::rethrow_exception(reader_error);
+  out.interrupted = stopped();
+
+  // Tensors that were skipped or never reached (interrupted) leave the results.
+  std::sort(sh.worker_skips.begin(), sh.worker_skips.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  for (auto& [slot, s] : sh.worker_skips) {
+    dropped[slot] = true;
+    out.traces[static_cast<std::size_t>(out.tensors[slot].info.trace)].skipped.push_back(std::move(s));
+    --out.traces[static_cast<std::size_t>(out.tensors[slot].info.trace)].tensors;
+  }
+  std::vector<TensorResult> kept;
+  kept.reserve(out.tensors.size());
+  for (std::size_t t = 0; t < paths.size(); ++t) {
+    for (std::size_t i = first_slot[t]; i < first_slot[t + 1]; ++i) {
+      if (dropped[i] || out.tensors[i].variants.empty()) continue;  // skipped, or not reached
+      kept.push_back(std::move(out.tensors[i]));
+    }
+    for (auto& r : stats_results[t]) kept.push_back(std::move(r));
+  }
+  out.tensors = std::move(kept);
+
+  for (const auto& ws : spaces) out.stats.codec_s += static_cast<double>(ws.codec_ns) * 1e-9;
+  out.stats.read_s = seconds(read_time);
+  out.stats.wall_s = seconds(Clock::now() - t_start);
+  report(true);
+  return out;
+}
+
+}  // namespace cdma::analyze

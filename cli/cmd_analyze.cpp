@@ -1,0 +1,240 @@
+// `cdma analyze TRACE...`: sparsity and compression ratios of trace tensors, as a table, CSV or JSON
+// (docs/ANALYSIS_JSON.md). A thin layer over cdma::analyze.
+#include "verbs.hpp"
+
+#include <cdma/analyze/output.hpp>
+#include <cdma/analyze/pipeline.hpp>
+#include <cdma/formats/error.hpp>
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <unistd.h>
+
+namespace cdma::cli {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+extern "C" void on_sigint(int) {
+  g_stop.store(true);
+  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == ',') {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else if (c != ' ') {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+
+// "4096", "4K", "4KiB", "1M", "1G" (binary multiples). Throws formats::Error.
+std::size_t parse_size(const std::string& s) {
+  std::size_t pos = 0;
+  unsigned long long v = 0;
+  try {
+    v = std::stoull(s, &pos);
+  } catch (...) {
+    throw formats::Error("size '" + s + "' is not a number (expected e.g. 4096, 4K, 1M)");
+  }
+  std::string unit = s.substr(pos);
+  for (auto& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (unit == "B") unit.clear();
+  if (unit.size() == 3 && unit.substr(1) == "IB") unit = unit.substr(0, 1);
+  unsigned shift = 0;
+  if (unit.empty()) shift = 0;
+  else if (unit == "K") shift = 10;
+  else if (unit == "M") shift = 20;
+  else if (unit == "G") shift = 30;
+  else throw formats::Error("size '" + s + "': unknown unit (expected K, M or G)");
+  return static_cast<std::size_t>(v) << shift;
+}
+
+// Writes `text` to `path` via a temporary file and a rename, so that an interrupted run never
+// leaves a half-written file under the final name. "-" writes to stdout.
+void write_output(const std::string& path, const std::string& text) {
+  if (path == "-") {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+    return;
+  }
+  const std::string tmp = path + ".tmp." + std::to_string(getpid());
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw formats::Error("cannot create " + tmp + " (writing " + path + ")");
+    f.write(text.data(), static_cast<std::streamsize>(text.size()));
+    f.close();
+    if (!f) {
+      std::filesystem::remove(tmp);
+      throw formats::Error("cannot write " + tmp + " (writing " + path + ")");
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp);
+    throw formats::Error("cannot rename " + tmp + " to " + path + ": " + ec.message());
+  }
+}
+
+void draw_progress(const analyze::Progress& p, bool final) {
+  const double frac = p.bytes_total ? static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total) : 1.0;
+  const int width = 30;
+  const int fill = static_cast<int>(frac * width);
+  std::string bar(static_cast<std::size_t>(fill), '#');
+  bar.resize(width, '.');
+  fmt::print(stderr, "\r[{}] {:5.1f}%  {}/{} tensors  {:.2f}/{:.2f} GB", bar, 100.0 * frac, p.tensors_done,
+             p.tensors_total, static_cast<double>(p.bytes_done) * 1e-9, static_cast<double>(p.bytes_total) * 1e-9);
+  if (final) fmt::print(stderr, "\r{:80}\r", "");
+  std::fflush(stderr);
+}
+
+int run_analyze(int argc, char** argv) {
+  CLI::App app{"Sparsity and compression ratios of the tensors of trace files: density and zero runs per tensor, "
+               "and the sizes that ZVC, ZRLE-k, zlib, zstd and lz4 give, per tensor, layer, iteration, "
+               "layer x iteration and network (ratios byte-weighted). Prints a table; --csv and --json write "
+               "machine-readable output (schema: docs/ANALYSIS_JSON.md).",
+               "cdma analyze"};
+  std::vector<std::string> paths;
+  std::string codecs = "zvc,zrle-4,zlib-6,zstd-1,lz4", chunk = "0", layouts = "stored", dtypes = "stored";
+  std::string iterations, layers, ops, roles, by = "layer", csv_path, json_path;
+  bool verify = false, keep_going = false, quiet = false, timing = false;
+  unsigned threads = 0;
+  std::string progress = "auto";
+  app.add_option("traces", paths, "trace files (HDF5, trace format v1)")->required();
+  app.add_option("-c,--codecs", codecs,
+                 "comma-separated codecs: zvc, zrle-K (K 1..16), zlib-L (0..9), zstd-L, lz4")
+      ->capture_default_str();
+  app.add_option("--chunk", chunk, "compress in independent chunks of this size (e.g. 4K); 0 = whole tensors")
+      ->capture_default_str();
+  app.add_option("--layouts", layouts, "comma-separated layouts to analyse: stored, NCHW, NHWC, CHWN")
+      ->capture_default_str();
+  app.add_option("--dtypes", dtypes, "comma-separated dtypes to analyse: stored, float16, bfloat16 (from fp32, RNE)")
+      ->capture_default_str();
+  app.add_option("--iterations", iterations, "only these iterations, e.g. 0-3,7,10-");
+  app.add_option("--layers", layers, "only these layers (comma-separated names)");
+  app.add_option("--ops", ops, "only these ops (e.g. conv,relu)");
+  app.add_option("--roles", roles, "only these roles (x, y, dy, dx)");
+  app.add_option("--by", by, "table/CSV level: tensor, layer, iteration, layer-iteration, network")
+      ->capture_default_str();
+  app.add_option("--csv", csv_path, "write the --by level as CSV to FILE ('-' = stdout)");
+  app.add_option("--json", json_path, "write every level as JSON (schema cdma-analysis v1) to FILE ('-' = stdout)");
+  app.add_flag("--verify", verify, "decode every encoding and compare with the original bytes (mismatch = error)");
+  app.add_flag("-k,--keep-going", keep_going, "skip unreadable files and tensors, list them, exit 1 at the end");
+  app.add_option("-j,--threads", threads, "worker threads (default: all cores)");
+  app.add_flag("-q,--quiet", quiet, "no table on stdout");
+  app.add_flag("--timing", timing, "print throughput and where the time went to stderr");
+  app.add_option("--progress", progress, "progress bar on stderr: auto (when a terminal), always, never")
+      ->check(CLI::IsMember({"auto", "always", "never"}))
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? kExitOk : kExitUsage;
+  }
+
+  analyze::Options opts;
+  std::optional<analyze::Level> level;
+  try {
+    opts.codecs = split_list(codecs);
+    opts.chunk_bytes = parse_size(chunk);
+    opts.layouts = split_list(layouts);
+    opts.dtypes = split_list(dtypes);
+    if (!iterations.empty()) opts.filters.iterations = analyze::parse_iteration_ranges(iterations);
+    if (!layers.empty()) opts.filters.layers = split_list(layers);
+    if (!ops.empty()) opts.filters.ops = split_list(ops);
+    if (!roles.empty()) opts.filters.roles = split_list(roles);
+    opts.verify = verify;
+    opts.keep_going = keep_going;
+    opts.threads = threads;
+    opts.validate();
+    level = analyze::parse_level(by);
+    if (!level) throw formats::Error("unknown --by level '" + by + "' (expected tensor, layer, iteration, "
+                                     "layer-iteration or network)");
+  } catch (const formats::Error& e) {
+    fmt::print(stderr, "cdma analyze: {}\n", e.what());
+    return kExitUsage;
+  }
+
+  const bool show_progress = progress == "always" || (progress == "auto" && isatty(STDERR_FILENO));
+  analyze::RunHooks hooks;
+  hooks.stop = &g_stop;
+  if (show_progress) hooks.on_progress = [](const analyze::Progress& p) { draw_progress(p, false); };
+  auto old_handler = std::signal(SIGINT, on_sigint);
+
+  analyze::Analysis result;
+  try {
+    result = analyze::run_analysis({paths.begin(), paths.end()}, opts, hooks);
+  } catch (const formats::Error& e) {
+    std::signal(SIGINT, old_handler);
+    if (show_progress) fmt::print(stderr, "\n");
+    fmt::print(stderr, "cdma analyze: error: {}\n", e.what());
+    return kExitFailure;
+  }
+  std::signal(SIGINT, old_handler);
+  if (show_progress) draw_progress({}, true);
+  if (result.interrupted) {
+    fmt::print(stderr, "cdma analyze: interrupted; no output written\n");
+    return kExitInterrupted;
+  }
+
+  if (timing) {
+    const auto& s = result.stats;
+    const double busy = s.codec_s / (s.wall_s * s.threads);
+    fmt::print(stderr,
+               "timing: {:.3f} GB in {:.3f} s = {:.3f} GB/s with {} threads; codecs {:.3f} s (summed), "
+               "read {:.3f} s; share of worker time outside codecs {:.1f}%\n",
+               static_cast<double>(s.bytes) * 1e-9, s.wall_s, static_cast<double>(s.bytes) * 1e-9 / s.wall_s,
+               s.threads, s.codec_s, s.read_s, 100.0 * (1.0 - busy));
+  }
+
+  int rc = kExitOk;
+  try {
+    if (!json_path.empty()) {
+      std::ostringstream os;
+      analyze::write_json(os, result);
+      write_output(json_path, os.str());
+    }
+    if (!csv_path.empty()) {
+      std::ostringstream os;
+      analyze::write_csv(os, result, *level);
+      write_output(csv_path, os.str());
+    }
+  } catch (const formats::Error& e) {
+    fmt::print(stderr, "cdma analyze: error: {}\n", e.what());
+    rc = kExitFailure;
+  }
+  if (!quiet && json_path != "-" && csv_path != "-") {
+    std::ostringstream os;
+    analyze::write_table(os, result, *level);
+    std::fwrite(os.str().data(), 1, os.str().size(), stdout);
+  }
+  for (const auto& t : result.traces) {
+    for (const auto& s : t.skipped) {
+      fmt::print(stderr, "cdma analyze: skipped {}: {}: {}\n", t.path, s.object, s.reason);
+      rc = kExitFailure;
+    }
+    for (const auto& w : t.warnings) fmt::print(stderr, "cdma analyze: warning: {}: {}\n", t.path, w);
+  }
+  return rc;
+}
+
+}  // namespace
+CDMA_REGISTER_VERB("analyze", "sparsity and compression ratios (ZVC, ZRLE, zlib, zstd, lz4) of trace tensors",
+                   run_analyze);
+}  // namespace cdma::cli
