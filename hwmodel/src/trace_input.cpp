@@ -239,29 +239,54 @@ ApplyRatiosReport apply_ratios(Network& net, const RatioTable& table, bool match
 
 
 
-void measure_ratios(Network& net, const std::filesystem::path& trace, const std::vector<std::string>& codecs) {
+RatioTable measure_ratio_table(const std::filesystem::path& trace, const std::vector<std::string>& codecs) {
   formats::TraceReader reader(trace);
   std::vector<std::unique_ptr<formats::Codec>> made;
   for (const auto& c : codecs) made.push_back(formats::make_codec(c));
-  // layer_index -> codec -> (uncompressed, compressed)
-  std::map<int, std::vector<std::pair<double, double>>> sums;
+  struct Acc {
+    std::string layer, op;
+    std::set<std::int64_t> iterations;
+    double bytes = 0, elements = 0;
+    std::vector<double> packed;
+  };
+  std::map<int, Acc> by_layer;
+  int first_layer = -1;
   for (const auto& t : reader.tensors()) {
     if (t.phase != "forward" || t.role != "x") continue;
+    if (first_layer < 0 || t.layer_index < first_layer) first_layer = t.layer_index;
     auto data = reader.read(t);
-    auto& s = sums[t.layer_index];
-    s.resize(made.size());
+    Acc& a = by_layer[t.layer_index];
+    a.layer = t.layer;
+    a.op = t.op;
+    a.iterations.insert(t.iteration);
+    a.packed.resize(made.size());
     const std::size_t w = formats::dtype_size(t.dtype);
-    for (std::size_t k = 0; k < made.size(); ++k) {
-      s[k].first += static_cast<double>(data.size());
-      s[k].second += static_cast<double>(made[k]->compressed_size(data, w));
-    }
+    a.bytes += static_cast<double>(data.size());
+    a.elements += static_cast<double>(t.elements());
+    for (std::size_t k = 0; k < made.size(); ++k) a.packed[k] += static_cast<double>(made[k]->compressed_size(data, w));
   }
-  for (auto& l : net.layers) {
-    auto it = sums.find(l.x_tensor);
-    if (l.x_tensor < 0 || it == sums.end()) continue;
+  if (by_layer.empty())
+    throw ModelError(fmt::format("{}: no forward tensors of role \"x\" to measure ratios on", trace.string()));
+  RatioTable table;
+  table.path = trace;
+  double net_bytes = 0;
+  std::vector<double> net_packed(made.size(), 0.0);
+  for (const auto& [index, a] : by_layer) {
+    LayerRatios r;
+    r.layer = a.layer;
+    r.layer_index = index;
+    r.op = a.op;
+    r.bytes_per_iteration = static_cast<std::int64_t>(a.bytes / static_cast<double>(std::max<size_t>(1, a.iterations.size())));
     for (std::size_t k = 0; k < made.size(); ++k)
-      if (it->second[k].second > 0) l.ratio[made[k]->name()] = it->second[k].first / it->second[k].second;
+      if (a.packed[k] > 0) r.ratio[made[k]->name()] = a.bytes / a.packed[k];
+    table.layers.push_back(std::move(r));
+    if (index == first_layer) continue;  // the network input is not offloaded
+    net_bytes += a.bytes;
+    for (std::size_t k = 0; k < made.size(); ++k) net_packed[k] += a.packed[k];
   }
+  for (std::size_t k = 0; k < made.size(); ++k)
+    if (net_packed[k] > 0) table.network[made[k]->name()] = net_bytes / net_packed[k];
+  return table;
 }
 
 }  // namespace cdma::hwmodel

@@ -57,10 +57,11 @@ struct ApplyRatiosReport {
 // row (trace replays). Layers without an x tensor are left alone.
 ApplyRatiosReport apply_ratios(Network& net, const RatioTable& table, bool match_index, bool take_bytes);
 
-// Measures each layer's compression ratios straight from the trace's forward "x" tensors with the
-// codecs of cdma::formats (canonical names such as "zvc", "zrle-4", "zstd-1"; ratio = sum of
-// uncompressed / sum of compressed bytes over iterations, CODECS.md). Layers are matched by
-// layer_index (x_tensor). Reads every such tensor once. Throws formats::Error.
-void measure_ratios(Network& net, const std::filesystem::path& trace, const std::vector<std::string>& codecs);
+// Measures compression ratios straight from a trace's forward "x" tensors with the codecs of
+// cdma::formats (canonical names: "zvc", "zrle-4", "zlib-6", "zstd-1", "lz4"): one row per
+// layer_index (ratio = sum of uncompressed / sum of compressed bytes over iterations, CODECS.md),
+// and a network row over every layer but the first (whose input is the network input). Reads each
+// such tensor once. Throws formats::Error or ModelError.
+RatioTable measure_ratio_table(const std::filesystem::path& trace, const std::vector<std::string>& codecs);
 
 }  // namespace cdma::hwmodel

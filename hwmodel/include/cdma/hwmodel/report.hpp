@@ -1,0 +1,41 @@
+// Outputs of a replay: the versioned JSON document ("cdma-replay" v1, docs/HWMODEL_RESULTS.md),
+// the event trace as JSON, and a self-contained SVG timeline.
+#pragma once
+
+#include <cdma/hwmodel/replay.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace cdma::hwmodel {
+
+inline constexpr int kReplaySchemaVersion = 1;
+
+// What a run was replayed on (for the JSON and table headers).
+struct Scenario {
+  std::string gpu, link, precision, compute;  // compute: "roofline" or "trace" (+ scale)
+  double link_gbps_effective = 0;
+  double latency_us = 0;
+  Policy policy = Policy::vdnn_all;
+  std::vector<std::string> ratio_sources;     // how ratios were obtained, one phrase each
+};
+
+// One run: results[0] is the oracle, results[1] vDNN, then each cDMA engine (same policy).
+// Totals carry overhead_vs_oracle = t / oracle - 1 and speedup_vs_vdnn = vDNN / t - 1.
+nlohmann::json run_json(const Network& net, const Scenario& sc, const std::vector<ReplayResult>& results);
+
+// The event trace of one replay: {"schema": "cdma-replay-events", "schema_version": 1, "total_ps",
+// "forward_ps", "link_bytes_per_s", "latency_ps", "layers": [{name, op, fwd_ps, bwd_ps}],
+// "events": [{stream, kind, layer, tensor, start_ps, end_ps, bytes}]}.
+nlohmann::json events_json(const Network& net, const EventReplay& replay, const std::string& label,
+                           const LinkParams& link);
+
+// SVG with one pair of lanes (compute, memory) per replay, on a shared time axis; forward ops in
+// blue, backward in green, transfers in orange, (de)compression kernels in purple, stalls visible
+// as gaps on the compute lane.
+std::string timeline_svg(const Network& net, const std::vector<std::pair<std::string, EventReplay>>& rows,
+                         const std::string& title);
+
+}  // namespace cdma::hwmodel
