@@ -1,0 +1,180 @@
+// Codec microbenchmarks: encode and decode of every codec on clustered synthetic activations
+// (fp32 and fp16, 64 MiB each: larger than the last-level cache) at densities 0..100 %, with
+// memcpy of the same uncompressed bytes in the same binary as the baseline.
+//
+// Throughput is counted over uncompressed bytes (SetBytesProcessed); counters: ratio
+// (uncompressed / compressed), density, compressed bytes. Every output is checked once outside
+// the timed loop. Environment: CDMA_BENCH_MIB (tensor size, default 64), CDMA_SIMD (fast-path
+// level, default the best the CPU has). Benchmark names: <dtype>/d<density>/<codec>/<op>.
+#include <cdma/formats/codec.hpp>
+#include <cdma/formats/simd.hpp>
+#include <cdma/formats/synth.hpp>
+#include <cdma/formats/zero_scan.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+using namespace cdma::formats;
+
+namespace {
+
+// Page-aligned, pre-faulted buffer (first-touch page faults must not be timed).
+struct Buffer {
+  std::unique_ptr<std::byte, decltype(&std::free)> p{nullptr, &std::free};
+  std::size_t size = 0;
+  void resize(std::size_t n) {
+    if (n <= size) return;
+    p.reset(static_cast<std::byte*>(std::aligned_alloc(4096, (n + 4095) / 4096 * 4096)));
+    if (!p) throw std::bad_alloc();
+    std::memset(p.get(), 0x11, n);
+    size = n;
+  }
+  std::span<std::byte> span(std::size_t n) const { return {p.get(), n}; }
+};
+
+std::size_t tensor_mib() {
+  const char* e = std::getenv("CDMA_BENCH_MIB");
+  const long v = e ? std::strtol(e, nullptr, 10) : 64;
+  return v > 0 ? static_cast<std::size_t>(v) : 64;
+}
+
+// The tensor under test; regenerated only when dtype or density changes (benchmarks are
+// registered grouped by tensor).
+struct Tensor {
+  DType dtype{};
+  int density_pct = -1;
+  Buffer data;
+  std::size_t bytes = 0;
+  double density = 0;
+};
+Tensor g_tensor;
+Buffer g_enc, g_dec;
+
+const Tensor& tensor(DType t, int pct) {
+  if (g_tensor.dtype == t && g_tensor.density_pct == pct) return g_tensor;
+  SynthSpec s;
+  const std::size_t w = dtype_size(t);
+  const std::int64_t elements = static_cast<std::int64_t>(tensor_mib() * (1u << 20) / w);
+  // Activation-like NCHW: 64 channels of 64 x 64, batch filling the size.
+  s.dims = {elements / (64 * 64 * 64), 64, 64, 64};
+  if (s.dims[0] == 0) s.dims = {1, 1, 1, elements};
+  s.dtype = t;
+  s.density = pct / 100.0;
+  s.clustering = Clustering::mixed;  // dead channels + spatial zero runs
+  s.seed = 2018;
+  g_tensor.bytes = synth_bytes(s);
+  g_tensor.data.resize(g_tensor.bytes);
+  synth_activations_into(s, g_tensor.data.span(g_tensor.bytes));
+  g_tensor.dtype = t;
+  g_tensor.density_pct = pct;
+  g_tensor.density = zero_scan(g_tensor.data.span(g_tensor.bytes), w).density();
+  return g_tensor;
+}
+
+std::string dtype_name(DType t) { return t == DType::f32 ? "fp32" : "fp16"; }
+
+void set_counters(benchmark::State& st, const Tensor& t, std::size_t compressed) {
+  st.SetBytesProcessed(static_cast<std::int64_t>(st.iterations() * t.bytes));
+  st.counters["ratio"] = compressed ? static_cast<double>(t.bytes) / static_cast<double>(compressed) : 0.0;
+  st.counters["density"] = t.density;
+  st.counters["compressed_bytes"] = static_cast<double>(compressed);
+}
+
+void bm_memcpy(benchmark::State& st, DType dt, int pct) {
+  const Tensor& t = tensor(dt, pct);
+  g_dec.resize(t.bytes);
+  for (auto _ : st) {
+    std::memcpy(g_dec.p.get(), t.data.p.get(), t.bytes);
+    benchmark::ClobberMemory();
+  }
+  if (std::memcmp(g_dec.p.get(), t.data.p.get(), t.bytes) != 0) st.SkipWithError("memcpy differs");
+  set_counters(st, t, t.bytes);
+}
+
+void bm_encode(benchmark::State& st, DType dt, int pct, const std::string& spec) {
+  const Tensor& t = tensor(dt, pct);
+  const auto codec = make_codec(spec);
+  const std::size_t w = dtype_size(dt);
+  const std::size_t cap = codec->max_encoded_size(t.bytes, w);
+  g_enc.resize(cap);
+  std::size_t size = 0;
+  for (auto _ : st) {
+    size = codec->encode(t.data.span(t.bytes), w, g_enc.span(cap));
+    benchmark::DoNotOptimize(size);
+    benchmark::ClobberMemory();
+  }
+  if (size != codec->compressed_size(t.data.span(t.bytes), w))
+    st.SkipWithError("encoded size differs from compressed_size()");
+  set_counters(st, t, size);
+}
+
+void bm_decode(benchmark::State& st, DType dt, int pct, const std::string& spec) {
+  const Tensor& t = tensor(dt, pct);
+  const auto codec = make_codec(spec);
+  const std::size_t w = dtype_size(dt);
+  const std::size_t cap = codec->max_encoded_size(t.bytes, w);
+  g_enc.resize(cap);
+  g_dec.resize(t.bytes);
+  const std::size_t size = codec->encode(t.data.span(t.bytes), w, g_enc.span(cap));
+  for (auto _ : st) {
+    codec->decode(g_enc.span(size), w, g_dec.span(t.bytes));
+    benchmark::ClobberMemory();
+  }
+  if (std::memcmp(g_dec.p.get(), t.data.p.get(), t.bytes) != 0) st.SkipWithError("decode differs");
+  set_counters(st, t, size);
+}
+
+// The analyzer's hot loop: every ZVC and ZRLE-k size from one pass.
+void bm_scan(benchmark::State& st, DType dt, int pct) {
+  const Tensor& t = tensor(dt, pct);
+  const std::size_t w = dtype_size(dt);
+  ZeroScan s;
+  for (auto _ : st) {
+    s = zero_scan(t.data.span(t.bytes), w);
+    benchmark::DoNotOptimize(s);
+  }
+  set_counters(st, t, zrle_size(s, w, 4));
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::AddCustomContext("cdma_simd", std::string(to_string(active_simd_level())));
+  benchmark::AddCustomContext("cdma_cpu_model", cpu_model());
+  benchmark::AddCustomContext("cdma_tensor_mib", std::to_string(tensor_mib()));
+  const char* codecs[] = {"zvc", "zrle-4", "zlib-6", "zstd-1", "lz4"};
+  for (DType dt : {DType::f32, DType::f16}) {
+    for (int pct : {0, 10, 30, 50, 70, 90, 100}) {
+      const std::string base = dtype_name(dt) + "/d" + std::to_string(pct) + "/";
+      benchmark::RegisterBenchmark((base + "memcpy/copy").c_str(), bm_memcpy, dt, pct)
+          ->Unit(benchmark::kMillisecond)->UseRealTime();
+      benchmark::RegisterBenchmark((base + "zero_scan/scan").c_str(), bm_scan, dt, pct)
+          ->Unit(benchmark::kMillisecond)->UseRealTime();
+      for (const char* c : codecs) {
+        benchmark::RegisterBenchmark((base + c + "/encode").c_str(), bm_encode, dt, pct, std::string(c))
+            ->Unit(benchmark::kMillisecond)->UseRealTime();
+        benchmark::RegisterBenchmark((base + c + "/decode").c_str(), bm_decode, dt, pct, std::string(c))
+            ->Unit(benchmark::kMillisecond)->UseRealTime();
+      }
+    }
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
