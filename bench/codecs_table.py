@@ -1,0 +1,70 @@
+#!/usr/bin/python3
+"""Prints the codec table from cdma_bench_codecs JSON: memcpy time / codec time per codec,
+operation and density (>= 1.0: at least as fast as copying the uncompressed bytes), then
+throughput (GB/s = 1e9 B/s over uncompressed bytes) and compression ratio.
+Several JSON files (separate runs) are pooled; each cell is the median real time over all runs.
+Usage: codecs_table.py RESULT.json [MORE.json ...]"""
+import json
+import statistics
+import sys
+from collections import defaultdict
+
+
+def main(paths):
+    times = defaultdict(list)  # (dtype, density, codec, op) -> [seconds]
+    ratio, bytes_ = {}, {}
+    context = {}
+    for p in paths:
+        with open(p) as f:
+            doc = json.load(f)
+        context = doc.get("context", {})
+        for b in doc["benchmarks"]:
+            if b.get("run_type") != "iteration" or b.get("error_occurred"):
+                continue
+            name = b["run_name"].removesuffix("/real_time")
+            dtype, dens, codec, op = name.split("/")
+            unit = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b.get("time_unit", "ns")]
+            key = (dtype, int(dens[1:]), codec, op)
+            times[key].append(b["real_time"] * unit)
+            ratio[key] = b.get("ratio", 0.0)
+            bytes_[key] = b["bytes_per_second"] * b["real_time"] * unit
+    if not times:
+        sys.exit("codecs_table.py: no benchmark results in " + ", ".join(paths))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    reps = max(len(v) for v in times.values())
+    dtypes = sorted({k[0] for k in med}, key=lambda d: ("fp32", "fp16").index(d) if d in ("fp32", "fp16") else 9)
+    dens = sorted({k[1] for k in med})
+    order = ["zvc", "zrle-4", "zlib-6", "zstd-1", "lz4", "zero_scan"]
+    codecs = sorted({(k[2], k[3]) for k in med if k[2] != "memcpy"},
+                    key=lambda c: (order.index(c[0]) if c[0] in order else 99, c[1] != "encode"))
+    print(f"CPU: {context.get('cdma_cpu_model', '?')}; SIMD: {context.get('cdma_simd', '?')}; "
+          f"tensor: {context.get('cdma_tensor_mib', '?')} MiB; median of {reps} runs per cell")
+    for dt in dtypes:
+        print(f"\n### {dt}: memcpy time / codec time (>= 1.0 is at least memcpy speed)\n")
+        print("| codec | op | " + " | ".join(f"{d} %" for d in dens) + " |")
+        print("|---|---|" + "---|" * len(dens))
+        mc = {d: med.get((dt, d, "memcpy", "copy")) for d in dens}
+        print("| memcpy | GB/s | " + " | ".join(
+            f"{bytes_[(dt, d, 'memcpy', 'copy')] / mc[d] / 1e9:.1f}" if mc[d] else "-" for d in dens) + " |")
+        for c, op in codecs:
+            cells = []
+            for d in dens:
+                t = med.get((dt, d, c, op))
+                cells.append(f"{mc[d] / t:.2f}" if t and mc[d] else "-")
+            print(f"| {c} | {op} | " + " | ".join(cells) + " |")
+        print(f"\n{dt}: throughput GB/s over uncompressed bytes (ratio uncompressed/compressed)\n")
+        print("| codec | op | " + " | ".join(f"{d} %" for d in dens) + " |")
+        print("|---|---|" + "---|" * len(dens))
+        for c, op in codecs:
+            cells = []
+            for d in dens:
+                k = (dt, d, c, op)
+                cells.append(f"{bytes_[k] / med[k] / 1e9:.2f} ({ratio[k]:.2f}x)" if k in med else "-")
+            print(f"| {c} | {op} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
+        print(__doc__)
+        sys.exit(0 if len(sys.argv) >= 2 else 2)
+    main(sys.argv[1:])
