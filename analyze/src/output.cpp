@@ -232,7 +232,16 @@ struct Table {
   }
 };
 
-std::string mib(std::uint64_t b) { return fmt::format("{:.1f}", static_cast<double>(b) / (1024.0 * 1024.0)); }
+std::string human(std::uint64_t b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(b);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{} B", b) : fmt::format("{:.1f} {}", v, units[u]);
+}
 }  // namespace
 
 void write_table(std::ostream& os, const Analysis& a, Level level) {
@@ -274,7 +283,7 @@ void write_table(std::ostream& os, const Analysis& a, Level level) {
       col("dtype", false);
     }
     if (!tensor) col("tensors", true);
-    col("MiB", true);
+    col("size", true);
     col("density", true);
     for (const auto& c : a.codec_names) col(c, true);
     auto cells = [&](const GroupRow& r, std::vector<std::string>& row) {
@@ -292,7 +301,7 @@ void write_table(std::ostream& os, const Analysis& a, Level level) {
         row.push_back(dt);
       }
       if (!tensor) row.push_back(std::to_string(r.m.tensors));
-      row.push_back(mib(r.m.bytes));
+      row.push_back(human(r.m.bytes));
       row.push_back(fmt::format("{:.1f}%", 100.0 * r.m.density()));
       for (const auto& c : r.m.codecs) {
         row.push_back(ratio_text(c));
@@ -320,7 +329,7 @@ void write_table(std::ostream& os, const Analysis& a, Level level) {
         if (r.trace != t.index) continue;
         std::vector<std::string> row;
         for (std::size_t i = 0; i < tb.head.size(); ++i) {
-          if (tb.head[i] == "layout" || tb.head[i] == "dtype" || tb.head[i] == "tensors" || tb.head[i] == "MiB")
+          if (tb.head[i] == "layout" || tb.head[i] == "dtype" || tb.head[i] == "tensors" || tb.head[i] == "size")
             break;
           row.push_back(i == 0 ? "network" : "");
         }
