@@ -5,6 +5,7 @@
 #include <cdma/formats/trace.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <cstdio>
 #include <fstream>
 
@@ -196,6 +197,26 @@ void TraceReader::read_into(const TensorMeta& meta, std::span<std::byte> out) co
   if (meta.elements() == 0) return;
   h5::check(H5Dread(ds, memory_type_for(meta.dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), m.file, obj,
             "cannot read tensor data");
+}
+
+std::optional<std::uint64_t> TraceReader::raw_offset(const TensorMeta& meta) const {
+  if constexpr (std::endian::native != std::endian::little) return std::nullopt;
+  auto& m = *impl_;
+  std::string obj = "/tensors/" + meta.name;
+  if (meta.elements() == 0) return std::nullopt;
+  h5::Id ds(h5::check(H5Dopen2(m.fid, obj.c_str(), H5P_DEFAULT), m.file, obj, "cannot open dataset"));
+  h5::Id dcpl(h5::check(H5Dget_create_plist(ds), m.file, obj, "cannot read creation properties"));
+  if (H5Pget_layout(dcpl) != H5D_CONTIGUOUS || H5Pget_nfilters(dcpl) != 0) return std::nullopt;
+  h5::Id ftype(h5::check(H5Dget_type(ds), m.file, obj, "cannot read type"));
+  if (H5Tequal(ftype, memory_type_for(meta.dtype)) <= 0) return std::nullopt;
+  if (H5Dget_storage_size(ds) != static_cast<hsize_t>(meta.bytes())) return std::nullopt;
+  const haddr_t addr = H5Dget_offset(ds);
+  if (addr == HADDR_UNDEF) return std::nullopt;
+  // Addresses count from the superblock, which follows the user block when there is one.
+  h5::Id fcpl(h5::check(H5Fget_create_plist(m.fid), m.file, "/", "cannot read file creation properties"));
+  hsize_t userblock = 0;
+  if (H5Pget_userblock(fcpl, &userblock) < 0) return std::nullopt;
+  return static_cast<std::uint64_t>(addr) + static_cast<std::uint64_t>(userblock);
 }
 
 bool TraceReader::has_timeline() const { return H5Lexists(impl_->fid, "timeline", H5P_DEFAULT) > 0; }

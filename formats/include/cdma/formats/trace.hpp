@@ -136,6 +136,11 @@ class TraceReader {
   // Reads one tensor's bytes (little-endian elements). Throws TraceError when unreadable.
   std::vector<std::byte> read(const TensorMeta& meta) const;
   void read_into(const TensorMeta& meta, std::span<std::byte> out) const;
+  // Byte offset in the file of a tensor's bytes when they lie there exactly as read() returns
+  // them (contiguous storage, no filter, element type equal to the little-endian memory type,
+  // space allocated), so that a reader may map the file and use them without a copy or read them
+  // from several threads. Empty otherwise (then use read()). Throws TraceError when unreadable.
+  std::optional<std::uint64_t> raw_offset(const TensorMeta& meta) const;
   bool has_timeline() const;
   bool has_stats() const;
   std::vector<TimelineRow> timeline() const;
