@@ -1,0 +1,270 @@
+// `cdma replay` end to end: outputs, the independent event check, bad input, sample traces.
+#include <cdma/formats/trace.hpp>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <cstring>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <sys/wait.h>
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string cdma() {
+  if (const char* b = std::getenv("CDMA_TEST_CDMA_BIN"); b && *b) return b;  // a binary built elsewhere
+  return std::string(CDMA_BINARY_DIR) + "/bin/cdma";
+}
+
+struct Run {
+  int code = -1;
+  std::string out;
+};
+
+// Runs a shell command line; captures stdout and stderr together.
+Run sh(const std::string& cmd) {
+  Run r;
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  int st = ::pclose(p);
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+Run replay(const std::string& args) { return sh(cdma() + " replay " + args); }
+
+fs::path tmp(const std::string& name) {
+  return fs::temp_directory_path() / ("cdma_hwcli_" + std::to_string(::getpid()) + "_" + name);
+}
+
+json load(const fs::path& p) {
+  std::ifstream in(p);
+  return json::parse(in);
+}
+
+std::string checker() { return std::string(CDMA_SOURCE_DIR) + "/tests/hwmodel/check_replay_events.py"; }
+
+class ReplayCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fs::exists(cdma())) GTEST_SKIP() << "cdma binary not built: " << cdma();
+  }
+};
+
+}  // namespace
+
+TEST_F(ReplayCli, ZooReplayWritesConsistentJsonSvgAndEvents) {
+  auto j = tmp("r.json"), s = tmp("r.svg"), e = tmp("e.json");
+  auto r = replay("--net alexnet --batch 64 --ratio 2.6 --json " + j.string() + " --svg " + s.string() +
+                  " --events " + e.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("cDMA-zvc-mc"), std::string::npos) << r.out;
+  auto doc = load(j);
+  EXPECT_EQ(doc["schema"], "cdma-replay");
+  EXPECT_EQ(doc["schema_version"], 1);
+  const auto& run = doc["runs"][0];
+  EXPECT_EQ(run["network"], "alexnet");
+  EXPECT_EQ(run["batch"], 64);
+  const auto& t = run["totals"];
+  ASSERT_EQ(t.size(), 5u);  // oracle, vDNN, dma, mc, sm
+  EXPECT_EQ(t[0]["config"], "oracle");
+  EXPECT_EQ(t[1]["config"], "vDNN");
+  const double oracle = t[0]["time_s"], vdnn = t[1]["time_s"];
+  EXPECT_GE(vdnn, oracle);
+  for (size_t k = 2; k < t.size(); ++k) {
+    const double c = t[k]["time_s"];
+    EXPECT_NEAR(t[k]["speedup_vs_vdnn"].get<double>(), vdnn / c - 1, 1e-9);
+    EXPECT_NEAR(t[k]["overhead_vs_oracle"].get<double>(), c / oracle - 1, 1e-9);
+    EXPECT_LE(c, vdnn);
+    EXPECT_GE(c, oracle);
+  }
+  // Per-layer rows add up to the totals.
+  double sum = 0;
+  for (const auto& l : run["layers"]) sum += l["configs"]["vDNN"]["fwd_s"].get<double>() + l["configs"]["vDNN"]["bwd_s"].get<double>();
+  EXPECT_NEAR(sum, vdnn, 1e-9 * vdnn);
+  std::ifstream svg(s);
+  std::stringstream ss;
+  ss << svg.rdbuf();
+  EXPECT_EQ(ss.str().rfind("<svg", 0), 0u);
+  EXPECT_NE(ss.str().find("</svg>"), std::string::npos);
+  auto c = sh(std::string(CDMA_H5PY_PYTHON) + " " + checker() + " " + e.string());
+  EXPECT_EQ(c.code, 0) << c.out;
+  fs::remove(j);
+  fs::remove(s);
+  fs::remove(e);
+}
+
+TEST_F(ReplayCli, EventCheckerCatchesATamperedTrace) {
+  auto e = tmp("t.json");
+  ASSERT_EQ(replay("--net vgg16 --batch 8 --density 0.3 -q --events " + e.string()).code, 0);
+  auto doc = load(e);
+  // Move vDNN's last backward op to start at 0: it now overlaps and precedes its input's return.
+  for (auto& rep : doc["replays"])
+    if (rep["config"] == "vDNN")
+      for (auto& ev : rep["events"])
+        if (ev["kind"] == "backward" && ev["layer"] == 3) ev["start_ps"] = 0;
+  std::ofstream(e) << doc.dump();
+  auto c = sh(std::string(CDMA_H5PY_PYTHON) + " " + checker() + " " + e.string());
+  EXPECT_EQ(c.code, 1) << c.out;
+  fs::remove(e);
+}
+
+TEST_F(ReplayCli, PaperNetworksSummaryAndSweep) {
+  auto j = tmp("p.json");
+  auto r = replay("--net paper --batch 32 --ratio 2.6 --engine mc --sweep link --sweep-values 8,16,1e6 --json " +
+                  j.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("average"), std::string::npos);
+  auto doc = load(j);
+  EXPECT_EQ(doc["runs"].size(), 6u);
+  EXPECT_EQ(doc["summary"].size(), 6u);
+  ASSERT_EQ(doc["sweeps"].size(), 6u);
+  for (const auto& sw : doc["sweeps"]) {
+    const auto& rows = sw["rows"];
+    ASSERT_EQ(rows.size(), 3u);
+    // Faster link never slower; at 1e6 GB/s vDNN is within latency of the oracle.
+    EXPECT_GE(rows[0]["vdnn_s"].get<double>(), rows[1]["vdnn_s"].get<double>());
+    EXPECT_NEAR(rows[2]["vdnn_s"].get<double>(), rows[2]["oracle_s"].get<double>(),
+                0.001 * rows[2]["oracle_s"].get<double>());
+  }
+  fs::remove(j);
+}
+
+TEST_F(ReplayCli, BadInputGivesAClearErrorAndNonZeroExit) {
+  auto r = replay("--net lenet");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("unknown network 'lenet'"), std::string::npos) << r.out;
+  EXPECT_EQ(replay("--net vgg16 --gpu rtx-9090").code, 1);
+  EXPECT_EQ(replay("--net vgg16 --ratio -2").code, 1);
+  EXPECT_EQ(replay("--net vgg16 --density 2").code, 1);
+  EXPECT_EQ(replay("--net vgg16 --engine l2:zvc").code, 1);
+  EXPECT_EQ(replay("--net vgg16 --engine mc:nosuchcodec").code, 1);
+  EXPECT_EQ(replay("--net vgg16 --presets /nonexistent").code, 1);
+  EXPECT_EQ(replay("").code, 2);
+  EXPECT_EQ(replay("--net vgg16 --ratio 2 --density 0.3").code, 2);
+  EXPECT_EQ(replay("--bogus-flag").code, 2);
+  EXPECT_EQ(replay("--help").code, 0);
+  auto bad = tmp("bad.h5");
+  std::ofstream(bad) << "not a trace";
+  r = replay(bad.string());
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("cdma replay:"), std::string::npos) << r.out;
+  fs::remove(bad);
+}
+
+TEST_F(ReplayCli, SampleTracesInDataReplayEndToEnd) {
+  int n = 0;
+  for (const auto& f : fs::directory_iterator(fs::path(CDMA_SOURCE_DIR) / "data")) {
+    if (f.path().extension() != ".h5") continue;
+    ++n;
+    auto j = tmp("s.json");
+    auto r = replay(f.path().string() + " --json " + j.string());
+    ASSERT_EQ(r.code, 0) << f.path() << "\n" << r.out;
+    auto doc = load(j);
+    const auto& run = doc["runs"][0];
+    EXPECT_GT(run["layers"].size(), 1u);
+    EXPECT_GT(run["totals"][1]["offloaded_bytes"].get<double>(), 0);
+    // The zoo replay with this trace's measured ratios works too.
+    r = replay("--net vgg16 --batch 16 --ratios " + f.path().string() + " -q");
+    EXPECT_EQ(r.code, 0) << r.out;
+    fs::remove(j);
+  }
+  if (n == 0) GTEST_SKIP() << "no sample traces in data/ yet";
+}
+
+namespace {
+// A small trace as `cdma train` writes one: 4 layers x 2 iterations, forward x tensors with ReLU-like
+// zeros, forward and backward /timeline rows.
+fs::path synthetic_trace(const std::string& source) {
+  namespace fm = cdma::formats;
+  auto p = tmp("synthetic.h5");
+  fm::TraceAttrs a;
+  a.producer = "hwmodel-test";
+  a.source = source;
+  a.model = "synthetic-cnn";
+  fm::TraceWriter w(p, a, {.overwrite = true});
+  const char* names[] = {"conv1", "relu1", "conv2", "fc"};
+  const char* ops[] = {"conv", "relu", "conv", "linear"};
+  const std::vector<std::int64_t> dims[] = {{16, 1, 28, 28}, {16, 8, 28, 28}, {16, 8, 28, 28}, {16, 6272}};
+  for (std::int64_t it = 0; it < 2; ++it)
+    for (int i = 0; i < 4; ++i) {
+      fm::TensorMeta m;
+      m.iteration = it;
+      m.layer = names[i];
+      m.layer_index = i;
+      m.op = ops[i];
+      m.layout = i == 3 ? fm::Layout::NC : fm::Layout::NCHW;
+      m.dims = dims[i];
+      std::vector<float> v(static_cast<size_t>(m.elements()));
+      for (size_t k = 0; k < v.size(); ++k) v[k] = (i >= 2 && k % 3 != 0) ? 0.0f : 0.5f + static_cast<float>(k % 7);
+      std::vector<std::byte> b(v.size() * 4);
+      std::memcpy(b.data(), v.data(), b.size());
+      w.append_tensor(m, b);
+      for (std::int8_t ph = 0; ph < 2; ++ph) {
+        fm::TimelineRow r;
+        r.iteration = it;
+        r.layer_index = i;
+        r.phase = ph;
+        r.op = ops[i];
+        r.layer = names[i];
+        r.start_ns = 0;
+        r.end_ns = 1'000'000 * (i + 1) * (ph + 1);
+        w.append_timeline(r);
+      }
+    }
+  w.close();
+  return p;
+}
+}  // namespace
+
+TEST_F(ReplayCli, SyntheticTraceReplaysWithMeasuredOrGivenRatios) {
+  auto t = synthetic_trace("synthetic");
+  auto j = tmp("t.json");
+  auto r = replay(t.string() + " --compute trace --engine mc:zvc --engine dma:lz4 --json " + j.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto doc = load(j);
+  const auto& run = doc["runs"][0];
+  EXPECT_EQ(run["network"], "synthetic-cnn");
+  ASSERT_EQ(run["layers"].size(), 4u);
+  // Measured times: forward of layer i is (i+1) ms, backward 2 (i+1) ms; oracle = 30 ms.
+  EXPECT_NEAR(run["layers"][2]["fwd_s"].get<double>(), 3e-3, 1e-12);
+  EXPECT_NEAR(run["totals"][0]["time_s"].get<double>(), 30e-3, 1e-12);
+  // conv2's input is two-thirds zeros: its measured ZVC ratio is above 2; the input layer's X is never offloaded.
+  EXPECT_GT(run["layers"][2]["ratio"]["zvc"].get<double>(), 2.0);
+  EXPECT_EQ(run["layers"][0]["configs"]["vDNN"]["offload_bytes"], 0);
+  EXPECT_EQ(run["totals"][1]["offloaded_bytes"], 16 * 8 * 28 * 28 * 4 * 2 + 16 * 6272 * 4);
+  EXPECT_TRUE(run["layers"][3]["ratio"].contains("lz4"));
+
+  // Roofline compute times on a GPU preset instead of the CPU's; a given ratio instead of measured ones.
+  r = replay(t.string() + " --compute roofline --gpu h100 --link pcie5 --ratio 4 --json " + j.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  doc = load(j);
+  EXPECT_LT(doc["runs"][0]["totals"][0]["time_s"].get<double>(), 1e-3);
+  EXPECT_DOUBLE_EQ(doc["runs"][0]["layers"][2]["ratio"]["zvc"].get<double>(), 4.0);
+
+  // Ratios from an analysis JSON, matched by layer name.
+  auto a = tmp("analysis.json");
+  std::ofstream(a) << R"({"schema": "cdma-analysis", "schema_version": 1,
+    "layer": [{"trace": 0, "layer": "conv2", "layer_index": 2, "role": "x", "layout": "stored", "dtype": "stored",
+               "bytes": 802816, "iterations": 2, "codecs": {"zvc": {"bytes": 1, "ratio": 7.5}}}],
+    "network": [{"trace": 0, "layout": "stored", "dtype": "stored", "codecs": {"zvc": {"bytes": 1, "ratio": 1.5}}}]})";
+  r = replay(t.string() + " --compute trace --ratios " + a.string() + " --json " + j.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  doc = load(j);
+  EXPECT_DOUBLE_EQ(doc["runs"][0]["layers"][2]["ratio"]["zvc"].get<double>(), 7.5);
+  EXPECT_DOUBLE_EQ(doc["runs"][0]["layers"][3]["ratio"]["zvc"].get<double>(), 1.5);
+  EXPECT_EQ(doc["runs"][0]["layers"][2]["configs"]["vDNN"]["offload_bytes"], 401408);
+  fs::remove(a);
+  fs::remove(j);
+  fs::remove(t);
+}
