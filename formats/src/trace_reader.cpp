@@ -199,6 +199,10 @@ void TraceReader::read_into(const TensorMeta& meta, std::span<std::byte> out) co
             "cannot read tensor data");
 }
 
+std::optional<std::string> TraceReader::root_attribute(const std::string& name) const {
+  return h5::read_attr_string_opt(impl_->fid, name.c_str(), impl_->file, "/");
+}
+
 std::optional<std::uint64_t> TraceReader::raw_offset(const TensorMeta& meta) const {
   if constexpr (std::endian::native != std::endian::little) return std::nullopt;
   auto& m = *impl_;

@@ -141,6 +141,9 @@ class TraceReader {
   // space allocated), so that a reader may map the file and use them without a copy or read them
   // from several threads. Empty otherwise (then use read()). Throws TraceError when unreadable.
   std::optional<std::uint64_t> raw_offset(const TensorMeta& meta) const;
+  // A string root attribute that this header does not model (an extension such as cdma-train's
+  // "batch_size"); empty when absent. Throws TraceError when present but not a string.
+  std::optional<std::string> root_attribute(const std::string& name) const;
   bool has_timeline() const;
   bool has_stats() const;
   std::vector<TimelineRow> timeline() const;
