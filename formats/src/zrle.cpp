@@ -201,10 +201,9 @@ std::size_t zrle_encode_fast(std::span<const std::byte> in, int k, std::span<std
   const std::uint64_t full = std::uint64_t{1} << k;
   const std::uint64_t full_token = (full - 1) << 1;
   BitWriter bw{out.data()};
-  // `run` counts the zeros of the current run. A full 2^k sub-run is emitted as soon as it
-  // completes; the remainder is emitted together with the nonzero that ends the run (or at the
-  // end). This needs no look-ahead, so the per-element step below is branch-free: the token and
-  // its length are selected, and a zero-length put() writes nothing.
+  // `run` counts the zeros of the current run; it is emitted (2^k sub-runs, then the remainder)
+  // when a nonzero ends it, or at the end. Zero elements cost nothing per element: only the
+  // nonzero bitmask is walked, segment by segment.
   std::uint64_t run = 0;
   constexpr std::size_t kWords = 64;
   std::uint64_t words[kWords];
@@ -215,28 +214,39 @@ std::size_t zrle_encode_fast(std::span<const std::byte> in, int k, std::span<std
     for (std::size_t wi = 0; wi * 64 < chunk; ++wi) {
       const unsigned nb = static_cast<unsigned>(std::min<std::size_t>(64, chunk - wi * 64));
       const std::uint64_t m = words[wi];
-      if (m == 0) {  // all zero (dead channels, long runs): emit the sub-runs completed in it
-        for (std::uint64_t t = (run + nb) / full - run / full; t > 0; --t) bw.put(full_token, rlen);
+      if (m == 0) {  // all zero (dead channels, long runs)
         run += nb;
         continue;
       }
-      const std::byte* e = base + wi * 64 * width;
-      for (unsigned j = 0; j < nb; ++j, e += width) {
-        // Selected with ternaries: GCC makes branches of them, which predict well on clustered
-        // zeros (a mask-select variant measured slower on the benchmark tensors).
-        const bool nz = (m >> j) & 1;
-        const std::uint64_t rem = run & (full - 1);
-        const unsigned remlen = rem ? rlen : 0;
-        const std::uint64_t nz_token = (((rem - 1) << 1) & ((std::uint64_t{1} << remlen) - 1)) |
-                                       ((1 | detail::load_le(e, width) << 1) << remlen);
-        const std::uint64_t run1 = run + 1;
-        const bool zfull = (run1 & (full - 1)) == 0;  // a zero completing a 2^k sub-run
-        bw.put(nz ? nz_token : (zfull ? full_token : 0), nz ? remlen + vlen : (zfull ? rlen : 0));
-        run = nz ? 0 : run1;
+      // Walk the word segment by segment: a zero segment only extends `run`; a nonzero segment
+      // first emits the run (full 2^k sub-runs and the remainder), then its values back to back.
+      unsigned pos = 0;
+      while (pos < nb) {
+        const std::uint64_t rest = m >> pos;
+        if (rest & 1) {
+          if (run) {
+            for (std::uint64_t t = run >> k; t > 0; --t) bw.put(full_token, rlen);
+            if (run & (full - 1)) bw.put(((run & (full - 1)) - 1) << 1, rlen);
+            run = 0;
+          }
+          const unsigned seg =
+              std::min<unsigned>(static_cast<unsigned>(std::countr_one(rest)), nb - pos);
+          const std::byte* e = base + (wi * 64 + pos) * width;
+          for (unsigned j = 0; j < seg; ++j, e += width)
+            bw.put(1 | detail::load_le(e, width) << 1, vlen);
+          pos += seg;
+        } else {
+          const unsigned seg =
+              rest ? std::min<unsigned>(static_cast<unsigned>(std::countr_zero(rest)), nb - pos)
+                   : nb - pos;
+          run += seg;
+          pos += seg;
+        }
       }
     }
     done += chunk;
   }
+  for (std::uint64_t t = run >> k; t > 0; --t) bw.put(full_token, rlen);
   if (run & (full - 1)) bw.put(((run & (full - 1)) - 1) << 1, rlen);
   bw.flush();
   return static_cast<std::size_t>(bw.p - out.data());
