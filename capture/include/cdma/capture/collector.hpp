@@ -1,0 +1,107 @@
+// The collector side of capture: reads the spools the interposer wrote (spool.hpp), converts
+// them into trace v1 files (cdma::formats::TraceWriter), and launches a command with the
+// interposer preloaded. Used by `cdma capture`; no HDF5 or CLI code in the preloaded library.
+#pragma once
+
+#include <cdma/capture/spool.hpp>
+#include <cdma/formats/error.hpp>
+
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace cdma::capture {
+
+// A spool could not be read or converted, or a command could not be launched. what() names the
+// file and what was expected.
+class CaptureError : public formats::Error {
+ public:
+  using formats::Error::Error;
+};
+
+// One record of a spool: its type and payload (tensor payloads hold the fixed part followed by
+// the data; skip_data readers get the fixed part only and `data_offset` to read the rest).
+struct SpoolRecord {
+  spool::RecordType type{};
+  std::vector<unsigned char> payload;
+  std::uint64_t payload_bytes = 0;
+  std::uint64_t data_offset = 0;  // file offset of the payload
+};
+
+// Sequential reader. A truncated last record (the process died while writing it) ends the
+// stream and sets truncated(); garbage after a valid prefix does the same.
+class SpoolReader {
+ public:
+  explicit SpoolReader(const std::filesystem::path& path);  // throws CaptureError
+  ~SpoolReader();
+  SpoolReader(const SpoolReader&) = delete;
+  SpoolReader& operator=(const SpoolReader&) = delete;
+
+  const spool::FileHeader& header() const noexcept { return header_; }
+  // Reads the next record; tensor data is read only when `with_tensor_data`. False at the end.
+  bool next(SpoolRecord& rec, bool with_tensor_data);
+  // Reads `n` bytes at file offset `off` into `out`.
+  void read_at(std::uint64_t off, void* out, std::size_t n);
+  bool truncated() const noexcept { return truncated_; }
+  const std::filesystem::path& path() const noexcept { return path_; }
+
+ private:
+  std::filesystem::path path_;
+  std::FILE* f_ = nullptr;
+  spool::FileHeader header_{};
+  std::uint64_t size_ = 0, pos_ = 0;
+  bool truncated_ = false;
+};
+
+struct ConvertOptions {
+  std::string model;                  // root attribute `model` when not empty
+  std::string framework;              // root attribute `framework` when not empty
+  std::string command;                // overrides the spool's own command line when not empty
+  int deflate_level = 0;              // 0: contiguous tensors; 1-9: chunked + shuffle + deflate
+  bool overwrite = true;
+  std::vector<std::pair<std::string, std::string>> extra_attrs;
+};
+
+struct ConvertSummary {
+  std::filesystem::path spool, trace;
+  std::int64_t pid = 0;
+  std::int64_t tensors = 0, tensor_bytes = 0, stats_rows = 0, timeline_rows = 0, timed_rows = 0;
+  std::int64_t dropped = 0, iterations = 0, calls = 0, skipped_graph = 0, skipped_unsafe = 0;
+  bool clean_end = false;  // the process finalised its spool (exit or handled signal)
+  bool truncated = false;  // the spool ended inside a record
+  std::map<std::string, std::string> attrs;  // producer, command, device, cudnn_version, ...
+  std::map<std::string, std::int64_t> ops;   // tensors per op
+};
+
+// Converts one spool into one trace (complete = 1 once written). Throws CaptureError or
+// formats::TraceError.
+ConvertSummary convert_spool(const std::filesystem::path& spool, const std::filesystem::path& trace,
+                             const ConvertOptions& opts);
+
+// Spool files (cdma-*.spool) in a directory, sorted by name.
+std::vector<std::filesystem::path> find_spools(const std::filesystem::path& dir);
+
+struct LaunchOptions {
+  std::vector<std::string> argv;                            // the command; argv[0] searched in PATH
+  std::filesystem::path preload;                            // libcdma_capture.so
+  std::vector<std::pair<std::string, std::string>> env;     // CDMA_CAPTURE_* settings
+};
+
+struct LaunchResult {
+  int exit_code = 0;  // the command's exit status, or 128 + signal when it was killed
+  int signal = 0;     // the signal that ended it, 0 if it exited
+};
+
+// Runs the command with the interposer preloaded (prepended to LD_PRELOAD) and the given
+// environment; forwards SIGINT, SIGTERM and SIGHUP to it while it runs; waits for it.
+// Throws CaptureError when it cannot be started.
+LaunchResult run_traced(const LaunchOptions& opts);
+
+// The interposer next to this executable: <dir of /proc/self/exe>/../lib/libcdma_capture.so.
+std::filesystem::path default_preload_library();
+
+}  // namespace cdma::capture

@@ -1,0 +1,359 @@
+// End-to-end capture tests: programs drive the fake cuDNN / CUDA / CUPTI libraries (legacy and
+// backend API) under `cdma capture`; the traces must hold exactly the bytes each program passed
+// as a layer's X, with the right names, shapes, iterations, timeline rows and counters.
+#include <cdma/formats/trace.hpp>
+
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace fs = std::filesystem;
+using cdma::formats::TraceReader;
+
+namespace {
+
+const std::string kCdma = std::string(CDMA_BINARY_DIR) + "/bin/cdma";
+
+class Capture : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/cdma-capture-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    if (!HasFailure()) fs::remove_all(dir_);
+  }
+  // Runs a shell command; returns its exit code.
+  int sh(const std::string& cmd) {
+    int st = std::system((cmd + " 2>" + (dir_ / "stderr.txt").string()).c_str());
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  }
+  std::string stderr_text() {
+    std::ifstream f(dir_ / "stderr.txt");
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  }
+  // cdma capture [opts] -o trace.h5 -- prog [args] --expect expected.bin
+  int capture(const std::string& opts, const std::string& prog, const std::string& args) {
+    return sh(kCdma + " capture " + opts + " -o " + trace().string() + " -- " + prog + " " + args + " --expect " +
+              (dir_ / "expected.bin").string());
+  }
+  fs::path trace() const { return dir_ / "trace.h5"; }
+
+  // (layer, iteration) -> bytes the program passed.
+  std::map<std::pair<std::string, std::int64_t>, std::vector<std::byte>> expected() {
+    std::map<std::pair<std::string, std::int64_t>, std::vector<std::byte>> m;
+    std::ifstream f(dir_ / "expected.bin", std::ios::binary);
+    for (;;) {
+      std::uint32_t n;
+      if (!f.read(reinterpret_cast<char*>(&n), 4)) break;
+      std::string name(n, '\0');
+      std::int64_t it;
+      std::uint64_t nb;
+      f.read(name.data(), n);
+      f.read(reinterpret_cast<char*>(&it), 8);
+      f.read(reinterpret_cast<char*>(&nb), 8);
+      std::vector<std::byte> b(nb);
+      f.read(reinterpret_cast<char*>(b.data()), static_cast<std::streamsize>(nb));
+      m[{name, it}] = std::move(b);
+    }
+    return m;
+  }
+
+  // Every tensor of role x in the trace equals what the program passed. Returns how many.
+  int check_x_tensors(const TraceReader& r) {
+    auto exp = expected();
+    int n = 0;
+    for (const auto& t : r.tensors()) {
+      if (t.role != "x") continue;
+      auto it = exp.find({t.layer, t.iteration});
+      EXPECT_NE(it, exp.end()) << "unexpected tensor " << t.layer << " iteration " << t.iteration;
+      if (it == exp.end()) continue;
+      EXPECT_EQ(r.read(t), it->second) << t.layer << " iteration " << t.iteration;
+      ++n;
+    }
+    return n;
+  }
+
+  fs::path dir_;
+};
+
+const char* kLegacyLayers[] = {"conv0", "relu0", "pool0", "conv1", "bn0", "add0", "softmax0"};
+const char* kLegacyOps[] = {"conv", "relu", "pool", "conv", "bn", "add", "softmax"};
+
+TEST_F(Capture, LegacyFullCaptureMatchesWhatTheProgramPassed) {
+  ASSERT_EQ(capture("", CDMA_LEGACY_NET, "--iterations 3"), 0) << stderr_text();
+  TraceReader r(trace());
+  EXPECT_TRUE(r.attrs().complete);
+  EXPECT_EQ(r.attrs().source, "cudnn");
+  EXPECT_EQ(r.attrs().dropped_tensors.value_or(-1), 0);
+  ASSERT_EQ(r.tensors().size(), 21u);
+  EXPECT_EQ(check_x_tensors(r), 21);
+  for (std::size_t i = 0; i < r.tensors().size(); ++i) {
+    const auto& t = r.tensors()[i];
+    EXPECT_EQ(t.iteration, static_cast<std::int64_t>(i / 7));
+    EXPECT_EQ(t.layer, kLegacyLayers[i % 7]);
+    EXPECT_EQ(t.op, kLegacyOps[i % 7]);
+    EXPECT_EQ(t.layer_index, static_cast<std::int32_t>(i % 7));
+    EXPECT_EQ(t.phase, "forward");
+    ASSERT_TRUE(t.call.has_value());
+  }
+  EXPECT_EQ(r.tensors()[0].dims, (std::vector<std::int64_t>{2, 3, 8, 8}));
+  EXPECT_EQ(r.tensors()[0].layout, cdma::formats::Layout::NCHW);
+  // Timeline: 13 calls per iteration, all timed by the (fake) CUPTI; backward calls find their layer.
+  ASSERT_TRUE(r.has_timeline());
+  auto tl = r.timeline();
+  ASSERT_EQ(tl.size(), 39u);
+  std::set<std::string> bwd_layers;
+  for (const auto& row : tl) {
+    EXPECT_GT(row.device_ns, 0) << row.op << " call " << row.call;
+    EXPECT_LE(row.start_ns, row.end_ns);
+    if (row.phase == 1) {
+      EXPECT_GE(row.layer_index, 0) << row.op << " call " << row.call;
+      bwd_layers.insert(row.layer);
+    }
+  }
+  EXPECT_EQ(bwd_layers, (std::set<std::string>{"bn0", "conv0", "conv1", "pool0", "relu0"}));
+  // Backward data launches two fake kernels (5000 + 1000 ns + ...): GPU time is their sum.
+  for (const auto& row : tl)
+    if (row.op == "conv" && row.phase == 1 && row.layer == "conv1" && row.device_ns == 7000) SUCCEED();
+}
+
+TEST_F(Capture, LegacyChannelsLastAndPaddedInputs) {
+  ASSERT_EQ(capture("--ops conv", CDMA_LEGACY_NET, "--iterations 2 --nhwc"), 0) << stderr_text();
+  {
+    TraceReader r(trace());
+    ASSERT_EQ(r.tensors().size(), 4u);
+    EXPECT_EQ(r.tensors()[0].layout, cdma::formats::Layout::NHWC);
+    EXPECT_EQ(r.tensors()[0].dims, (std::vector<std::int64_t>{2, 8, 8, 3}));
+    EXPECT_EQ(check_x_tensors(r), 4);
+  }
+  ASSERT_EQ(capture("--ops conv", CDMA_LEGACY_NET, "--iterations 2 --padded"), 0) << stderr_text();
+  TraceReader r(trace());
+  ASSERT_EQ(r.tensors().size(), 4u);
+  EXPECT_EQ(r.tensors()[0].layout, cdma::formats::Layout::NCHW);
+  EXPECT_EQ(r.tensors()[0].dims, (std::vector<std::int64_t>{2, 3, 8, 8}));
+  EXPECT_EQ(check_x_tensors(r), 4);
+}
+
+TEST_F(Capture, SamplingEverySkipFirst) {
+  ASSERT_EQ(capture("--every 2 --skip 1", CDMA_LEGACY_NET, "--iterations 6"), 0) << stderr_text();
+  std::set<std::int64_t> its;
+  {
+    TraceReader r(trace());
+    for (const auto& t : r.tensors()) its.insert(t.iteration);
+    EXPECT_EQ(check_x_tensors(r), 21);
+    EXPECT_EQ(r.timeline().size(), 6u * 13u);  // the timeline is not sampled
+  }
+  EXPECT_EQ(its, (std::set<std::int64_t>{1, 3, 5}));
+  ASSERT_EQ(capture("--every 2 --skip 1 --first 2", CDMA_LEGACY_NET, "--iterations 6"), 0) << stderr_text();
+  TraceReader r(trace());
+  its.clear();
+  for (const auto& t : r.tensors()) its.insert(t.iteration);
+  EXPECT_EQ(its, (std::set<std::int64_t>{1, 3}));
+}
+
+TEST_F(Capture, ByteBudgetDropsAndCounts) {
+  const std::int64_t budget = 10000;
+  ASSERT_EQ(capture("--budget " + std::to_string(budget), CDMA_LEGACY_NET, "--iterations 3"), 0) << stderr_text();
+  TraceReader r(trace());
+  std::int64_t kept = 0;
+  for (const auto& t : r.tensors()) kept += t.bytes();
+  EXPECT_LE(kept, budget);
+  EXPECT_GT(kept, budget / 2);
+  ASSERT_TRUE(r.attrs().dropped_tensors.has_value());
+  EXPECT_EQ(*r.attrs().dropped_tensors + static_cast<std::int64_t>(r.tensors().size()), 21);
+  EXPECT_GT(*r.attrs().dropped_tensors, 0);
+  EXPECT_EQ(check_x_tensors(r), static_cast<int>(r.tensors().size()));
+}
+
+TEST_F(Capture, OpAndRoleFilters) {
+  ASSERT_EQ(capture("--ops conv --roles x,y", CDMA_LEGACY_NET, "--iterations 2"), 0) << stderr_text();
+  TraceReader r(trace());
+  ASSERT_EQ(r.tensors().size(), 8u);
+  auto exp = expected();
+  for (const auto& t : r.tensors()) {
+    EXPECT_EQ(t.op, "conv");
+    if (t.role == "y") {
+      // conv0's output is relu0's input, conv1's output is bn0's input.
+      std::string next = t.layer == "conv0" ? "relu0" : "bn0";
+      EXPECT_EQ(r.read(t), (exp[{next, t.iteration}])) << t.layer;
+    }
+  }
+  EXPECT_EQ(check_x_tensors(r), 4);
+}
+
+TEST_F(Capture, InPlaceCallsAreCopiedBeforeTheCallRuns) {
+  const auto log = dir_ / "cuda.log";
+  ASSERT_EQ(capture("", "env FAKECUDA_LOG=" + log.string() + " " + CDMA_LEGACY_NET, "--iterations 1"), 0)
+      << stderr_text();
+  TraceReader r(trace());
+  EXPECT_EQ(check_x_tensors(r), 7);  // relu0 and add0 run in place: their X is the pre-call value
+  // In the driver log, the join (framework stream waits for the copy's event) comes before the
+  // in-place call, and after the call for an ordinary one.
+  std::ifstream f(log);
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(f, l);) lines.push_back(l);
+  auto index_of = [&](const std::string& s, std::size_t from) {
+    for (std::size_t i = from; i < lines.size(); ++i)
+      if (lines[i].find(s) != std::string::npos) return i;
+    return lines.size();
+  };
+  std::size_t conv = index_of("cudnn cudnnConvolutionForward", 0);
+  std::size_t relu = index_of("cudnn cudnnActivationForward", 0);
+  ASSERT_LT(conv, lines.size());
+  ASSERT_LT(relu, lines.size());
+  std::size_t wait_before_relu = lines.size();
+  for (std::size_t i = conv + 1; i < relu; ++i)
+    if (lines[i].rfind("wait stream=", 0) == 0 && lines[i].find("stream=0") == std::string::npos) wait_before_relu = i;
+  // Two waits between the conv kernel and the relu: conv0's join (after its call), relu0's
+  // join (before its call); the last one must follow relu0's copy.
+  std::size_t relu_copy = lines.size();
+  for (std::size_t i = conv + 1; i < relu; ++i)
+    if (lines[i].rfind("copy-dtoh", 0) == 0) relu_copy = i;
+  ASSERT_LT(relu_copy, relu);
+  EXPECT_GT(wait_before_relu, relu_copy);
+  EXPECT_LT(wait_before_relu, relu);
+  // conv0 (not in place): no wait between its copy and its call.
+  std::size_t conv_copy = index_of("copy-dtoh", 0);
+  for (std::size_t i = conv_copy; i < conv; ++i) EXPECT_NE(lines[i].rfind("wait stream=", 0), 0u) << lines[i];
+}
+
+TEST_F(Capture, NoDataWhileACudaGraphIsCaptured) {
+  ASSERT_EQ(capture("", CDMA_LEGACY_NET, "--iterations 3 --graph-iter 1"), 0) << stderr_text();
+  TraceReader r(trace());
+  EXPECT_EQ(r.tensors().size(), 14u);
+  for (const auto& t : r.tensors()) EXPECT_NE(t.iteration, 1);
+  EXPECT_EQ(r.timeline().size(), 39u);  // metadata is kept
+  EXPECT_EQ(check_x_tensors(r), 14);
+}
+
+TEST_F(Capture, SigkillLeavesAReadableTrace) {
+  int rc = capture("", CDMA_LEGACY_NET, "--iterations 4 --kill-iter 2");
+  EXPECT_EQ(rc, 128 + 9) << stderr_text();
+  TraceReader r(trace());
+  EXPECT_TRUE(r.attrs().complete);  // the collector finalised it
+  EXPECT_GE(r.tensors().size(), 7u);
+  EXPECT_LE(r.tensors().size(), 14u);
+  EXPECT_EQ(check_x_tensors(r), static_cast<int>(r.tensors().size()));
+  EXPECT_NE(stderr_text().find("did not finalise"), std::string::npos);
+}
+
+TEST_F(Capture, StatusAndExitCodePassThrough) {
+  EXPECT_EQ(capture("", CDMA_LEGACY_NET, "--iterations 1 --status-checks"), 0) << stderr_text();
+  EXPECT_EQ(capture("", CDMA_LEGACY_NET, "--iterations 1 --exit-code 7"), 7) << stderr_text();
+  EXPECT_EQ(sh(kCdma + " capture -o " + trace().string() + " -- /nonexistent/program"), 1);
+  EXPECT_EQ(sh(kCdma + " capture --mode bogus -- true"), 2);
+  EXPECT_EQ(sh(kCdma + " capture --budget 12Q -- true"), 2);
+}
+
+TEST_F(Capture, IterationMarkerAndCallCountModes) {
+  for (std::string opts : {"--iteration marker", "--iteration calls:7"}) {
+    ASSERT_EQ(capture(opts, CDMA_LEGACY_NET, "--iterations 3 --mark"), 0) << stderr_text();
+    TraceReader r(trace());
+    ASSERT_EQ(r.tensors().size(), 21u) << opts;
+    EXPECT_EQ(check_x_tensors(r), 21) << opts;
+  }
+}
+
+TEST_F(Capture, InsituStatsMatchTheTensors) {
+  ASSERT_EQ(capture("--mode insitu", CDMA_LEGACY_NET, "--iterations 2"), 0) << stderr_text();
+  TraceReader r(trace());
+  EXPECT_EQ(r.tensors().size(), 0u);
+  ASSERT_TRUE(r.has_stats());
+  auto rows = r.stats();
+  ASSERT_EQ(rows.size(), 14u);
+  auto exp = expected();
+  for (const auto& s : rows) {
+    auto& b = exp[{s.layer, s.iteration}];
+    ASSERT_EQ(static_cast<std::int64_t>(b.size()), s.elements * 4) << s.layer;
+    std::int64_t nz = 0, runs = 0;
+    bool prev_zero = false;
+    for (std::int64_t i = 0; i < s.elements; ++i) {
+      std::uint32_t v;
+      std::memcpy(&v, b.data() + i * 4, 4);
+      bool z = v == 0;
+      nz += !z;
+      runs += z && !prev_zero;
+      prev_zero = z;
+    }
+    EXPECT_EQ(s.nonzeros, nz) << s.layer;
+    EXPECT_EQ(s.zero_runs, runs) << s.layer;
+    EXPECT_EQ(s.dtype, "float32");
+    EXPECT_EQ(s.role, "x");
+  }
+}
+
+TEST_F(Capture, BackendGraphApiLikePyTorch) {
+  ASSERT_EQ(capture("--roles x,y", CDMA_BACKEND_NET, "--iterations 3"), 0) << stderr_text();
+  TraceReader r(trace());
+  int xs = 0, ys = 0;
+  for (const auto& t : r.tensors()) {
+    EXPECT_EQ(t.op, "conv");
+    EXPECT_EQ(t.phase, "forward");
+    EXPECT_EQ(t.dims, (std::vector<std::int64_t>{2, t.layer == "conv0" && t.role == "x" ? 3 : 4, 8, 8}));
+    xs += t.role == "x";
+    ys += t.role == "y";
+  }
+  EXPECT_EQ(xs, 6);
+  EXPECT_EQ(ys, 6);  // conv0's Y and the fused graph's ReLU output (its conv output is virtual)
+  EXPECT_EQ(check_x_tensors(r), 6);
+  auto tl = r.timeline();
+  ASSERT_EQ(tl.size(), 15u);
+  for (const auto& row : tl) {
+    EXPECT_GT(row.device_ns, 0);
+    if (row.phase == 1) EXPECT_GE(row.layer_index, 0) << "call " << row.call;
+  }
+}
+
+TEST_F(Capture, BackendChannelsLast) {
+  ASSERT_EQ(capture("", CDMA_BACKEND_NET, "--iterations 2 --nhwc"), 0) << stderr_text();
+  TraceReader r(trace());
+  ASSERT_EQ(r.tensors().size(), 4u);
+  EXPECT_EQ(r.tensors()[0].layout, cdma::formats::Layout::NHWC);
+  EXPECT_EQ(r.tensors()[0].dims, (std::vector<std::int64_t>{2, 8, 8, 3}));
+  EXPECT_EQ(check_x_tensors(r), 4);
+}
+
+TEST_F(Capture, KeepSpoolThenConvertAndSeveralProcesses) {
+  ASSERT_EQ(sh(kCdma + " capture --keep-spool --spool-dir " + (dir_ / "sp").string() + " -o " + trace().string() +
+               " -- sh -c '" + CDMA_LEGACY_NET + " --iterations 1 && " + CDMA_LEGACY_NET + " --iterations 2'"),
+            0)
+      << stderr_text();
+  std::vector<fs::path> traces;
+  for (const auto& e : fs::directory_iterator(dir_))
+    if (e.path().extension() == ".h5") traces.push_back(e.path());
+  ASSERT_EQ(traces.size(), 2u);  // one trace per process, trace.<pid>.h5
+  std::set<std::size_t> counts;
+  for (const auto& t : traces) counts.insert(TraceReader(t).tensors().size());
+  EXPECT_EQ(counts, (std::set<std::size_t>{7, 14}));
+  // The spools convert again, to the same content.
+  ASSERT_EQ(sh(kCdma + " capture --convert " + (dir_ / "sp").string() + " -o " + (dir_ / "again.h5").string()), 0)
+      << stderr_text();
+  std::set<std::size_t> again;
+  for (const auto& e : fs::directory_iterator(dir_))
+    if (e.path().filename().string().rfind("again.", 0) == 0) again.insert(TraceReader(e.path()).tensors().size());
+  EXPECT_EQ(again, counts);
+}
+
+TEST_F(Capture, InterposerBringsNoCudaCudnnCuptiOrHdf5) {
+  ASSERT_EQ(sh(std::string("readelf -d ") + CDMA_CAPTURE_LIB + " > " + (dir_ / "dyn.txt").string()), 0);
+  std::ifstream f(dir_ / "dyn.txt");
+  std::string text(std::istreambuf_iterator<char>(f), {});
+  ASSERT_NE(text.find("NEEDED"), std::string::npos);
+  for (const char* lib : {"libcudnn", "libcuda", "libcudart", "libcupti", "libhdf5", "libstdc++", "libfmt"})
+    EXPECT_EQ(text.find(lib), std::string::npos) << lib << " is a DT_NEEDED of the interposer";
+}
+
+}  // namespace
