@@ -237,4 +237,56 @@ std::string timeline_chart(const Axes& a, const std::vector<std::string>& lanes,
   return out + "</svg>";
 }
 
+namespace {
+// Sequential scale (viridis-like anchors), t in [0, 1].
+std::string seq_colour(double t) {
+  static const double a[5][3] = {{68, 1, 84}, {59, 82, 139}, {33, 145, 140}, {94, 201, 98}, {253, 231, 37}};
+  t = std::clamp(t, 0.0, 1.0) * 4;
+  int i = std::min(static_cast<int>(t), 3);
+  double f = t - i;
+  int c[3];
+  for (int k = 0; k < 3; ++k) c[k] = static_cast<int>(a[i][k] + (a[i + 1][k] - a[i][k]) * f + 0.5);
+  return fmt::format("#{:02x}{:02x}{:02x}", c[0], c[1], c[2]);
+}
+}  // namespace
+
+std::string heatmap(const Axes& a, const std::vector<std::string>& rows, const std::vector<std::string>& cols,
+                    const std::vector<std::vector<double>>& v, double lo, double hi) {
+  int x0 = 130, x1 = a.width - kRight - 70, y0 = kTop, y1 = a.height - kBottom;
+  std::string out = open_svg(a);
+  if (rows.empty() || cols.empty()) return out + R"~(<text x="50%" y="50%" class="tick">no data</text></svg>)~";
+  double cw = static_cast<double>(x1 - x0) / static_cast<double>(cols.size());
+  double ch = static_cast<double>(y1 - y0) / static_cast<double>(rows.size());
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    out += fmt::format(R"~(<text x="{}" y="{:.1f}" text-anchor="end" class="tick">{}</text>)~", x0 - 6,
+                       y0 + ch * (static_cast<double>(r) + 0.5) + 4, escape(rows[r]));
+    for (std::size_t c = 0; c < cols.size() && r < v.size() && c < v[r].size(); ++c) {
+      double val = v[r][c];
+      if (std::isnan(val)) continue;
+      out += fmt::format(
+          R"~(<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="{}" class="cell"><title>{} @ {}: {}</title></rect>)~",
+          x0 + cw * static_cast<double>(c), y0 + ch * static_cast<double>(r), cw + 0.3, ch + 0.3,
+          seq_colour(hi > lo ? (val - lo) / (hi - lo) : 0.5), escape(rows[r]), escape(cols[c]), fmt_num(val));
+    }
+  }
+  std::size_t step = std::max<std::size_t>(1, cols.size() / 12);
+  for (std::size_t c = 0; c < cols.size(); c += step)
+    out += fmt::format(R"~(<text x="{:.1f}" y="{}" text-anchor="middle" class="tick">{}</text>)~",
+                       x0 + cw * (static_cast<double>(c) + 0.5), y1 + 16, escape(cols[c]));
+  out += fmt::format(R"~(<text x="{}" y="{}" text-anchor="middle" class="label">{}</text>)~", (x0 + x1) / 2,
+                     a.height - 8, escape(a.x_label));
+  // Colour bar.
+  int bx = x1 + 16;
+  for (int i = 0; i < 20; ++i) {
+    double t = 1.0 - i / 19.0;
+    out += fmt::format(R"~(<rect x="{}" y="{:.1f}" width="12" height="{:.1f}" fill="{}"/>)~", bx,
+                       y0 + (y1 - y0) * i / 20.0, (y1 - y0) / 20.0 + 0.5, seq_colour(t));
+  }
+  out += fmt::format(R"~(<text x="{}" y="{}" class="tick">{}</text><text x="{}" y="{}" class="tick">{}</text>)~", bx + 15,
+                     y0 + 8, fmt_num(hi), bx + 15, y1, fmt_num(lo));
+  out += fmt::format(R"~(<text transform="translate({},{}) rotate(90)" text-anchor="middle" class="label">{}</text>)~",
+                     bx + 50, (y0 + y1) / 2, escape(a.y_label));
+  return out + "</svg>";
+}
+
 }  // namespace cdma::report

@@ -38,6 +38,11 @@ struct Span {
 std::string timeline_chart(const Axes& axes, const std::vector<std::string>& lanes, const std::vector<Span>& spans,
                            const std::vector<std::pair<int, std::string>>& legend);
 
+// A grid of cells: rows x columns, values in [lo, hi] mapped to a sequential colour-blind-safe
+// scale (NaN cells blank); a colour bar explains the scale.
+std::string heatmap(const Axes& axes, const std::vector<std::string>& rows, const std::vector<std::string>& columns,
+                    const std::vector<std::vector<double>>& values, double lo, double hi);
+
 // Palette colour i (cycled), as "#rrggbb".
 const char* palette(int i);
 

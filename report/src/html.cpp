@@ -1,0 +1,279 @@
+// The report page. Each section is a function that reads the documents and returns HTML; charts
+// come from svg.cpp. The small script at the end only marks the page as rendered (the headless
+// browser test reads the mark) and reports script errors into the page.
+#include <cdma/report/html.hpp>
+#include <cdma/report/svg.hpp>
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+namespace cdma::report {
+
+using nlohmann::json;
+
+namespace {
+
+const double kNaN = std::nan("");
+
+double num(const json& j) { return j.is_number() ? j.get<double>() : kNaN; }
+
+std::string fmt_ratio(double r) { return std::isnan(r) ? "–" : fmt::format("{:.2f}x", r); }
+std::string fmt_pct(double d) { return std::isnan(d) ? "–" : fmt::format("{:.1f}%", d * 100); }
+
+std::string human_bytes(double b) {
+  const char* u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int i = 0;
+  while (b >= 1024 && i < 4) {
+    b /= 1024;
+    ++i;
+  }
+  return i == 0 ? fmt::format("{:.0f} B", b) : fmt::format("{:.1f} {}", b, u[i]);
+}
+
+bool stored_variant(const json& row) {
+  return row.value("layout", "stored") == "stored" && row.value("dtype", "stored") == "stored";
+}
+
+std::vector<std::string> codec_names(const json& a) {
+  return a.at("options").at("codecs").get<std::vector<std::string>>();
+}
+
+double codec_ratio(const json& row, const std::string& codec, const char* key = "ratio") {
+  if (!row.contains("codecs") || !row["codecs"].contains(codec)) return kNaN;
+  return num(row["codecs"][codec][key]);
+}
+
+std::string trace_label(const json& a, int trace) {
+  for (const auto& t : a["traces"])
+    if (t.value("index", -1) == trace) {
+      std::string m = t.contains("model") && t["model"].is_string() ? t["model"].get<std::string>() : "";
+      std::string p = t.value("path", "");
+      auto slash = p.find_last_of('/');
+      std::string base = slash == std::string::npos ? p : p.substr(slash + 1);
+      return m.empty() ? base : m + " (" + base + ")";
+    }
+  return "trace " + std::to_string(trace);
+}
+
+std::vector<int> trace_indices(const json& a) {
+  std::vector<int> v;
+  for (const auto& t : a["traces"]) v.push_back(t.value("index", 0));
+  return v;
+}
+
+std::string section(const std::string& id, const std::string& title, const std::string& intro,
+                    const std::string& body) {
+  return fmt::format(R"~(<section id="{}"><h2>{}</h2><p class="intro">{}</p>{}</section>)~", id, escape(title),
+                     intro, body);
+}
+
+std::string summary_table(const json& a) {
+  auto codecs = codec_names(a);
+  std::string h = "<table><thead><tr><th>trace</th><th>source</th><th>tensors</th><th>bytes</th><th>density</th>";
+  for (const auto& c : codecs) h += "<th>" + escape(c) + "</th>";
+  h += "</tr></thead><tbody>";
+  for (const auto& row : a["network"]) {
+    if (!stored_variant(row)) continue;
+    int t = row.value("trace", 0);
+    std::string source;
+    for (const auto& tr : a["traces"])
+      if (tr.value("index", -1) == t) source = tr.value("source", "");
+    h += fmt::format("<tr><td>{}</td><td>{}</td><td class=num>{}</td><td class=num>{}</td><td class=num>{}</td>",
+                     escape(trace_label(a, t)), escape(source), row.value("tensors", 0),
+                     human_bytes(num(row["bytes"])), fmt_pct(num(row["density"])));
+    for (const auto& c : codecs) h += "<td class=num>" + fmt_ratio(codec_ratio(row, c)) + "</td>";
+    h += "</tr>";
+  }
+  return h + "</tbody></table>";
+}
+
+struct LayerKey {
+  int index;
+  std::string name;
+  bool operator<(const LayerKey& o) const { return std::tie(index, name) < std::tie(o.index, o.name); }
+};
+
+std::string density_section(const json& a) {
+  std::string body;
+  for (int t : trace_indices(a)) {
+    std::set<LayerKey> layers;
+    std::set<std::int64_t> iters;
+    std::map<std::pair<LayerKey, std::int64_t>, double> dens;
+    for (const auto& r : a["layer_iteration"]) {
+      if (r.value("trace", -1) != t || !stored_variant(r)) continue;
+      LayerKey k{r.value("layer_index", 0), r.value("layer", "")};
+      std::int64_t it = r.value("iteration", std::int64_t{-1});
+      layers.insert(k);
+      iters.insert(it);
+      dens[{k, it}] = num(r["density"]);
+    }
+    std::vector<std::string> rows, cols;
+    for (const auto& l : layers) rows.push_back(l.name);
+    for (auto it : iters) cols.push_back(std::to_string(it));
+    std::vector<std::vector<double>> v;
+    for (const auto& l : layers) {
+      std::vector<double> line;
+      for (auto it : iters) {
+        auto f = dens.find({l, it});
+        line.push_back(f == dens.end() ? kNaN : f->second);
+      }
+      v.push_back(line);
+    }
+    Axes ax;
+    ax.title = "Density of each layer's input over training — " + trace_label(a, t);
+    ax.x_label = "training iteration";
+    ax.y_label = "density (nonzero fraction)";
+    ax.height = std::max(220, 70 + 16 * static_cast<int>(rows.size()));
+    body += heatmap(ax, rows, cols, v, 0.0, 1.0);
+
+    Series s{"network (byte-weighted)", {}, {}};
+    for (const auto& r : a["iteration"]) {
+      if (r.value("trace", -1) != t || !stored_variant(r)) continue;
+      s.x.push_back(num(r["iteration"]));
+      s.y.push_back(num(r["density"]));
+    }
+    Axes lx;
+    lx.title = "Network density over training — " + trace_label(a, t);
+    lx.x_label = "training iteration";
+    lx.y_label = "density";
+    lx.y_min = 0;
+    lx.height = 260;
+    body += line_chart(lx, {s});
+  }
+  return section("density", "Density over training",
+                 "Fraction of nonzero elements in each layer's offloaded input X, per captured iteration "
+                 "(1 = dense). ReLU outputs become sparse early in training and deeper layers are sparser.",
+                 body);
+}
+
+std::string ratio_section(const json& a) {
+  auto codecs = codec_names(a);
+  std::string body;
+  for (int t : trace_indices(a)) {
+    std::vector<std::string> cats;
+    std::vector<Series> series;
+    for (const auto& c : codecs) series.push_back({c, {}, {}});
+    std::vector<const json*> rows;
+    for (const auto& r : a["layer"])
+      if (r.value("trace", -1) == t && stored_variant(r)) rows.push_back(&r);
+    std::sort(rows.begin(), rows.end(), [](const json* x, const json* y) {
+      return x->value("layer_index", 0) < y->value("layer_index", 0);
+    });
+    for (const json* r : rows) {
+      cats.push_back(r->value("layer", "") + " (" + r->value("op", "") + ")");
+      for (std::size_t k = 0; k < codecs.size(); ++k) series[k].y.push_back(codec_ratio(*r, codecs[k]));
+    }
+    Axes ax;
+    ax.title = "Compression ratio per layer — " + trace_label(a, t);
+    ax.x_label = "layer (forward order)";
+    ax.y_label = "ratio (uncompressed / compressed)";
+    ax.y_min = 0;
+    ax.height = 380;
+    ax.width = std::max(720, 160 + 14 * static_cast<int>(cats.size() * codecs.size()));
+    body += bar_chart(ax, cats, series);
+  }
+  return section("ratios", "Compression ratio per layer and codec",
+                 "Byte-weighted ratio over all captured iterations of each layer's input (CODECS.md). ZVC's "
+                 "ratio depends only on density (32/(1+32d) for fp32); ZRLE and the byte codecs also on how zeros "
+                 "cluster.",
+                 body);
+}
+
+std::string variants_section(const json& a) {
+  auto codecs = codec_names(a);
+  auto layouts = a["options"].value("layouts", std::vector<std::string>{"stored"});
+  auto dtypes = a["options"].value("dtypes", std::vector<std::string>{"stored"});
+  if (layouts.size() * dtypes.size() <= 1)
+    return section("variants", "Layouts and dtypes",
+                   "This report was made with the stored layout and dtype only (run with more layouts/dtypes to "
+                   "compare).",
+                   "");
+  std::string body;
+  for (int t : trace_indices(a)) {
+    std::vector<std::string> cats;
+    std::vector<Series> series;
+    for (const auto& c : codecs) series.push_back({c, {}, {}});
+    std::string table =
+        "<table><thead><tr><th>layout</th><th>dtype</th><th>density</th><th>bytes</th>";
+    for (const auto& c : codecs) table += "<th>" + escape(c) + "</th>";
+    table += "</tr></thead><tbody>";
+    for (const auto& r : a["network"]) {
+      if (r.value("trace", -1) != t) continue;
+      std::string lay = r.value("layout", "stored"), dt = r.value("dtype", "stored");
+      cats.push_back(lay + " / " + dt);
+      table += fmt::format("<tr><td>{}</td><td>{}</td><td class=num>{}</td><td class=num>{}</td>", escape(lay),
+                           escape(dt), fmt_pct(num(r["density"])), human_bytes(num(r["bytes"])));
+      for (std::size_t k = 0; k < codecs.size(); ++k) {
+        double v = codec_ratio(r, codecs[k]);
+        series[k].y.push_back(v);
+        table += "<td class=num>" + fmt_ratio(v) + "</td>";
+      }
+      table += "</tr>";
+    }
+    Axes ax;
+    ax.title = "Network ratio by layout and dtype — " + trace_label(a, t);
+    ax.x_label = "layout / dtype";
+    ax.y_label = "ratio (uncompressed / compressed)";
+    ax.y_min = 0;
+    ax.height = 360;
+    body += bar_chart(ax, cats, series) + table + "</tbody></table>";
+  }
+  return section("variants", "Layouts and dtypes",
+                 "The same tensors permuted to other layouts and converted to 16-bit types (round to nearest even) "
+                 "before compressing. ZVC is layout-invariant; ZRLE and byte codecs are not. Ratios are relative "
+                 "to the bytes at each dtype.",
+                 body);
+}
+
+const char* kStyle = R"~(
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1100px;padding:16px;color:#222}
+h1{font-size:1.6em;margin-bottom:4px}h2{border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:32px}
+.meta{color:#555;font-size:.9em}.intro{color:#444;max-width:900px}
+table{border-collapse:collapse;margin:12px 0;font-size:.9em}th,td{border:1px solid #ddd;padding:3px 8px}
+th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
+svg.chart{display:block;margin:12px 0;background:#fff}
+svg .title{font-size:14px;font-weight:600}svg .tick{font-size:11px;fill:#333}svg .label{font-size:12px;fill:#222}
+svg .legend{font-size:11px}svg .grid{stroke:#e5e5e5}svg .axis{stroke:#333}
+nav a{margin-right:12px}code{background:#f3f3f3;padding:1px 4px}
+)~";
+
+}  // namespace
+
+std::string replay_section(const json& replay, const std::vector<std::string>& timelines);  // html_replay.cpp
+
+std::string render_html(const ReportInputs& in) {
+  const json& a = in.analysis;
+  if (!a.is_object() || a.value("schema", "") != "cdma-analysis" || !a.contains("schema_version") ||
+      !a["schema_version"].is_number_integer() || a["schema_version"].get<int>() > 1)
+    throw std::invalid_argument("analysis document is not schema cdma-analysis v1");
+  std::string html = "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+                     "<meta name=viewport content=\"width=device-width,initial-scale=1\"><title>" +
+                     escape(in.title) + "</title><style>" + kStyle + "</style></head><body>";
+  html += "<h1>" + escape(in.title) + "</h1>";
+  html += fmt::format("<p class=meta>Generated {} by <code>{}</code></p>", escape(in.generated),
+                      escape(in.command));
+  html += "<nav><a href=#summary>summary</a><a href=#density>density</a><a href=#ratios>ratios</a>"
+          "<a href=#variants>layouts &amp; dtypes</a><a href=#replay>replay</a></nav>";
+  html += section("summary", "Network summary",
+                  "Byte-weighted compression ratio (uncompressed / compressed bytes) of every captured activation "
+                  "of each trace, stored layout and dtype. The cDMA paper reports 2.6x on average for ZVC.",
+                  summary_table(a));
+  html += density_section(a);
+  html += ratio_section(a);
+  html += variants_section(a);
+  if (in.replay)
+    html += replay_section(*in.replay, in.replay_timelines);
+  else
+    html += section("replay", "Hardware-model replay", "No replay in this report.", "");
+  html += R"~(<script>
+window.cdmaErrors=[];window.addEventListener('error',function(e){window.cdmaErrors.push(String(e.message));document.body.setAttribute('data-errors',window.cdmaErrors.join('|'));});
+document.addEventListener('DOMContentLoaded',function(){var n=document.querySelectorAll('svg.chart').length;document.body.setAttribute('data-charts',String(n));document.body.setAttribute('data-ready','1');});
+</script></body></html>)~";
+  return html;
+}
+
+}  // namespace cdma::report

@@ -1,0 +1,93 @@
+// The report's hardware-model section: iteration time and speedup per configuration, per-layer
+// stalls, and the timelines the hardware model drew.
+#include <cdma/report/svg.hpp>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+
+namespace cdma::report {
+
+using nlohmann::json;
+
+namespace {
+double num(const json& j, const char* k) {
+  return j.contains(k) && j[k].is_number() ? j[k].get<double>() : std::nan("");
+}
+std::string str(const json& j, const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : ""; }
+}  // namespace
+
+std::string replay_section(const json& replay, const std::vector<std::string>& timelines) {
+  std::string body;
+  const json runs = replay.contains("runs") ? replay["runs"] : json::array();
+  for (const auto& run : runs) {
+    std::string link = run.contains("link") ? str(run["link"], "name") : "";
+    double link_gbps = run.contains("link") ? num(run["link"], "effective_gbps") : std::nan("");
+    body += fmt::format("<h3>{} on {} + {} ({:.1f} GB/s effective), policy {}, compute from {}</h3>",
+                        escape(str(run, "network")), escape(str(run, "gpu")), escape(link), link_gbps,
+                        escape(str(run, "policy")), escape(str(run, "compute")));
+    if (run.contains("ratio_sources") && run["ratio_sources"].is_array() && !run["ratio_sources"].empty()) {
+      std::string src;
+      for (const auto& s : run["ratio_sources"]) src += (src.empty() ? "" : "; ") + s.get<std::string>();
+      body += "<p class=meta>Ratios: " + escape(src) + "</p>";
+    }
+    // Totals: bars of iteration time, table with overhead and speedup.
+    std::vector<std::string> cats;
+    Series t{"iteration time (ms)", {}, {}};
+    std::string table = "<table><thead><tr><th>configuration</th><th>iteration (ms)</th><th>stall (ms)</th>"
+                        "<th>link bytes</th><th>over oracle</th><th>speedup vs vDNN</th></tr></thead><tbody>";
+    std::vector<std::string> configs;
+    for (const auto& tot : run.value("totals", json::array())) {
+      std::string c = str(tot, "config");
+      configs.push_back(c);
+      cats.push_back(c);
+      t.y.push_back(num(tot, "time_s") * 1e3);
+      double sp = num(tot, "speedup_vs_vdnn");
+      table += fmt::format(
+          "<tr><td>{}</td><td class=num>{:.3f}</td><td class=num>{:.3f}</td><td class=num>{:.0f}</td>"
+          "<td class=num>{:+.1f}%</td><td class=num>{}</td></tr>",
+          escape(c), num(tot, "time_s") * 1e3, num(tot, "stall_s") * 1e3, num(tot, "link_bytes"),
+          num(tot, "overhead_vs_oracle") * 100, std::isnan(sp) ? "–" : fmt::format("{:+.1f}%", sp * 100));
+    }
+    table += "</tbody></table>";
+    Axes ax;
+    ax.title = "Iteration time — " + str(run, "network");
+    ax.x_label = "configuration";
+    ax.y_label = "time per iteration (ms)";
+    ax.height = 340;
+    body += bar_chart(ax, cats, {t}) + table;
+
+    // Per-layer stalls (forward + backward) for every configuration but the oracle.
+    std::vector<std::string> layers;
+    std::vector<Series> stalls;
+    for (std::size_t k = 1; k < configs.size(); ++k) stalls.push_back({configs[k], {}, {}});
+    for (const auto& l : run.value("layers", json::array())) {
+      layers.push_back(str(l, "name"));
+      for (std::size_t k = 1; k < configs.size(); ++k) {
+        double v = std::nan("");
+        if (l.contains("configs") && l["configs"].contains(configs[k])) {
+          const auto& c = l["configs"][configs[k]];
+          v = (num(c, "fwd_stall_s") + num(c, "bwd_stall_s")) * 1e3;
+        }
+        stalls[k - 1].y.push_back(v);
+      }
+    }
+    Axes sx;
+    sx.title = "Stall per layer (forward + backward) — " + str(run, "network");
+    sx.x_label = "layer (forward order)";
+    sx.y_label = "stall (ms)";
+    sx.height = 360;
+    sx.width = std::max(720, 160 + 10 * static_cast<int>(layers.size() * std::max<std::size_t>(stalls.size(), 1)));
+    body += bar_chart(sx, layers, stalls);
+  }
+  for (const auto& svg : timelines) body += "<div class=timeline>" + svg + "</div>";
+  return fmt::format(
+      R"~(<section id="replay"><h2>Hardware-model replay</h2><p class="intro">{}</p>{}</section>)~",
+      "One training iteration replayed with no offload (oracle), with vDNN offload of every layer's input over "
+      "the link, and with a compressing DMA engine (cDMA) that moves the compressed bytes. Speedup vs vDNN is "
+      "vDNN time / cDMA time - 1, as the paper reports it; a stall is time a layer waits for its transfer.",
+      body);
+}
+
+}  // namespace cdma::report
