@@ -21,4 +21,10 @@ done
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$(nproc)" --target cdma
 mkdir -p out
-build/bin/cdma info "${traces[@]}"
+# Per-layer density and compression ratios, the paper's table (and the machine-readable JSON).
+build/bin/cdma analyze "${traces[@]}" --json out/analysis.json
+# The hardware model on the paper's GPU and link (Titan Xp, PCIe gen3), ratios from these traces.
+build/bin/cdma replay "${traces[@]}" --gpu titan-xp --link pcie3 --no-layers
+# Everything on one page.
+build/bin/cdma report "${traces[@]}" -o out/report.html
+echo "demo: open out/report.html in a browser; out/analysis.json holds the numbers"
