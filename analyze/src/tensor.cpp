@@ -3,7 +3,7 @@
 #include <cdma/formats/zero_scan.hpp>
 
 #include <algorithm>
-#include <chrono>
+#include <ctime>
 #include <cstring>
 
 namespace cdma::analyze {
@@ -12,10 +12,11 @@ using formats::DType;
 using formats::Layout;
 
 namespace {
-using Clock = std::chrono::steady_clock;
-
-std::uint64_t ns_since(Clock::time_point t0) {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
+// CPU time of the calling thread: what the codecs cost, unaffected by other processes on a busy machine.
+std::uint64_t thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
 bool is_zero_elem(const std::byte* p, std::size_t w) {
@@ -55,7 +56,7 @@ void TensorAnalyzer::measure(std::span<const std::byte> data, std::size_t w, Var
 
   // Zero statistics, and the ZVC / ZRLE sizes that follow from them, chunk by chunk (one chunk
   // when not chunking). Runs cut by a chunk edge are joined again for the tensor's zero_runs.
-  auto t0 = Clock::now();
+  auto t0 = thread_cpu_ns();
   std::uint64_t nnz = 0, runs = 0;
   for (std::size_t first = 0; first < n || (n == 0 && first == 0); first += chunk_elems) {
     const std::size_t len = std::min(chunk_elems, n - first);
@@ -73,14 +74,14 @@ void TensorAnalyzer::measure(std::span<const std::byte> data, std::size_t w, Var
   }
   out.nonzeros = nnz;
   out.zero_runs = runs;
-  ws.codec_ns += ns_since(t0);
+  ws.codec_ns += thread_cpu_ns() - t0;
 
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     const auto& s = slots_[i];
     if (s.kind != CodecSlot::bytes) continue;
-    t0 = Clock::now();
+    t0 = thread_cpu_ns();
     out.codecs[i].bytes = formats::chunked_compressed_size(*s.codec, data, w, opts_.chunk_bytes);
-    ws.codec_ns += ns_since(t0);
+    ws.codec_ns += thread_cpu_ns() - t0;
   }
 
   if (!opts_.verify) return;

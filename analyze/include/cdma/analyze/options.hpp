@@ -42,6 +42,9 @@ struct Options {
   bool verify = false;      // decode every encoding and compare with the original bytes
   bool keep_going = false;  // skip unreadable files/tensors instead of failing
   unsigned threads = 0;     // worker threads; 0 = all cores
+  // Map trace files and analyse contiguous, unfiltered tensors in place (no copy; the workers
+  // fault the pages in, in parallel). Other tensors are read through the reader thread.
+  bool zero_copy = true;
 
   // Checks and canonicalises codec, layout and dtype names. Throws formats::Error naming the
   // offending value and the accepted ones.

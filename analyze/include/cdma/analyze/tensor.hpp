@@ -54,7 +54,7 @@ struct VariantMeasures {
 // Scratch buffers reused between calls by one thread.
 struct Workspace {
   std::vector<std::byte> converted, permuted, encoded, decoded;
-  std::uint64_t codec_ns = 0;  // time spent in scans and codecs (for the pipeline's accounting)
+  std::uint64_t codec_ns = 0;  // thread CPU time spent in zero scans and codecs (pipeline accounting)
 };
 
 class TensorAnalyzer {
