@@ -392,14 +392,16 @@ class ResNet : public Net {
 }  // namespace
 
 const std::vector<NetInfo>& net_catalog() {
+  // Default iterations give about two minutes of training on one thread of a 2-core machine
+  // (see data/README.md); learning rates are for Adam.
   static const std::vector<NetInfo> k = {
-      {"alexnet", "AlexNet: conv/ReLU/LRN/max-pool, FC with dropout (64x64)", 64, 64, 600, 0.01},
-      {"overfeat", "OverFeat (fast): strided conv, 5 convs, FC with dropout (64x64)", 64, 64, 500, 0.01},
-      {"nin", "Network in Network: 3 mlpconv blocks, global average pooling (32x32)", 32, 64, 600, 0.02},
-      {"vgg", "VGG: 3x3 conv stacks (2-2-3) with max-pools, FC with dropout (32x32)", 32, 64, 700, 0.01},
-      {"squeezenet", "SqueezeNet: 6 fire modules, conv10 + global average pooling (32x32)", 32, 64, 700, 0.02},
-      {"googlenet", "GoogLeNet: stem with LRN, 3 inception modules (32x32)", 32, 64, 500, 0.02},
-      {"resnet", "ResNet-14 with batch norm (modern reference; 32x32)", 32, 64, 500, 0.05},
+      {"alexnet", "AlexNet: conv/ReLU/LRN/max-pool, FC with dropout (64x64)", 64, 64, 300, 1e-3},
+      {"overfeat", "OverFeat (fast): strided conv, 5 convs, FC with dropout (64x64)", 64, 64, 300, 1e-3},
+      {"nin", "Network in Network: 3 mlpconv blocks, global average pooling (32x32)", 32, 64, 300, 1e-3},
+      {"vgg", "VGG: 3x3 conv stacks (2-2-3) with max-pools, FC with dropout (32x32)", 32, 64, 600, 1e-3},
+      {"squeezenet", "SqueezeNet: 6 fire modules, conv10 + global average pooling (32x32)", 32, 64, 700, 1e-3},
+      {"googlenet", "GoogLeNet: stem with LRN, 3 inception modules (32x32)", 32, 64, 300, 1e-3},
+      {"resnet", "ResNet-14 with batch norm (modern reference; 32x32)", 32, 64, 400, 1e-3},
   };
   return k;
 }

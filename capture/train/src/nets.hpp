@@ -79,7 +79,7 @@ struct NetInfo {
   int input_size;          // images are upsampled (bilinear) from 28x28 to this
   int batch;               // default batch size
   std::int64_t iterations; // default iterations (about two minutes on two cores)
-  double lr;               // default SGD learning rate
+  double lr;               // default learning rate (Adam)
 };
 
 // The networks cdma-train knows, in a fixed order.

@@ -18,12 +18,12 @@ void add_options(CLI::App& app, Options& o) {
   auto* ep = app.add_option("-e,--epochs", o.epochs, "train for this many epochs instead (may be fractional)");
   it->excludes(ep);
   app.add_option("--lr", o.lr, "learning rate (default: the network's)");
-  app.add_option("--optimizer", o.optimizer, "sgd (with --momentum) or adam")->capture_default_str();
+  app.add_option("--optimizer", o.optimizer, "adam, or sgd (with --momentum)")->capture_default_str();
   app.add_option("--momentum", o.momentum, "SGD momentum")->capture_default_str();
   app.add_option("--weight-decay", o.weight_decay, "L2 weight decay")->capture_default_str();
   app.add_option("-s,--seed", o.seed, "random seed (weights, data order, dropout)")->capture_default_str();
-  app.add_option("-t,--threads", o.threads, "CPU threads for libtorch (0 = all; results are reproducible "
-                                            "for a given seed and thread count)")
+  app.add_option("-t,--threads", o.threads, "CPU threads for libtorch (0 = all cores). Results are reproducible for a "
+                                            "given seed and thread count; 1 is fastest on a busy machine")
       ->capture_default_str();
 
   auto* g = app.add_option_group("capture", "when and what to record (the union of the rules given)");

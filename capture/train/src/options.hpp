@@ -34,11 +34,11 @@ struct Options {
   std::int64_t iterations = 0;   // 0: from epochs, else the network's default
   double epochs = 0;             // > 0: iterations = epochs * (train images / batch)
   double lr = 0;                 // 0: the network's default
-  std::string optimizer = "sgd"; // sgd (momentum 0.9) or adam
+  std::string optimizer = "adam"; // adam or sgd (with momentum)
   double momentum = 0.9;
   double weight_decay = 5e-4;
   std::uint64_t seed = 1;
-  int threads = 0;               // 0: all hardware threads
+  int threads = 1;               // libtorch intra-op threads (0: all hardware threads)
 
   // Capture schedule: the union of every rule given; none given = 5 captures spread over the run.
   std::int64_t capture_every = 0;
