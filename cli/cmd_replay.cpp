@@ -36,6 +36,7 @@ struct Options {
   std::optional<double> ratio, density, link_gbps, link_eff, latency_us, compute_eff, dram_eff;
   double compute_scale = 1.0, bwd_factor = 2.0, read_gbps = 0, comp_gbps = 0;
   int conv_kernel = 3, trace_index = 0;
+  std::int64_t trace_batch = 0;
   bool layers = false, no_layers = false, list = false, quiet = false;
 };
 
@@ -134,6 +135,7 @@ class Replayer {
     t.conv_kernel = o_.conv_kernel;
     t.compute_scale = o_.compute_scale;
     t.bwd_factor = o_.bwd_factor;
+    t.batch = o_.trace_batch;
     Prepared p{hw::network_from_trace(path, t), scenario()};
     p.sc.compute = roofline ? fmt::format("roofline of {} over the trace's layer shapes (conv kernels assumed {}x{})",
                                           gpu_.name, o_.conv_kernel, o_.conv_kernel)
@@ -171,11 +173,22 @@ class Replayer {
   // Applies --ratios / --ratio / --density; false when none was given.
   bool apply_ratio_flags(Prepared& p, int eb, bool from_trace) const {
     bool any = false;
-    if (ratio_table_) {
-      auto rep = hw::apply_ratios(p.net, *ratio_table_, from_trace, from_trace);
+    if (ratio_table_ && from_trace) {
+      // U stays the trace's own (scaled to the modelled batch); the table gives ratios.
+      auto rep = hw::apply_ratios(p.net, *ratio_table_, true, false);
       p.sc.ratio_sources.push_back(
           fmt::format("{}: {} layers matched by name, {} by index, {} took the network average", o_.ratios,
                       rep.matched_by_name, rep.matched_by_index, rep.unmatched));
+      any = true;
+    } else if (ratio_table_) {
+      std::map<std::string, double> avg;
+      auto rep = hw::apply_ratios_to_zoo(p.net, *ratio_table_, &avg);
+      std::vector<std::string> parts;
+      for (const auto& [c, r] : avg) parts.push_back(fmt::format("{} {:.2f}", c, r));
+      p.sc.ratio_sources.push_back(
+          fmt::format("{}: {} layers matched by name and op; the other post-ReLU tensors take the measured "
+                      "post-ReLU average ({})",
+                      o_.ratios, rep.matched_by_name, fmt::join(parts, ", ")));
       any = true;
     }
     if (o_.density) {
@@ -361,6 +374,9 @@ int run(int argc, char** argv) {
                                          "(GPU preset over the layer shapes), 'auto' (roofline for torch-cpu traces)")
       ->capture_default_str();
   app.add_option("--compute-scale", o.compute_scale, "factor on measured compute times")->capture_default_str();
+  app.add_option("--trace-batch", o.trace_batch, "batch size modelled for traces (0: the trace's batch_size "
+                                                 "attribute, else the captured N); U scales with it")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_option("--conv-kernel", o.conv_kernel, "conv kernel size assumed for trace rooflines")->capture_default_str();
   app.add_option("--sweep", o.sweep, "sweep 'link' (GB/s effective), 'density' or 'ratio'")
       ->check(CLI::IsMember({"link", "density", "ratio"}));

@@ -50,10 +50,11 @@ double mean(const std::map<std::int64_t, double>& m) {
 }
 
 // Roofline inputs of one layer from its tensor shapes (per batch).
-void shape_work(Layer& l, const LayerAcc& a, int conv_kernel) {
+void shape_work(Layer& l, const LayerAcc& a, int conv_kernel, std::int64_t batch) {
   if (!a.x) return;
   Chw x = split(*a.x);
   Chw y = a.y ? split(*a.y) : x;
+  if (batch > 0) x.n = y.n = batch;
   const double eb = static_cast<double>(formats::dtype_size(a.x->dtype));
   const double xe = static_cast<double>(x.n * x.c * x.h * x.w), ye = static_cast<double>(y.n * y.c * y.h * y.w);
   double weights = 0;
@@ -107,6 +108,19 @@ Network network_from_trace(const std::filesystem::path& trace, const TraceNetwor
                                  "times (--compute roofline)",
                                  trace.string()));
 
+  // The batch the replay models: the option, else the producer's "batch_size" attribute (cdma train
+  // keeps only the first capture_batch images of each batch), else the captured tensors' N.
+  std::int64_t batch = opts.batch;
+  if (batch <= 0) {
+    if (auto b = reader.root_attribute("batch_size")) {
+      try {
+        batch = std::stoll(*b);
+      } catch (const std::exception&) {
+        batch = 0;
+      }
+    }
+  }
+  if (batch < 0) batch = 0;
   Network net;
   net.source = trace.string();
   net.name = reader.attrs().model.value_or(trace.stem().string());
@@ -118,10 +132,13 @@ Network network_from_trace(const std::filesystem::path& trace, const TraceNetwor
       l.x_tensor = index;
       double s = 0;
       for (const auto& [it, b] : a.x_bytes) s += static_cast<double>(b);
-      l.x_bytes = static_cast<std::int64_t>(std::llround(s / static_cast<double>(a.x_bytes.size())));
-      if (a.x) net.batch = std::max<int>(net.batch, static_cast<int>(split(*a.x).n));
+      double per_iteration = s / static_cast<double>(a.x_bytes.size());
+      const std::int64_t captured = a.x ? split(*a.x).n : 0;
+      if (batch > 0 && captured > 0) per_iteration *= static_cast<double>(batch) / static_cast<double>(captured);
+      l.x_bytes = static_cast<std::int64_t>(std::llround(per_iteration));
+      net.batch = std::max<int>(net.batch, static_cast<int>(batch > 0 ? batch : captured));
     }
-    shape_work(l, a, opts.conv_kernel);
+    shape_work(l, a, opts.conv_kernel, batch);
     if (opts.roofline) {
       const double fps = opts.gpu->peak_flops(opts.precision) * opts.gpu->compute_efficiency;
       const double bps = opts.gpu->dram_gbps * 1e9 * opts.gpu->dram_efficiency;
@@ -287,6 +304,42 @@ RatioTable measure_ratio_table(const std::filesystem::path& trace, const std::ve
   for (std::size_t k = 0; k < made.size(); ++k)
     if (net_packed[k] > 0) table.network[made[k]->name()] = net_bytes / net_packed[k];
   return table;
+}
+
+ApplyRatiosReport apply_ratios_to_zoo(Network& net, const RatioTable& table, std::map<std::string, double>* averages) {
+  int first = -1;
+  for (const auto& r : table.layers)
+    if (first < 0 || r.layer_index < first) first = r.layer_index;
+  std::map<std::string, std::pair<double, double>> sums;  // codec -> (bytes, compressed bytes)
+  for (const auto& r : table.layers) {
+    if (r.layer_index == first || r.op == "relu" || r.op == "bn" || r.bytes_per_iteration <= 0) continue;
+    for (const auto& [codec, ratio] : r.ratio) {
+      if (!(ratio > 0)) continue;
+      auto& s = sums[codec];
+      s.first += static_cast<double>(r.bytes_per_iteration);
+      s.second += static_cast<double>(r.bytes_per_iteration) / ratio;
+    }
+  }
+  std::map<std::string, double> avg;
+  for (const auto& [codec, s] : sums)
+    if (s.second > 0) avg[codec] = s.first / s.second;
+  if (avg.empty()) avg = table.network;  // e.g. an analysis JSON without per-layer bytes
+  if (averages) *averages = avg;
+  ApplyRatiosReport rep;
+  for (auto& l : net.layers) {
+    if (l.x_tensor < 0) continue;
+    const LayerRatios* row = nullptr;
+    for (const auto& r : table.layers)
+      if (r.layer == l.name && r.op == l.op) row = &r;
+    if (row) {
+      ++rep.matched_by_name;
+      for (const auto& [codec, r] : row->ratio) l.ratio[codec] = r;
+    } else {
+      ++rep.unmatched;
+      for (const auto& [codec, r] : avg) l.ratio[codec] = l.x_sparse ? r : 1.0;
+    }
+  }
+  return rep;
 }
 
 }  // namespace cdma::hwmodel

@@ -23,10 +23,15 @@ struct TraceNetworkOptions {
   std::string precision = "fp32";
   int conv_kernel = 3;
   double bwd_factor = 2.0;  // roofline only
+  // Batch size to model. The tensors of a trace may hold only the first K samples of each batch
+  // (cdma train --capture-batch); U and the roofline shapes are scaled from the captured N to this
+  // batch. 0: the trace's "batch_size" root attribute when present, else the captured N.
+  std::int64_t batch = 0;
 };
 
 // Builds the network of a trace: one layer per layer_index seen in /timeline or /tensors, named
-// and typed from them; U = bytes of the layer's forward role-"x" tensors per iteration. Layers
+// and typed from them; U = bytes of the layer's forward role-"x" tensors per iteration, scaled to
+// the modelled batch (TraceNetworkOptions::batch). Layers
 // without a measured backward get B = 2F. Throws formats::TraceError / ModelError.
 Network network_from_trace(const std::filesystem::path& trace, const TraceNetworkOptions& opts);
 
@@ -56,6 +61,13 @@ struct ApplyRatiosReport {
 // unmatched layers get the network row's ratios. When take_bytes, also sets x_bytes = U from the
 // row (trace replays). Layers without an x tensor are left alone.
 ApplyRatiosReport apply_ratios(Network& net, const RatioTable& table, bool match_index, bool take_bytes);
+
+// Applies measured ratios to a zoo network (whose layers are not the trace's): a layer whose name
+// and op match a row takes that row's ratios; every other tensor that can hold ReLU zeros
+// (x_sparse) takes the byte-weighted average over the rows of post-ReLU inputs (every row whose op
+// is not relu or bn, except the first layer's, which is the network input); dense tensors keep
+// ratio 1. Returns the per-codec averages used in `averages`.
+ApplyRatiosReport apply_ratios_to_zoo(Network& net, const RatioTable& table, std::map<std::string, double>* averages = nullptr);
 
 // Measures compression ratios straight from a trace's forward "x" tensors with the codecs of
 // cdma::formats (canonical names: "zvc", "zrle-4", "zlib-6", "zstd-1", "lz4"): one row per
