@@ -347,6 +347,49 @@ TEST_F(Capture, KeepSpoolThenConvertAndSeveralProcesses) {
   EXPECT_EQ(again, counts);
 }
 
+// tools/gpu-check: its dry run and its spool checks (shapes, bytes against the tensors "saved for
+// backward", densities, GPU times) on spools of the fake-cuDNN programs.
+TEST_F(Capture, GpuCheckScriptChecksSpools) {
+  const std::string tools = std::string(CDMA_SOURCE_DIR) + "/tools/gpu-check";
+  const std::string py = CDMA_H5PY_PYTHON;
+  const std::string sp = (dir_ / "sp").string();
+  ASSERT_EQ(capture("--keep-spool --spool-dir " + sp, CDMA_LEGACY_NET, "--iterations 3"), 0) << stderr_text();
+  EXPECT_EQ(sh("bash " + tools + "/run.sh --dry-run --python " + py + " --spool " + sp + " --out " +
+               (dir_ / "dry").string() + " >/dev/null"),
+            0)
+      << stderr_text();
+  // A training-run result as train.py writes it: conv input shapes and hashes of saved tensors,
+  // here made from the bytes the program passed in iteration 1.
+  auto make_result = [&](const std::string& path, const std::string& shapes, bool corrupt) {
+    std::ofstream f(dir_ / "mk.py");
+    f << "import hashlib, json, struct\n"
+         "h = set()\n"
+         "with open('" << (dir_ / "expected.bin").string() << "', 'rb') as f:\n"
+         "    while True:\n"
+         "        b = f.read(4)\n"
+         "        if not b: break\n"
+         "        n = struct.unpack('<I', b)[0]; name = f.read(n).decode()\n"
+         "        it, nb = struct.unpack('<qQ', f.read(16)); data = f.read(nb)\n"
+         "        if it == 1: h.add(hashlib.sha1(data + (b'x' if " << (corrupt ? "name == 'conv1'" : "False") << " else b'')).hexdigest())\n"
+         "json.dump({'check_iter': 1, 'conv_shapes': " << shapes << ", 'saved_hashes': sorted(h)}, open('" << path
+      << "', 'w'))\n";
+    f.close();
+    return sh(py + " " + (dir_ / "mk.py").string()) == 0;
+  };
+  const std::string good = (dir_ / "good.json").string(), bad = (dir_ / "bad.json").string();
+  ASSERT_TRUE(make_result(good, "[[2, 3, 8, 8], [2, 4, 4, 4]]", false));
+  EXPECT_EQ(sh(py + " " + tools + "/train.py --check-only " + sp + " --train-result " + good + " >/dev/null"), 0)
+      << stderr_text();
+  ASSERT_TRUE(make_result(bad, "[[2, 3, 8, 8], [2, 4, 8, 8]]", false));
+  EXPECT_EQ(sh(py + " " + tools + "/train.py --check-only " + sp + " --train-result " + bad + " >/dev/null"), 1);
+  ASSERT_TRUE(make_result(bad, "[[2, 3, 8, 8], [2, 4, 4, 4]]", true));
+  EXPECT_EQ(sh(py + " " + tools + "/train.py --check-only " + sp + " --train-result " + bad + " >/dev/null"), 1);
+  // In-situ spools.
+  const std::string sp2 = (dir_ / "sp2").string();
+  ASSERT_EQ(capture("--mode insitu --keep-spool --spool-dir " + sp2, CDMA_LEGACY_NET, "--iterations 2"), 0);
+  EXPECT_EQ(sh(py + " " + tools + "/train.py --check-only " + sp2 + " --insitu >/dev/null"), 0) << stderr_text();
+}
+
 TEST_F(Capture, InterposerBringsNoCudaCudnnCuptiOrHdf5) {
   ASSERT_EQ(sh(std::string("readelf -d ") + CDMA_CAPTURE_LIB + " > " + (dir_ / "dyn.txt").string()), 0);
   std::ifstream f(dir_ / "dyn.txt");
