@@ -6,8 +6,16 @@
 
 #include <algorithm>
 #include <bit>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
+#include <thread>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace cdma::formats {
 
@@ -110,7 +118,48 @@ struct TraceReader::Impl {
   }
 };
 
-TraceReader::TraceReader(const std::filesystem::path& path) : impl_(std::make_unique<Impl>()) {
+namespace {
+// Reads the file's metadata, /timeline and /stats in a child process. Returns normally when the
+// child finished (with or without a TraceError: the caller then reads in-process and gets the same
+// result); throws TraceError when the child crashed or hung.
+void probe_in_child(const std::filesystem::path& path, int timeout_s) {
+  const std::string file = path.string();
+  std::fflush(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) return;  // cannot isolate; read in-process
+  if (pid == 0) {
+    int rc = 0;
+    try {
+      TraceReader r(path, ReaderOptions{false, 0});
+      (void)r.timeline();
+      (void)r.stats();
+    } catch (...) {
+      rc = 1;
+    }
+    _exit(rc);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  int st = 0;
+  for (;;) {
+    pid_t w = waitpid(pid, &st, WNOHANG);
+    if (w == pid) break;
+    if (w < 0 && errno != EINTR) return;
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &st, 0);
+      h5::fail(file, "", "reading the file's metadata did not finish in " + std::to_string(timeout_s) +
+                             " s (the file is damaged, or HDF5 loops on it)");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  if (WIFSIGNALED(st))
+    h5::fail(file, "",
+             std::string("the HDF5 library crashed (") + strsignal(WTERMSIG(st)) +
+                 ") reading the file's metadata: the file is damaged");
+}
+}  // namespace
+
+TraceReader::TraceReader(const std::filesystem::path& path, ReaderOptions opts) : impl_(std::make_unique<Impl>()) {
   h5::init();
   auto& m = *impl_;
   m.path = path;
@@ -122,6 +171,7 @@ TraceReader::TraceReader(const std::filesystem::path& path) : impl_(std::make_un
     std::ifstream probe(path, std::ios::binary);
     if (!probe) h5::fail(m.file, "", "cannot open for reading (permission denied?)");
   }
+  if (opts.isolate) probe_in_child(path, opts.probe_timeout_s);
   htri_t is = H5Fis_hdf5(m.file.c_str());
   if (is <= 0) {
     h5::take_error_stack();

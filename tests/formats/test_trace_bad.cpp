@@ -123,3 +123,21 @@ TEST(Cli, UsageErrorsExitTwo) {
 }
 
 }  // namespace
+
+namespace {
+// A file found by fuzzing on which HDF5 1.10 itself segfaults (reading a vlen string attribute
+// through a damaged global heap). The isolated probe turns the crash into an error.
+TEST(BadInputIsolation, Hdf5CrashBecomesAnError) {
+  std::filesystem::path p = std::string(CDMA_TEST_FORMATS_DIR) + "/hdf5_segv_vlen_attr.h5";
+  try {
+    TraceReader r(p);
+    ADD_FAILURE() << "reader accepted a file that crashes HDF5";
+  } catch (const TraceError& e) {
+    EXPECT_NE(std::string(e.what()).find("crashed"), std::string::npos) << e.what();
+    EXPECT_EQ(e.file(), p.string());
+  }
+  auto res = test::run_command(test::cdma_binary() + " info " + test::quote(p.string()));
+  EXPECT_EQ(res.exit_code, 1) << res.output;
+  EXPECT_NE(res.output.find("damaged"), std::string::npos) << res.output;
+}
+}  // namespace

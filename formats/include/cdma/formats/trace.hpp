@@ -116,12 +116,21 @@ class TraceWriter {
   std::unique_ptr<Impl> impl_;
 };
 
+struct ReaderOptions {
+  // HDF5 (1.10) can crash or hang on deliberately damaged files (fuzzing finds SEGVs in its global
+  // heap code). With isolate, the file's metadata, /timeline and /stats are first read in a forked
+  // child process; a crash or hang there becomes a TraceError instead of taking the caller down.
+  // Costs one fork per open. Open readers from one thread at a time (HDF5 is serial).
+  bool isolate = true;
+  int probe_timeout_s = 300;
+};
+
 // Opens a trace for reading, validates the root attributes, and lists tensor metadata in capture
 // (name) order without reading tensor bytes. Accepts other producers' files: variable- or
 // fixed-length strings, any integer attribute type, contiguous or chunked/filtered datasets.
 class TraceReader {
  public:
-  explicit TraceReader(const std::filesystem::path& path);
+  explicit TraceReader(const std::filesystem::path& path, ReaderOptions opts = {});
   ~TraceReader();
   TraceReader(const TraceReader&) = delete;
   TraceReader& operator=(const TraceReader&) = delete;
