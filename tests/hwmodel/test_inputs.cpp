@@ -91,7 +91,7 @@ fs::path write_trace() {
 
 }  // namespace
 
-TEST(TraceInput, TimesBytesAndRatiosFromATrace) {
+TEST(HwTraceInput, TimesBytesAndRatiosFromATrace) {
   auto p = write_trace();
   hw::TraceNetworkOptions o;
   auto net = hw::network_from_trace(p, o);
@@ -123,7 +123,7 @@ TEST(TraceInput, TimesBytesAndRatiosFromATrace) {
   fs::remove(p);
 }
 
-TEST(TraceInput, RooflineModeUsesTheShapes) {
+TEST(HwTraceInput, RooflineModeUsesTheShapes) {
   auto p = write_trace();
   hw::GpuPreset gpu;
   gpu.name = "g";
@@ -142,7 +142,7 @@ TEST(TraceInput, RooflineModeUsesTheShapes) {
   fs::remove(p);
 }
 
-TEST(TraceInput, MissingOrBrokenTraceIsATypedError) {
+TEST(HwTraceInput, MissingOrBrokenTraceIsATypedError) {
   hw::TraceNetworkOptions o;
   EXPECT_THROW(hw::network_from_trace("/nonexistent.h5", o), cdma::formats::Error);
   auto p = tmp("garbage.h5");
@@ -151,7 +151,7 @@ TEST(TraceInput, MissingOrBrokenTraceIsATypedError) {
   fs::remove(p);
 }
 
-TEST(AnalysisJson, ReadsLayerRowsAndNetworkRow) {
+TEST(HwAnalysisJson, ReadsLayerRowsAndNetworkRow) {
   nlohmann::json j = {
       {"schema", "cdma-analysis"},
       {"schema_version", 1},

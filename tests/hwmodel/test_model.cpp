@@ -81,7 +81,7 @@ hw::ReplayResult closed(const hw::Network& net, hw::Policy p, const hw::Engine& 
 
 }  // namespace
 
-TEST(Transfer, RoundsUpToWholePicoseconds) {
+TEST(HwTransfer, RoundsUpToWholePicoseconds) {
   EXPECT_EQ(hw::transfer_ps(0, 1e9), 0);
   EXPECT_EQ(hw::transfer_ps(1, 1e12), 1);
   EXPECT_EQ(hw::transfer_ps(1, 3e12), 1);   // 0.33 ps rounds up
@@ -92,7 +92,7 @@ TEST(Transfer, RoundsUpToWholePicoseconds) {
   EXPECT_THROW(hw::transfer_ps(1, std::nan("")), hw::ModelError);
 }
 
-TEST(Model, InfiniteLinkEqualsOracleForEveryPolicyAndHardwareEngine) {
+TEST(HwModel, InfiniteLinkEqualsOracleForEveryPolicyAndHardwareEngine) {
   std::mt19937_64 rng(1);
   for (int k = 0; k < 50; ++k) {
     auto net = random_net(rng, 30);
@@ -112,7 +112,7 @@ TEST(Model, InfiniteLinkEqualsOracleForEveryPolicyAndHardwareEngine) {
   }
 }
 
-TEST(Model, ZeroComputeTakesExactlyTheTransferTime) {
+TEST(HwModel, ZeroComputeTakesExactlyTheTransferTime) {
   std::mt19937_64 rng(2);
   for (int k = 0; k < 50; ++k) {
     auto net = random_net(rng, 25);
@@ -132,7 +132,7 @@ TEST(Model, ZeroComputeTakesExactlyTheTransferTime) {
   }
 }
 
-TEST(Model, RatioOneMakesCdmaEqualVdnn) {
+TEST(HwModel, RatioOneMakesCdmaEqualVdnn) {
   std::mt19937_64 rng(3);
   for (int k = 0; k < 50; ++k) {
     auto net = random_net(rng, 30);
@@ -148,7 +148,7 @@ TEST(Model, RatioOneMakesCdmaEqualVdnn) {
   }
 }
 
-TEST(Model, RatioBelowOneIsSentRaw) {
+TEST(HwModel, RatioBelowOneIsSentRaw) {
   std::mt19937_64 rng(4);
   auto net = random_net(rng, 20);
   net.set_ratio("zvc", 0.97);  // ZVC of a dense fp32 tensor
@@ -157,7 +157,7 @@ TEST(Model, RatioBelowOneIsSentRaw) {
             closed(net, hw::Policy::vdnn_all, engine(hw::Placement::none), lk).total_ps);
 }
 
-TEST(Model, DoublingTheLinkNeverSlowsAnythingDown) {
+TEST(HwModel, DoublingTheLinkNeverSlowsAnythingDown) {
   std::mt19937_64 rng(5);
   for (int k = 0; k < 30; ++k) {
     auto net = random_net(rng, 30);
@@ -175,7 +175,7 @@ TEST(Model, DoublingTheLinkNeverSlowsAnythingDown) {
   }
 }
 
-TEST(Model, HigherRatioNeverSlowsAHardwareEngine) {
+TEST(HwModel, HigherRatioNeverSlowsAHardwareEngine) {
   std::mt19937_64 rng(6);
   auto net = random_net(rng, 40);
   hw::Ps prev = std::numeric_limits<hw::Ps>::max();
@@ -197,7 +197,7 @@ hw::Network edge_net(std::int64_t u, hw::Ps f1) {
   return net;
 }
 
-TEST(Edge, TransferExactlyFillingTheComputeWindowDoesNotStallOneByteMoreDoes) {
+TEST(HwEdge, TransferExactlyFillingTheComputeWindowDoesNotStallOneByteMoreDoes) {
   const double bw = 1e10;               // 10 GB/s: one byte = 100 ps
   const std::int64_t u = 1'000'000;     // 100 us
   const hw::Ps window = hw::transfer_ps(static_cast<double>(u), bw);
@@ -214,7 +214,7 @@ TEST(Edge, TransferExactlyFillingTheComputeWindowDoesNotStallOneByteMoreDoes) {
   EXPECT_EQ(ev_over.forward_ps, 1000 + window + 100);
 }
 
-TEST(Edge, PrefetchExactlyFillingTheBackwardWindowDoesNotStall) {
+TEST(HwEdge, PrefetchExactlyFillingTheBackwardWindowDoesNotStall) {
   // conv0(input) conv1 relu2: in relu2's backward, conv1's X is prefetched (nearest offloaded
   // layer below it). relu2's own X is fetched on demand first.
   const double bw = 1e10;
@@ -236,7 +236,7 @@ TEST(Edge, PrefetchExactlyFillingTheBackwardWindowDoesNotStall) {
   EXPECT_EQ(over.layers[2].bwd_stall_ps, over.layers[2].demand_ps + 100);
 }
 
-TEST(Policy, PrefetchStopsAtAConvLayerAndConvPolicyOffloadsOnlyConvInputs) {
+TEST(HwPolicy, PrefetchStopsAtAConvLayerAndConvPolicyOffloadsOnlyConvInputs) {
   // input -> conv0 -> conv1 -> pool2 -> relu3 -> linear4. vdnn-all offloads X of 1..4.
   hw::Network net;
   net.input_tensor = 0;
@@ -260,7 +260,7 @@ TEST(Policy, PrefetchStopsAtAConvLayerAndConvPolicyOffloadsOnlyConvInputs) {
   EXPECT_EQ(conv.layers[1].demand_ps, 0);
 }
 
-TEST(Policy, SharedTensorIsOffloadedOnceAndNeededByItsLastConsumer) {
+TEST(HwPolicy, SharedTensorIsOffloadedOnceAndNeededByItsLastConsumer) {
   // Tensors read by several layers whose backward needs them: the input of each of GoogLeNet's 9
   // inception modules (1x1, 3x3_reduce, 5x5_reduce, pool), the squeeze output of SqueezeNet's 8
   // fire modules (two expands), the input of ResNet-50's 4 projection blocks (branch2a, branch1;
@@ -279,7 +279,7 @@ TEST(Policy, SharedTensorIsOffloadedOnceAndNeededByItsLastConsumer) {
   }
 }
 
-TEST(Reference, ClosedFormEqualsEventReplayOnRandomNetworks) {
+TEST(HwReference, ClosedFormEqualsEventReplayOnRandomNetworks) {
   std::mt19937_64 rng(7);
   std::uniform_int_distribution<int> len(1, 60);
   for (int k = 0; k < 300; ++k) {
@@ -307,7 +307,7 @@ TEST(Reference, ClosedFormEqualsEventReplayOnRandomNetworks) {
   }
 }
 
-TEST(Reference, ZooNetworksAgreeOnBothReplays) {
+TEST(HwReference, ZooNetworksAgreeOnBothReplays) {
   for (const auto& name : hw::zoo_names()) {
     auto net = hw::zoo_network(name, 64);
     hw::GpuPreset gpu;
@@ -329,7 +329,7 @@ TEST(Reference, ZooNetworksAgreeOnBothReplays) {
   }
 }
 
-TEST(Engine, ReadBandwidthAndCompressorLimitTheOffload) {
+TEST(HwEngine, ReadBandwidthAndCompressorLimitTheOffload) {
   hw::OffloadItem item;
   item.bytes = 1'000'000'000;
   std::map<std::string, double> r = {{"zvc", 10.0}};
@@ -348,7 +348,7 @@ TEST(Engine, ReadBandwidthAndCompressorLimitTheOffload) {
   EXPECT_EQ(sm.link_bytes, 100'000'000);
 }
 
-TEST(Engine, ParsesNamesAndRejectsUnknownOnes) {
+TEST(HwEngine, ParsesNamesAndRejectsUnknownOnes) {
   EXPECT_EQ(hw::parse_policy("vdnn-conv"), hw::Policy::vdnn_conv);
   EXPECT_EQ(hw::parse_placement("mc"), hw::Placement::mc);
   EXPECT_THROW(hw::parse_policy("vdnn-dyn"), hw::ModelError);

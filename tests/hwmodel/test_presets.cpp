@@ -22,7 +22,7 @@ fs::path copy_presets(const std::string& tag) {
 void write(const fs::path& p, const std::string& s) { std::ofstream(p) << s; }
 }  // namespace
 
-TEST(Presets, ShippedFilesHoldTheDatasheetNumbers) {
+TEST(HwPresets, ShippedFilesHoldTheDatasheetNumbers) {
   auto c = hw::PresetCatalog::load(presets());
   EXPECT_DOUBLE_EQ(c.gpu("titan-xp").dram_gbps, 547.7);
   EXPECT_DOUBLE_EQ(c.gpu("titan-x-maxwell").dram_gbps, 336.5);
@@ -41,7 +41,7 @@ TEST(Presets, ShippedFilesHoldTheDatasheetNumbers) {
   EXPECT_EQ(hw::codec_family("zvc"), "zvc");
 }
 
-TEST(Presets, UnknownNamesListTheKnownOnes) {
+TEST(HwPresets, UnknownNamesListTheKnownOnes) {
   auto c = hw::PresetCatalog::load(presets());
   try {
     c.gpu("rtx-9090");
@@ -53,7 +53,7 @@ TEST(Presets, UnknownNamesListTheKnownOnes) {
   EXPECT_THROW(c.gpu("titan-xp").peak_flops("fp8"), hw::ModelError);
 }
 
-TEST(Presets, BrokenFilesGiveErrorsNamingFileAndKey) {
+TEST(HwPresets, BrokenFilesGiveErrorsNamingFileAndKey) {
   auto d = copy_presets("broken");
   write(d / "links.json", "{\"links\": [ {\"name\": \"x\", \"nominal_gbps\": -1, \"efficiency\": 1, \"latency_us\": 0} ]}");
   try {
@@ -72,7 +72,7 @@ TEST(Presets, BrokenFilesGiveErrorsNamingFileAndKey) {
   EXPECT_THROW(hw::PresetCatalog::load("/nonexistent/presets"), hw::ModelError);
 }
 
-TEST(Presets, DefaultDirectoryCanBeOverridden) {
+TEST(HwPresets, DefaultDirectoryCanBeOverridden) {
   ::setenv("CDMA_PRESETS", "/some/where", 1);
   EXPECT_EQ(hw::default_preset_dir(), fs::path("/some/where"));
   ::unsetenv("CDMA_PRESETS");

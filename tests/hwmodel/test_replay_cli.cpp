@@ -54,7 +54,7 @@ json load(const fs::path& p) {
 
 std::string checker() { return std::string(CDMA_SOURCE_DIR) + "/tests/hwmodel/check_replay_events.py"; }
 
-class ReplayCli : public ::testing::Test {
+class HwReplayCli : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!fs::exists(cdma())) GTEST_SKIP() << "cdma binary not built: " << cdma();
@@ -63,7 +63,7 @@ class ReplayCli : public ::testing::Test {
 
 }  // namespace
 
-TEST_F(ReplayCli, ZooReplayWritesConsistentJsonSvgAndEvents) {
+TEST_F(HwReplayCli, ZooReplayWritesConsistentJsonSvgAndEvents) {
   auto j = tmp("r.json"), s = tmp("r.svg"), e = tmp("e.json");
   auto r = replay("--net alexnet --batch 64 --ratio 2.6 --json " + j.string() + " --svg " + s.string() +
                   " --events " + e.string());
@@ -104,7 +104,7 @@ TEST_F(ReplayCli, ZooReplayWritesConsistentJsonSvgAndEvents) {
   fs::remove(e);
 }
 
-TEST_F(ReplayCli, EventCheckerCatchesATamperedTrace) {
+TEST_F(HwReplayCli, EventCheckerCatchesATamperedTrace) {
   auto e = tmp("t.json");
   ASSERT_EQ(replay("--net vgg16 --batch 8 --density 0.3 -q --events " + e.string()).code, 0);
   auto doc = load(e);
@@ -119,7 +119,7 @@ TEST_F(ReplayCli, EventCheckerCatchesATamperedTrace) {
   fs::remove(e);
 }
 
-TEST_F(ReplayCli, PaperNetworksSummaryAndSweep) {
+TEST_F(HwReplayCli, PaperNetworksSummaryAndSweep) {
   auto j = tmp("p.json");
   auto r = replay("--net paper --batch 32 --ratio 2.6 --engine mc --sweep link --sweep-values 8,16,1e6 --json " +
                   j.string());
@@ -140,7 +140,7 @@ TEST_F(ReplayCli, PaperNetworksSummaryAndSweep) {
   fs::remove(j);
 }
 
-TEST_F(ReplayCli, BadInputGivesAClearErrorAndNonZeroExit) {
+TEST_F(HwReplayCli, BadInputGivesAClearErrorAndNonZeroExit) {
   auto r = replay("--net lenet");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("unknown network 'lenet'"), std::string::npos) << r.out;
@@ -162,7 +162,7 @@ TEST_F(ReplayCli, BadInputGivesAClearErrorAndNonZeroExit) {
   fs::remove(bad);
 }
 
-TEST_F(ReplayCli, SampleTracesInDataReplayEndToEnd) {
+TEST_F(HwReplayCli, SampleTracesInDataReplayEndToEnd) {
   int n = 0;
   for (const auto& f : fs::directory_iterator(fs::path(CDMA_SOURCE_DIR) / "data")) {
     if (f.path().extension() != ".h5") continue;
@@ -227,7 +227,7 @@ fs::path synthetic_trace(const std::string& source) {
 }
 }  // namespace
 
-TEST_F(ReplayCli, SyntheticTraceReplaysWithMeasuredOrGivenRatios) {
+TEST_F(HwReplayCli, SyntheticTraceReplaysWithMeasuredOrGivenRatios) {
   auto t = synthetic_trace("synthetic");
   auto j = tmp("t.json");
   auto r = replay(t.string() + " --compute trace --engine mc:zvc --engine dma:lz4 --json " + j.string());

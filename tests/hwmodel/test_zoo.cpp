@@ -21,7 +21,7 @@ double gmacs(const hw::Network& n) {
 }
 }  // namespace
 
-TEST(Zoo, ShapesFollowThePapers) {
+TEST(HwZoo, ShapesFollowThePapers) {
   auto a = hw::zoo_network("alexnet", 1);
   EXPECT_EQ(out(a, "conv1"), (std::vector<std::int64_t>{96, 55, 55}));
   EXPECT_EQ(out(a, "pool2"), (std::vector<std::int64_t>{256, 13, 13}));
@@ -51,7 +51,7 @@ TEST(Zoo, ShapesFollowThePapers) {
   EXPECT_EQ(out(n, "pool4"), (std::vector<std::int64_t>{1000, 1, 1}));
 }
 
-TEST(Zoo, OperationCountsMatchPublishedFigures) {
+TEST(HwZoo, OperationCountsMatchPublishedFigures) {
   // VGG-16 15.5 G multiply-adds (Simonyan & Zisserman; widely cited 15.47), GoogLeNet about 1.5 G
   // (Szegedy et al.), ResNet-50 3.8 G (He et al., Table 1), AlexNet about 0.72 G (two towers).
   EXPECT_NEAR(gmacs(hw::zoo_network("vgg16", 2)), 15.47, 0.3);
@@ -60,7 +60,7 @@ TEST(Zoo, OperationCountsMatchPublishedFigures) {
   EXPECT_NEAR(gmacs(hw::zoo_network("alexnet", 2)), 0.72, 0.06);
 }
 
-TEST(Zoo, OffloadedBytesScaleWithBatchAndElementSize) {
+TEST(HwZoo, OffloadedBytesScaleWithBatchAndElementSize) {
   for (const auto& name : hw::zoo_names()) {
     auto a = hw::zoo_network(name, 8), b = hw::zoo_network(name, 16), h = hw::zoo_network(name, 16, 2);
     ASSERT_EQ(a.layers.size(), b.layers.size());
@@ -73,7 +73,7 @@ TEST(Zoo, OffloadedBytesScaleWithBatchAndElementSize) {
   }
 }
 
-TEST(Zoo, RooflineTakesTheSlowerOfComputeAndMemory) {
+TEST(HwZoo, RooflineTakesTheSlowerOfComputeAndMemory) {
   auto net = hw::zoo_network("vgg16", 4);
   hw::GpuPreset gpu;
   gpu.name = "g";
@@ -90,7 +90,7 @@ TEST(Zoo, RooflineTakesTheSlowerOfComputeAndMemory) {
   EXPECT_THROW(hw::apply_roofline(net, gpu, "fp8"), hw::ModelError);
 }
 
-TEST(Zoo, DensityAppliesToPostReluTensorsOnly) {
+TEST(HwZoo, DensityAppliesToPostReluTensorsOnly) {
   auto net = hw::zoo_network("resnet50", 2);
   net.set_density(0.0);
   int sparse = 0, dense = 0;
@@ -107,7 +107,7 @@ TEST(Zoo, DensityAppliesToPostReluTensorsOnly) {
   EXPECT_THROW(net.set_ratio("zvc", 0), hw::ModelError);
 }
 
-TEST(Zoo, RejectsUnknownNamesAndBadSizes) {
+TEST(HwZoo, RejectsUnknownNamesAndBadSizes) {
   EXPECT_THROW(hw::zoo_network("lenet", 1), hw::ModelError);
   EXPECT_THROW(hw::zoo_network("vgg16", 0), hw::ModelError);
   EXPECT_THROW(hw::zoo_network("vgg16", 1, 3), hw::ModelError);
