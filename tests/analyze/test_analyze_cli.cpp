@@ -210,21 +210,31 @@ TEST_F(AnalyzeCli, CtrlCStopsCleanlyWithNoOutput) {
   auto r = run_command(cdma() + " synth -o " + quote(big.string()) + " --bytes 48M --shape 16,64,32,32 --layers 4");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto out = dir / "int.json";
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
+    dup2(fds[1], STDERR_FILENO);
+    close(fds[0]);
     std::string bin = test::cdma_binary(), o = out.string(), b = big.string();
     // zlib-9 on one thread takes seconds: the signal arrives mid-run.
-    execl(bin.c_str(), bin.c_str(), "analyze", b.c_str(), "--codecs", "zlib-9", "-j", "1", "-q", "--json", o.c_str(),
-          static_cast<char*>(nullptr));
+    execl(bin.c_str(), bin.c_str(), "analyze", b.c_str(), "--codecs", "zlib-9", "-j", "1", "-q", "--progress",
+          "always", "--json", o.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  close(fds[1]);
+  // Wait for the first progress bar (the run has started, its handler is installed), then Ctrl-C.
+  char c = 0;
+  while (read(fds[0], &c, 1) == 1 && c != '[') {
+  }
+  EXPECT_EQ(c, '[');
   kill(pid, SIGINT);
   int st = 0;
   waitpid(pid, &st, 0);
   ASSERT_TRUE(WIFEXITED(st));
   EXPECT_EQ(WEXITSTATUS(st), 130);
+  close(fds[0]);
   EXPECT_FALSE(std::filesystem::exists(out));
   for (const auto& e : std::filesystem::directory_iterator(dir.path()))
     EXPECT_EQ(e.path().string().find(".tmp."), std::string::npos) << e.path();
