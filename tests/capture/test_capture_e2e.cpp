@@ -399,4 +399,33 @@ TEST_F(Capture, InterposerBringsNoCudaCudnnCuptiOrHdf5) {
     EXPECT_EQ(text.find(lib), std::string::npos) << lib << " is a DT_NEEDED of the interposer";
 }
 
+#ifdef CDMA_REAL_CUDNN_PROBE
+TEST_F(Capture, RealCudnnStatusesUnchangedAndCallsBoundToTheInterposer) {
+  const std::string probe = CDMA_REAL_CUDNN_PROBE;
+  const std::string env = "CDMA_CAPTURE_DIR=" + (dir_ / "sp").string() + " ";
+  ASSERT_EQ(sh(probe + " > " + (dir_ / "plain.txt").string()), 0);
+  ASSERT_EQ(sh(env + "LD_PRELOAD=" + CDMA_CAPTURE_LIB + " " + probe + " > " + (dir_ / "preloaded.txt").string()), 0)
+      << stderr_text();
+  auto slurp = [&](const char* name) {
+    std::ifstream f(dir_ / name);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  EXPECT_NE(slurp("plain.txt").find("finalize tensor 0"), std::string::npos) << slurp("plain.txt");
+  EXPECT_EQ(slurp("plain.txt"), slurp("preloaded.txt"));
+  ASSERT_EQ(sh(env + "LD_DEBUG=bindings LD_PRELOAD=" + CDMA_CAPTURE_LIB + " " + probe + " > /dev/null"), 0);
+  std::string b = stderr_text();
+  for (const char* fn : {"cudnnBackendSetAttribute", "cudnnBackendFinalize", "cudnnConvolutionForward"}) {
+    std::string want = std::string("to ") + CDMA_CAPTURE_LIB;
+    bool bound = false;
+    for (std::size_t p = b.find(std::string("`") + fn + "'"); p != std::string::npos;
+         p = b.find(std::string("`") + fn + "'", p + 1)) {
+      std::size_t line = b.rfind('\n', p);
+      std::string l = b.substr(line + 1, p - line);
+      bound = bound || (l.find("capture_real_cudnn_probe") != std::string::npos && l.find(want) != std::string::npos);
+    }
+    EXPECT_TRUE(bound) << fn << " is not bound to the interposer";
+  }
+}
+#endif
+
 }  // namespace
