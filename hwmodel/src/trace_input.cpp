@@ -102,7 +102,21 @@ Network network_from_trace(const std::filesystem::path& trace, const TraceNetwor
       a.y = &t;
     }
   }
-  if (acc.empty()) throw ModelError(fmt::format("{}: the trace has no /timeline rows and no tensors", trace.string()));
+  // In-situ captures keep statistics instead of tensor bytes: U from their element counts, for
+  // layers without tensor data.
+  if (reader.has_stats()) {
+    for (const auto& r : reader.stats()) {
+      if (r.role != "x") continue;
+      LayerAcc& a = acc[r.layer_index];
+      if (a.x) continue;
+      if (a.name.empty()) a.name = r.layer;
+      if (a.op.empty()) a.op = r.op;
+      auto dt = formats::parse_dtype(r.dtype);
+      a.x_bytes[r.iteration] += r.elements * static_cast<std::int64_t>(dt ? formats::dtype_size(*dt) : 4);
+    }
+  }
+  if (acc.empty())
+    throw ModelError(fmt::format("{}: the trace has no /timeline rows, no tensors and no /stats", trace.string()));
   if (!timeline && !opts.roofline)
     throw ModelError(fmt::format("{}: the trace has no /timeline, so it has no compute times; use roofline compute "
                                  "times (--compute roofline)",
@@ -281,6 +295,30 @@ RatioTable measure_ratio_table(const std::filesystem::path& trace, const std::ve
     a.bytes += static_cast<double>(data.size());
     a.elements += static_cast<double>(t.elements());
     for (std::size_t k = 0; k < made.size(); ++k) a.packed[k] += static_cast<double>(made[k]->compressed_size(data, w));
+  }
+  // /stats rows (in-situ captures): ZVC sizes are exact from the counts (CODECS.md); byte codecs unknown.
+  if (reader.has_stats()) {
+    std::map<int, bool> has_data;
+    for (const auto& [index, a] : by_layer) has_data[index] = true;
+    for (const auto& r : reader.stats()) {
+      if (r.role != "x" || has_data.count(r.layer_index)) continue;
+      if (first_layer < 0 || r.layer_index < first_layer) first_layer = r.layer_index;
+      auto dt = formats::parse_dtype(r.dtype);
+      const double w = static_cast<double>(dt ? formats::dtype_size(*dt) : 4);
+      Acc& a = by_layer[r.layer_index];
+      a.layer = r.layer;
+      a.op = r.op;
+      a.iterations.insert(r.iteration);
+      a.packed.resize(made.size());
+      const double bytes = static_cast<double>(r.elements) * w;
+      a.bytes += bytes;
+      for (std::size_t k = 0; k < made.size(); ++k) {
+        if (made[k]->name() == "zvc")
+          a.packed[k] += 4.0 * std::ceil(static_cast<double>(r.elements) / 32.0) + w * static_cast<double>(r.nonzeros);
+        else
+          a.packed[k] = -1e300;  // unknown: no ratio for this codec
+      }
+    }
   }
   if (by_layer.empty())
     throw ModelError(fmt::format("{}: no forward tensors of role \"x\" to measure ratios on", trace.string()));

@@ -151,6 +151,47 @@ TEST(HwTraceInput, MissingOrBrokenTraceIsATypedError) {
   fs::remove(p);
 }
 
+TEST(HwTraceInput, InSituStatsRowsGiveBytesAndExactZvcRatios) {
+  auto p = tmp("stats.h5");
+  {
+    fm::TraceAttrs a;
+    a.producer = "hwmodel-test";
+    a.source = "cudnn";
+    fm::TraceWriter w(p, a, {.overwrite = true});
+    for (std::int64_t it = 0; it < 2; ++it)
+      for (int i = 0; i < 2; ++i) {
+        fm::StatsRow s;
+        s.iteration = it;
+        s.layer_index = i;
+        s.layer = i == 0 ? "conv0" : "conv1";
+        s.op = "conv";
+        s.role = "x";
+        s.dtype = "float32";
+        s.elements = 1000;
+        s.nonzeros = i == 0 ? 1000 : 100;
+        w.append_stats(s);
+        fm::TimelineRow r;
+        r.iteration = it;
+        r.layer_index = i;
+        r.layer = s.layer;
+        r.op = "conv";
+        r.device_ns = 1000;
+        w.append_timeline(r);
+      }
+    w.close();
+  }
+  auto net = hw::network_from_trace(p, {});
+  ASSERT_EQ(net.layers.size(), 2u);
+  EXPECT_EQ(net.layers[1].x_bytes, 4000);
+  EXPECT_EQ(net.layers[1].fwd_ps, 1'000'000);
+  auto t = hw::measure_ratio_table(p, {"zvc", "zstd-1"});
+  ASSERT_EQ(t.layers.size(), 2u);
+  EXPECT_DOUBLE_EQ(t.layers[1].ratio.at("zvc"), 4000.0 / (4 * 32 + 4 * 100));  // ceil(1000/32) = 32 masks
+  EXPECT_EQ(t.layers[1].ratio.count("zstd-1"), 0u);
+  EXPECT_DOUBLE_EQ(t.network.at("zvc"), 4000.0 / (4 * 32 + 4 * 100));
+  fs::remove(p);
+}
+
 TEST(HwAnalysisJson, ReadsLayerRowsAndNetworkRow) {
   nlohmann::json j = {
       {"schema", "cdma-analysis"},

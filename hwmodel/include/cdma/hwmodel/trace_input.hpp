@@ -31,7 +31,8 @@ struct TraceNetworkOptions {
 
 // Builds the network of a trace: one layer per layer_index seen in /timeline or /tensors, named
 // and typed from them; U = bytes of the layer's forward role-"x" tensors per iteration, scaled to
-// the modelled batch (TraceNetworkOptions::batch). Layers
+// the modelled batch (TraceNetworkOptions::batch); layers without tensor data take U from
+// their /stats rows (role x: elements x element size). Layers
 // without a measured backward get B = 2F. Throws formats::TraceError / ModelError.
 Network network_from_trace(const std::filesystem::path& trace, const TraceNetworkOptions& opts);
 
@@ -73,7 +74,8 @@ ApplyRatiosReport apply_ratios_to_zoo(Network& net, const RatioTable& table, std
 // cdma::formats (canonical names: "zvc", "zrle-4", "zlib-6", "zstd-1", "lz4"): one row per
 // layer_index (ratio = sum of uncompressed / sum of compressed bytes over iterations, CODECS.md),
 // and a network row over every layer but the first (whose input is the network input). Reads each
-// such tensor once. Throws formats::Error or ModelError.
+// such tensor once. Layers known only from /stats rows (in-situ captures) get the exact ZVC ratio
+// from their counts and no ratio for other codecs. Throws formats::Error or ModelError.
 RatioTable measure_ratio_table(const std::filesystem::path& trace, const std::vector<std::string>& codecs);
 
 }  // namespace cdma::hwmodel
