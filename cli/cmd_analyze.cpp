@@ -6,9 +6,10 @@
 #include <cdma/analyze/pipeline.hpp>
 #include <cdma/formats/error.hpp>
 
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <CLI/CLI.hpp>
 
+#include <unistd.h>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -16,7 +17,6 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
-#include <unistd.h>
 
 namespace cdma::cli {
 namespace {
@@ -57,11 +57,16 @@ std::size_t parse_size(const std::string& s) {
   if (unit == "B") unit.clear();
   if (unit.size() == 3 && unit.substr(1) == "IB") unit = unit.substr(0, 1);
   unsigned shift = 0;
-  if (unit.empty()) shift = 0;
-  else if (unit == "K") shift = 10;
-  else if (unit == "M") shift = 20;
-  else if (unit == "G") shift = 30;
-  else throw formats::Error("size '" + s + "': unknown unit (expected K, M or G)");
+  if (unit.empty())
+    shift = 0;
+  else if (unit == "K")
+    shift = 10;
+  else if (unit == "M")
+    shift = 20;
+  else if (unit == "G")
+    shift = 30;
+  else
+    throw formats::Error("size '" + s + "': unknown unit (expected K, M or G)");
   return static_cast<std::size_t>(v) << shift;
 }
 
@@ -105,11 +110,12 @@ void draw_progress(const analyze::Progress& p, bool final) {
 }
 
 int run_analyze(int argc, char** argv) {
-  CLI::App app{"Sparsity and compression ratios of the tensors of trace files: density and zero runs per tensor, "
-               "and the sizes that ZVC, ZRLE-k, zlib, zstd and lz4 give, per tensor, layer, iteration, "
-               "layer x iteration and network (ratios byte-weighted). Prints a table; --csv and --json write "
-               "machine-readable output (schema: docs/ANALYSIS_JSON.md).",
-               "cdma analyze"};
+  CLI::App app{
+      "Sparsity and compression ratios of the tensors of trace files: density and zero runs per tensor, "
+      "and the sizes that ZVC, ZRLE-k, zlib, zstd and lz4 give, per tensor, layer, iteration, "
+      "layer x iteration and network (ratios byte-weighted). Prints a table; --csv and --json write "
+      "machine-readable output (schema: docs/ANALYSIS_JSON.md).",
+      "cdma analyze"};
   std::vector<std::string> paths;
   std::string codecs = "zvc,zrle-4,zlib-6,zstd-1,lz4", chunk = "0", layouts = "stored", dtypes = "stored";
   std::string iterations, layers, ops, roles, by = "layer", csv_path, json_path;
@@ -117,8 +123,7 @@ int run_analyze(int argc, char** argv) {
   unsigned threads = 0;
   std::string progress = "auto";
   app.add_option("traces", paths, "trace files (HDF5, trace format v1)")->required();
-  app.add_option("-c,--codecs", codecs,
-                 "comma-separated codecs: zvc, zrle-K (K 1..16), zlib-L (0..9), zstd-L, lz4")
+  app.add_option("-c,--codecs", codecs, "comma-separated codecs: zvc, zrle-K (K 1..16), zlib-L (0..9), zstd-L, lz4")
       ->capture_default_str();
   app.add_option("--chunk", chunk, "compress in independent chunks of this size (e.g. 4K); 0 = whole tensors")
       ->capture_default_str();
@@ -166,8 +171,10 @@ int run_analyze(int argc, char** argv) {
     opts.zero_copy = !no_mmap;
     opts.validate();
     level = analyze::parse_level(by);
-    if (!level) throw formats::Error("unknown --by level '" + by + "' (expected tensor, layer, iteration, "
-                                     "layer-iteration or network)");
+    if (!level)
+      throw formats::Error("unknown --by level '" + by +
+                           "' (expected tensor, layer, iteration, "
+                           "layer-iteration or network)");
   } catch (const formats::Error& e) {
     fmt::print(stderr, "cdma analyze: {}\n", e.what());
     return kExitUsage;

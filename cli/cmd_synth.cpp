@@ -6,14 +6,14 @@
 #include <cdma/formats/trace.hpp>
 #include <cdma/version.hpp>
 
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <CLI/CLI.hpp>
 
+#include <unistd.h>
 #include <atomic>
 #include <cmath>
 #include <csignal>
 #include <filesystem>
-#include <unistd.h>
 
 namespace cdma::cli {
 namespace {
@@ -54,19 +54,24 @@ std::uint64_t parse_bytes(const std::string& s) {
   }
   std::string unit = s.substr(pos);
   double mul = 1;
-  if (unit == "K" || unit == "KiB" || unit == "k") mul = 1024.0;
-  else if (unit == "M" || unit == "MiB") mul = 1024.0 * 1024;
-  else if (unit == "G" || unit == "GiB") mul = 1024.0 * 1024 * 1024;
-  else if (!unit.empty() && unit != "B") throw formats::Error("--bytes '" + s + "': unknown unit (K, M or G)");
+  if (unit == "K" || unit == "KiB" || unit == "k")
+    mul = 1024.0;
+  else if (unit == "M" || unit == "MiB")
+    mul = 1024.0 * 1024;
+  else if (unit == "G" || unit == "GiB")
+    mul = 1024.0 * 1024 * 1024;
+  else if (!unit.empty() && unit != "B")
+    throw formats::Error("--bytes '" + s + "': unknown unit (K, M or G)");
   if (!(v > 0)) throw formats::Error("--bytes '" + s + "' must be positive");
   return static_cast<std::uint64_t>(v * mul);
 }
 
 int run_synth(int argc, char** argv) {
-  CLI::App app{"Write a synthetic trace (source \"synthetic\"): LAYERS x ITERATIONS tensors of SHAPE from the "
-               "deterministic activation generator (density, zero clustering, dtype, seed). With --bytes, the "
-               "iteration count is chosen so that the trace holds at least that many bytes.",
-               "cdma synth"};
+  CLI::App app{
+      "Write a synthetic trace (source \"synthetic\"): LAYERS x ITERATIONS tensors of SHAPE from the "
+      "deterministic activation generator (density, zero clustering, dtype, seed). With --bytes, the "
+      "iteration count is chosen so that the trace holds at least that many bytes.",
+      "cdma synth"};
   std::string out, shape = "8,64,32,32", density = "0.4", clustering = "mixed", dtype = "float32", bytes;
   std::uint64_t seed = 1;
   int layers = 4;
@@ -79,7 +84,8 @@ int run_synth(int argc, char** argv) {
   app.add_option("--shape", shape, "tensor shape N,C,H,W (NCHW) or N,F (NC)")->capture_default_str();
   app.add_option("--density", density, "fraction of nonzeros: one value, or one per layer (comma-separated)")
       ->capture_default_str();
-  app.add_option("--clustering", clustering, "where zeros go: uniform, channels, spatial, mixed")->capture_default_str();
+  app.add_option("--clustering", clustering, "where zeros go: uniform, channels, spatial, mixed")
+      ->capture_default_str();
   app.add_option("--dtype", dtype, "float32, float16, bfloat16, int8, uint8")->capture_default_str();
   app.add_option("--seed", seed, "generator seed")->capture_default_str();
   app.add_option("--layers", layers, "layers per iteration")->check(CLI::Range(1, 100000))->capture_default_str();
@@ -104,15 +110,15 @@ int run_synth(int argc, char** argv) {
   formats::TensorMeta meta;
   std::int64_t tensor_bytes = 0;
   try {
-    base.dims = parse_list<std::int64_t>(shape, [](const std::string& x, std::size_t* u) { return std::stoll(x, u); },
-                                         "--shape");
+    base.dims = parse_list<std::int64_t>(
+        shape, [](const std::string& x, std::size_t* u) { return std::stoll(x, u); }, "--shape");
     if (base.dims.size() != 4 && base.dims.size() != 2)
       throw formats::Error("--shape '" + shape + "': expected 4 (N,C,H,W) or 2 (N,F) dimensions");
-    densities = parse_list<double>(density, [](const std::string& x, std::size_t* u) { return std::stod(x, u); },
-                                   "--density");
+    densities = parse_list<double>(
+        density, [](const std::string& x, std::size_t* u) { return std::stod(x, u); }, "--density");
     if (densities.size() != 1 && densities.size() != static_cast<std::size_t>(layers))
-      throw formats::Error(fmt::format("--density: {} values given; expected 1 or one per layer ({})",
-                                       densities.size(), layers));
+      throw formats::Error(
+          fmt::format("--density: {} values given; expected 1 or one per layer ({})", densities.size(), layers));
     for (double d : densities)
       if (!(d >= 0.0 && d <= 1.0)) throw formats::Error(fmt::format("--density {} is outside 0..1", d));
     auto c = formats::parse_clustering(clustering);
@@ -202,6 +208,5 @@ int run_synth(int argc, char** argv) {
 }
 
 }  // namespace
-CDMA_REGISTER_VERB("synth", "write a synthetic trace (deterministic activations) for tests and benchmarks",
-                   run_synth);
+CDMA_REGISTER_VERB("synth", "write a synthetic trace (deterministic activations) for tests and benchmarks", run_synth);
 }  // namespace cdma::cli

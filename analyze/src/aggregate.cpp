@@ -8,11 +8,16 @@ namespace cdma::analyze {
 
 std::string_view to_string(Level l) noexcept {
   switch (l) {
-    case Level::tensor: return "tensor";
-    case Level::layer: return "layer";
-    case Level::iteration: return "iteration";
-    case Level::layer_iteration: return "layer_iteration";
-    case Level::network: return "network";
+    case Level::tensor:
+      return "tensor";
+    case Level::layer:
+      return "layer";
+    case Level::iteration:
+      return "iteration";
+    case Level::layer_iteration:
+      return "layer_iteration";
+    case Level::network:
+      return "network";
   }
   return "?";
 }
@@ -26,7 +31,8 @@ std::optional<Level> parse_level(std::string_view s) noexcept {
 
 namespace {
 // trace, variant, layer_index, layer, role, op, iteration, capture position
-using Key = std::tuple<int, std::size_t, std::int32_t, std::string, std::string, std::string, std::int64_t, std::size_t>;
+using Key =
+    std::tuple<int, std::size_t, std::int32_t, std::string, std::string, std::string, std::int64_t, std::size_t>;
 
 struct Acc {
   GroupRow row;
@@ -40,11 +46,16 @@ struct Acc {
 Key key_of(const TensorResult& t, std::size_t pos, std::size_t v, Level level) {
   const auto& i = t.info;
   switch (level) {
-    case Level::tensor: return {i.trace, v, 0, "", "", "", 0, pos};
-    case Level::layer: return {i.trace, v, i.layer_index, i.layer, i.role, i.op, 0, 0};
-    case Level::iteration: return {i.trace, v, 0, "", "", "", i.iteration, 0};
-    case Level::layer_iteration: return {i.trace, v, i.layer_index, i.layer, i.role, i.op, i.iteration, 0};
-    case Level::network: return {i.trace, v, 0, "", "", "", 0, 0};
+    case Level::tensor:
+      return {i.trace, v, 0, "", "", "", 0, pos};
+    case Level::layer:
+      return {i.trace, v, i.layer_index, i.layer, i.role, i.op, 0, 0};
+    case Level::iteration:
+      return {i.trace, v, 0, "", "", "", i.iteration, 0};
+    case Level::layer_iteration:
+      return {i.trace, v, i.layer_index, i.layer, i.role, i.op, i.iteration, 0};
+    case Level::network:
+      return {i.trace, v, 0, "", "", "", 0, 0};
   }
   return {};
 }

@@ -74,7 +74,8 @@ void Options::validate() {
   for (auto& c : codecs) c = formats::make_codec(c)->name();  // throws CodecError naming the accepted names
   dedupe(codecs);
   if (chunk_bytes != 0 && chunk_bytes < 4)
-    throw formats::Error("chunk size " + std::to_string(chunk_bytes) + " bytes is too small (0 = whole tensors, else >= 4)");
+    throw formats::Error("chunk size " + std::to_string(chunk_bytes) +
+                         " bytes is too small (0 = whole tensors, else >= 4)");
   if (layouts.empty()) layouts = {"stored"};
   for (auto& l : layouts) {
     if (l == "stored") continue;

@@ -196,7 +196,8 @@ void write_csv(std::ostream& os, const Analysis& a, Level level) {
       f.push_back(r.tensor->variants[r.variant].actual_dtype);
     }
     const Measures& m = r.m;
-    for (auto v : {m.tensors, m.iterations, m.elements, m.bytes, m.nonzeros, m.zero_runs}) f.push_back(std::to_string(v));
+    for (auto v : {m.tensors, m.iterations, m.elements, m.bytes, m.nonzeros, m.zero_runs})
+      f.push_back(std::to_string(v));
     f.push_back(fmt::format("{:.6g}", m.density()));
     for (const auto& c : m.codecs) {
       f.push_back(opt_text(c.bytes));
@@ -329,8 +330,7 @@ void write_table(std::ostream& os, const Analysis& a, Level level) {
         if (r.trace != t.index) continue;
         std::vector<std::string> row;
         for (std::size_t i = 0; i < tb.head.size(); ++i) {
-          if (tb.head[i] == "layout" || tb.head[i] == "dtype" || tb.head[i] == "tensors" || tb.head[i] == "size")
-            break;
+          if (tb.head[i] == "layout" || tb.head[i] == "dtype" || tb.head[i] == "tensors" || tb.head[i] == "size") break;
           row.push_back(i == 0 ? "network" : "");
         }
         cells(r, row);

@@ -281,112 +281,117 @@ Analysis run_analysis(const std::vector<std::filesystem::path>& paths, Options o
   // The reader: this thread, the only one that touches HDF5.
   std::exception_ptr reader_error;
   double read_time = 0;
-  for (std::size_t t = 0; t < paths.size() && !reader_error; ++t) {
-    if (!readers[t]) continue;
-    const auto& r = *readers[t];
-    std::shared_ptr<const Mapping> map = opts.zero_copy ? Mapping::open(paths[t], &unmap_ns) : nullptr;
-    for (std::size_t j = 0; j < todo[t].size(); ++j) {
-      if (stopped()) break;
-      const formats::TensorMeta& m = *todo[t][j];
-      std::size_t b = 0;
-      {
-        std::unique_lock lk(sh.mu);
-        while (sh.free_buffers.empty() && !sh.abort) {
-          sh.cv_free.wait_for(lk, std::chrono::milliseconds(100));
-          lk.unlock();
+  // Anything unexpected here must still let the workers finish and be joined.
+  try {
+    for (std::size_t t = 0; t < paths.size() && !reader_error; ++t) {
+      if (!readers[t]) continue;
+      const auto& r = *readers[t];
+      std::shared_ptr<const Mapping> map = opts.zero_copy ? Mapping::open(paths[t], &unmap_ns) : nullptr;
+      for (std::size_t j = 0; j < todo[t].size(); ++j) {
+        if (stopped()) break;
+        const formats::TensorMeta& m = *todo[t][j];
+        std::size_t b = 0;
+        {
+          std::unique_lock lk(sh.mu);
+          while (sh.free_buffers.empty() && !sh.abort) {
+            sh.cv_free.wait_for(lk, std::chrono::milliseconds(100));
+            lk.unlock();
+            report(false);
+            lk.lock();
+          }
+          if (sh.abort) break;
+          b = sh.free_buffers.back();
+          sh.free_buffers.pop_back();
+        }
+        const std::size_t slot = first_slot[t] + j;
+        auto& buf = sh.buffers[b];
+        bool ok = true;
+        std::span<const std::byte> mapped;
+        try {
+          if (map) {
+            if (auto off = r.raw_offset(m)) mapped = map->bytes(*off, static_cast<std::uint64_t>(m.bytes()));
+          }
+        } catch (const formats::Error&) {
+          mapped = {};  // read() below reports the problem
+        }
+        if (!mapped.empty()) {
+          {
+            std::lock_guard lk(sh.mu);
+            sh.jobs.push_back(Job{slot, b, map, mapped, paths[t].string() + ": " + object_of(m), m});
+          }
+          sh.cv_jobs.notify_one();
+          ++out.traces[t].tensors;
+          ++out.stats.mapped_tensors;
+          out.stats.bytes += static_cast<std::uint64_t>(m.bytes());
           report(false);
-          lk.lock();
+          continue;
         }
-        if (sh.abort) break;
-        b = sh.free_buffers.back();
-        sh.free_buffers.pop_back();
-      }
-      const std::size_t slot = first_slot[t] + j;
-      auto& buf = sh.buffers[b];
-      bool ok = true;
-      std::span<const std::byte> mapped;
-      try {
-        if (map) {
-          if (auto off = r.raw_offset(m)) mapped = map->bytes(*off, static_cast<std::uint64_t>(m.bytes()));
+        try {
+          buf.resize(static_cast<std::size_t>(m.bytes()));
+          const double t0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+          r.read_into(m, buf);
+          read_time += cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - t0;
+        } catch (const formats::Error& e) {
+          if (!opts.keep_going) {
+            reader_error = std::current_exception();
+          } else {
+            out.traces[t].skipped.push_back({object_of(m), e.what()});
+          }
+          ok = false;
+        } catch (const std::bad_alloc&) {
+          formats::TraceError e(paths[t].string(), object_of(m),
+                                paths[t].string() + ": " + object_of(m) + ": cannot hold its " +
+                                    std::to_string(m.bytes()) + " bytes in memory");
+          if (!opts.keep_going) {
+            reader_error = std::make_exception_ptr(e);
+          } else {
+            out.traces[t].skipped.push_back({object_of(m), e.what()});
+          }
+          ok = false;
         }
-      } catch (const formats::Error&) {
-        mapped = {};  // read() below reports the problem
-      }
-      if (!mapped.empty()) {
+        if (!ok) {
+          dropped[slot] = true;
+          std::lock_guard lk(sh.mu);
+          sh.free_buffers.push_back(b);
+          sh.bytes_done += static_cast<std::uint64_t>(m.bytes());
+          ++sh.tensors_done;
+          if (reader_error) break;
+          continue;
+        }
         {
           std::lock_guard lk(sh.mu);
-          sh.jobs.push_back(Job{slot, b, map, mapped, paths[t].string() + ": " + object_of(m), m});
+          sh.jobs.push_back(Job{slot, b, nullptr, {}, paths[t].string() + ": " + object_of(m), m});
         }
         sh.cv_jobs.notify_one();
         ++out.traces[t].tensors;
-        ++out.stats.mapped_tensors;
         out.stats.bytes += static_cast<std::uint64_t>(m.bytes());
         report(false);
-        continue;
       }
-      try {
-        buf.resize(static_cast<std::size_t>(m.bytes()));
-        const double t0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
-        r.read_into(m, buf);
-        read_time += cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - t0;
-      } catch (const formats::Error& e) {
-        if (!opts.keep_going) {
-          reader_error = std::current_exception();
-        } else {
-          out.traces[t].skipped.push_back({object_of(m), e.what()});
+      if (stopped() || sh.abort) break;
+      // /stats rows: cheap, analysed here.
+      for (std::size_t i = 0; i < stats[t].size() && !reader_error; ++i) {
+        const auto& row = stats[t][i];
+        if (!opts.filters.pass(row.iteration, row.layer, row.op, row.role)) {
+          ++out.traces[t].filtered_out;
+          continue;
         }
-        ok = false;
-      } catch (const std::bad_alloc&) {
-        formats::TraceError e(paths[t].string(), object_of(m),
-                              paths[t].string() + ": " + object_of(m) + ": cannot hold its " +
-                                  std::to_string(m.bytes()) + " bytes in memory");
-        if (!opts.keep_going) {
-          reader_error = std::make_exception_ptr(e);
-        } else {
-          out.traces[t].skipped.push_back({object_of(m), e.what()});
+        try {
+          stats_results[t].push_back({info_of(static_cast<int>(t), i, row), an.analyze_stats(row)});
+          ++out.traces[t].stats_rows;
+        } catch (const formats::Error& e) {
+          std::string obj = "/stats[" + std::to_string(i) + "]";
+          if (!opts.keep_going) {
+            reader_error = std::make_exception_ptr(
+                formats::TraceError(paths[t].string(), obj, paths[t].string() + ": " + e.what()));
+          } else {
+            out.traces[t].skipped.push_back({obj, e.what()});
+          }
         }
-        ok = false;
       }
-      if (!ok) {
-        dropped[slot] = true;
-        std::lock_guard lk(sh.mu);
-        sh.free_buffers.push_back(b);
-        sh.bytes_done += static_cast<std::uint64_t>(m.bytes());
-        ++sh.tensors_done;
-        if (reader_error) break;
-        continue;
-      }
-      {
-        std::lock_guard lk(sh.mu);
-        sh.jobs.push_back(Job{slot, b, nullptr, {}, paths[t].string() + ": " + object_of(m), m});
-      }
-      sh.cv_jobs.notify_one();
-      ++out.traces[t].tensors;
-      out.stats.bytes += static_cast<std::uint64_t>(m.bytes());
-      report(false);
+      readers[t].reset();  // release the file as soon as it is done
     }
-    if (stopped() || sh.abort) break;
-    // /stats rows: cheap, analysed here.
-    for (std::size_t i = 0; i < stats[t].size() && !reader_error; ++i) {
-      const auto& row = stats[t][i];
-      if (!opts.filters.pass(row.iteration, row.layer, row.op, row.role)) {
-        ++out.traces[t].filtered_out;
-        continue;
-      }
-      try {
-        stats_results[t].push_back({info_of(static_cast<int>(t), i, row), an.analyze_stats(row)});
-        ++out.traces[t].stats_rows;
-      } catch (const formats::Error& e) {
-        std::string obj = "/stats[" + std::to_string(i) + "]";
-        if (!opts.keep_going) {
-          reader_error = std::make_exception_ptr(
-              formats::TraceError(paths[t].string(), obj, paths[t].string() + ": " + e.what()));
-        } else {
-          out.traces[t].skipped.push_back({obj, e.what()});
-        }
-      }
-    }
-    readers[t].reset();  // release the file as soon as it is done
+  } catch (...) {
+    reader_error = std::current_exception();
   }
   {
     std::lock_guard lk(sh.mu);

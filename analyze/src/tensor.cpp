@@ -3,8 +3,8 @@
 #include <cdma/formats/zero_scan.hpp>
 
 #include <algorithm>
-#include <ctime>
 #include <cstring>
+#include <ctime>
 
 namespace cdma::analyze {
 
@@ -108,8 +108,8 @@ void TensorAnalyzer::measure(std::span<const std::byte> data, std::size_t w, Var
       if (n == 0) break;
     }
     if (total != *out.codecs[i].bytes)
-      throw VerifyError("verify: " + where + ": " + s.name + " encodes to " + std::to_string(total) +
-                        " bytes but " + std::to_string(*out.codecs[i].bytes) + " were counted");
+      throw VerifyError("verify: " + where + ": " + s.name + " encodes to " + std::to_string(total) + " bytes but " +
+                        std::to_string(*out.codecs[i].bytes) + " were counted");
   }
 }
 

@@ -74,10 +74,14 @@ std::uint16_t load16(const std::byte* p) {
 }
 std::uint32_t widen(const std::byte* p, DType from) {
   switch (from) {
-    case DType::f32: return load32(p);
-    case DType::f16: return f16_to_f32(load16(p));
-    case DType::bf16: return bf16_to_f32(load16(p));
-    default: return 0;
+    case DType::f32:
+      return load32(p);
+    case DType::f16:
+      return f16_to_f32(load16(p));
+    case DType::bf16:
+      return bf16_to_f32(load16(p));
+    default:
+      return 0;
   }
 }
 }  // namespace
@@ -106,10 +110,14 @@ namespace {
 // Axis letters of a 4-D layout in memory order (outermost first): N=0, C=1, H=2, W=3.
 std::array<int, 4> axes_of(Layout l) {
   switch (l) {
-    case Layout::NCHW: return {0, 1, 2, 3};
-    case Layout::NHWC: return {0, 2, 3, 1};
-    case Layout::CHWN: return {1, 2, 3, 0};
-    case Layout::NC: break;
+    case Layout::NCHW:
+      return {0, 1, 2, 3};
+    case Layout::NHWC:
+      return {0, 2, 3, 1};
+    case Layout::CHWN:
+      return {1, 2, 3, 0};
+    case Layout::NC:
+      break;
   }
   throw formats::Error("permute_layout: NC is not a 4-D layout");
 }
@@ -151,10 +159,17 @@ void permute_layout(std::span<const std::byte> in, std::span<const std::int64_t>
   }
   if (s == 0) return;
   switch (width) {
-    case 1: permute_impl<1>(in.data(), out.data(), size, stride); break;
-    case 2: permute_impl<2>(in.data(), out.data(), size, stride); break;
-    case 4: permute_impl<4>(in.data(), out.data(), size, stride); break;
-    default: throw formats::Error("permute_layout: element width must be 1, 2 or 4");
+    case 1:
+      permute_impl<1>(in.data(), out.data(), size, stride);
+      break;
+    case 2:
+      permute_impl<2>(in.data(), out.data(), size, stride);
+      break;
+    case 4:
+      permute_impl<4>(in.data(), out.data(), size, stride);
+      break;
+    default:
+      throw formats::Error("permute_layout: element width must be 1, 2 or 4");
   }
 }
 

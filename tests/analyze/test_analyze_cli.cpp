@@ -5,11 +5,11 @@
 
 #include "test_util.hpp"
 
+#include <sys/wait.h>
+#include <unistd.h>
 #include <csignal>
 #include <fstream>
-#include <sys/wait.h>
 #include <thread>
-#include <unistd.h>
 
 namespace cdma {
 namespace {
@@ -65,7 +65,8 @@ TEST_F(AnalyzeCli, ChunkedMatchesIndependentPython) {
   const auto out = dir / "c.json";
   auto r = run_command(cdma() + " analyze " + quote(h5py_trace.string()) +
                        " --layouts stored,NHWC --dtypes stored,bf16 --codecs zvc,zrle-3,zlib-1 --chunk 64 -q "
-                       "--json " + quote(out.string()));
+                       "--json " +
+                       quote(out.string()));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(load(out)["options"]["chunk_bytes"], 64);
   check(h5py_trace, out);
@@ -125,8 +126,8 @@ TEST_F(AnalyzeCli, TableCsvAndLevels) {
 TEST_F(AnalyzeCli, UsageErrorsExitTwo) {
   for (const char* args : {"", "--codecs gzip", "--by layers", "--layouts NWHC", "--dtypes f64", "--chunk 4X",
                            "--iterations 3-1", "--no-such-flag"}) {
-    auto r = run_command(cdma() + " analyze " + (std::string(args).empty() ? "" : quote(h5py_trace.string()) + " ") +
-                         args);
+    auto r =
+        run_command(cdma() + " analyze " + (std::string(args).empty() ? "" : quote(h5py_trace.string()) + " ") + args);
     EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.output;
   }
   EXPECT_EQ(run_command(cdma() + " analyze --help").exit_code, 0);
@@ -151,8 +152,8 @@ class AnalyzeBadInput : public AnalyzeCli {
     for (const auto& w : words) EXPECT_NE(r.output.find(w), std::string::npos) << w << "\n" << r.output;
     // --keep-going: the good file is analysed, the bad one listed as skipped, exit 1.
     const auto out = dir / "kg.json";
-    r = run_command(cdma() + " analyze -k -q " + quote(h5py_trace.string()) + " " + quote(bad.string()) +
-                    " --json " + quote(out.string()));
+    r = run_command(cdma() + " analyze -k -q " + quote(h5py_trace.string()) + " " + quote(bad.string()) + " --json " +
+                    quote(out.string()));
     EXPECT_EQ(r.exit_code, 1) << r.output;
     EXPECT_NE(r.output.find("skipped"), std::string::npos) << r.output;
     ASSERT_TRUE(std::filesystem::exists(out));
@@ -219,8 +220,8 @@ TEST_F(AnalyzeCli, CtrlCStopsCleanlyWithNoOutput) {
     close(fds[0]);
     std::string bin = test::cdma_binary(), o = out.string(), b = big.string();
     // zlib-9 on one thread takes seconds: the signal arrives mid-run.
-    execl(bin.c_str(), bin.c_str(), "analyze", b.c_str(), "--codecs", "zlib-9", "-j", "1", "-q", "--progress",
-          "always", "--json", o.c_str(), static_cast<char*>(nullptr));
+    execl(bin.c_str(), bin.c_str(), "analyze", b.c_str(), "--codecs", "zlib-9", "-j", "1", "-q", "--progress", "always",
+          "--json", o.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   close(fds[1]);

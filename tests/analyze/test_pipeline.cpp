@@ -108,7 +108,8 @@ TEST_F(Pipeline, AggregatesAreByteWeighted) {
     e.first += t.variants[0].bytes;
     e.second.resize(nc);
     for (std::size_t c = 0; c < nc; ++c) e.second[c] += *t.variants[0].codecs[c].bytes;
-    mean[t.info.layer].first += static_cast<double>(t.variants[0].bytes) / static_cast<double>(*t.variants[0].codecs[0].bytes);
+    mean[t.info.layer].first +=
+        static_cast<double>(t.variants[0].bytes) / static_cast<double>(*t.variants[0].codecs[0].bytes);
     mean[t.info.layer].second++;
   }
   auto rows = a.rows(Level::layer);

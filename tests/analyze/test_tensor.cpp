@@ -254,7 +254,7 @@ TEST(Tensor, StatsRowsGiveExactZvcAndBoundedZrle) {
   EXPECT_TRUE(r[1].codecs[0].bytes.has_value());
   EXPECT_FALSE(r[1].codecs[2].bytes.has_value());
   EXPECT_FALSE(r[2].present);  // bfloat16 conversion of a row without bytes
-  row.zero_runs = 30;           // more runs than zeros
+  row.zero_runs = 30;          // more runs than zeros
   EXPECT_THROW(an.analyze_stats(row), formats::Error);
 }
 

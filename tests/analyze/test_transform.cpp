@@ -29,7 +29,7 @@ TEST(Transform, Fp16KnownValues) {
   EXPECT_EQ(f32_to_f16(bits_of(std::ldexp(3.0f, -25))), 0x0002);  // 1.5 subnormal ulps: tie to even 2
   EXPECT_EQ(f32_to_f16(bits_of(-0.0f)), 0x8000);
   EXPECT_EQ(f32_to_f16(bits_of(1e-9f)), 0x0000);
-  EXPECT_EQ(f32_to_f16(bits_of(1.0f + std::ldexp(1.0f, -11))), 0x3C00);  // tie, even stays
+  EXPECT_EQ(f32_to_f16(bits_of(1.0f + std::ldexp(1.0f, -11))), 0x3C00);      // tie, even stays
   EXPECT_EQ(f32_to_f16(bits_of(1.0f + 3 * std::ldexp(1.0f, -11))), 0x3C02);  // tie, odd rounds up
   EXPECT_EQ(f32_to_f16(0x7F800000u), 0x7C00);
   EXPECT_EQ(f32_to_f16(0x7FC00000u), 0x7E00);
@@ -53,7 +53,7 @@ TEST(Transform, Fp16RoundTripsEveryHalf) {
 TEST(Transform, Fp16MatchesCompilerConversion) {
   std::mt19937 rng(5);
   for (int i = 0; i < 2000000; ++i) {
-    std::uint32_t u = rng();
+    auto u = static_cast<std::uint32_t>(rng());
     if (i % 4 == 0) u = (u & 0x87FFFFFFu) | 0x30000000u;  // concentrate near fp16's range
     float f;
     std::memcpy(&f, &u, 4);
@@ -79,7 +79,9 @@ TEST(Transform, Bf16RoundsToNearestEven) {
   EXPECT_EQ(f32_to_bf16(0x00018000u), 0x0002);
   for (std::uint32_t b = 0; b < 65536; ++b) {
     const bool nan = (b & 0x7F80u) == 0x7F80u && (b & 0x7Fu);
-    if (!nan) ASSERT_EQ(f32_to_bf16(bf16_to_f32(static_cast<std::uint16_t>(b))), b);
+    if (!nan) {
+      ASSERT_EQ(f32_to_bf16(bf16_to_f32(static_cast<std::uint16_t>(b))), b);
+    }
   }
 }
 

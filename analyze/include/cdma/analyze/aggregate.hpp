@@ -63,7 +63,7 @@ struct GroupRow {
   std::optional<std::string> layer;
   std::optional<std::int32_t> layer_index;
   std::optional<std::string> op, role;
-  std::vector<std::int64_t> dims;  // layer, layer_iteration, tensor: dims of the first member
+  std::vector<std::int64_t> dims;        // layer, layer_iteration, tensor: dims of the first member
   const TensorResult* tensor = nullptr;  // tensor level only
   Measures m;
 };

@@ -25,8 +25,7 @@ struct Filters {
   std::optional<std::vector<std::string>> ops;
   std::optional<std::vector<std::string>> roles;
 
-  bool pass(std::int64_t iteration, const std::string& layer, const std::string& op,
-            const std::string& role) const;
+  bool pass(std::int64_t iteration, const std::string& layer, const std::string& op, const std::string& role) const;
 };
 
 // Parses "0-3,7,10-" style iteration lists ("10-" = from 10 on). Throws formats::Error on bad text.
@@ -35,9 +34,9 @@ std::vector<IterRange> parse_iteration_ranges(const std::string& text);
 struct Options {
   // Codec specs as make_codec() accepts them; canonicalised ("zrle" -> "zrle-4") by validate().
   std::vector<std::string> codecs = kDefaultCodecs;
-  std::size_t chunk_bytes = 0;                     // 0 = whole tensors
-  std::vector<std::string> layouts{"stored"};      // "stored", "NCHW", "NHWC", "CHWN"
-  std::vector<std::string> dtypes{"stored"};       // "stored", "float16", "bfloat16"
+  std::size_t chunk_bytes = 0;                 // 0 = whole tensors
+  std::vector<std::string> layouts{"stored"};  // "stored", "NCHW", "NHWC", "CHWN"
+  std::vector<std::string> dtypes{"stored"};   // "stored", "float16", "bfloat16"
   Filters filters;
   bool verify = false;      // decode every encoding and compare with the original bytes
   bool keep_going = false;  // skip unreadable files/tensors instead of failing

@@ -70,8 +70,8 @@ class TensorAnalyzer {
   // Measures of a tensor's bytes (stored layout and dtype as in meta), one entry per variant.
   // Throws formats::Error when data does not hold meta.bytes() bytes; VerifyError on a
   // round-trip mismatch when verifying. `where` names the tensor in error messages.
-  std::vector<VariantMeasures> analyze(std::span<const std::byte> data, const formats::TensorMeta& meta,
-                                       Workspace& ws, const std::string& where = "") const;
+  std::vector<VariantMeasures> analyze(std::span<const std::byte> data, const formats::TensorMeta& meta, Workspace& ws,
+                                       const std::string& where = "") const;
 
   // Measures of a /stats row: ZVC exact, ZRLE-k exact or a lower bound, byte codecs unknown.
   // Variants that convert the dtype are not present (the converted density is unknown).

@@ -21,13 +21,11 @@ std::uint32_t bf16_to_f32(std::uint16_t b) noexcept;
 // Converts `in` (elements of `from`, a float dtype) to `to` (f16 or bf16) into `out` (resized).
 // Returns false (and leaves out untouched) when the conversion does not apply (integer dtypes,
 // or to == f32).
-bool convert_dtype(std::span<const std::byte> in, formats::DType from, formats::DType to,
-                   std::vector<std::byte>& out);
+bool convert_dtype(std::span<const std::byte> in, formats::DType from, formats::DType to, std::vector<std::byte>& out);
 
 // Permutes a 4-D tensor with `dims` given in layout `from` into layout `to` (elements of
 // `width` bytes) into `out` (resized). Both layouts must be 4-D; dims.size() must be 4.
-void permute_layout(std::span<const std::byte> in, std::span<const std::int64_t> dims,
-                    formats::Layout from, formats::Layout to, std::size_t width,
-                    std::vector<std::byte>& out);
+void permute_layout(std::span<const std::byte> in, std::span<const std::int64_t> dims, formats::Layout from,
+                    formats::Layout to, std::size_t width, std::vector<std::byte>& out);
 
 }  // namespace cdma::analyze
