@@ -357,7 +357,9 @@ int run(int argc, char** argv) {
   app.add_option("--latency-us", o.latency_us, "override the per-transfer latency");
   app.add_option("--compute-eff", o.compute_eff, "override the GPU's compute efficiency (share of peak)");
   app.add_option("--dram-eff", o.dram_eff, "override the GPU's DRAM efficiency");
-  app.add_option("--bwd-factor", o.bwd_factor, "roofline backward time = factor x forward")->capture_default_str();
+  app.add_option("--bwd-factor", o.bwd_factor, "roofline backward time = factor x forward")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--policy", o.policy, "vdnn-all or vdnn-conv")->capture_default_str();
   app.add_option("--engine", o.engines, "cDMA engine PLACEMENT[:CODEC], repeatable; placement dma, mc or sm; codec zvc "
                                         "(default), zrle-K, zlib-L, zstd-L, lz4 (default: dma:zvc mc:zvc sm:zvc)");
@@ -366,7 +368,7 @@ int run(int argc, char** argv) {
   auto* r1 = app.add_option("--ratio", o.ratio, "compression ratio of every offloaded tensor (e.g. 2.6, the paper's average)");
   auto* r2 = app.add_option("--density", o.density, "ZVC ratio from a density of post-ReLU tensors: 32/(1+32d) for fp32");
   app.add_option("--ratios", o.ratios, "per-layer ratios from `cdma analyze --json` output, or measured on a trace "
-                                       "(.h5); zoo layers take the network average unless names match")
+                                       "(.h5); a zoo layer takes the row with its name and op, else the measured post-ReLU average")
       ->check(CLI::ExistingFile);
   app.add_option("--trace-index", o.trace_index, "which trace of the analysis JSON")->capture_default_str();
   r1->excludes(r2);
@@ -377,7 +379,9 @@ int run(int argc, char** argv) {
   app.add_option("--trace-batch", o.trace_batch, "batch size modelled for traces (0: the trace's batch_size "
                                                  "attribute, else the captured N); U scales with it")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
-  app.add_option("--conv-kernel", o.conv_kernel, "conv kernel size assumed for trace rooflines")->capture_default_str();
+  app.add_option("--conv-kernel", o.conv_kernel, "conv kernel size assumed for trace rooflines")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--sweep", o.sweep, "sweep 'link' (GB/s effective), 'density' or 'ratio'")
       ->check(CLI::IsMember({"link", "density", "ratio"}));
   app.add_option("--sweep-values", o.sweep_values, "values of the sweep (default: a built-in range)")->delimiter(',');
