@@ -11,9 +11,9 @@
 #include <cdma/hwmodel/zoo.hpp>
 #include <cdma/version.hpp>
 
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 #include <fmt/ranges.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -148,7 +148,8 @@ class Replayer {
     if (!apply_ratio_flags(p, eb, true)) {
       auto table = hw::measure_ratio_table(path, codecs_);
       hw::apply_ratios(p.net, table, true, false);
-      p.sc.ratio_sources.push_back(fmt::format("measured on the trace's forward x tensors ({})", fmt::join(codecs_, ", ")));
+      p.sc.ratio_sources.push_back(
+          fmt::format("measured on the trace's forward x tensors ({})", fmt::join(codecs_, ", ")));
     }
     return p;
   }
@@ -199,7 +200,8 @@ class Replayer {
     }
     if (o_.ratio) {
       for (const auto& c : codecs_) p.net.set_ratio(c, *o_.ratio);
-      p.sc.ratio_sources.push_back(fmt::format("ratio {} on every offloaded tensor ({})", *o_.ratio, fmt::join(codecs_, ", ")));
+      p.sc.ratio_sources.push_back(
+          fmt::format("ratio {} on every offloaded tensor ({})", *o_.ratio, fmt::join(codecs_, ", ")));
       any = true;
     }
     return any;
@@ -218,8 +220,8 @@ void print_layers(const hw::Network& net, const hw::StudyResult& st) {
   // Per-layer view of vDNN and of the first cDMA engine.
   const auto& v = st.results[1];
   const hw::ReplayResult* c = st.results.size() > 2 ? &st.results[2] : nullptr;
-  fmt::print("  {:>3} {:<28} {:<7} {:>9} {:>9} {:>10} {:>6} {:>9} {:>9} {:>9}", "#", "layer", "op", "F ms", "B ms",
-             "U", "ratio", "off ms", "pre ms", "stall ms");
+  fmt::print("  {:>3} {:<28} {:<7} {:>9} {:>9} {:>10} {:>6} {:>9} {:>9} {:>9}", "#", "layer", "op", "F ms", "B ms", "U",
+             "ratio", "off ms", "pre ms", "stall ms");
   if (c) fmt::print(" | {:>9} {:>9}", "cDMA off", "stall ms");
   fmt::print("\n");
   for (size_t i = 0; i < net.layers.size(); ++i) {
@@ -266,9 +268,12 @@ json run_sweep(const Options& o, const Replayer& rp, hw::Network net, const hw::
     }
   }
   if (values.empty()) {
-    if (o.sweep == "link") values = {2, 4, 8, 12.6, 16, 25.2, 32, 50.4, 64, 128, 256, 512};
-    else if (o.sweep == "density") values = {0, 0.05, 0.1, 0.2, 0.3, 0.35, 0.4, 0.5, 0.6, 0.8, 1.0};
-    else values = {1, 1.5, 2, 2.6, 3, 4, 6, 8, 13.8, 32};
+    if (o.sweep == "link")
+      values = {2, 4, 8, 12.6, 16, 25.2, 32, 50.4, 64, 128, 256, 512};
+    else if (o.sweep == "density")
+      values = {0, 0.05, 0.1, 0.2, 0.3, 0.35, 0.4, 0.5, 0.6, 0.8, 1.0};
+    else
+      values = {1, 1.5, 2, 2.6, 3, 4, 6, 8, 13.8, 32};
   }
   const int eb = (o.precision == "fp16" || o.precision == "bf16") ? 2 : 4;
   json rows = json::array();
@@ -338,20 +343,27 @@ void list_presets(const Replayer& rp) {
 
 int run(int argc, char** argv) {
   Options o;
-  CLI::App app{"Hardware-model replay of one training iteration: oracle (no offload), vDNN offload, and compressing "
-               "DMA engines (cDMA), from a trace or from the built-in network zoo.",
-               "cdma replay"};
-  app.add_option("traces", o.traces, "trace files (.h5): per-layer compute times from /timeline, bytes and ratios "
-                                     "from their tensors (or --ratios)")->check(CLI::ExistingFile);
-  app.add_option("--net", o.nets, "zoo network(s): alexnet, overfeat, nin, vgg16, squeezenet, squeezenet1.1, "
-                                  "googlenet, resnet50; 'paper' = the cDMA paper's six; 'all'");
-  app.add_option("--batch", o.batch, "batch size of zoo networks")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  CLI::App app{
+      "Hardware-model replay of one training iteration: oracle (no offload), vDNN offload, and compressing "
+      "DMA engines (cDMA), from a trace or from the built-in network zoo.",
+      "cdma replay"};
+  app.add_option("traces", o.traces,
+                 "trace files (.h5): per-layer compute times from /timeline, bytes and ratios "
+                 "from their tensors (or --ratios)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--net", o.nets,
+                 "zoo network(s): alexnet, overfeat, nin, vgg16, squeezenet, squeezenet1.1, "
+                 "googlenet, resnet50; 'paper' = the cDMA paper's six; 'all'");
+  app.add_option("--batch", o.batch, "batch size of zoo networks")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
   app.add_option("--precision", o.precision, "fp32, fp16, bf16 or tf32 (peak FLOP/s; 2-byte activations for fp16/bf16)")
       ->capture_default_str();
   app.add_option("--gpu", o.gpu, "GPU preset (see --list)")->capture_default_str();
   app.add_option("--link", o.link, "link preset: pcie3, pcie4, pcie5, nvlink-c2c")->capture_default_str();
-  app.add_option("--presets", o.presets, "folder with gpus.json, links.json, engines.json (default: $CDMA_PRESETS, "
-                                         "the install's share/cdma/presets, or the source tree's data/presets)");
+  app.add_option("--presets", o.presets,
+                 "folder with gpus.json, links.json, engines.json (default: $CDMA_PRESETS, "
+                 "the install's share/cdma/presets, or the source tree's data/presets)");
   app.add_option("--link-gbps", o.link_gbps, "override the link's nominal GB/s (one direction)");
   app.add_option("--link-eff", o.link_eff, "override the link's DMA efficiency (0..1]");
   app.add_option("--latency-us", o.latency_us, "override the per-transfer latency");
@@ -361,24 +373,31 @@ int run(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   app.add_option("--policy", o.policy, "vdnn-all or vdnn-conv")->capture_default_str();
-  app.add_option("--engine", o.engines, "cDMA engine PLACEMENT[:CODEC], repeatable; placement dma, mc or sm; codec zvc "
-                                        "(default), zrle-K, zlib-L, zstd-L, lz4 (default: dma:zvc mc:zvc sm:zvc)");
+  app.add_option("--engine", o.engines,
+                 "cDMA engine PLACEMENT[:CODEC], repeatable; placement dma, mc or sm; codec zvc "
+                 "(default), zrle-K, zlib-L, zstd-L, lz4 (default: dma:zvc mc:zvc sm:zvc)");
   app.add_option("--read-gbps", o.read_gbps, "override the engines' read bandwidth of uncompressed data (GB/s)");
   app.add_option("--comp-gbps", o.comp_gbps, "override the compressor (or sm kernel) throughput (GB/s)");
-  auto* r1 = app.add_option("--ratio", o.ratio, "compression ratio of every offloaded tensor (e.g. 2.6, the paper's average)");
-  auto* r2 = app.add_option("--density", o.density, "ZVC ratio from a density of post-ReLU tensors: 32/(1+32d) for fp32");
-  app.add_option("--ratios", o.ratios, "per-layer ratios from `cdma analyze --json` output, or measured on a trace "
-                                       "(.h5); a zoo layer takes the row with its name and op, else the measured post-ReLU average")
+  auto* r1 =
+      app.add_option("--ratio", o.ratio, "compression ratio of every offloaded tensor (e.g. 2.6, the paper's average)");
+  auto* r2 =
+      app.add_option("--density", o.density, "ZVC ratio from a density of post-ReLU tensors: 32/(1+32d) for fp32");
+  app.add_option("--ratios", o.ratios,
+                 "per-layer ratios from `cdma analyze --json` output, or measured on a trace "
+                 "(.h5); a zoo layer takes the row with its name and op, else the measured post-ReLU average")
       ->check(CLI::ExistingFile);
   app.add_option("--trace-index", o.trace_index, "which trace of the analysis JSON")->capture_default_str();
   r1->excludes(r2);
-  app.add_option("--compute", o.compute, "trace replays: 'trace' (measured times x --compute-scale), 'roofline' "
-                                         "(GPU preset over the layer shapes), 'auto' (roofline for torch-cpu traces)")
+  app.add_option("--compute", o.compute,
+                 "trace replays: 'trace' (measured times x --compute-scale), 'roofline' "
+                 "(GPU preset over the layer shapes), 'auto' (roofline for torch-cpu traces)")
       ->capture_default_str();
   app.add_option("--compute-scale", o.compute_scale, "factor on measured compute times")->capture_default_str();
-  app.add_option("--trace-batch", o.trace_batch, "batch size modelled for traces (0: the trace's batch_size "
-                                                 "attribute, else the captured N); U scales with it")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--trace-batch", o.trace_batch,
+                 "batch size modelled for traces (0: the trace's batch_size "
+                 "attribute, else the captured N); U scales with it")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--conv-kernel", o.conv_kernel, "conv kernel size assumed for trace rooflines")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
@@ -447,11 +466,14 @@ int run(int argc, char** argv) {
         fmt::print("\n");
       }
       jruns.push_back(hw::run_json(p.net, p.sc, st.results));
-      const double oracle = static_cast<double>(st.results[0].total_ps), vdnn = static_cast<double>(st.results[1].total_ps);
+      const double oracle = static_cast<double>(st.results[0].total_ps),
+                   vdnn = static_cast<double>(st.results[1].total_ps);
       ovh.sum += vdnn / oracle - 1;
       ovh.max = std::max(ovh.max, vdnn / oracle - 1);
       ++ovh.n;
-      json srow = {{"network", p.net.name}, {"oracle_s", oracle / 1e12}, {"vdnn_s", vdnn / 1e12},
+      json srow = {{"network", p.net.name},
+                   {"oracle_s", oracle / 1e12},
+                   {"vdnn_s", vdnn / 1e12},
                    {"vdnn_overhead", vdnn / oracle - 1}};
       for (size_t k = 2; k < st.results.size(); ++k) {
         double s = vdnn / static_cast<double>(st.results[k].total_ps) - 1;

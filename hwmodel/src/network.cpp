@@ -34,8 +34,7 @@ void Network::set_ratio(const std::string& codec, double ratio) {
 }
 
 void Network::set_density(double density, int element_bytes) {
-  if (!(density >= 0 && density <= 1))
-    throw ModelError(fmt::format("density must be in [0, 1], got {}", density));
+  if (!(density >= 0 && density <= 1)) throw ModelError(fmt::format("density must be in [0, 1], got {}", density));
   for (auto& l : layers)
     if (l.x_tensor >= 0) l.ratio["zvc"] = zvc_ratio(l.x_sparse ? density : 1.0, element_bytes);
 }

@@ -30,8 +30,7 @@ double positive(const json& j, const char* key, const std::filesystem::path& fil
     throw ModelError(fmt::format("{}: {} needs a number '{}'", file.string(), who, key));
   double v = j[key].get<double>();
   if (!std::isfinite(v) || v < 0 || (!allow_zero && v == 0))
-    throw ModelError(fmt::format("{}: {}.{} = {} must be {}", file.string(), who, key, v,
-                                 allow_zero ? ">= 0" : "> 0"));
+    throw ModelError(fmt::format("{}: {}.{} = {} must be {}", file.string(), who, key, v, allow_zero ? ">= 0" : "> 0"));
   return v;
 }
 

@@ -11,19 +11,26 @@ namespace cdma::hwmodel {
 
 std::string to_string(Policy p) {
   switch (p) {
-    case Policy::none: return "none";
-    case Policy::vdnn_all: return "vdnn-all";
-    case Policy::vdnn_conv: return "vdnn-conv";
+    case Policy::none:
+      return "none";
+    case Policy::vdnn_all:
+      return "vdnn-all";
+    case Policy::vdnn_conv:
+      return "vdnn-conv";
   }
   return "?";
 }
 
 std::string to_string(Placement p) {
   switch (p) {
-    case Placement::none: return "none";
-    case Placement::dma: return "dma";
-    case Placement::mc: return "mc";
-    case Placement::sm: return "sm";
+    case Placement::none:
+      return "none";
+    case Placement::dma:
+      return "dma";
+    case Placement::mc:
+      return "mc";
+    case Placement::sm:
+      return "sm";
   }
   return "?";
 }
@@ -68,8 +75,8 @@ Engine make_engine(const PresetCatalog& presets, const GpuPreset& gpu, Placement
     return e;
   }
   auto cit = presets.engines.compressor_gbps.find(fam);
-  double c = comp_gbps_override > 0 ? comp_gbps_override
-                                    : (cit == presets.engines.compressor_gbps.end() ? 0 : cit->second);
+  double c =
+      comp_gbps_override > 0 ? comp_gbps_override : (cit == presets.engines.compressor_gbps.end() ? 0 : cit->second);
   e.compressor_bytes_per_s = c * 1e9;
   return e;
 }

@@ -18,11 +18,20 @@ std::string xml_escape(const std::string& s) {
   std::string o;
   for (char c : s) {
     switch (c) {
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '&': o += "&amp;"; break;
-      case '"': o += "&quot;"; break;
-      default: o += c;
+      case '<':
+        o += "&lt;";
+        break;
+      case '>':
+        o += "&gt;";
+        break;
+      case '&':
+        o += "&amp;";
+        break;
+      case '"':
+        o += "&quot;";
+        break;
+      default:
+        o += c;
     }
   }
   return o;
@@ -46,33 +55,46 @@ json run_json(const Network& net, const Scenario& sc, const std::vector<ReplayRe
     if (r.label == "vDNN") vdnn = r.total_ps;
   json totals = json::array();
   for (const auto& r : results) {
-    json t = {{"config", r.label},
-              {"time_s", sec(r.total_ps)},
-              {"forward_s", sec(r.forward_ps)},
-              {"backward_s", sec(r.backward_ps)},
-              {"stall_s", sec(r.stall_ps)},
-              {"offloaded_bytes", r.offloaded_bytes},
-              {"link_bytes", r.link_bytes},
-              {"overhead_vs_oracle", oracle > 0 ? static_cast<double>(r.total_ps) / static_cast<double>(oracle) - 1 : 0.0}};
-    t["speedup_vs_vdnn"] = (vdnn > 0 && r.total_ps > 0) ? json(static_cast<double>(vdnn) / static_cast<double>(r.total_ps) - 1)
-                                                        : json(nullptr);
+    json t = {
+        {"config", r.label},
+        {"time_s", sec(r.total_ps)},
+        {"forward_s", sec(r.forward_ps)},
+        {"backward_s", sec(r.backward_ps)},
+        {"stall_s", sec(r.stall_ps)},
+        {"offloaded_bytes", r.offloaded_bytes},
+        {"link_bytes", r.link_bytes},
+        {"overhead_vs_oracle", oracle > 0 ? static_cast<double>(r.total_ps) / static_cast<double>(oracle) - 1 : 0.0}};
+    t["speedup_vs_vdnn"] = (vdnn > 0 && r.total_ps > 0)
+                               ? json(static_cast<double>(vdnn) / static_cast<double>(r.total_ps) - 1)
+                               : json(nullptr);
     totals.push_back(t);
   }
   run["totals"] = totals;
   json layers = json::array();
   for (size_t i = 0; i < net.layers.size(); ++i) {
     const Layer& l = net.layers[i];
-    json row = {{"index", i},        {"name", l.name},       {"op", l.op},
-                {"fwd_s", sec(l.fwd_ps)}, {"bwd_s", sec(l.bwd_ps)}, {"x_bytes", l.x_tensor >= 0 ? l.x_bytes : 0},
-                {"x_tensor", l.x_tensor}, {"ratio", l.ratio},   {"flops", l.flops}};
+    json row = {{"index", i},
+                {"name", l.name},
+                {"op", l.op},
+                {"fwd_s", sec(l.fwd_ps)},
+                {"bwd_s", sec(l.bwd_ps)},
+                {"x_bytes", l.x_tensor >= 0 ? l.x_bytes : 0},
+                {"x_tensor", l.x_tensor},
+                {"ratio", l.ratio},
+                {"flops", l.flops}};
     json configs = json::object();
     for (size_t k = 1; k < results.size(); ++k) {
       const LayerResult& lr = results[k].layers[i];
-      configs[results[k].label] = {{"offload_s", sec(lr.offload_ps)},     {"prefetch_s", sec(lr.prefetch_ps)},
-                                   {"demand_fetch_s", sec(lr.demand_ps)},  {"prefetch_layer", lr.prefetch_layer},
-                                   {"fwd_s", sec(lr.fwd_ps)},              {"bwd_s", sec(lr.bwd_ps)},
-                                   {"fwd_stall_s", sec(lr.fwd_stall_ps)},  {"bwd_stall_s", sec(lr.bwd_stall_ps)},
-                                   {"offload_bytes", lr.offload_bytes},    {"link_bytes", lr.offload_link_bytes},
+      configs[results[k].label] = {{"offload_s", sec(lr.offload_ps)},
+                                   {"prefetch_s", sec(lr.prefetch_ps)},
+                                   {"demand_fetch_s", sec(lr.demand_ps)},
+                                   {"prefetch_layer", lr.prefetch_layer},
+                                   {"fwd_s", sec(lr.fwd_ps)},
+                                   {"bwd_s", sec(lr.bwd_ps)},
+                                   {"fwd_stall_s", sec(lr.fwd_stall_ps)},
+                                   {"bwd_stall_s", sec(lr.bwd_stall_ps)},
+                                   {"offload_bytes", lr.offload_bytes},
+                                   {"link_bytes", lr.offload_link_bytes},
                                    {"ratio", lr.ratio}};
     }
     row["configs"] = configs;
@@ -94,13 +116,22 @@ json events_json(const Network& net, const EventReplay& replay, const std::strin
             {"latency_ps", link.latency_ps}};
   json layers = json::array();
   for (const auto& l : net.layers)
-    layers.push_back({{"name", l.name}, {"op", l.op}, {"fwd_ps", l.fwd_ps}, {"bwd_ps", l.bwd_ps},
-                      {"x_tensor", l.x_tensor}, {"x_bytes", l.x_bytes}});
+    layers.push_back({{"name", l.name},
+                      {"op", l.op},
+                      {"fwd_ps", l.fwd_ps},
+                      {"bwd_ps", l.bwd_ps},
+                      {"x_tensor", l.x_tensor},
+                      {"x_bytes", l.x_bytes}});
   j["layers"] = layers;
   json ev = json::array();
   for (const auto& e : replay.events)
-    ev.push_back({{"stream", e.stream}, {"kind", e.kind}, {"layer", e.layer}, {"tensor", e.tensor},
-                  {"start_ps", e.start_ps}, {"end_ps", e.end_ps}, {"bytes", e.bytes}});
+    ev.push_back({{"stream", e.stream},
+                  {"kind", e.kind},
+                  {"layer", e.layer},
+                  {"tensor", e.tensor},
+                  {"start_ps", e.start_ps},
+                  {"end_ps", e.end_ps},
+                  {"bytes", e.bytes}});
   j["events"] = ev;
   return j;
 }
@@ -153,9 +184,10 @@ std::string timeline_svg(const Network& net, const std::vector<std::pair<std::st
                    width - right, axis);
   for (int k = 0; k <= 10; ++k) {
     const double x = left + (width - left - right) * k / 10.0;
-    s += fmt::format("<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"#333\"/>"
-                     "<text x=\"{0:.1f}\" y=\"{3:.1f}\" text-anchor=\"middle\">{4:.1f} ms</text>\n",
-                     x, axis, axis + 4, axis + 16, sec(span) * 1e3 * k / 10.0);
+    s += fmt::format(
+        "<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"#333\"/>"
+        "<text x=\"{0:.1f}\" y=\"{3:.1f}\" text-anchor=\"middle\">{4:.1f} ms</text>\n",
+        x, axis, axis + 4, axis + 16, sec(span) * 1e3 * k / 10.0);
   }
   s += "<text x=\"10\" y=\"" + fmt::format("{:.1f}", axis + 32) +
        "\" fill=\"#666\">blue: forward, green: backward, orange: offload/prefetch, red: on-demand fetch, purple: "

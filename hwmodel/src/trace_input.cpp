@@ -27,10 +27,14 @@ Chw split(const formats::TensorMeta& t) {
   if (t.layout == formats::Layout::NC && d.size() == 2) return {d[0], d[1], 1, 1};
   if (d.size() != 4) return s;
   switch (t.layout) {
-    case formats::Layout::NCHW: return {d[0], d[1], d[2], d[3]};
-    case formats::Layout::NHWC: return {d[0], d[3], d[1], d[2]};
-    case formats::Layout::CHWN: return {d[3], d[0], d[1], d[2]};
-    default: return s;
+    case formats::Layout::NCHW:
+      return {d[0], d[1], d[2], d[3]};
+    case formats::Layout::NHWC:
+      return {d[0], d[3], d[1], d[2]};
+    case formats::Layout::CHWN:
+      return {d[3], d[0], d[1], d[2]};
+    default:
+      return s;
   }
 }
 
@@ -62,7 +66,8 @@ void shape_work(Layer& l, const LayerAcc& a, int conv_kernel, std::int64_t batch
     l.flops = 2.0 * ye * static_cast<double>(x.c) * conv_kernel * conv_kernel;
     weights = static_cast<double>(y.c) * static_cast<double>(x.c) * conv_kernel * conv_kernel;
   } else if (a.op == "linear") {
-    l.flops = 2.0 * static_cast<double>(x.n) * static_cast<double>(x.c * x.h * x.w) * static_cast<double>(y.c * y.h * y.w);
+    l.flops =
+        2.0 * static_cast<double>(x.n) * static_cast<double>(x.c * x.h * x.w) * static_cast<double>(y.c * y.h * y.w);
     weights = static_cast<double>(x.c * x.h * x.w) * static_cast<double>(y.c * y.h * y.w);
   } else {
     l.flops = 5.0 * std::max(xe, ye);
@@ -74,8 +79,7 @@ void shape_work(Layer& l, const LayerAcc& a, int conv_kernel, std::int64_t batch
 }  // namespace
 
 Network network_from_trace(const std::filesystem::path& trace, const TraceNetworkOptions& opts) {
-  if (!(opts.compute_scale > 0))
-    throw ModelError(fmt::format("compute scale must be > 0, got {}", opts.compute_scale));
+  if (!(opts.compute_scale > 0)) throw ModelError(fmt::format("compute scale must be > 0, got {}", opts.compute_scale));
   if (opts.roofline && !opts.gpu) throw ModelError("roofline compute times need a GPU preset");
   formats::TraceReader reader(trace);
   std::map<int, LayerAcc> acc;
@@ -118,9 +122,10 @@ Network network_from_trace(const std::filesystem::path& trace, const TraceNetwor
   if (acc.empty())
     throw ModelError(fmt::format("{}: the trace has no /timeline rows, no tensors and no /stats", trace.string()));
   if (!timeline && !opts.roofline)
-    throw ModelError(fmt::format("{}: the trace has no /timeline, so it has no compute times; use roofline compute "
-                                 "times (--compute roofline)",
-                                 trace.string()));
+    throw ModelError(
+        fmt::format("{}: the trace has no /timeline, so it has no compute times; use roofline compute "
+                    "times (--compute roofline)",
+                    trace.string()));
 
   // The batch the replay models: the option, else the producer's "batch_size" attribute (cdma train
   // keeps only the first capture_batch images of each batch), else the captured tensors' N.
@@ -210,7 +215,8 @@ RatioTable load_analysis_json(const std::filesystem::path& path, int trace_index
   if (!root.contains("schema_version") || !root["schema_version"].is_number_integer())
     bad(path, "missing integer \"schema_version\"");
   if (root["schema_version"].get<int>() > 1)
-    bad(path, fmt::format("schema_version {} is newer than this reader supports (1)", root["schema_version"].get<int>()));
+    bad(path,
+        fmt::format("schema_version {} is newer than this reader supports (1)", root["schema_version"].get<int>()));
   if (!root.contains("layer") || !root["layer"].is_array()) bad(path, "missing array \"layer\"");
   RatioTable t;
   t.path = path;
@@ -235,7 +241,8 @@ RatioTable load_analysis_json(const std::filesystem::path& path, int trace_index
         break;
       }
   if (t.layers.empty() && t.network.empty())
-    bad(path, fmt::format("no layer or network rows for trace {} (layout and dtype \"stored\", role \"x\")", trace_index));
+    bad(path,
+        fmt::format("no layer or network rows for trace {} (layout and dtype \"stored\", role \"x\")", trace_index));
   return t;
 }
 
@@ -267,8 +274,6 @@ ApplyRatiosReport apply_ratios(Network& net, const RatioTable& table, bool match
   }
   return rep;
 }
-
-
 
 RatioTable measure_ratio_table(const std::filesystem::path& trace, const std::vector<std::string>& codecs) {
   formats::TraceReader reader(trace);
@@ -331,7 +336,8 @@ RatioTable measure_ratio_table(const std::filesystem::path& trace, const std::ve
     r.layer = a.layer;
     r.layer_index = index;
     r.op = a.op;
-    r.bytes_per_iteration = static_cast<std::int64_t>(a.bytes / static_cast<double>(std::max<size_t>(1, a.iterations.size())));
+    r.bytes_per_iteration =
+        static_cast<std::int64_t>(a.bytes / static_cast<double>(std::max<size_t>(1, a.iterations.size())));
     for (std::size_t k = 0; k < made.size(); ++k)
       if (a.packed[k] > 0) r.ratio[made[k]->name()] = a.bytes / a.packed[k];
     table.layers.push_back(std::move(r));

@@ -40,8 +40,8 @@ class Builder {
     return t;
   }
 
-  T conv(const std::string& name, const T& x, std::int64_t cout, int k, int stride = 1, int pad = 0,
-         bool relu = true, int groups = 1) {
+  T conv(const std::string& name, const T& x, std::int64_t cout, int k, int stride = 1, int pad = 0, bool relu = true,
+         int groups = 1) {
     Shape o{cout, out_dim(x.s.h, k, stride, pad, false), out_dim(x.s.w, k, stride, pad, false)};
     const double cin = D(x.s.c / groups), kk = D(k) * D(k);
     double weights = D(cout) * cin * kk + D(cout);
@@ -71,7 +71,9 @@ class Builder {
   T bn(const std::string& name, const T& x, bool relu) {
     return emit(name, "bn", x, x.s, 5.0 * batch_ * D(x.s.elems()), 4.0 * D(x.s.c), relu);
   }
-  T softmax(const std::string& name, const T& x) { return emit(name, "softmax", x, x.s, 5.0 * batch_ * D(x.s.elems()), 0, false); }
+  T softmax(const std::string& name, const T& x) {
+    return emit(name, "softmax", x, x.s, 5.0 * batch_ * D(x.s.elems()), 0, false);
+  }
   // Residual add (+ReLU): its backward needs no activation.
   T add(const std::string& name, const T& a, const T& b, bool relu) {
     T y = emit(name, "add", a, a.s, 1.0 * batch_ * D(a.s.elems()), 0, relu, /*needs_x=*/false);

@@ -45,7 +45,7 @@ hw::Engine engine(hw::Placement p, double read = 0, double comp = 0) {
 hw::Network random_net(std::mt19937_64& rng, int n) {
   const char* ops[] = {"conv", "relu", "pool", "linear", "bn", "lrn", "dropout", "add", "concat", "softmax"};
   std::uniform_int_distribution<int> op(0, 9);
-  std::uniform_int_distribution<hw::Ps> t(0, 5'000'000'000);     // 0..5 ms
+  std::uniform_int_distribution<hw::Ps> t(0, 5'000'000'000);       // 0..5 ms
   std::uniform_int_distribution<std::int64_t> bytes(0, 64 << 20);  // 0..64 MiB
   std::uniform_real_distribution<double> ratio(0.5, 20);
   std::bernoulli_distribution share(0.25);
@@ -84,7 +84,7 @@ hw::ReplayResult closed(const hw::Network& net, hw::Policy p, const hw::Engine& 
 TEST(HwTransfer, RoundsUpToWholePicoseconds) {
   EXPECT_EQ(hw::transfer_ps(0, 1e9), 0);
   EXPECT_EQ(hw::transfer_ps(1, 1e12), 1);
-  EXPECT_EQ(hw::transfer_ps(1, 3e12), 1);   // 0.33 ps rounds up
+  EXPECT_EQ(hw::transfer_ps(1, 3e12), 1);  // 0.33 ps rounds up
   EXPECT_EQ(hw::transfer_ps(1e9, 1e9), hw::kPsPerSecond);
   EXPECT_EQ(hw::transfer_ps(5, kInf), 0);
   EXPECT_THROW(hw::transfer_ps(1, 0), hw::ModelError);
@@ -198,8 +198,8 @@ hw::Network edge_net(std::int64_t u, hw::Ps f1) {
 }
 
 TEST(HwEdge, TransferExactlyFillingTheComputeWindowDoesNotStallOneByteMoreDoes) {
-  const double bw = 1e10;               // 10 GB/s: one byte = 100 ps
-  const std::int64_t u = 1'000'000;     // 100 us
+  const double bw = 1e10;            // 10 GB/s: one byte = 100 ps
+  const std::int64_t u = 1'000'000;  // 100 us
   const hw::Ps window = hw::transfer_ps(static_cast<double>(u), bw);
   ASSERT_EQ(window, 100'000'000);
   auto e = engine(hw::Placement::none);
@@ -241,8 +241,7 @@ TEST(HwPolicy, PrefetchStopsAtAConvLayerAndConvPolicyOffloadsOnlyConvInputs) {
   hw::Network net;
   net.input_tensor = 0;
   const char* ops[] = {"conv", "conv", "pool", "relu", "linear"};
-  for (int i = 0; i < 5; ++i)
-    net.layers.push_back(mk("l" + std::to_string(i), ops[i], 100, 100, i, 1000));
+  for (int i = 0; i < 5; ++i) net.layers.push_back(mk("l" + std::to_string(i), ops[i], 100, 100, i, 1000));
   auto e = engine(hw::Placement::none);
   auto all = closed(net, hw::Policy::vdnn_all, e, link(1e9));
   // linear4: its own X on demand, prefetch relu3's. relu3: prefetch pool2's. pool2: prefetch conv1's.

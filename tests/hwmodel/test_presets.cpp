@@ -55,7 +55,8 @@ TEST(HwPresets, UnknownNamesListTheKnownOnes) {
 
 TEST(HwPresets, BrokenFilesGiveErrorsNamingFileAndKey) {
   auto d = copy_presets("broken");
-  write(d / "links.json", "{\"links\": [ {\"name\": \"x\", \"nominal_gbps\": -1, \"efficiency\": 1, \"latency_us\": 0} ]}");
+  write(d / "links.json",
+        "{\"links\": [ {\"name\": \"x\", \"nominal_gbps\": -1, \"efficiency\": 1, \"latency_us\": 0} ]}");
   try {
     hw::PresetCatalog::load(d);
     FAIL();

@@ -4,14 +4,14 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/wait.h>
 #include <array>
-#include <cstring>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <sys/wait.h>
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -65,8 +65,8 @@ class HwReplayCli : public ::testing::Test {
 
 TEST_F(HwReplayCli, ZooReplayWritesConsistentJsonSvgAndEvents) {
   auto j = tmp("r.json"), s = tmp("r.svg"), e = tmp("e.json");
-  auto r = replay("--net alexnet --batch 64 --ratio 2.6 --json " + j.string() + " --svg " + s.string() +
-                  " --events " + e.string());
+  auto r = replay("--net alexnet --batch 64 --ratio 2.6 --json " + j.string() + " --svg " + s.string() + " --events " +
+                  e.string());
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("cDMA-zvc-mc"), std::string::npos) << r.out;
   auto doc = load(j);
@@ -90,7 +90,8 @@ TEST_F(HwReplayCli, ZooReplayWritesConsistentJsonSvgAndEvents) {
   }
   // Per-layer rows add up to the totals.
   double sum = 0;
-  for (const auto& l : run["layers"]) sum += l["configs"]["vDNN"]["fwd_s"].get<double>() + l["configs"]["vDNN"]["bwd_s"].get<double>();
+  for (const auto& l : run["layers"])
+    sum += l["configs"]["vDNN"]["fwd_s"].get<double>() + l["configs"]["vDNN"]["bwd_s"].get<double>();
   EXPECT_NEAR(sum, vdnn, 1e-9 * vdnn);
   std::ifstream svg(s);
   std::stringstream ss;

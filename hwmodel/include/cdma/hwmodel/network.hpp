@@ -20,9 +20,9 @@ Ps transfer_ps(double bytes, double bytes_per_s);
 
 struct Layer {
   std::string name;
-  std::string op;        // trace-format op names: conv, linear, relu, pool, bn, lrn, dropout, add, concat, softmax, other
-  Ps fwd_ps = 0;         // forward compute time F
-  Ps bwd_ps = 0;         // backward compute time B
+  std::string op;  // trace-format op names: conv, linear, relu, pool, bn, lrn, dropout, add, concat, softmax, other
+  Ps fwd_ps = 0;   // forward compute time F
+  Ps bwd_ps = 0;   // backward compute time B
   // The activation tensor this layer's backward needs (its input X), or -1 when it needs none
   // (add, concat). Several layers may share one tensor (inception and fire modules, residual
   // shortcuts): it is offloaded once, at its first consumer's forward, and must be back before
@@ -41,12 +41,12 @@ struct Layer {
 
 struct Network {
   std::string name;
-  std::string source;       // "zoo", or the trace path
+  std::string source;  // "zoo", or the trace path
   int batch = 0;
   std::vector<Layer> layers;
-  int input_tensor = -1;    // the network input: never offloaded (HWMODEL.md policy)
+  int input_tensor = -1;  // the network input: never offloaded (HWMODEL.md policy)
 
-  Ps oracle_ps() const;     // sum of F and B
+  Ps oracle_ps() const;  // sum of F and B
   // Sets `codec`'s ratio on every layer's tensor. Throws ModelError when ratio <= 0 or NaN.
   void set_ratio(const std::string& codec, double ratio);
   // Sets the ZVC ratio ("zvc") from a density: zvc_ratio(density) on tensors with x_sparse,

@@ -20,11 +20,11 @@ class ModelError : public formats::Error {
 
 struct GpuPreset {
   std::string name, long_name;
-  double dram_gbps = 0;                     // GB/s = 1e9 B/s
+  double dram_gbps = 0;  // GB/s = 1e9 B/s
   double memory_gib = 0;
   std::map<std::string, double> peak_tflops;  // precision ("fp32", "fp16", ...) -> TFLOP/s
-  double compute_efficiency = 0.6;          // share of peak a large conv/GEMM reaches
-  double dram_efficiency = 0.8;             // share of DRAM bandwidth a streaming kernel reaches
+  double compute_efficiency = 0.6;            // share of peak a large conv/GEMM reaches
+  double dram_efficiency = 0.8;               // share of DRAM bandwidth a streaming kernel reaches
   std::vector<std::string> sources;
 
   // Peak FLOP/s at a precision; throws ModelError naming the precisions it has.
@@ -35,15 +35,15 @@ struct LinkPreset {
   std::string name, long_name;
   double nominal_gbps = 0;  // one direction
   double efficiency = 0.8;
-  double latency_us = 0;    // per transfer
+  double latency_us = 0;  // per transfer
   std::vector<std::string> sources;
 
   double effective_bytes_per_s() const { return nominal_gbps * efficiency * 1e9; }
 };
 
 struct EnginePresets {
-  std::map<std::string, double> read_share_of_dram;  // placement -> share
-  std::map<std::string, double> compressor_gbps;     // codec family -> GB/s (0 = unlimited)
+  std::map<std::string, double> read_share_of_dram;    // placement -> share
+  std::map<std::string, double> compressor_gbps;       // codec family -> GB/s (0 = unlimited)
   std::map<std::string, double> software_kernel_gbps;  // codec family -> GB/s (absent = streaming)
 };
 

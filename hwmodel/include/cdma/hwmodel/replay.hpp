@@ -29,11 +29,11 @@ Placement parse_placement(const std::string& s);  // "none", "dma", "mc", "sm"; 
 
 // How offloaded bytes cross the link. placement none = plain vDNN DMA.
 struct Engine {
-  std::string label;                 // shown in tables ("vDNN", "cDMA-zvc-mc")
+  std::string label;  // shown in tables ("vDNN", "cDMA-zvc-mc")
   Placement placement = Placement::none;
-  std::string codec = "zvc";         // key into Layer::ratio
-  double read_bytes_per_s = 0;       // engine's read bandwidth of uncompressed data (0 = unlimited)
-  double compressor_bytes_per_s = 0; // compressor/decompressor throughput over uncompressed bytes (0 = unlimited)
+  std::string codec = "zvc";          // key into Layer::ratio
+  double read_bytes_per_s = 0;        // engine's read bandwidth of uncompressed data (0 = unlimited)
+  double compressor_bytes_per_s = 0;  // compressor/decompressor throughput over uncompressed bytes (0 = unlimited)
   // sm only: software kernel throughput over uncompressed bytes; 0 = streaming kernel whose time
   // is (U + U/r) / sm_stream_bytes_per_s.
   double sm_kernel_bytes_per_s = 0;
@@ -47,14 +47,14 @@ struct LinkParams {
 
 // Builds an engine from presets. label empty -> "cDMA-<codec>-<placement>" (or "vDNN").
 // Overrides (> 0) replace the preset read bandwidth / compressor throughput.
-Engine make_engine(const PresetCatalog& presets, const GpuPreset& gpu, Placement placement,
-                   const std::string& codec, double read_gbps_override = 0, double comp_gbps_override = 0);
+Engine make_engine(const PresetCatalog& presets, const GpuPreset& gpu, Placement placement, const std::string& codec,
+                   double read_gbps_override = 0, double comp_gbps_override = 0);
 
 // Per-tensor offload decisions, computed once per (network, policy).
 struct OffloadItem {
   int tensor = -1;
-  int offload_at = -1;   // layer whose forward offloads it (first consumer)
-  int need_at = -1;      // layer whose backward needs it first (last consumer)
+  int offload_at = -1;  // layer whose forward offloads it (first consumer)
+  int need_at = -1;     // layer whose backward needs it first (last consumer)
   std::int64_t bytes = 0;
   const std::map<std::string, double>* ratio = nullptr;  // owned by the network's layer
 };
@@ -68,22 +68,22 @@ OffloadPlan plan_offload(const Network& net, Policy policy);
 
 // Transfer and kernel times of one item under one engine and link.
 struct ItemTimes {
-  double ratio = 1;          // effective ratio (a ratio below 1 is sent raw: ratio 1)
+  double ratio = 1;             // effective ratio (a ratio below 1 is sent raw: ratio 1)
   std::int64_t link_bytes = 0;  // ceil(U / ratio)
-  Ps offload_ps = 0;         // memory stream, forward
-  Ps prefetch_ps = 0;        // memory stream, backward
-  Ps compress_ps = 0;        // compute stream before the offload (sm only)
-  Ps decompress_ps = 0;      // compute stream before the layer's backward (sm only)
+  Ps offload_ps = 0;            // memory stream, forward
+  Ps prefetch_ps = 0;           // memory stream, backward
+  Ps compress_ps = 0;           // compute stream before the offload (sm only)
+  Ps decompress_ps = 0;         // compute stream before the layer's backward (sm only)
 };
 ItemTimes item_times(const OffloadItem& item, const Engine& engine, const LinkParams& link);
 
 struct LayerResult {
-  Ps fwd_ps = 0, bwd_ps = 0;     // layer durations including stalls
+  Ps fwd_ps = 0, bwd_ps = 0;              // layer durations including stalls
   Ps fwd_stall_ps = 0, bwd_stall_ps = 0;  // duration minus the layer's own compute (F or B)
-  Ps offload_ps = 0;             // offload issued in this layer's forward (0 if none)
-  Ps prefetch_ps = 0;            // prefetch issued in this layer's backward (of an earlier tensor)
-  Ps demand_ps = 0;              // on-demand fetch of this layer's own tensor
-  int prefetch_layer = -1;       // need_at layer of the tensor prefetched here
+  Ps offload_ps = 0;                      // offload issued in this layer's forward (0 if none)
+  Ps prefetch_ps = 0;                     // prefetch issued in this layer's backward (of an earlier tensor)
+  Ps demand_ps = 0;                       // on-demand fetch of this layer's own tensor
+  int prefetch_layer = -1;                // need_at layer of the tensor prefetched here
   std::int64_t offload_bytes = 0, offload_link_bytes = 0;
   double ratio = 1;
 };

@@ -19,7 +19,7 @@ struct Scenario {
   double link_gbps_effective = 0;
   double latency_us = 0;
   Policy policy = Policy::vdnn_all;
-  std::vector<std::string> ratio_sources;     // how ratios were obtained, one phrase each
+  std::vector<std::string> ratio_sources;  // how ratios were obtained, one phrase each
 };
 
 // One run: results[0] is the oracle, results[1] vDNN, then each cDMA engine (same policy).

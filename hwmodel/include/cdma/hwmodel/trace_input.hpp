@@ -41,14 +41,14 @@ struct LayerRatios {
   std::string layer;
   int layer_index = -1;
   std::string op;
-  std::int64_t bytes_per_iteration = 0;   // U = bytes / iterations
+  std::int64_t bytes_per_iteration = 0;  // U = bytes / iterations
   double density = -1;
-  std::map<std::string, double> ratio;    // codec -> byte-weighted ratio (null codecs omitted)
+  std::map<std::string, double> ratio;  // codec -> byte-weighted ratio (null codecs omitted)
 };
 struct RatioTable {
   std::filesystem::path path;
-  std::vector<LayerRatios> layers;          // "layer" rows, role x, layout/dtype "stored"
-  std::map<std::string, double> network;    // codec -> ratio of the "network" row (stored/stored)
+  std::vector<LayerRatios> layers;        // "layer" rows, role x, layout/dtype "stored"
+  std::map<std::string, double> network;  // codec -> ratio of the "network" row (stored/stored)
   double network_density = -1;
 };
 // Reads one trace's rows (trace_index) from an analysis JSON. Throws ModelError naming the file
@@ -68,7 +68,8 @@ ApplyRatiosReport apply_ratios(Network& net, const RatioTable& table, bool match
 // (x_sparse) takes the byte-weighted average over the rows of post-ReLU inputs (every row whose op
 // is not relu or bn, except the first layer's, which is the network input); dense tensors keep
 // ratio 1. Returns the per-codec averages used in `averages`.
-ApplyRatiosReport apply_ratios_to_zoo(Network& net, const RatioTable& table, std::map<std::string, double>* averages = nullptr);
+ApplyRatiosReport apply_ratios_to_zoo(Network& net, const RatioTable& table,
+                                      std::map<std::string, double>* averages = nullptr);
 
 // Measures compression ratios straight from a trace's forward "x" tensors with the codecs of
 // cdma::formats (canonical names: "zvc", "zrle-4", "zlib-6", "zstd-1", "lz4"): one row per
