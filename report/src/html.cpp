@@ -65,6 +65,8 @@ std::vector<int> trace_indices(const json& a) {
   return v;
 }
 
+std::string scroll(const std::string& svg) { return "<div class=scroll>" + svg + "</div>"; }
+
 std::string section(const std::string& id, const std::string& title, const std::string& intro,
                     const std::string& body) {
   return fmt::format(R"~(<section id="{}"><h2>{}</h2><p class="intro">{}</p>{}</section>)~", id, escape(title),
@@ -128,7 +130,7 @@ std::string density_section(const json& a) {
     ax.x_label = "training iteration";
     ax.y_label = "density (nonzero fraction)";
     ax.height = std::max(220, 70 + 16 * static_cast<int>(rows.size()));
-    body += heatmap(ax, rows, cols, v, 0.0, 1.0);
+    body += scroll(heatmap(ax, rows, cols, v, 0.0, 1.0));
 
     Series s{"network (byte-weighted)", {}, {}};
     for (const auto& r : a["iteration"]) {
@@ -142,7 +144,7 @@ std::string density_section(const json& a) {
     lx.y_label = "density";
     lx.y_min = 0;
     lx.height = 260;
-    body += line_chart(lx, {s});
+    body += scroll(line_chart(lx, {s}));
   }
   return section("density", "Density over training",
                  "Fraction of nonzero elements in each layer's offloaded input X, per captured iteration "
@@ -174,7 +176,7 @@ std::string ratio_section(const json& a) {
     ax.y_min = 0;
     ax.height = 380;
     ax.width = std::max(720, 160 + 14 * static_cast<int>(cats.size() * codecs.size()));
-    body += bar_chart(ax, cats, series);
+    body += scroll(bar_chart(ax, cats, series));
   }
   return section("ratios", "Compression ratio per layer and codec",
                  "Byte-weighted ratio over all captured iterations of each layer's input (CODECS.md). ZVC's "
@@ -220,7 +222,7 @@ std::string variants_section(const json& a) {
     ax.y_label = "ratio (uncompressed / compressed)";
     ax.y_min = 0;
     ax.height = 360;
-    body += bar_chart(ax, cats, series) + table + "</tbody></table>";
+    body += scroll(bar_chart(ax, cats, series) + table + "</tbody></table>");
   }
   return section("variants", "Layouts and dtypes",
                  "The same tensors permuted to other layouts and converted to 16-bit types (round to nearest even) "
@@ -236,6 +238,7 @@ h1{font-size:1.6em;margin-bottom:4px}h2{border-bottom:1px solid #ccc;padding-bot
 table{border-collapse:collapse;margin:12px 0;font-size:.9em}th,td{border:1px solid #ddd;padding:3px 8px}
 th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 svg.chart{display:block;margin:12px 0;background:#fff}
+.scroll,.timeline{overflow-x:auto;max-width:100%}
 svg .title{font-size:14px;font-weight:600}svg .tick{font-size:11px;fill:#333}svg .label{font-size:12px;fill:#222}
 svg .legend{font-size:11px}svg .grid{stroke:#e5e5e5}svg .axis{stroke:#333}
 nav a{margin-right:12px}code{background:#f3f3f3;padding:1px 4px}

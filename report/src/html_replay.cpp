@@ -56,7 +56,7 @@ std::string replay_section(const json& replay, const std::vector<std::string>& t
     ax.x_label = "configuration";
     ax.y_label = "time per iteration (ms)";
     ax.height = 340;
-    body += bar_chart(ax, cats, {t}) + table;
+    body += "<div class=scroll>" + bar_chart(ax, cats, {t}) + "</div>" + table;
 
     // Per-layer stalls (forward + backward) for every configuration but the oracle.
     std::vector<std::string> layers;
@@ -79,7 +79,7 @@ std::string replay_section(const json& replay, const std::vector<std::string>& t
     sx.y_label = "stall (ms)";
     sx.height = 360;
     sx.width = std::max(720, 160 + 10 * static_cast<int>(layers.size() * std::max<std::size_t>(stalls.size(), 1)));
-    body += bar_chart(sx, layers, stalls);
+    body += "<div class=scroll>" + bar_chart(sx, layers, stalls) + "</div>";
   }
   for (const auto& svg : timelines) body += "<div class=timeline>" + svg + "</div>";
   return fmt::format(

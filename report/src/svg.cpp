@@ -58,7 +58,7 @@ std::string fmt_num(double v) {
 
 std::string open_svg(const Axes& a) {
   return fmt::format(
-      R"~(<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {w} {h}" width="100%" style="max-width:{w}px" role="img" aria-label="{t}">)~"
+      R"~(<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{t}">)~"
       R"~(<text x="{cx}" y="18" text-anchor="middle" class="title">{t}</text>)~",
       fmt::arg("w", a.width), fmt::arg("h", a.height), fmt::arg("cx", a.width / 2), fmt::arg("t", escape(a.title)));
 }
