@@ -285,3 +285,15 @@ TEST(TrainCli, CrashMidCaptureLeavesAReadableTrace) {
   ASSERT_GE(rd.tensors().size(), 29u);  // at most the tensor being written is lost
   for (const auto& m : rd.tensors()) EXPECT_EQ(rd.read(m).size(), static_cast<std::size_t>(m.bytes()));
 }
+
+TEST(TrainCli, FrontDoorRunsCdmaTrain) {
+  // `cdma train` execs cdma-train from the same bin/ directory (cli/main.cpp).
+  auto cdma = cdma::test::cdma_binary();
+  if (!fs::exists(cdma) || fs::path(cdma).parent_path() != fs::path(kExe).parent_path())
+    GTEST_SKIP() << "the cdma front door is not built in this build directory";
+  auto r = run_command(quote(cdma) + " train --help");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("--capture-batch"), std::string::npos) << r.output;
+  r = run_command(quote(cdma) + " train --net nosuchnet");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+}

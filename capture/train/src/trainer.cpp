@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <exception>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
@@ -321,6 +322,18 @@ RunResult run_training(const Options& o, const ProgressFn& progress, const std::
                           "forward: host clock around each layer call; backward: identity autograd nodes on each "
                           "layer's input and output (CPU autograd runs nodes one at a time)");
   }
+  // A run that throws leaves status = "failed" (the writer's destructor then closes the file).
+  struct FailMark {
+    std::optional<F::TraceWriter>& w;
+    ~FailMark() {
+      if (w && std::uncaught_exceptions() > 0) {
+        try {
+          w->set_attribute("status", "failed");
+        } catch (...) {
+        }
+      }
+    }
+  } fail_mark{writer};
   Recorder rec(writer ? &*writer : nullptr, net->layers().size(),
                o.capture_batch ? o.capture_batch : r.batch);
   net->set_observer(writer ? &rec : nullptr);
