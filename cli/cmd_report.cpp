@@ -39,6 +39,7 @@ struct ReportOptions {
   std::vector<std::string> codecs;
   std::vector<std::string> layouts{"stored", "NHWC", "CHWN"};
   std::vector<std::string> dtypes{"stored", "float16", "bfloat16"};
+  std::vector<std::string> ops;
   unsigned threads = 0;
   bool no_replay = false;
   std::string gpu = "titan-xp", link = "pcie3", policy = "vdnn-all", compute = "auto";
@@ -129,6 +130,9 @@ int run_report(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--dtypes", o.dtypes, "dtypes to compare: stored, float16, bfloat16")->delimiter(',')
       ->capture_default_str();
+  app.add_option("--ops", o.ops, "only tensors of these ops (e.g. conv,pool,linear,dropout to leave out the dense "
+                               "inputs of separate ReLU layers)")
+      ->delimiter(',');
   app.add_option("--threads", o.threads, "analysis worker threads (0 = all cores)");
   app.add_option("--analysis-json", o.analysis_out, "also write the analysis JSON (schema cdma-analysis v1)");
   app.add_flag("--no-replay", o.no_replay, "leave out the hardware-model replay");
@@ -150,6 +154,7 @@ int run_report(int argc, char** argv) {
     ao.layouts = o.layouts;
     ao.dtypes = o.dtypes;
     ao.threads = o.threads;
+    if (!o.ops.empty()) ao.filters.ops = o.ops;
     std::vector<fs::path> paths(o.traces.begin(), o.traces.end());
     if (isatty(STDERR_FILENO)) fmt::print(stderr, "cdma report: analysing {} trace(s)...\n", paths.size());
     analyze::Analysis a = analyze::run_analysis(paths, ao);

@@ -263,7 +263,10 @@ std::string render_html(const ReportInputs& in) {
           "<a href=#variants>layouts &amp; dtypes</a><a href=#replay>replay</a></nav>";
   html += section("summary", "Network summary",
                   "Byte-weighted compression ratio (uncompressed / compressed bytes) of every captured activation "
-                  "of each trace, stored layout and dtype. The cDMA paper reports 2.6x on average for ZVC.",
+                  "of each trace, stored layout and dtype. The cDMA paper reports 2.6x on average for ZVC. Where a trace "
+                  "records ReLU as a layer of its own, that layer's input (a conv or FC output) is dense; frameworks "
+                  "that run ReLU in place offload only its output (make the report with --ops conv,pool,linear,dropout "
+                  "to see that).",
                   summary_table(a));
   html += density_section(a);
   html += ratio_section(a);
