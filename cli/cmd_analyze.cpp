@@ -1,5 +1,6 @@
 // `cdma analyze TRACE...`: sparsity and compression ratios of trace tensors, as a table, CSV or JSON
 // (docs/ANALYSIS_JSON.md). A thin layer over cdma::analyze.
+#include "util.hpp"
 #include "verbs.hpp"
 
 #include <cdma/analyze/output.hpp>
@@ -70,32 +71,6 @@ std::size_t parse_size(const std::string& s) {
   return static_cast<std::size_t>(v) << shift;
 }
 
-// Writes `text` to `path` via a temporary file and a rename, so that an interrupted run never
-// leaves a half-written file under the final name. "-" writes to stdout.
-void write_output(const std::string& path, const std::string& text) {
-  if (path == "-") {
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);
-    return;
-  }
-  const std::string tmp = path + ".tmp." + std::to_string(getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw formats::Error("cannot create " + tmp + " (writing " + path + ")");
-    f.write(text.data(), static_cast<std::streamsize>(text.size()));
-    f.close();
-    if (!f) {
-      std::filesystem::remove(tmp);
-      throw formats::Error("cannot write " + tmp + " (writing " + path + ")");
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp);
-    throw formats::Error("cannot rename " + tmp + " to " + path + ": " + ec.message());
-  }
-}
 
 void draw_progress(const analyze::Progress& p, bool final) {
   const double frac = p.bytes_total ? static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total) : 1.0;

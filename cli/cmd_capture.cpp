@@ -1,6 +1,7 @@
 // `cdma capture [options] -- CMD...`: runs CMD with the cuDNN interposer preloaded, then turns the
 // spool each traced process wrote into a trace v1 file. `cdma capture --convert SPOOL...` converts
 // spools written elsewhere (e.g. on a GPU machine without this project's libraries).
+#include "util.hpp"
 #include "verbs.hpp"
 
 #include <cdma/capture/collector.hpp>
@@ -38,16 +39,6 @@ fs::path output_for(const fs::path& out, const fs::path& spool, std::size_t n) {
   return out.parent_path() / (out.stem().string() + "." + stem + out.extension().string());
 }
 
-std::string human_bytes(std::int64_t b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(b);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  return u == 0 ? fmt::format("{} B", b) : fmt::format("{:.1f} {}", v, units[u]);
-}
 
 nlohmann::json to_json(const ConvertSummary& s) {
   nlohmann::json j;
@@ -75,7 +66,7 @@ void print_summary(const ConvertSummary& s) {
   for (const auto& [op, n] : s.ops) ops += fmt::format("{}{} {}", ops.empty() ? "" : ", ", n, op);
   fmt::print(stderr, "cdma capture: {} (pid {}): {} tensors ({}), {} stats rows, {} timeline rows ({} with GPU time), "
                      "{} iterations{}{}\n",
-             s.trace.string(), s.pid, s.tensors, human_bytes(s.tensor_bytes), s.stats_rows, s.timeline_rows,
+             s.trace.string(), s.pid, s.tensors, human_bytes(static_cast<double>(s.tensor_bytes)), s.stats_rows, s.timeline_rows,
              s.timed_rows, s.iterations, ops.empty() ? "" : "; " + ops,
              s.dropped ? fmt::format("; {} tensors dropped (budget or staging ring)", s.dropped) : "");
   if (!s.clean_end)

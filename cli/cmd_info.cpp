@@ -1,4 +1,5 @@
 // `cdma info TRACE...`: what a trace holds, as a table or JSON.
+#include "util.hpp"
 #include "verbs.hpp"
 
 #include <cdma/formats/trace.hpp>
@@ -16,16 +17,6 @@ namespace {
 using formats::TraceReader;
 using nlohmann::json;
 
-std::string human_bytes(std::int64_t b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(b);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  return u == 0 ? fmt::format("{} B", b) : fmt::format("{:.1f} {}", v, units[u]);
-}
 
 std::string dims_str(const std::vector<std::int64_t>& d) {
   std::string s;
@@ -109,7 +100,7 @@ void print_table(const json& j, bool list_tensors) {
   auto its = j["iterations"].get<std::vector<std::int64_t>>();
   std::string it_s = its.empty() ? "none"
                                  : fmt::format("{} ({}..{})", its.size(), its.front(), its.back());
-  row("tensors", fmt::format("{} ({})", j["tensors"].get<std::int64_t>(), human_bytes(j["bytes"])));
+  row("tensors", fmt::format("{} ({})", j["tensors"].get<std::int64_t>(), human_bytes(j["bytes"].get<double>())));
   row("iterations", it_s);
   row("layers", std::to_string(j["layers"].size()));
   if (!j["dropped_tensors"].is_null()) row("dropped", std::to_string(j["dropped_tensors"].get<std::int64_t>()));
@@ -117,7 +108,7 @@ void print_table(const json& j, bool list_tensors) {
     std::string s;
     for (auto& [k, v] : j[key].items())
       s += fmt::format("{}{}: {} ({})", s.empty() ? "" : ", ", k, v["tensors"].get<std::int64_t>(),
-                       human_bytes(v["bytes"]));
+                       human_bytes(v["bytes"].get<double>()));
     if (!s.empty()) row(label, s);
   }
   row("timeline", fmt::format("{} rows", j["timeline_rows"].get<std::size_t>()));
@@ -126,7 +117,7 @@ void print_table(const json& j, bool list_tensors) {
     fmt::print("\n  {:>5}  {:<24} {:<8} {:>8} {:>12}\n", "index", "layer", "op", "tensors", "bytes");
     for (auto& l : j["layers"])
       fmt::print("  {:>5}  {:<24} {:<8} {:>8} {:>12}\n", l["layer_index"].get<int>(), l["layer"].get<std::string>(),
-                 l["op"].get<std::string>(), l["tensors"].get<std::int64_t>(), human_bytes(l["bytes"]));
+                 l["op"].get<std::string>(), l["tensors"].get<std::int64_t>(), human_bytes(l["bytes"].get<double>()));
   }
   if (list_tensors) {
     fmt::print("\n  {:<10} {:>5} {:<20} {:<8} {:<4} {:<6} {:<8} {}\n", "name", "iter", "layer", "op", "role",

@@ -1,5 +1,6 @@
 // `cdma replay`: hardware-model replay of vDNN offload and cDMA engines (hwmodel/, HWMODEL.md).
 // Thin layer: parse options, build the networks and the study, print tables / JSON / SVG.
+#include "util.hpp"
 #include "verbs.hpp"
 
 #include <cdma/formats/codec.hpp>
@@ -42,15 +43,6 @@ struct Options {
 
 double ms(hw::Ps t) { return static_cast<double>(t) / 1e9; }
 
-std::string human_bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024 && u < 4) {
-    b /= 1024;
-    ++u;
-  }
-  return u == 0 ? fmt::format("{:.0f} B", b) : fmt::format("{:.1f} {}", b, units[u]);
-}
 
 // "mc", "mc:zvc", "sm:lz4" -> engine with a canonical codec name.
 hw::Engine parse_engine(const std::string& spec, const hw::PresetCatalog& presets, const hw::GpuPreset& gpu,
@@ -314,16 +306,6 @@ json run_sweep(const Options& o, const Replayer& rp, hw::Network net, const hw::
   return {{"parameter", o.sweep}, {"network", net.name}, {"rows", rows}};
 }
 
-void write_file(const std::string& path, const std::string& text) {
-  if (path == "-") {
-    fmt::print("{}", text);
-    return;
-  }
-  std::ofstream out(path);
-  if (!out) throw hw::ModelError(fmt::format("cannot write {}", path));
-  out << text;
-  if (!out) throw hw::ModelError(fmt::format("error writing {}", path));
-}
 
 void list_presets(const Replayer& rp) {
   fmt::print("presets from {}\nGPUs:\n", rp.presets().dir.string());
@@ -510,12 +492,12 @@ int run(int argc, char** argv) {
     doc["runs"] = jruns;
     doc["summary"] = summary;
     if (!o.sweep.empty()) doc["sweeps"] = sweeps;
-    if (!o.json_out.empty()) write_file(o.json_out, doc.dump(1) + "\n");
+    if (!o.json_out.empty()) write_output(o.json_out, doc.dump(1) + "\n");
     if (!o.svg_out.empty())
-      write_file(o.svg_out, hw::timeline_svg(runs.front().net, svg_rows,
+      write_output(o.svg_out, hw::timeline_svg(runs.front().net, svg_rows,
                                              fmt::format("cdma replay: {} on {} + {} ({})", runs.front().net.name,
                                                          rp.gpu().name, rp.link().name, o.policy)));
-    if (!o.events_out.empty()) write_file(o.events_out, json{{"replays", events}}.dump() + "\n");
+    if (!o.events_out.empty()) write_output(o.events_out, json{{"replays", events}}.dump() + "\n");
     return kExitOk;
   } catch (const formats::Error& e) {
     fmt::print(stderr, "cdma replay: {}\n", e.what());

@@ -5,6 +5,7 @@
 // The analysis runs in-process (cdma::analyze). The replay runs as `cdma replay` on this same
 // executable (fed the analysis JSON as --ratios), so the page shows exactly what that command
 // prints and its flags mean the same here.
+#include "util.hpp"
 #include "verbs.hpp"
 
 #include <cdma/analyze/output.hpp>
@@ -74,23 +75,6 @@ std::string read_file(const fs::path& p) {
   return ss.str();
 }
 
-// Writes via a temporary file and rename, so a failed run never leaves a half-written page.
-void write_atomically(const fs::path& out, const std::string& text) {
-  fs::path tmp = out;
-  tmp += fmt::format(".tmp{}", getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    if (!f) throw formats::Error(out.string() + ": cannot write (directory missing or not writable?)");
-    f << text;
-    f.flush();
-    if (!f) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      throw formats::Error(out.string() + ": write failed (disk full?)");
-    }
-  }
-  fs::rename(tmp, out);
-}
 
 class ScratchDir {
  public:
@@ -164,12 +148,12 @@ int run_report(int argc, char** argv) {
     analyze::write_json(js, a);
     report::ReportInputs in;
     in.analysis = json::parse(js.str());
-    if (!o.analysis_out.empty()) write_atomically(o.analysis_out, js.str());
+    if (!o.analysis_out.empty()) write_output(o.analysis_out, js.str());
 
     if (!o.no_replay) {
       ScratchDir scratch;
       fs::path ajson = scratch.path() / "analysis.json";
-      write_atomically(ajson, js.str());
+      write_output(ajson.string(), js.str());
       json runs = json::array();
       for (std::size_t i = 0; i < paths.size(); ++i) {
         fs::path rj = scratch.path() / fmt::format("replay{}.json", i);
@@ -203,7 +187,7 @@ int run_report(int argc, char** argv) {
     in.command = command_line(argc, argv);
     in.generated = formats::iso8601_utc_now();
     std::string html = report::render_html(in);
-    write_atomically(o.output, html);
+    write_output(o.output, html);
     fmt::print("cdma report: wrote {} ({} KiB)\n", o.output, html.size() / 1024);
     return kExitOk;
   } catch (const std::exception& e) {
