@@ -122,19 +122,23 @@ namespace {
 // Reads the file's metadata, /timeline and /stats in a child process. Returns normally when the
 // child finished (with or without a TraceError: the caller then reads in-process and gets the same
 // result); throws TraceError when the child crashed or hung.
+// Exit codes of the probe child. Anything else (a signal, or a sanitizer's exit code) means the
+// HDF5 library failed on the file.
+constexpr int kProbeOk = 0, kProbeRejected = 86;
+
 void probe_in_child(const std::filesystem::path& path, int timeout_s) {
   const std::string file = path.string();
   std::fflush(nullptr);
   pid_t pid = fork();
   if (pid < 0) return;  // cannot isolate; read in-process
   if (pid == 0) {
-    int rc = 0;
+    int rc = kProbeOk;
     try {
       TraceReader r(path, ReaderOptions{false, 0});
       (void)r.timeline();
       (void)r.stats();
     } catch (...) {
-      rc = 1;
+      rc = kProbeRejected;
     }
     _exit(rc);
   }
@@ -155,6 +159,10 @@ void probe_in_child(const std::filesystem::path& path, int timeout_s) {
   if (WIFSIGNALED(st))
     h5::fail(file, "",
              std::string("the HDF5 library crashed (") + strsignal(WTERMSIG(st)) +
+                 ") reading the file's metadata: the file is damaged");
+  if (WIFEXITED(st) && WEXITSTATUS(st) != kProbeOk && WEXITSTATUS(st) != kProbeRejected)
+    h5::fail(file, "",
+             "the HDF5 library crashed (exit " + std::to_string(WEXITSTATUS(st)) +
                  ") reading the file's metadata: the file is damaged");
 }
 }  // namespace
