@@ -12,8 +12,9 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <thread>
 
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -128,10 +129,19 @@ constexpr int kProbeOk = 0, kProbeRejected = 86;
 
 void probe_in_child(const std::filesystem::path& path, int timeout_s) {
   const std::string file = path.string();
+  // The child holds the write end of a pipe and never writes: its exit closes it, which wakes the
+  // parent's poll() at once (no polling interval added to every open).
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return;  // cannot isolate; read in-process
   std::fflush(nullptr);
   pid_t pid = fork();
-  if (pid < 0) return;  // cannot isolate; read in-process
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return;
+  }
   if (pid == 0) {
+    close(fds[0]);
     int rc = kProbeOk;
     try {
       TraceReader r(path, ReaderOptions{false, 0});
@@ -142,19 +152,28 @@ void probe_in_child(const std::filesystem::path& path, int timeout_s) {
     }
     _exit(rc);
   }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
-  int st = 0;
+  close(fds[1]);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   for (;;) {
-    pid_t w = waitpid(pid, &st, WNOHANG);
-    if (w == pid) break;
-    if (w < 0 && errno != EINTR) return;
-    if (std::chrono::steady_clock::now() > deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      close(fds[0]);
       kill(pid, SIGKILL);
-      waitpid(pid, &st, 0);
+      int st = 0;
+      while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+      }
       h5::fail(file, "", "reading the file's metadata did not finish in " + std::to_string(timeout_s) +
                              " s (the file is damaged, or HDF5 loops on it)");
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    pollfd p{fds[0], POLLIN, 0};
+    int n = poll(&p, 1, static_cast<int>(std::min<long long>(left.count(), 1000)));
+    if (n > 0) break;  // EOF (POLLHUP): the child exited
+    if (n < 0 && errno != EINTR) break;
+  }
+  close(fds[0]);
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0) {
+    if (errno != EINTR) return;
   }
   if (WIFSIGNALED(st))
     h5::fail(file, "",
