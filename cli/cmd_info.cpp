@@ -18,12 +18,6 @@ using formats::TraceReader;
 using nlohmann::json;
 
 
-std::string dims_str(const std::vector<std::int64_t>& d) {
-  std::string s;
-  for (std::size_t i = 0; i < d.size(); ++i) s += (i ? "x" : "") + std::to_string(d[i]);
-  return s;
-}
-
 struct Count {
   std::int64_t tensors = 0, bytes = 0;
 };
@@ -126,7 +120,7 @@ void print_table(const json& j, bool list_tensors) {
       fmt::print("  {:<10} {:>5} {:<20} {:<8} {:<4} {:<6} {:<8} {}\n", t["name"].get<std::string>(),
                  t["iteration"].get<std::int64_t>(), t["layer"].get<std::string>(), t["op"].get<std::string>(),
                  t["role"].get<std::string>(), t["layout"].get<std::string>(), t["dtype"].get<std::string>(),
-                 dims_str(t["dims"].get<std::vector<std::int64_t>>()));
+                 formats::dims_text(t["dims"].get<std::vector<std::int64_t>>()));
   }
   fmt::print("\n");
 }

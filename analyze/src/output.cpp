@@ -6,17 +6,13 @@
 
 #include <algorithm>
 
+#include <cdma/formats/text.hpp>
+
 namespace cdma::analyze {
 
 namespace {
 using nlohmann::json;
 using nlohmann::ordered_json;
-
-std::string dims_text(const std::vector<std::int64_t>& d) {
-  std::string s;
-  for (std::size_t i = 0; i < d.size(); ++i) s += (i ? "x" : "") + std::to_string(d[i]);
-  return s.empty() ? "-" : s;
-}
 
 ordered_json measures_json(const Measures& m, const std::vector<std::string>& codecs) {
   ordered_json j;
@@ -186,7 +182,7 @@ void write_csv(std::ostream& os, const Analysis& a, Level level) {
       f.push_back(csv_field(*r.layer));
       f.push_back(csv_field(*r.op));
       f.push_back(csv_field(*r.role));
-      f.push_back(r.dims.empty() ? "" : dims_text(r.dims));
+      f.push_back(formats::dims_text(r.dims));
     }
     if (by_iter) f.push_back(std::to_string(*r.iteration));
     f.push_back(a.variants[r.variant].layout);
@@ -233,16 +229,6 @@ struct Table {
   }
 };
 
-std::string human(std::uint64_t b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(b);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  return u == 0 ? fmt::format("{} B", b) : fmt::format("{:.1f} {}", v, units[u]);
-}
 }  // namespace
 
 void write_table(std::ostream& os, const Analysis& a, Level level) {
@@ -302,7 +288,7 @@ void write_table(std::ostream& os, const Analysis& a, Level level) {
         row.push_back(dt);
       }
       if (!tensor) row.push_back(std::to_string(r.m.tensors));
-      row.push_back(human(r.m.bytes));
+      row.push_back(formats::human_bytes(static_cast<double>(r.m.bytes)));
       row.push_back(fmt::format("{:.1f}%", 100.0 * r.m.density()));
       for (const auto& c : r.m.codecs) {
         row.push_back(ratio_text(c));
@@ -318,7 +304,7 @@ void write_table(std::ostream& os, const Analysis& a, Level level) {
         row.push_back(*r.layer);
         row.push_back(*r.op);
         row.push_back(*r.role);
-        row.push_back(dims_text(r.dims));
+        row.push_back(r.dims.empty() ? "-" : formats::dims_text(r.dims));
       }
       if (by_iter) row.push_back(std::to_string(*r.iteration));
       if (level == Level::network) row.push_back(t.model.value_or("network"));

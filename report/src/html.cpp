@@ -4,6 +4,8 @@
 #include <cdma/report/html.hpp>
 #include <cdma/report/svg.hpp>
 
+#include <cdma/formats/text.hpp>
+
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -14,6 +16,7 @@
 namespace cdma::report {
 
 using nlohmann::json;
+using formats::human_bytes;
 
 namespace {
 
@@ -23,16 +26,6 @@ double num(const json& j) { return j.is_number() ? j.get<double>() : kNaN; }
 
 std::string fmt_ratio(double r) { return std::isnan(r) ? "–" : fmt::format("{:.2f}x", r); }
 std::string fmt_pct(double d) { return std::isnan(d) ? "–" : fmt::format("{:.1f}%", d * 100); }
-
-std::string human_bytes(double b) {
-  const char* u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int i = 0;
-  while (b >= 1024 && i < 4) {
-    b /= 1024;
-    ++i;
-  }
-  return i == 0 ? fmt::format("{:.0f} B", b) : fmt::format("{:.1f} {}", b, u[i]);
-}
 
 bool stored_variant(const json& row) {
   return row.value("layout", "stored") == "stored" && row.value("dtype", "stored") == "stored";
