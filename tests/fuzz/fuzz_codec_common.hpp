@@ -74,4 +74,16 @@ inline bool try_decode(const formats::Codec& codec, std::span<const std::byte> s
   }
 }
 
+// The whole body of a byte-codec target (zlib, zstd, lz4): the round trip of `in`'s tensor, or
+// the decoding of its payload as an arbitrary stream.
+inline int run_byte_codec(const formats::Codec& codec, const Input& in) {
+  if (!in.decode) {
+    round_trip(codec, in.payload, in.width);
+    return 0;
+  }
+  std::vector<std::byte> out(in.elements * in.width);
+  try_decode(codec, in.payload, in.width, out);
+  return 0;
+}
+
 }  // namespace cdma::fuzz
