@@ -1,4 +1,6 @@
 // Networks from traces and ratios from the analyzer's JSON.
+#include "hw_test_util.hpp"
+
 #include <cdma/formats/trace.hpp>
 #include <cdma/hwmodel/trace_input.hpp>
 
@@ -15,17 +17,7 @@ namespace fm = cdma::formats;
 
 namespace {
 
-// A layer with the fields the timing model reads.
-[[maybe_unused]] hw::Layer mk(std::string name, std::string op, hw::Ps f, hw::Ps b, int tensor, std::int64_t bytes) {
-  hw::Layer l;
-  l.name = std::move(name);
-  l.op = std::move(op);
-  l.fwd_ps = f;
-  l.bwd_ps = b;
-  l.x_tensor = tensor;
-  l.x_bytes = bytes;
-  return l;
-}
+using cdma::hwmodel::test::mk;
 
 fs::path tmp(const std::string& name) {
   return fs::temp_directory_path() / ("cdma_hw_" + std::to_string(::getpid()) + "_" + name);

@@ -1,5 +1,7 @@
 // Timing checks of the replay (HWMODEL.md): limits, edges, monotonicity, and the closed form
 // against the event-by-event reference on random networks.
+#include "hw_test_util.hpp"
+
 #include <cdma/hwmodel/facade.hpp>
 #include <cdma/hwmodel/replay.hpp>
 #include <cdma/hwmodel/zoo.hpp>
@@ -14,17 +16,7 @@ namespace hw = cdma::hwmodel;
 
 namespace {
 
-// A layer with the fields the timing model reads.
-[[maybe_unused]] hw::Layer mk(std::string name, std::string op, hw::Ps f, hw::Ps b, int tensor, std::int64_t bytes) {
-  hw::Layer l;
-  l.name = std::move(name);
-  l.op = std::move(op);
-  l.fwd_ps = f;
-  l.bwd_ps = b;
-  l.x_tensor = tensor;
-  l.x_bytes = bytes;
-  return l;
-}
+using cdma::hwmodel::test::mk;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
