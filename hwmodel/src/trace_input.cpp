@@ -1,6 +1,9 @@
 // Networks from traces (/timeline + tensor metadata) and ratios from the analyzer's JSON.
 #include <cdma/hwmodel/trace_input.hpp>
 
+#include <cdma/analyze/output.hpp>
+#include <cdma/analyze/pipeline.hpp>
+
 #include <cdma/formats/codec.hpp>
 #include <cdma/formats/error.hpp>
 #include <cdma/formats/trace.hpp>
@@ -11,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <sstream>
 #include <map>
 #include <set>
 
@@ -201,15 +205,10 @@ std::map<std::string, double> codec_ratios(const json& row) {
 }
 }  // namespace
 
-RatioTable load_analysis_json(const std::filesystem::path& path, int trace_index) {
-  std::ifstream in(path);
-  if (!in) bad(path, "cannot open the analysis JSON");
-  json root;
-  try {
-    root = json::parse(in);
-  } catch (const json::exception& e) {
-    bad(path, fmt::format("not valid JSON ({})", e.what()));
-  }
+namespace {
+// The rows of one trace of an analysis document (schema cdma-analysis v1); `path` names the
+// document's source in messages.
+RatioTable ratio_table_from_json(const json& root, const std::filesystem::path& path, int trace_index) {
   if (!root.is_object() || root.value("schema", "") != "cdma-analysis")
     bad(path, "expected an object with \"schema\": \"cdma-analysis\" (output of cdma analyze --json)");
   if (!root.contains("schema_version") || !root["schema_version"].is_number_integer())
@@ -245,6 +244,19 @@ RatioTable load_analysis_json(const std::filesystem::path& path, int trace_index
         fmt::format("no layer or network rows for trace {} (layout and dtype \"stored\", role \"x\")", trace_index));
   return t;
 }
+}  // namespace
+
+RatioTable load_analysis_json(const std::filesystem::path& path, int trace_index) {
+  std::ifstream in(path);
+  if (!in) bad(path, "cannot open the analysis JSON");
+  json root;
+  try {
+    root = json::parse(in);
+  } catch (const json::exception& e) {
+    bad(path, fmt::format("not valid JSON ({})", e.what()));
+  }
+  return ratio_table_from_json(root, path, trace_index);
+}
 
 ApplyRatiosReport apply_ratios(Network& net, const RatioTable& table, bool match_index, bool take_bytes) {
   ApplyRatiosReport rep;
@@ -276,77 +288,37 @@ ApplyRatiosReport apply_ratios(Network& net, const RatioTable& table, bool match
 }
 
 RatioTable measure_ratio_table(const std::filesystem::path& trace, const std::vector<std::string>& codecs) {
-  formats::TraceReader reader(trace);
-  std::vector<std::unique_ptr<formats::Codec>> made;
-  for (const auto& c : codecs) made.push_back(formats::make_codec(c));
-  struct Acc {
-    std::string layer, op;
-    std::set<std::int64_t> iterations;
-    double bytes = 0, elements = 0;
-    std::vector<double> packed;
-  };
-  std::map<int, Acc> by_layer;
-  int first_layer = -1;
-  for (const auto& t : reader.tensors()) {
-    if (t.phase != "forward" || t.role != "x") continue;
-    if (first_layer < 0 || t.layer_index < first_layer) first_layer = t.layer_index;
-    auto data = reader.read(t);
-    Acc& a = by_layer[t.layer_index];
-    a.layer = t.layer;
-    a.op = t.op;
-    a.iterations.insert(t.iteration);
-    a.packed.resize(made.size());
-    const std::size_t w = formats::dtype_size(t.dtype);
-    a.bytes += static_cast<double>(data.size());
-    a.elements += static_cast<double>(t.elements());
-    for (std::size_t k = 0; k < made.size(); ++k) a.packed[k] += static_cast<double>(made[k]->compressed_size(data, w));
-  }
-  // /stats rows (in-situ captures): ZVC sizes are exact from the counts (CODECS.md); byte codecs unknown.
-  if (reader.has_stats()) {
-    std::map<int, bool> has_data;
-    for (const auto& [index, a] : by_layer) has_data[index] = true;
-    for (const auto& r : reader.stats()) {
-      if (r.role != "x" || has_data.count(r.layer_index)) continue;
-      if (first_layer < 0 || r.layer_index < first_layer) first_layer = r.layer_index;
-      auto dt = formats::parse_dtype(r.dtype);
-      const double w = static_cast<double>(dt ? formats::dtype_size(*dt) : 4);
-      Acc& a = by_layer[r.layer_index];
-      a.layer = r.layer;
-      a.op = r.op;
-      a.iterations.insert(r.iteration);
-      a.packed.resize(made.size());
-      const double bytes = static_cast<double>(r.elements) * w;
-      a.bytes += bytes;
-      for (std::size_t k = 0; k < made.size(); ++k) {
-        if (made[k]->name() == "zvc")
-          a.packed[k] += 4.0 * std::ceil(static_cast<double>(r.elements) / 32.0) + w * static_cast<double>(r.nonzeros);
-        else
-          a.packed[k] = -1e300;  // unknown: no ratio for this codec
+  // The analyzer measures (one implementation of CODECS.md's sizes, /stats rows included); this
+  // only reshapes its layer rows.
+  analyze::Options opts;
+  opts.codecs = codecs;
+  opts.filters.roles = std::vector<std::string>{"x"};
+  std::ostringstream doc;
+  analyze::write_json(doc, analyze::run_analysis({trace}, opts));
+  RatioTable table = ratio_table_from_json(json::parse(doc.str()), trace, 0);
+  if (table.layers.empty())
+    throw ModelError(fmt::format("{}: no tensors of role \"x\" to measure ratios on", trace.string()));
+  // Network ratio over what vDNN offloads: every layer but the first (the network input). A codec
+  // unknown for any of those layers (byte codecs on /stats rows) has no network ratio.
+  int first = table.layers.front().layer_index;
+  for (const auto& r : table.layers) first = std::min(first, r.layer_index);
+  table.network.clear();
+  for (const auto& c : opts.codecs) {
+    const std::string name = formats::make_codec(c)->name();
+    double bytes = 0, packed = 0;
+    bool known = true;
+    for (const auto& r : table.layers) {
+      if (r.layer_index == first) continue;
+      auto it = r.ratio.find(name);
+      if (it == r.ratio.end() || !(it->second > 0)) {
+        known = false;
+        break;
       }
+      bytes += static_cast<double>(r.bytes_per_iteration);
+      packed += static_cast<double>(r.bytes_per_iteration) / it->second;
     }
+    if (known && packed > 0) table.network[name] = bytes / packed;
   }
-  if (by_layer.empty())
-    throw ModelError(fmt::format("{}: no forward tensors of role \"x\" to measure ratios on", trace.string()));
-  RatioTable table;
-  table.path = trace;
-  double net_bytes = 0;
-  std::vector<double> net_packed(made.size(), 0.0);
-  for (const auto& [index, a] : by_layer) {
-    LayerRatios r;
-    r.layer = a.layer;
-    r.layer_index = index;
-    r.op = a.op;
-    r.bytes_per_iteration =
-        static_cast<std::int64_t>(a.bytes / static_cast<double>(std::max<size_t>(1, a.iterations.size())));
-    for (std::size_t k = 0; k < made.size(); ++k)
-      if (a.packed[k] > 0) r.ratio[made[k]->name()] = a.bytes / a.packed[k];
-    table.layers.push_back(std::move(r));
-    if (index == first_layer) continue;  // the network input is not offloaded
-    net_bytes += a.bytes;
-    for (std::size_t k = 0; k < made.size(); ++k) net_packed[k] += a.packed[k];
-  }
-  for (std::size_t k = 0; k < made.size(); ++k)
-    if (net_packed[k] > 0) table.network[made[k]->name()] = net_bytes / net_packed[k];
   return table;
 }
 

@@ -161,6 +161,7 @@ TEST(HwTraceInput, InSituStatsRowsGiveBytesAndExactZvcRatios) {
         s.dtype = "float32";
         s.elements = 1000;
         s.nonzeros = i == 0 ? 1000 : 100;
+        s.zero_runs = i == 0 ? 0 : 50;  // 900 zeros in 50 runs (the analyzer checks consistency)
         w.append_stats(s);
         fm::TimelineRow r;
         r.iteration = it;

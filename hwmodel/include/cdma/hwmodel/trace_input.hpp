@@ -71,12 +71,12 @@ ApplyRatiosReport apply_ratios(Network& net, const RatioTable& table, bool match
 ApplyRatiosReport apply_ratios_to_zoo(Network& net, const RatioTable& table,
                                       std::map<std::string, double>* averages = nullptr);
 
-// Measures compression ratios straight from a trace's forward "x" tensors with the codecs of
-// cdma::formats (canonical names: "zvc", "zrle-4", "zlib-6", "zstd-1", "lz4"): one row per
-// layer_index (ratio = sum of uncompressed / sum of compressed bytes over iterations, CODECS.md),
-// and a network row over every layer but the first (whose input is the network input). Reads each
-// such tensor once. Layers known only from /stats rows (in-situ captures) get the exact ZVC ratio
-// from their counts and no ratio for other codecs. Throws formats::Error or ModelError.
+// Measures compression ratios of a trace's role-"x" tensors by running the analyzer
+// (cdma::analyze; codec names as make_codec accepts them): its layer rows (ratio = sum of
+// uncompressed / sum of compressed bytes over iterations, CODECS.md), and a network row over every
+// layer but the first (whose input is the network input). Layers known only from /stats rows
+// (in-situ captures) get the exact ZVC ratio from their counts and no byte-codec ratio. Throws
+// formats::Error or ModelError.
 RatioTable measure_ratio_table(const std::filesystem::path& trace, const std::vector<std::string>& codecs);
 
 }  // namespace cdma::hwmodel
