@@ -100,6 +100,11 @@ struct TraceReader::Impl {
     if (!d) h5::fail(file, obj, "dtype '" + dtype + "' is not one of float32, float16, bfloat16, int8, uint8");
     m.dtype = *d;
     m.call = h5::read_attr_int_opt(ds, "call", file, obj);
+    if (auto off = h5::read_attr_int_opt(ds, "offload", file, obj)) {
+      if (*off != 0 && *off != 1)
+        h5::fail(file, obj, "attribute 'offload' is " + std::to_string(*off) + ", expected 0 or 1");
+      m.offload = *off == 1;
+    }
 
     h5::Id ftype(h5::check(H5Dget_type(ds), file, obj, "cannot read element type"));
     if (!type_agrees(ftype, m.dtype))

@@ -221,6 +221,7 @@ std::int64_t TraceWriter::append_tensor(const TensorMeta& meta, std::span<const 
   h5::write_attr_string(ds, "layout", std::string(to_string(meta.layout)), m.file, obj);
   h5::write_attr_string(ds, "dtype", std::string(to_string(meta.dtype)), m.file, obj);
   if (meta.call) h5::write_attr_int(ds, "call", *meta.call, H5T_STD_I64LE, m.file, obj);
+  if (meta.offload) h5::write_attr_int(ds, "offload", *meta.offload ? 1 : 0, H5T_STD_I8LE, m.file, obj);
   ds.reset();
   std::int64_t seq = m.count++;
   if (m.opts.flush_every > 0 && ++m.since_flush >= m.opts.flush_every) m.flush();

@@ -45,7 +45,14 @@ struct TensorMeta {
   DType dtype = DType::f32;
   std::vector<std::int64_t> dims;  // in stored layout order
   std::optional<std::int64_t> call;
+  // The `offload` attribute as written (TRACE_FORMAT.md): true = kept for backward in a buffer of
+  // its own, so a memory-virtualizing framework offloads it; false = recorded for study only (e.g.
+  // the input of an in-place ReLU). Empty when the producer did not say; offloaded() then applies
+  // the format's default rule.
+  std::optional<bool> offload;
 
+  // Whether a vDNN-style framework offloads this tensor: `offload` when present, else forward-phase x.
+  bool offloaded() const noexcept { return offload.value_or(phase == "forward" && role == "x"); }
   std::int64_t elements() const noexcept;
   std::int64_t bytes() const noexcept { return elements() * static_cast<std::int64_t>(dtype_size(dtype)); }
 };
