@@ -94,7 +94,7 @@ int run_analyze(int argc, char** argv) {
   std::vector<std::string> paths;
   std::string codecs = "zvc,zrle-4,zlib-6,zstd-1,lz4", chunk = "0", layouts = "stored", dtypes = "stored";
   std::string iterations, layers, ops, roles, by = "layer", csv_path, json_path;
-  bool verify = false, keep_going = false, quiet = false, timing = false, no_mmap = false;
+  bool verify = false, keep_going = false, quiet = false, timing = false, no_mmap = false, all_tensors = false;
   unsigned threads = 0;
   std::string progress = "auto";
   app.add_option("traces", paths, "trace files (HDF5, trace format v1)")->required();
@@ -106,6 +106,9 @@ int run_analyze(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--dtypes", dtypes, "comma-separated dtypes to analyse: stored, float16, bfloat16 (from fp32, RNE)")
       ->capture_default_str();
+  app.add_flag("--all-tensors", all_tensors,
+               "every recorded tensor (default: only the offload set, what a memory-virtualizing framework "
+               "offloads: offload = 1, or forward-phase x where a producer did not say)");
   app.add_option("--iterations", iterations, "only these iterations, e.g. 0-3,7,10-");
   app.add_option("--layers", layers, "only these layers (comma-separated names)");
   app.add_option("--ops", ops, "only these ops (e.g. conv,relu)");
@@ -140,6 +143,7 @@ int run_analyze(int argc, char** argv) {
     if (!layers.empty()) opts.filters.layers = split_list(layers);
     if (!ops.empty()) opts.filters.ops = split_list(ops);
     if (!roles.empty()) opts.filters.roles = split_list(roles);
+    opts.filters.offloaded_only = !all_tensors;
     opts.verify = verify;
     opts.keep_going = keep_going;
     opts.threads = threads;

@@ -33,7 +33,7 @@ struct Options {
   std::vector<std::string> traces, nets, engines, sweep_values;
   int batch = 256;
   std::string precision = "fp32", gpu = "titan-xp", link = "pcie3", presets, policy = "vdnn-all";
-  std::string compute = "auto", ratios, json_out, svg_out, events_out, csv_out, sweep;
+  std::string compute = "auto", ratios, ratios_label, json_out, svg_out, events_out, csv_out, sweep, fill = "none";
   std::optional<double> ratio, density, link_gbps, link_eff, latency_us, compute_eff, dram_eff;
   double compute_scale = 1.0, bwd_factor = 2.0, read_gbps = 0, comp_gbps = 0;
   int conv_kernel = 3, trace_index = 0;
@@ -42,6 +42,43 @@ struct Options {
 };
 
 double ms(hw::Ps t) { return static_cast<double>(t) / 1e9; }
+
+// A bad value on the command line (unknown preset, network or engine): exit 2.
+class UsageError : public formats::Error {
+ public:
+  using formats::Error::Error;
+};
+
+// Runs `f`, turning the model's rejection of a name or value into a UsageError.
+template <class F>
+auto as_usage(F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const hw::ModelError& e) {
+    throw UsageError(e.what());
+  } catch (const formats::CodecError& e) {
+    throw UsageError(e.what());
+  }
+}
+
+// A finite number in [lo, hi] (or (lo, hi] when !lo_closed); NaN and infinities are refused.
+CLI::Validator finite_range(double lo, double hi, bool lo_closed) {
+  return CLI::Validator(
+      [=](std::string& s) -> std::string {
+        double v = 0;
+        try {
+          std::size_t n = 0;
+          v = std::stod(s, &n);
+          if (n != s.size()) return "'" + s + "' is not a number";
+        } catch (const std::exception&) {
+          return "'" + s + "' is not a number";
+        }
+        if (!std::isfinite(v) || v > hi || v < lo || (!lo_closed && v == lo))
+          return fmt::format("{} is outside {}{:g}, {:g}]", s, lo_closed ? "[" : "(", lo, hi);
+        return "";
+      },
+      fmt::format("{}{:g}, {:g}]", lo_closed ? "[" : "(", lo, hi));
+}
 
 
 // "mc", "mc:zvc", "sm:lz4" -> engine with a canonical codec name.
@@ -63,11 +100,11 @@ class Replayer {
  public:
   Replayer(const Options& o) : o_(o) {
     presets_ = hw::PresetCatalog::load(o.presets.empty() ? hw::default_preset_dir() : std::filesystem::path(o.presets));
-    gpu_ = presets_.gpu(o.gpu);
+    gpu_ = as_usage([&] { return presets_.gpu(o.gpu); });
     if (o.compute_eff) gpu_.compute_efficiency = check_pos(*o.compute_eff, "--compute-eff");
     if (o.dram_eff) gpu_.dram_efficiency = check_pos(*o.dram_eff, "--dram-eff");
     gpu_.peak_flops(o.precision);  // validates the precision
-    link_ = presets_.link(o.link);
+    link_ = as_usage([&] { return presets_.link(o.link); });
     if (o.link_gbps) link_.nominal_gbps = check_pos(*o.link_gbps, "--link-gbps");
     if (o.link_eff) link_.efficiency = check_pos(*o.link_eff, "--link-eff");
     if (o.latency_us) {
@@ -79,7 +116,7 @@ class Replayer {
     std::vector<std::string> specs = o.engines;
     if (specs.empty()) specs = {"dma:zvc", "mc:zvc", "sm:zvc"};
     for (const auto& s : specs) {
-      auto e = parse_engine(s, presets_, gpu_, o);
+      auto e = as_usage([&] { return parse_engine(s, presets_, gpu_, o); });
       if (e.placement == hw::Placement::none) continue;  // vDNN is always included
       cfg_.engines.push_back(e);
       if (std::find(codecs_.begin(), codecs_.end(), e.codec) == codecs_.end()) codecs_.push_back(e.codec);
@@ -112,13 +149,15 @@ class Replayer {
     p.sc.compute = fmt::format("roofline ({}, compute eff {}, DRAM eff {}, backward = {} x forward)", gpu_.name,
                                gpu_.compute_efficiency, gpu_.dram_efficiency, o_.bwd_factor);
     apply_ratio_flags(p, eb, false);
+    note_unmeasured(p);
     return p;
   }
 
   Prepared trace(const std::string& path) const {
     hw::TraceNetworkOptions t;
     formats::TraceReader reader(path);
-    bool roofline = o_.compute == "roofline" || (o_.compute == "auto" && reader.attrs().source == "torch-cpu");
+    const bool cpu = reader.attrs().source == "torch-cpu", no_timeline = !reader.has_timeline();
+    bool roofline = o_.compute == "roofline" || (o_.compute == "auto" && (cpu || no_timeline));
     if (o_.compute != "auto" && o_.compute != "roofline" && o_.compute != "trace")
       throw hw::ModelError(fmt::format("--compute must be auto, trace or roofline, got '{}'", o_.compute));
     t.roofline = roofline;
@@ -129,8 +168,11 @@ class Replayer {
     t.bwd_factor = o_.bwd_factor;
     t.batch = o_.trace_batch;
     Prepared p{hw::network_from_trace(path, t), scenario()};
-    p.sc.compute = roofline ? fmt::format("roofline of {} over the trace's layer shapes (conv kernels assumed {}x{})",
-                                          gpu_.name, o_.conv_kernel, o_.conv_kernel)
+    p.sc.compute = roofline ? fmt::format("roofline of {} over the trace's layer shapes (conv kernels assumed {}x{}{})",
+                                          gpu_.name, o_.conv_kernel, o_.conv_kernel,
+                                          o_.compute == "auto" ? (cpu ? "; the trace's times are CPU times"
+                                                                      : "; the trace has no /timeline")
+                                                               : "")
                             : fmt::format("trace /timeline x {}", o_.compute_scale);
     int eb = 4;
     for (const auto& tm : reader.tensors()) {
@@ -139,11 +181,35 @@ class Replayer {
     }
     if (!apply_ratio_flags(p, eb, true)) {
       auto table = hw::measure_ratio_table(path, codecs_);
-      hw::apply_ratios(p.net, table, true, false);
+      take(p, hw::apply_ratios(p.net, table, true, false, hw::RatioFill::none));
       p.sc.ratio_sources.push_back(
-          fmt::format("measured on the trace's forward x tensors ({})", fmt::join(codecs_, ", ")));
+          fmt::format("measured on the trace's offloaded tensors ({})", fmt::join(codecs_, ", ")));
     }
+    note_unmeasured(p);
     return p;
+  }
+
+  // Keeps the layers a ratio table had no row for (filled or not) in the scenario.
+  static const hw::ApplyRatiosReport& take(Prepared& p, const hw::ApplyRatiosReport& rep) {
+    p.sc.unmeasured = rep.unmeasured;
+    p.sc.unmeasured_bytes = rep.unmeasured_bytes;
+    return rep;
+  }
+
+  // Adds every other offloaded tensor that some engine's codec has no ratio for (ratio 1).
+  void note_unmeasured(Prepared& p) const {
+    for (const auto& l : p.net.layers) {
+      if (l.x_tensor < 0 || l.x_tensor == p.net.input_tensor || l.x_bytes <= 0) continue;
+      if (std::find(p.sc.unmeasured.begin(), p.sc.unmeasured.end(), l.name) != p.sc.unmeasured.end()) continue;
+      std::vector<std::string> missing;
+      for (const auto& c : codecs_)
+        if (!l.ratio.count(c)) missing.push_back(c);
+      if (missing.empty()) continue;
+      p.sc.unmeasured.push_back(missing.size() == codecs_.size()
+                                    ? l.name
+                                    : fmt::format("{} ({})", l.name, fmt::join(missing, ", ")));
+      p.sc.unmeasured_bytes += l.x_bytes;
+    }
   }
 
  private:
@@ -163,25 +229,34 @@ class Replayer {
     return sc;
   }
 
+  std::string ratios_name() const { return o_.ratios_label.empty() ? o_.ratios : o_.ratios_label; }
+
   // Applies --ratios / --ratio / --density; false when none was given.
   bool apply_ratio_flags(Prepared& p, int eb, bool from_trace) const {
     bool any = false;
+    const hw::RatioFill fill = hw::parse_fill(o_.fill);
+    p.sc.fill = hw::to_string(fill);
     if (ratio_table_ && from_trace) {
       // U stays the trace's own (scaled to the modelled batch); the table gives ratios.
-      auto rep = hw::apply_ratios(p.net, *ratio_table_, true, false);
-      p.sc.ratio_sources.push_back(
-          fmt::format("{}: {} layers matched by name, {} by index, {} took the network average", o_.ratios,
-                      rep.matched_by_name, rep.matched_by_index, rep.unmatched));
+      auto rep = take(p, hw::apply_ratios(p.net, *ratio_table_, true, false, fill));
+      p.sc.ratio_sources.push_back(fmt::format(
+          "{}: {} layers matched by name, {} by index, {} without a measurement ({})", ratios_name(),
+          rep.matched_by_name, rep.matched_by_index, rep.unmatched,
+          fill == hw::RatioFill::none ? "uncompressed" : "filled with the table's network ratio"));
       any = true;
     } else if (ratio_table_) {
       std::map<std::string, double> avg;
-      auto rep = hw::apply_ratios_to_zoo(p.net, *ratio_table_, &avg);
+      auto rep = take(p, hw::apply_ratios_to_zoo(p.net, *ratio_table_, fill, &avg));
       std::vector<std::string> parts;
       for (const auto& [c, r] : avg) parts.push_back(fmt::format("{} {:.2f}", c, r));
       p.sc.ratio_sources.push_back(
-          fmt::format("{}: {} layers matched by name and op; the other post-ReLU tensors take the measured "
-                      "post-ReLU average ({})",
-                      o_.ratios, rep.matched_by_name, fmt::join(parts, ", ")));
+          fill == hw::RatioFill::none
+              ? fmt::format("{}: {} layers matched by name and op; {} without a measurement, uncompressed "
+                            "(--fill average gives their post-ReLU tensors the measured post-ReLU average: {})",
+                            ratios_name(), rep.matched_by_name, rep.unmatched, fmt::join(parts, ", "))
+              : fmt::format("{}: {} layers matched by name and op; the other {} take, where post-ReLU, the "
+                            "measured post-ReLU average ({}), else ratio 1 (--fill average)",
+                            ratios_name(), rep.matched_by_name, rep.unmatched, fmt::join(parts, ", ")));
       any = true;
     }
     if (o_.density) {
@@ -212,9 +287,11 @@ void print_layers(const hw::Network& net, const hw::StudyResult& st) {
   // Per-layer view of vDNN and of the first cDMA engine.
   const auto& v = st.results[1];
   const hw::ReplayResult* c = st.results.size() > 2 ? &st.results[2] : nullptr;
+  fmt::print("  per layer: vDNN (off, pre, stall){}\n",
+             c ? fmt::format("; ratio and the columns after '|' are {}", c->label) : "");
   fmt::print("  {:>3} {:<28} {:<7} {:>9} {:>9} {:>10} {:>6} {:>9} {:>9} {:>9}", "#", "layer", "op", "F ms", "B ms", "U",
              "ratio", "off ms", "pre ms", "stall ms");
-  if (c) fmt::print(" | {:>9} {:>9}", "cDMA off", "stall ms");
+  if (c) fmt::print(" | {:>9} {:>9}", "off ms", "stall ms");
   fmt::print("\n");
   for (size_t i = 0; i < net.layers.size(); ++i) {
     const auto& l = net.layers[i];
@@ -237,6 +314,11 @@ void print_totals(const hw::Network& net, const hw::Scenario& sc, const hw::Stud
              sc.precision, sc.gpu, sc.link, sc.link_gbps_effective, sc.latency_us, hw::to_string(sc.policy));
   fmt::print("  compute: {}\n", sc.compute);
   for (const auto& r : sc.ratio_sources) fmt::print("  ratios: {}\n", r);
+  if (!sc.unmeasured.empty())
+    fmt::print("  unmeasured: {} offloaded tensors ({}/iteration) have no measured ratio, replayed {}: {}\n",
+               sc.unmeasured.size(), human_bytes(static_cast<double>(sc.unmeasured_bytes)),
+               sc.fill == "none" ? "uncompressed" : "with the fill rule '" + sc.fill + "'",
+               fmt::join(sc.unmeasured, ", "));
   const double oracle = static_cast<double>(st.results[0].total_ps);
   const double vdnn = static_cast<double>(st.results[1].total_ps);
   fmt::print("  {:<18} {:>11} {:>11} {:>11} {:>12} {:>12} {:>10}\n", "config", "iter ms", "fwd ms", "bwd ms",
@@ -340,49 +422,75 @@ int run(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
   app.add_option("--precision", o.precision, "fp32, fp16, bf16 or tf32 (peak FLOP/s; 2-byte activations for fp16/bf16)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "fp16", "bf16", "tf32"}));
   app.add_option("--gpu", o.gpu, "GPU preset (see --list)")->capture_default_str();
   app.add_option("--link", o.link, "link preset: pcie3, pcie4, pcie5, nvlink-c2c")->capture_default_str();
   app.add_option("--presets", o.presets,
                  "folder with gpus.json, links.json, engines.json (default: $CDMA_PRESETS, "
                  "the install's share/cdma/presets, or the source tree's data/presets)");
-  app.add_option("--link-gbps", o.link_gbps, "override the link's nominal GB/s (one direction)");
-  app.add_option("--link-eff", o.link_eff, "override the link's DMA efficiency (0..1]");
-  app.add_option("--latency-us", o.latency_us, "override the per-transfer latency");
-  app.add_option("--compute-eff", o.compute_eff, "override the GPU's compute efficiency (share of peak)");
-  app.add_option("--dram-eff", o.dram_eff, "override the GPU's DRAM efficiency");
+  app.add_option("--link-gbps", o.link_gbps, "override the link's nominal GB/s (one direction)")
+      ->check(finite_range(1e-3, 1e6, true));
+  app.add_option("--link-eff", o.link_eff, "override the link's DMA efficiency")->check(finite_range(0, 1, false));
+  app.add_option("--latency-us", o.latency_us, "override the per-transfer latency (us)")
+      ->check(finite_range(0, 1e6, true));
+  app.add_option("--compute-eff", o.compute_eff, "override the GPU's compute efficiency (share of peak)")
+      ->check(finite_range(0, 1, false));
+  app.add_option("--dram-eff", o.dram_eff, "override the GPU's DRAM efficiency")->check(finite_range(0, 1, false));
   app.add_option("--bwd-factor", o.bwd_factor, "roofline backward time = factor x forward")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--policy", o.policy, "vdnn-all or vdnn-conv")->capture_default_str();
+      ->check(finite_range(0, 100, true));
+  app.add_option("--policy", o.policy, "vdnn-all or vdnn-conv")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"vdnn-all", "vdnn-conv"}));
   app.add_option("--engine", o.engines,
                  "cDMA engine PLACEMENT[:CODEC], repeatable; placement dma, mc or sm; codec zvc "
                  "(default), zrle-K, zlib-L, zstd-L, lz4 (default: dma:zvc mc:zvc sm:zvc)");
-  app.add_option("--read-gbps", o.read_gbps, "override the engines' read bandwidth of uncompressed data (GB/s)");
-  app.add_option("--comp-gbps", o.comp_gbps, "override the compressor (or sm kernel) throughput (GB/s)");
+  app.add_option("--read-gbps", o.read_gbps,
+                 "override the engines' read bandwidth of uncompressed data (GB/s; 0 = the preset's)")
+      ->check(finite_range(0, 1e6, true));
+  app.add_option("--comp-gbps", o.comp_gbps, "override the compressor (or sm kernel) throughput (GB/s; 0 = preset)")
+      ->check(finite_range(0, 1e6, true));
   auto* r1 =
-      app.add_option("--ratio", o.ratio, "compression ratio of every offloaded tensor (e.g. 2.6, the paper's average)");
+      app.add_option("--ratio", o.ratio, "compression ratio of every offloaded tensor (e.g. 2.6, the paper's average)")
+          ->check(finite_range(1e-3, 1e6, true));
   auto* r2 =
-      app.add_option("--density", o.density, "ZVC ratio from a density of post-ReLU tensors: 32/(1+32d) for fp32");
+      app.add_option("--density", o.density, "ZVC ratio from a density of post-ReLU tensors: 32/(1+32d) for fp32")
+          ->check(finite_range(0, 1, true));
   app.add_option("--ratios", o.ratios,
                  "per-layer ratios from `cdma analyze --json` output, or measured on a trace "
                  "(.h5); a zoo layer takes the row with its name and op, else the measured post-ReLU average")
       ->check(CLI::ExistingFile);
-  app.add_option("--trace-index", o.trace_index, "which trace of the analysis JSON")->capture_default_str();
-  r1->excludes(r2);
+  app.add_option("--trace-index", o.trace_index, "which trace of the analysis JSON")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 20));
+  // For cdma report: how ratio sources name the --ratios file (instead of its temporary path).
+  app.add_option("--ratios-label", o.ratios_label)->group("");
+  auto* r3 = app.get_option("--ratios");
+  r1->excludes(r2)->excludes(r3);
+  r2->excludes(r3);
+  app.add_option("--fill", o.fill,
+                 "what an offloaded tensor without a row in --ratios is replayed with: 'none' (uncompressed) or "
+                 "'average' (a trace layer: the table's network ratio; a zoo layer: the measured post-ReLU "
+                 "average where post-ReLU); either way such layers are listed")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none", "average"}));
   app.add_option("--compute", o.compute,
                  "trace replays: 'trace' (measured times x --compute-scale), 'roofline' "
                  "(GPU preset over the layer shapes), 'auto' (roofline for torch-cpu traces)")
-      ->capture_default_str();
-  app.add_option("--compute-scale", o.compute_scale, "factor on measured compute times")->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "trace", "roofline"}));
+  app.add_option("--compute-scale", o.compute_scale, "factor on measured compute times")
+      ->capture_default_str()
+      ->check(finite_range(1e-6, 1e6, true));
   app.add_option("--trace-batch", o.trace_batch,
                  "batch size modelled for traces (0: the trace's batch_size "
                  "attribute, else the captured N); U scales with it")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 20));
   app.add_option("--conv-kernel", o.conv_kernel, "conv kernel size assumed for trace rooflines")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 64));
   app.add_option("--sweep", o.sweep, "sweep 'link' (GB/s effective), 'density' or 'ratio'")
       ->check(CLI::IsMember({"link", "density", "ratio"}));
   app.add_option("--sweep-values", o.sweep_values, "values of the sweep (default: a built-in range)")->delimiter(',');
@@ -398,25 +506,56 @@ int run(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }
+  // Command-line combinations first (exit 2), before any file is read.
+  std::vector<std::string> nets;
+  for (const auto& n : o.nets) {
+    if (n == "paper") {
+      for (const auto& p : hw::paper_networks()) nets.push_back(p);
+    } else if (n == "all") {
+      for (const auto& p : hw::zoo_names()) nets.push_back(p);
+    } else {
+      const auto known = hw::zoo_names();
+      if (std::find(known.begin(), known.end(), n) == known.end()) {
+        fmt::print(stderr, "cdma replay: unknown network '{}' (known: {}, paper, all)\n", n, fmt::join(known, ", "));
+        return kExitUsage;
+      }
+      nets.push_back(n);
+    }
+  }
+  if (!o.list) {
+    if (nets.empty() && o.traces.empty()) {
+      fmt::print(stderr, "cdma replay: give a trace or --net NAME (see --help)\n");
+      return kExitUsage;
+    }
+    // A zoo network has no measured ratios: the user says where they come from.
+    const bool ratio_sweep = o.sweep == "ratio" || o.sweep == "density";
+    const int sources = (o.ratio ? 1 : 0) + (o.density ? 1 : 0) + (o.ratios.empty() ? 0 : 1) + (ratio_sweep ? 1 : 0);
+    if (!nets.empty() && sources == 0) {
+      fmt::print(stderr,
+                 "cdma replay: --net needs compression ratios: --ratio R (every offloaded tensor), --density D "
+                 "(ZVC of post-ReLU tensors), --ratios FILE (measured: a trace or `cdma analyze --json`), or "
+                 "--sweep ratio|density\n");
+      return kExitUsage;
+    }
+    if (sources > 1) {
+      fmt::print(stderr, "cdma replay: give one ratio source (--ratio, --density, --ratios or --sweep ratio|density), "
+                         "not {}\n", sources);
+      return kExitUsage;
+    }
+    if (o.fill != "none" && o.ratios.empty()) {
+      fmt::print(stderr, "cdma replay: --fill applies to --ratios only\n");
+      return kExitUsage;
+    }
+    if (!o.sweep_values.empty() && o.sweep.empty()) {
+      fmt::print(stderr, "cdma replay: --sweep-values needs --sweep\n");
+      return kExitUsage;
+    }
+  }
   try {
     Replayer rp(o);
     if (o.list) {
       list_presets(rp);
       return kExitOk;
-    }
-    std::vector<std::string> nets;
-    for (const auto& n : o.nets) {
-      if (n == "paper") {
-        for (const auto& p : hw::paper_networks()) nets.push_back(p);
-      } else if (n == "all") {
-        for (const auto& p : hw::zoo_names()) nets.push_back(p);
-      } else {
-        nets.push_back(n);
-      }
-    }
-    if (nets.empty() && o.traces.empty()) {
-      fmt::print(stderr, "cdma replay: give a trace or --net NAME (see --help)\n");
-      return kExitUsage;
     }
     std::vector<Prepared> runs;
     for (const auto& n : nets) runs.push_back(rp.zoo(n));
@@ -443,8 +582,8 @@ int run(int argc, char** argv) {
         return kExitFailure;
       }
       if (print) {
-        if (per_layer) print_layers(p.net, st);
         print_totals(p.net, p.sc, st);
+        if (per_layer) print_layers(p.net, st);
         fmt::print("\n");
       }
       jruns.push_back(hw::run_json(p.net, p.sc, st.results));
@@ -499,6 +638,9 @@ int run(int argc, char** argv) {
                                                          rp.gpu().name, rp.link().name, o.policy)));
     if (!o.events_out.empty()) write_output(o.events_out, json{{"replays", events}}.dump() + "\n");
     return kExitOk;
+  } catch (const UsageError& e) {
+    fmt::print(stderr, "cdma replay: {}\n", e.what());
+    return kExitUsage;
   } catch (const formats::Error& e) {
     fmt::print(stderr, "cdma replay: {}\n", e.what());
     return kExitFailure;

@@ -11,13 +11,16 @@
 #include <cdma/analyze/output.hpp>
 #include <cdma/analyze/pipeline.hpp>
 #include <cdma/formats/trace.hpp>
+#include <cdma/hwmodel/zoo.hpp>
 #include <cdma/report/html.hpp>
 #include <cdma/version.hpp>
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -42,7 +45,9 @@ struct ReportOptions {
   std::vector<std::string> dtypes{"stored", "float16", "bfloat16"};
   std::vector<std::string> ops;
   unsigned threads = 0;
-  bool no_replay = false;
+  bool no_replay = false, all_tensors = false;
+  std::vector<std::string> zoo_nets;
+  int zoo_batch = 256;
   std::string gpu = "titan-xp", link = "pcie3", policy = "vdnn-all", compute = "auto";
   std::vector<std::string> engines;
   std::string analysis_out;
@@ -117,7 +122,17 @@ int run_report(int argc, char** argv) {
   app.add_option("--ops", o.ops, "only tensors of these ops (e.g. conv,pool,linear,dropout to leave out the dense "
                                "inputs of separate ReLU layers)")
       ->delimiter(',');
-  app.add_option("--threads", o.threads, "analysis worker threads (0 = all cores)");
+  app.add_option("--threads", o.threads, "analysis worker threads (0 = all cores)")->check(CLI::Range(0u, 1024u));
+  app.add_flag("--all-tensors", o.all_tensors,
+               "analyse every recorded tensor (default: the offload set, what a memory-virtualizing framework "
+               "offloads); the replay always offloads the offload set");
+  app.add_option("--zoo-net", o.zoo_nets,
+                 "replay these zoo networks (full size, --zoo-batch) with the ratios measured on the traces "
+                 "(default: the zoo network matching each trace's model, e.g. vgg -> vgg16; 'none' for none)")
+      ->delimiter(',');
+  app.add_option("--zoo-batch", o.zoo_batch, "batch size of the zoo replays")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 16));
   app.add_option("--analysis-json", o.analysis_out, "also write the analysis JSON (schema cdma-analysis v1)");
   app.add_flag("--no-replay", o.no_replay, "leave out the hardware-model replay");
   app.add_option("--gpu", o.gpu, "replay: GPU preset (see cdma replay --list)")->capture_default_str();
@@ -132,6 +147,14 @@ int run_report(int argc, char** argv) {
     return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }
 
+  for (const auto& z : o.zoo_nets) {
+    const auto known = hwmodel::zoo_names();
+    if (z != "none" && std::find(known.begin(), known.end(), z) == known.end()) {
+      fmt::print(stderr, "cdma report: --zoo-net: unknown network '{}' (known: {}, none)\n", z,
+                 fmt::join(known, ", "));
+      return kExitUsage;
+    }
+  }
   try {
     analyze::Options ao;
     if (!o.codecs.empty()) ao.codecs = o.codecs;
@@ -139,6 +162,7 @@ int run_report(int argc, char** argv) {
     ao.dtypes = o.dtypes;
     ao.threads = o.threads;
     if (!o.ops.empty()) ao.filters.ops = o.ops;
+    ao.filters.offloaded_only = !o.all_tensors;
     std::vector<fs::path> paths(o.traces.begin(), o.traces.end());
     if (isatty(STDERR_FILENO)) fmt::print(stderr, "cdma report: analysing {} trace(s)...\n", paths.size());
     analyze::Analysis a = analyze::run_analysis(paths, ao);
@@ -155,24 +179,50 @@ int run_report(int argc, char** argv) {
       fs::path ajson = scratch.path() / "analysis.json";
       write_output(ajson.string(), js.str());
       json runs = json::array();
-      for (std::size_t i = 0; i < paths.size(); ++i) {
-        fs::path rj = scratch.path() / fmt::format("replay{}.json", i);
-        fs::path rs = scratch.path() / fmt::format("replay{}.svg", i);
-        std::vector<std::string> args{"replay", paths[i].string(), "--ratios", ajson.string(), "--trace-index",
+      // One replay: the trace's own network (its offloaded tensors, ratios from this analysis), or a
+      // zoo network with those ratios. Layers without a row are listed by the replay; for the zoo the
+      // fill rule is stated in the page.
+      auto replay = [&](std::size_t i, const std::string& what, bool zoo, const std::string& label) {
+        fs::path rj = scratch.path() / fmt::format("replay{}-{}.json", i, what);
+        fs::path rs = scratch.path() / fmt::format("replay{}-{}.svg", i, what);
+        std::vector<std::string> args{"replay", "--ratios", ajson.string(), "--ratios-label", label, "--trace-index",
                                       std::to_string(i), "--gpu", o.gpu, "--link", o.link, "--policy", o.policy,
-                                      "--compute", o.compute, "--json", rj.string(), "--svg", rs.string(), "-q"};
-        for (const auto& e : o.engines) {
-          args.push_back("--engine");
-          args.push_back(e);
+                                      "--json", rj.string(), "-q"};
+        if (zoo) {
+          args.insert(args.end(), {"--net", what, "--batch", std::to_string(o.zoo_batch), "--fill", "average"});
+        } else {
+          args.insert(args.end(), {paths[i].string(), "--compute", o.compute, "--svg", rs.string()});
         }
+        for (const auto& e : o.engines) args.insert(args.end(), {"--engine", e});
         int rc = run_self(args);
         if (rc != 0)
-          throw formats::Error(fmt::format("{}: the replay failed (exit {}); see the message above, or use "
+          throw formats::Error(fmt::format("{}: the replay of {} failed (exit {}); see the message above, or use "
                                            "--no-replay",
-                                           paths[i].string(), rc));
+                                           paths[i].string(), what, rc));
         json doc = json::parse(read_file(rj));
-        for (auto& r : doc.value("runs", json::array())) runs.push_back(r);
-        in.replay_timelines.push_back(read_file(rs));
+        for (auto& r : doc.value("runs", json::array())) {
+          r["report_label"] =
+              zoo ? fmt::format("{} from the zoo (full size, batch {}) with the ratios measured on {}", what,
+                                o.zoo_batch, label)
+                  : fmt::format("{}: the trace's own network", label);
+          runs.push_back(r);
+        }
+        if (!zoo) in.replay_timelines.push_back(read_file(rs));
+      };
+      const auto zoo_known = hwmodel::zoo_names();
+      for (std::size_t i = 0; i < paths.size(); ++i) {
+        const std::string label = paths[i].filename().string();
+        replay(i, "trace", false, label);
+        std::vector<std::string> zoo = o.zoo_nets;
+        if (zoo.empty()) {
+          // The zoo network this trace's model is a small version of.
+          std::string m = a.traces[i].model.value_or("");
+          if (m == "vgg") m = "vgg16";
+          if (m == "resnet") m = "resnet50";
+          if (std::find(zoo_known.begin(), zoo_known.end(), m) != zoo_known.end()) zoo.push_back(m);
+        }
+        for (const auto& z : zoo)
+          if (z != "none") replay(i, z, true, label);
       }
       in.replay = json{{"runs", runs}};
     }

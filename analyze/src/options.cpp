@@ -34,8 +34,9 @@ void dedupe(std::vector<T>& v) {
 }
 }  // namespace
 
-bool Filters::pass(std::int64_t iteration, const std::string& layer, const std::string& op,
-                   const std::string& role) const {
+bool Filters::pass(std::int64_t iteration, const std::string& layer, const std::string& op, const std::string& role,
+                   bool offloaded) const {
+  if (offloaded_only && !offloaded) return false;
   if (iterations) {
     bool in = std::any_of(iterations->begin(), iterations->end(),
                           [&](const IterRange& r) { return iteration >= r.first && iteration <= r.last; });

@@ -44,6 +44,7 @@ void add_variant(ordered_json& j, const Analysis& a, std::size_t v) {
 
 ordered_json filters_json(const Filters& f) {
   ordered_json j;
+  j["tensors"] = f.offloaded_only ? "offloaded" : "all";
   if (f.iterations) {
     ordered_json r = ordered_json::array();
     for (const auto& x : *f.iterations) r.push_back({x.first, x.last});
@@ -73,6 +74,7 @@ ordered_json row_json(const Analysis& a, const GroupRow& r, Level level) {
     j["op"] = i.op;
     j["role"] = i.role;
     if (!i.phase.empty()) j["phase"] = i.phase;
+    j["offload"] = i.offload;
     j["dims"] = i.from_stats ? ordered_json(nullptr) : ordered_json(i.dims);
     j["stored_dtype"] = i.stored_dtype;
     j["stored_layout"] = i.from_stats ? ordered_json(nullptr) : ordered_json(i.stored_layout);
@@ -141,6 +143,8 @@ void write_json(std::ostream& os, const Analysis& a, int indent) {
     tj["tensors"] = t.tensors;
     tj["stats_rows"] = t.stats_rows;
     tj["filtered_out"] = t.filtered_out;
+    tj["not_offloaded"] = t.not_offloaded;
+    tj["offload_attribute"] = t.offload_attribute;
     ordered_json sk = ordered_json::array();
     for (const auto& s : t.skipped) sk.push_back({{"object", s.object}, {"reason", s.reason}});
     tj["skipped"] = std::move(sk);
@@ -237,8 +241,12 @@ void write_table(std::ostream& os, const Analysis& a, Level level) {
   for (const auto& t : a.traces) {
     os << fmt::format("trace {}: {}", t.index, t.path);
     if (t.opened) {
-      os << fmt::format(" (model {}, source {}, {} tensors{}{})", t.model.value_or("?"), t.source, t.tensors,
+      os << fmt::format(" (model {}, source {}, {} {}tensors{}{}{})", t.model.value_or("?"), t.source, t.tensors,
+                        a.options.filters.offloaded_only ? "offloaded " : "",
                         t.stats_rows ? fmt::format(", {} /stats rows", t.stats_rows) : "",
+                        t.not_offloaded ? fmt::format("; {} recorded but not offloaded left out (--all-tensors)",
+                                                      t.not_offloaded)
+                                        : "",
                         t.complete ? "" : ", INCOMPLETE");
     }
     os << '\n';

@@ -40,6 +40,7 @@ TensorInfo info_of(int trace, const formats::TensorMeta& m) {
   i.op = m.op;
   i.role = m.role;
   i.phase = m.phase;
+  i.offload = m.offloaded();
   i.dims = m.dims;
   i.stored_dtype = std::string(formats::to_string(m.dtype));
   i.stored_layout = std::string(formats::to_string(m.layout));
@@ -56,6 +57,7 @@ TensorInfo info_of(int trace, std::size_t row, const formats::StatsRow& s) {
   i.layer_index = s.layer_index;
   i.op = s.op;
   i.role = s.role;
+  i.offload = s.role == "x";
   i.stored_dtype = s.dtype;
   return i;
 }
@@ -175,9 +177,12 @@ Analysis run_analysis(const std::vector<std::filesystem::path>& paths, Options o
       ts.source = r.attrs().source;
       ts.complete = r.attrs().complete;
       ts.warnings = r.warnings();
+      ts.offload_attribute = std::any_of(r.tensors().begin(), r.tensors().end(),
+                                         [](const formats::TensorMeta& m) { return m.offload.has_value(); });
       for (const auto& m : r.tensors()) {
-        if (!opts.filters.pass(m.iteration, m.layer, m.op, m.role)) {
+        if (!opts.filters.pass(m.iteration, m.layer, m.op, m.role, m.offloaded())) {
           ++ts.filtered_out;
+          if (opts.filters.offloaded_only && !m.offloaded()) ++ts.not_offloaded;
           continue;
         }
         todo[t].push_back(&m);
@@ -386,8 +391,9 @@ Analysis run_analysis(const std::vector<std::filesystem::path>& paths, Options o
       // /stats rows: cheap, analysed here.
       for (std::size_t i = 0; i < stats[t].size() && !reader_error; ++i) {
         const auto& row = stats[t][i];
-        if (!opts.filters.pass(row.iteration, row.layer, row.op, row.role)) {
+        if (!opts.filters.pass(row.iteration, row.layer, row.op, row.role, row.role == "x")) {
           ++out.traces[t].filtered_out;
+          if (opts.filters.offloaded_only && row.role != "x") ++out.traces[t].not_offloaded;
           continue;
         }
         try {

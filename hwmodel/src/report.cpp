@@ -49,6 +49,7 @@ json run_json(const Network& net, const Scenario& sc, const std::vector<ReplayRe
   run["compute"] = sc.compute;
   run["policy"] = to_string(sc.policy);
   run["ratio_sources"] = sc.ratio_sources;
+  run["unmeasured"] = {{"layers", sc.unmeasured}, {"bytes_per_iteration", sc.unmeasured_bytes}, {"fill", sc.fill}};
   const Ps oracle = results.empty() ? 0 : results.front().total_ps;
   Ps vdnn = 0;
   for (const auto& r : results)

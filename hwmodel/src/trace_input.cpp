@@ -45,8 +45,8 @@ Chw split(const formats::TensorMeta& t) {
 struct LayerAcc {
   std::string name, op;
   std::map<std::int64_t, double> fwd_ns, bwd_ns;  // iteration -> summed call time
-  std::map<std::int64_t, std::int64_t> x_bytes;   // iteration -> bytes of forward x tensors
-  const formats::TensorMeta* x = nullptr;         // first forward x tensor (shape)
+  std::map<std::int64_t, std::int64_t> x_bytes;   // iteration -> bytes of offloaded tensors
+  const formats::TensorMeta* x = nullptr;         // first forward x tensor (shape), offloaded or not
   const formats::TensorMeta* y = nullptr;         // first forward y tensor (shape)
 };
 
@@ -98,13 +98,15 @@ Network network_from_trace(const std::filesystem::path& trace, const TraceNetwor
       (r.phase == 0 ? a.fwd_ns : a.bwd_ns)[r.iteration] += ns;
     }
   }
+  bool stated = false;  // the producer wrote `offload` attributes
   for (const auto& t : reader.tensors()) {
     LayerAcc& a = acc[t.layer_index];
     if (a.name.empty()) a.name = t.layer;
     if (a.op.empty()) a.op = t.op;
+    stated = stated || t.offload.has_value();
+    if (t.offloaded()) a.x_bytes[t.iteration] += t.bytes();
     if (t.phase != "forward") continue;
     if (t.role == "x") {
-      a.x_bytes[t.iteration] += t.bytes();
       if (!a.x) a.x = &t;
     } else if (t.role == "y" && !a.y) {
       a.y = &t;
@@ -116,7 +118,7 @@ Network network_from_trace(const std::filesystem::path& trace, const TraceNetwor
     for (const auto& r : reader.stats()) {
       if (r.role != "x") continue;
       LayerAcc& a = acc[r.layer_index];
-      if (a.x) continue;
+      if (a.x || !a.x_bytes.empty()) continue;
       if (a.name.empty()) a.name = r.layer;
       if (a.op.empty()) a.op = r.op;
       auto dt = formats::parse_dtype(r.dtype);
@@ -175,12 +177,14 @@ Network network_from_trace(const std::filesystem::path& trace, const TraceNetwor
     }
     net.layers.push_back(std::move(l));
   }
-  // The first layer's input is the network input (never offloaded).
-  for (const auto& l : net.layers)
-    if (l.x_tensor >= 0) {
-      net.input_tensor = l.x_tensor;
-      break;
-    }
+  // The network input is never offloaded (HWMODEL.md). A producer that wrote `offload` attributes
+  // left it out of its offload set already; otherwise it is the first layer's input.
+  if (!stated)
+    for (const auto& l : net.layers)
+      if (l.x_tensor >= 0) {
+        net.input_tensor = l.x_tensor;
+        break;
+      }
   return net;
 }
 
@@ -196,11 +200,22 @@ bool stored_row(const json& row, int trace_index) {
          row.value("dtype", "stored") == "stored";
 }
 
-std::map<std::string, double> codec_ratios(const json& row) {
+// A row's ratios per codec. null ratios (unknown: byte codecs on /stats rows) are left out, so the
+// layer counts as unmeasured for that codec; anything else that is not a positive finite number is
+// an error naming the file and the field.
+std::map<std::string, double> codec_ratios(const json& row, const std::filesystem::path& path, const std::string& where) {
   std::map<std::string, double> out;
-  if (!row.contains("codecs") || !row["codecs"].is_object()) return out;
-  for (const auto& [name, c] : row["codecs"].items())
-    if (c.is_object() && c.contains("ratio") && c["ratio"].is_number()) out[name] = c["ratio"].get<double>();
+  if (!row.contains("codecs")) return out;
+  if (!row["codecs"].is_object()) bad(path, where + ".codecs: expected an object");
+  for (const auto& [name, c] : row["codecs"].items()) {
+    const std::string field = where + ".codecs." + name + ".ratio";
+    if (!c.is_object()) bad(path, where + ".codecs." + name + ": expected an object");
+    if (!c.contains("ratio") || c["ratio"].is_null()) continue;
+    if (!c["ratio"].is_number()) bad(path, field + ": expected a number or null, got " + c["ratio"].dump());
+    const double r = c["ratio"].get<double>();
+    if (!(r > 0) || !std::isfinite(r)) bad(path, fmt::format("{}: a ratio must be > 0 and finite, got {}", field, r));
+    out[name] = r;
+  }
   return out;
 }
 }  // namespace
@@ -213,32 +228,50 @@ RatioTable ratio_table_from_json(const json& root, const std::filesystem::path& 
     bad(path, "expected an object with \"schema\": \"cdma-analysis\" (output of cdma analyze --json)");
   if (!root.contains("schema_version") || !root["schema_version"].is_number_integer())
     bad(path, "missing integer \"schema_version\"");
-  if (root["schema_version"].get<int>() > 1)
-    bad(path,
-        fmt::format("schema_version {} is newer than this reader supports (1)", root["schema_version"].get<int>()));
+  if (root["schema_version"].get<std::int64_t>() != 1)
+    bad(path, fmt::format("schema_version {} is not the version this reader supports (1)",
+                          root["schema_version"].dump()));
   if (!root.contains("layer") || !root["layer"].is_array()) bad(path, "missing array \"layer\"");
   RatioTable t;
   t.path = path;
-  for (const auto& row : root["layer"]) {
-    if (!row.is_object() || !stored_row(row, trace_index) || row.value("role", "x") != "x") continue;
+  for (std::size_t i = 0; i < root["layer"].size(); ++i) {
+    const json& row = root["layer"][i];
+    const std::string where = fmt::format("layer[{}]", i);
+    if (!row.is_object()) bad(path, where + ": expected an object");
+    if (!stored_row(row, trace_index) || row.value("role", "x") != "x") continue;
     LayerRatios r;
     r.layer = row.value("layer", "");
     r.layer_index = row.value("layer_index", -1);
     r.op = row.value("op", "");
     std::int64_t bytes = row.value("bytes", std::int64_t{0});
     std::int64_t iters = std::max<std::int64_t>(1, row.value("iterations", std::int64_t{1}));
+    if (bytes < 0) bad(path, fmt::format("{}.bytes: must be >= 0, got {}", where, bytes));
     r.bytes_per_iteration = bytes / iters;
     if (row.contains("density") && row["density"].is_number()) r.density = row["density"].get<double>();
-    r.ratio = codec_ratios(row);
+    r.ratio = codec_ratios(row, path, where);
     t.layers.push_back(std::move(r));
   }
   if (root.contains("network") && root["network"].is_array())
-    for (const auto& row : root["network"])
+    for (std::size_t i = 0; i < root["network"].size(); ++i) {
+      const json& row = root["network"][i];
       if (row.is_object() && stored_row(row, trace_index)) {
-        t.network = codec_ratios(row);
+        t.network = codec_ratios(row, path, fmt::format("network[{}]", i));
         if (row.contains("density") && row["density"].is_number()) t.network_density = row["density"].get<double>();
         break;
       }
+    }
+  // Whether the trace's producer stated its offload set (analysis JSON "traces"[i].offload_attribute;
+  // absent in older documents): if not, the lowest layer's input is the network input.
+  bool stated = false;
+  if (root.contains("traces") && root["traces"].is_array())
+    for (const auto& tr : root["traces"])
+      if (tr.is_object() && tr.value("index", -1) == trace_index && tr.contains("offload_attribute") &&
+          tr["offload_attribute"].is_boolean())
+        stated = tr["offload_attribute"].get<bool>();
+  if (!stated && !t.layers.empty()) {
+    t.input_layer_index = t.layers.front().layer_index;
+    for (const auto& r : t.layers) t.input_layer_index = std::min(t.input_layer_index, r.layer_index);
+  }
   if (t.layers.empty() && t.network.empty())
     bad(path,
         fmt::format("no layer or network rows for trace {} (layout and dtype \"stored\", role \"x\")", trace_index));
@@ -255,10 +288,35 @@ RatioTable load_analysis_json(const std::filesystem::path& path, int trace_index
   } catch (const json::exception& e) {
     bad(path, fmt::format("not valid JSON ({})", e.what()));
   }
-  return ratio_table_from_json(root, path, trace_index);
+  try {
+    return ratio_table_from_json(root, path, trace_index);
+  } catch (const json::exception& e) {  // a field of the wrong type
+    bad(path, fmt::format("not a cdma-analysis document: {}", e.what()));
+  }
 }
 
-ApplyRatiosReport apply_ratios(Network& net, const RatioTable& table, bool match_index, bool take_bytes) {
+RatioFill parse_fill(const std::string& s) {
+  if (s == "none") return RatioFill::none;
+  if (s == "average") return RatioFill::average;
+  throw ModelError(fmt::format("unknown fill rule '{}' (expected none or average)", s));
+}
+
+const char* to_string(RatioFill f) { return f == RatioFill::none ? "none" : "average"; }
+
+namespace {
+// A layer whose tensor the replay offloads (so its ratio matters).
+bool offloads(const Network& net, const Layer& l) {
+  return l.x_tensor >= 0 && l.x_tensor != net.input_tensor && l.x_bytes > 0;
+}
+void note_unmeasured(ApplyRatiosReport& rep, const Layer& l) {
+  ++rep.unmatched;
+  rep.unmeasured.push_back(l.name);
+  rep.unmeasured_bytes += l.x_bytes;
+}
+}  // namespace
+
+ApplyRatiosReport apply_ratios(Network& net, const RatioTable& table, bool match_index, bool take_bytes,
+                               RatioFill fill) {
   ApplyRatiosReport rep;
   std::map<std::string, const LayerRatios*> by_name;
   std::map<int, const LayerRatios*> by_index;
@@ -267,7 +325,7 @@ ApplyRatiosReport apply_ratios(Network& net, const RatioTable& table, bool match
     by_index.emplace(r.layer_index, &r);
   }
   for (Layer& l : net.layers) {
-    if (l.x_tensor < 0) continue;
+    if (!offloads(net, l)) continue;
     const LayerRatios* row = nullptr;
     if (auto it = by_name.find(l.name); it != by_name.end()) {
       row = it->second;
@@ -280,8 +338,10 @@ ApplyRatiosReport apply_ratios(Network& net, const RatioTable& table, bool match
       for (const auto& [codec, r] : row->ratio) l.ratio[codec] = r;
       if (take_bytes && row->bytes_per_iteration > 0) l.x_bytes = row->bytes_per_iteration;
     } else {
-      ++rep.unmatched;
-      for (const auto& [codec, r] : table.network) l.ratio[codec] = r;
+      note_unmeasured(rep, l);
+      l.ratio.clear();  // ratio 1 for every codec
+      if (fill == RatioFill::average)
+        for (const auto& [codec, r] : table.network) l.ratio[codec] = r;
     }
   }
   return rep;
@@ -298,10 +358,9 @@ RatioTable measure_ratio_table(const std::filesystem::path& trace, const std::ve
   RatioTable table = ratio_table_from_json(json::parse(doc.str()), trace, 0);
   if (table.layers.empty())
     throw ModelError(fmt::format("{}: no tensors of role \"x\" to measure ratios on", trace.string()));
-  // Network ratio over what vDNN offloads: every layer but the first (the network input). A codec
-  // unknown for any of those layers (byte codecs on /stats rows) has no network ratio.
-  int first = table.layers.front().layer_index;
-  for (const auto& r : table.layers) first = std::min(first, r.layer_index);
+  // Network ratio over what vDNN offloads: every layer but the network input's. A codec unknown for
+  // any of those layers (byte codecs on /stats rows) has no network ratio.
+  const int first = table.input_layer_index;
   table.network.clear();
   for (const auto& c : opts.codecs) {
     const std::string name = formats::make_codec(c)->name();
@@ -322,13 +381,12 @@ RatioTable measure_ratio_table(const std::filesystem::path& trace, const std::ve
   return table;
 }
 
-ApplyRatiosReport apply_ratios_to_zoo(Network& net, const RatioTable& table, std::map<std::string, double>* averages) {
-  int first = -1;
-  for (const auto& r : table.layers)
-    if (first < 0 || r.layer_index < first) first = r.layer_index;
+ApplyRatiosReport apply_ratios_to_zoo(Network& net, const RatioTable& table, RatioFill fill,
+                                      std::map<std::string, double>* averages) {
   std::map<std::string, std::pair<double, double>> sums;  // codec -> (bytes, compressed bytes)
   for (const auto& r : table.layers) {
-    if (r.layer_index == first || r.op == "relu" || r.op == "bn" || r.bytes_per_iteration <= 0) continue;
+    if (r.layer_index == table.input_layer_index || r.op == "relu" || r.op == "bn" || r.bytes_per_iteration <= 0)
+      continue;
     for (const auto& [codec, ratio] : r.ratio) {
       if (!(ratio > 0)) continue;
       auto& s = sums[codec];
@@ -343,7 +401,7 @@ ApplyRatiosReport apply_ratios_to_zoo(Network& net, const RatioTable& table, std
   if (averages) *averages = avg;
   ApplyRatiosReport rep;
   for (auto& l : net.layers) {
-    if (l.x_tensor < 0) continue;
+    if (!offloads(net, l)) continue;
     const LayerRatios* row = nullptr;
     for (const auto& r : table.layers)
       if (r.layer == l.name && r.op == l.op) row = &r;
@@ -351,8 +409,10 @@ ApplyRatiosReport apply_ratios_to_zoo(Network& net, const RatioTable& table, std
       ++rep.matched_by_name;
       for (const auto& [codec, r] : row->ratio) l.ratio[codec] = r;
     } else {
-      ++rep.unmatched;
-      for (const auto& [codec, r] : avg) l.ratio[codec] = l.x_sparse ? r : 1.0;
+      note_unmeasured(rep, l);
+      l.ratio.clear();
+      if (fill == RatioFill::average)
+        for (const auto& [codec, r] : avg) l.ratio[codec] = l.x_sparse ? r : 1.0;
     }
   }
   return rep;

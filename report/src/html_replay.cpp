@@ -1,5 +1,6 @@
 // The report's hardware-model section: iteration time and speedup per configuration, per-layer
 // stalls, and the timelines the hardware model drew.
+#include <cdma/formats/text.hpp>
 #include <cdma/report/svg.hpp>
 
 #include <fmt/core.h>
@@ -24,13 +25,27 @@ std::string replay_section(const json& replay, const std::vector<std::string>& t
   for (const auto& run : runs) {
     std::string link = run.contains("link") ? str(run["link"], "name") : "";
     double link_gbps = run.contains("link") ? num(run["link"], "effective_gbps") : std::nan("");
-    body += fmt::format("<h3>{} on {} + {} ({:.1f} GB/s effective), policy {}, compute from {}</h3>",
-                        escape(str(run, "network")), escape(str(run, "gpu")), escape(link), link_gbps,
-                        escape(str(run, "policy")), escape(str(run, "compute")));
+    if (!str(run, "report_label").empty()) body += "<h3>" + escape(str(run, "report_label")) + "</h3>";
+    body += fmt::format("<p class=meta><b>{}</b> (batch {:.0f}) on {} + {} ({:.1f} GB/s effective), policy {}, compute: "
+                        "{}</p>",
+                        escape(str(run, "network")), num(run, "batch"), escape(str(run, "gpu")), escape(link),
+                        link_gbps, escape(str(run, "policy")), escape(str(run, "compute")));
     if (run.contains("ratio_sources") && run["ratio_sources"].is_array() && !run["ratio_sources"].empty()) {
       std::string src;
       for (const auto& s : run["ratio_sources"]) src += (src.empty() ? "" : "; ") + s.get<std::string>();
       body += "<p class=meta>Ratios: " + escape(src) + "</p>";
+    }
+    if (run.contains("unmeasured") && run["unmeasured"].is_object() && run["unmeasured"].contains("layers") &&
+        run["unmeasured"]["layers"].is_array() && !run["unmeasured"]["layers"].empty()) {
+      const auto& u = run["unmeasured"];
+      std::string names;
+      for (const auto& s : u["layers"]) names += (names.empty() ? "" : ", ") + s.get<std::string>();
+      const bool none = str(u, "fill") == "none";
+      body += fmt::format("<p class=meta><b>Not measured:</b> {} offloaded tensors ({}/iteration) had no measured "
+                          "ratio and were replayed {}: {}</p>",
+                          u["layers"].size(), formats::human_bytes(num(u, "bytes_per_iteration")),
+                          none ? "uncompressed" : "with the fill rule '" + escape(str(u, "fill")) + "'",
+                          escape(names));
     }
     // Totals: bars of iteration time, table with overhead and speedup.
     std::vector<std::string> cats;

@@ -151,6 +151,33 @@ def sizes(raw, width):
 
 
 f = h5py.File(trace_path, "r")
+
+# The tensors analysed: the offload set (TRACE_FORMAT.md: `offload` when present, else forward-phase
+# x; /stats rows count when their role is x), or every tensor when the analysis says so.
+def text(v):
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+every = A["options"]["filters"].get("tensors") == "all"
+want = set()
+for name, ds in f["tensors"].items():
+    a = ds.attrs
+    offloaded = bool(a["offload"]) if "offload" in a else (text(a["phase"]) == "forward" and text(a["role"]) == "x")
+    if every or offloaded:
+        want.add(name)
+for i, s in enumerate(f["stats"][()] if "stats" in f else []):
+    if every or s["role"].decode() == "x":
+        want.add("stats/%d" % i)
+got = {row["name"] for row in A["tensor"] if row["trace"] == 0}
+filtered = any(A["options"]["filters"].get(k) is not None for k in ("iterations", "layers", "ops", "roles"))
+if not filtered and got != want:
+    err("analysed %s, the offload set is %s" % (sorted(got), sorted(want)))
+for row in A["tensor"]:
+    if row["trace"] == 0 and not row["from_stats"]:
+        a = f["tensors"][row["name"]].attrs
+        if "offload" in a and row["offload"] != bool(a["offload"]):
+            err("%s: offload %s, the file says %s" % (row["name"], row["offload"], a["offload"]))
+
 mine = []  # (row, computed measures)
 for row in A["tensor"]:
     if row["trace"] != 0:

@@ -1,7 +1,8 @@
 """Writes a small trace with h5py alone (no cdma code), for the analyzer's exactness tests: fp32,
 fp16 and bf16 tensors in NCHW, NHWC, CHWN and NC layouts, edge values (-0.0, NaN, values that
 underflow or tie when rounded to fp16/bf16), long zero runs, an int8 tensor, a chunked+deflate
-dataset, and a /stats table.
+dataset, and a /stats table. The `offload` attribute is absent on most tensors (the format's default
+rule applies), 0 on the input of an in-place ReLU and 1 on one conv input.
 
 Usage: py_make_trace.py OUT.h5"""
 import sys
@@ -30,7 +31,7 @@ with h5py.File(out, "w") as f:
     g = f.create_group("tensors")
     seq = [0]
 
-    def add(arr, dtype_name, layout, layer, layer_index, op, iteration, role="x", **kw):
+    def add(arr, dtype_name, layout, layer, layer_index, op, iteration, role="x", offload=None, **kw):
         name = "%010d" % seq[0]
         seq[0] += 1
         d = g.create_dataset(name, data=arr, **kw)
@@ -42,6 +43,8 @@ with h5py.File(out, "w") as f:
         d.attrs["phase"] = "forward"
         d.attrs["layout"] = layout
         d.attrs["dtype"] = dtype_name
+        if offload is not None:
+            d.attrs["offload"] = np.int8(offload)
 
     for it in range(2):
         a = relu_like((2, 8, 6, 5), 0.4)
@@ -56,14 +59,14 @@ with h5py.File(out, "w") as f:
         add(a, "float32", "NCHW", "conv1", 0, "conv", it)
         b = relu_like((2, 5, 6, 8), 0.3, np.float16)
         b[1, :, :, 2] = 0                # a dead channel in NHWC
-        add(b, "float16", "NHWC", "relu1", 1, "relu", it, chunks=(1, 5, 6, 8), shuffle=True,
+        add(b, "float16", "NHWC", "relu1", 1, "relu", it, offload=0, chunks=(1, 5, 6, 8), shuffle=True,
             compression="gzip")
         c = relu_like((4, 40), 0.2)
         cb = (c.view(np.uint32) >> 16).astype(np.uint16)  # truncated to bfloat16 bits
         add(cb, "bfloat16", "NC", "fc1", 2, "linear", it)
         e = relu_like((8, 4, 4, 2), 0.1)
         e.reshape(-1)[20:140] = 0        # runs longer than 16 and 64
-        add(e, "float32", "CHWN", "conv2", 3, "conv", it)
+        add(e, "float32", "CHWN", "conv2", 3, "conv", it, offload=1)
     add(rng.integers(-3, 3, size=(1, 2, 3, 3), dtype=np.int8), "int8", "NCHW", "q1", 4, "other", 0)
     add(relu_like((3, 50), 0.5), "float32", "NC", "fc2", 5, "linear", 1, role="y")
 

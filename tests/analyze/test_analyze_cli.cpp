@@ -55,10 +55,35 @@ TEST_F(AnalyzeCli, H5pyTraceAllVariantsMatchIndependentPython) {
                        quote(out.string()));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto j = load(out);
-  // 10 tensors x 12 variants; /stats rows only where no dtype conversion is asked (or it is a no-op):
-  // two float32 rows x 4 layouts, one float16 row x 4 layouts x (stored, float16).
-  EXPECT_EQ(j["tensor"].size(), 10u * 12 + 2 * 4 + 8);
+  // The offload set: 7 of the 10 tensors (not the two with offload = 0, nor the role-y one) x 12
+  // variants; /stats rows only where no dtype conversion is asked (or it is a no-op): two float32
+  // rows x 4 layouts, one float16 row x 4 layouts x (stored, float16).
+  EXPECT_EQ(j["tensor"].size(), 7u * 12 + 2 * 4 + 8);
+  EXPECT_EQ(j["traces"][0]["not_offloaded"], 3);
+  EXPECT_EQ(j["traces"][0]["offload_attribute"], true);
+  EXPECT_EQ(j["options"]["filters"]["tensors"], "offloaded");
   check(h5py_trace, out);
+}
+
+// --all-tensors: every recorded tensor, each row saying whether it is offloaded.
+TEST_F(AnalyzeCli, AllTensorsIncludesWhatIsNotOffloaded) {
+  const auto out = dir / "all.json";
+  auto r = run_command(cdma() + " analyze " + quote(h5py_trace.string()) + " --all-tensors --by tensor --json " +
+                       quote(out.string()));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto j = load(out);
+  EXPECT_EQ(j["traces"][0]["tensors"], 10);
+  EXPECT_EQ(j["options"]["filters"]["tensors"], "all");
+  int off = 0;
+  for (const auto& t : j["tensor"])
+    if (!t["from_stats"].get<bool>()) off += t["offload"].get<bool>();
+  EXPECT_EQ(off, 7);
+  check(h5py_trace, out);
+  // The default table says what it left out.
+  r = run_command(cdma() + " analyze " + quote(h5py_trace.string()) + " --by network");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("7 offloaded tensors"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("3 recorded but not offloaded left out (--all-tensors)"), std::string::npos) << r.output;
 }
 
 TEST_F(AnalyzeCli, ChunkedMatchesIndependentPython) {
@@ -110,7 +135,7 @@ TEST_F(AnalyzeCli, SynthTraceMatchesIndependentPythonAndIsDeterministic) {
 TEST_F(AnalyzeCli, TableCsvAndLevels) {
   auto r = run_command(cdma() + " analyze " + quote(h5py_trace.string()) + " --progress never");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  for (const char* s : {"conv1", "relu1", "fc1", "network", "density", "zvc", "zrle-4", "zlib-6", "<="})
+  for (const char* s : {"conv1", "conv2", "fc1", "network", "density", "zvc", "zrle-4", "zlib-6", "<="})
     EXPECT_NE(r.output.find(s), std::string::npos) << s << "\n" << r.output;
   const auto csv = dir / "t.csv";
   r = run_command(cdma() + " analyze " + quote(h5py_trace.string()) + " --by layer-iteration -q --csv " +
@@ -158,7 +183,7 @@ class AnalyzeBadInput : public AnalyzeCli {
     EXPECT_NE(r.output.find("skipped"), std::string::npos) << r.output;
     ASSERT_TRUE(std::filesystem::exists(out));
     auto j = load(out);
-    EXPECT_EQ(j["traces"][0]["tensors"], 10);
+    EXPECT_EQ(j["traces"][0]["tensors"], 7);  // the offload set
     EXPECT_FALSE(j["traces"][1]["skipped"].empty());
   }
 };

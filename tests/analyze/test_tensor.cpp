@@ -289,9 +289,13 @@ TEST(Options, IterationRanges) {
   Filters f;
   f.iterations = r;
   f.ops = std::vector<std::string>{"conv"};
-  EXPECT_TRUE(f.pass(2, "x", "conv", "x"));
-  EXPECT_FALSE(f.pass(5, "x", "conv", "x"));
-  EXPECT_FALSE(f.pass(2, "x", "relu", "x"));
+  EXPECT_TRUE(f.pass(2, "x", "conv", "x", true));
+  EXPECT_FALSE(f.pass(5, "x", "conv", "x", true));
+  EXPECT_FALSE(f.pass(2, "x", "relu", "x", true));
+  // The offload set by default; every recorded tensor on request.
+  EXPECT_FALSE(f.pass(2, "x", "conv", "x", false));
+  f.offloaded_only = false;
+  EXPECT_TRUE(f.pass(2, "x", "conv", "x", false));
 }
 
 }  // namespace

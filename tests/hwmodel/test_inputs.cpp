@@ -109,8 +109,9 @@ TEST(HwTraceInput, TimesBytesAndRatiosFromATrace) {
   // Network row: every layer but the first (the input).
   const double n2 = 512;
   EXPECT_DOUBLE_EQ(table.network.at("zvc"), (4 * n1 + 4 * n2) / (4 * (n1 / 32) + 400 + 4 * (n2 / 32) + 4 * 64));
-  auto rep = hw::apply_ratios(net, table, true, false);
-  EXPECT_EQ(rep.matched_by_name, 3);
+  auto rep = hw::apply_ratios(net, table, true, false, hw::RatioFill::none);
+  EXPECT_EQ(rep.matched_by_name, 2) << "the network input is never offloaded, so it takes no ratio";
+  EXPECT_TRUE(rep.unmeasured.empty());
   EXPECT_DOUBLE_EQ(net.layers[1].ratio.at("zvc"), table.layers[1].ratio.at("zvc"));
   fs::remove(p);
 }
@@ -227,12 +228,20 @@ TEST(HwAnalysisJson, ReadsLayerRowsAndNetworkRow) {
   net.layers.push_back(mk("conv0", "conv", 0, 0, 0, 10));
   net.layers.push_back(mk("renamed", "relu", 0, 0, 1, 10));
   net.layers.push_back(mk("other", "pool", 0, 0, 2, 10));
-  auto rep = hw::apply_ratios(net, t, true, true);
+  // No fill rule: the layers without a row are replayed uncompressed and listed with their bytes.
+  auto filled = net;
+  auto rep = hw::apply_ratios(net, t, true, true, hw::RatioFill::none);
   EXPECT_EQ(rep.matched_by_index, 1);
   EXPECT_EQ(rep.unmatched, 2);
   EXPECT_EQ(net.layers[1].x_bytes, 2048);
   EXPECT_DOUBLE_EQ(net.layers[1].ratio.at("zvc"), 4.096);
-  EXPECT_DOUBLE_EQ(net.layers[2].ratio.at("zvc"), 3.0);
+  EXPECT_EQ(net.layers[2].ratio.count("zvc"), 0u) << "unmeasured: ratio 1";
+  EXPECT_EQ(rep.unmeasured, (std::vector<std::string>{"conv0", "other"}));
+  EXPECT_EQ(rep.unmeasured_bytes, 20);
+  // The explicit fill rule gives them the table's network ratio, and still lists them.
+  rep = hw::apply_ratios(filled, t, true, true, hw::RatioFill::average);
+  EXPECT_DOUBLE_EQ(filled.layers[2].ratio.at("zvc"), 3.0);
+  EXPECT_EQ(rep.unmeasured.size(), 2u);
 
   j["schema_version"] = 2;
   std::ofstream(p) << j.dump();
@@ -241,6 +250,39 @@ TEST(HwAnalysisJson, ReadsLayerRowsAndNetworkRow) {
     FAIL();
   } catch (const hw::ModelError& e) {
     EXPECT_NE(std::string(e.what()).find("schema_version 2"), std::string::npos) << e.what();
+  }
+  // Ratios that are not positive finite numbers name the file and the field; null is "unknown".
+  for (const char* bad_ratio : {"0", "-1.5", "\"2.0\"", "true"}) {
+    auto jb = j;
+    jb["schema_version"] = 1;
+    jb["layer"][0]["codecs"]["zvc"]["ratio"] = nlohmann::json::parse(bad_ratio);
+    std::ofstream(p) << jb.dump();
+    try {
+      hw::load_analysis_json(p);
+      ADD_FAILURE() << bad_ratio << " accepted";
+    } catch (const hw::ModelError& e) {
+      EXPECT_NE(std::string(e.what()).find(p.string()), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("layer[0].codecs.zvc.ratio"), std::string::npos) << e.what();
+    }
+  }
+  {
+    auto jn = j;
+    jn["schema_version"] = 1;
+    jn["layer"][0]["codecs"]["zvc"]["ratio"] = nullptr;
+    std::ofstream(p) << jn.dump();
+    EXPECT_EQ(hw::load_analysis_json(p).layers[0].ratio.count("zvc"), 0u);
+    jn["schema_version"] = std::int64_t{1} << 40;
+    std::ofstream(p) << jn.dump();
+    EXPECT_THROW(hw::load_analysis_json(p), hw::ModelError);
+    jn["schema_version"] = 1;
+    jn["layer"][0]["layer"] = 5;  // wrong type: named as the file's problem
+    std::ofstream(p) << jn.dump();
+    try {
+      hw::load_analysis_json(p);
+      ADD_FAILURE() << "a numeric layer name accepted";
+    } catch (const hw::ModelError& e) {
+      EXPECT_NE(std::string(e.what()).find(p.string()), std::string::npos) << e.what();
+    }
   }
   std::ofstream(p) << R"({"schema": "something-else", "schema_version": 1})";
   EXPECT_THROW(hw::load_analysis_json(p), hw::ModelError);

@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <tuple>
+#include <vector>
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -42,6 +44,7 @@ Run sh(const std::string& cmd) {
 }
 
 Run replay(const std::string& args) { return sh(cdma() + " replay " + args); }
+Run analyze(const std::string& args) { return sh(cdma() + " analyze " + args); }
 
 fs::path tmp(const std::string& name) {
   return fs::temp_directory_path() / ("cdma_hwcli_" + std::to_string(::getpid()) + "_" + name);
@@ -142,19 +145,43 @@ TEST_F(HwReplayCli, PaperNetworksSummaryAndSweep) {
 }
 
 TEST_F(HwReplayCli, BadInputGivesAClearErrorAndNonZeroExit) {
-  auto r = replay("--net lenet");
-  EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.out.find("unknown network 'lenet'"), std::string::npos) << r.out;
-  EXPECT_EQ(replay("--net vgg16 --gpu rtx-9090").code, 1);
-  EXPECT_EQ(replay("--net vgg16 --ratio -2").code, 1);
-  EXPECT_EQ(replay("--net vgg16 --density 2").code, 1);
-  EXPECT_EQ(replay("--net vgg16 --engine l2:zvc").code, 1);
-  EXPECT_EQ(replay("--net vgg16 --engine mc:nosuchcodec").code, 1);
-  EXPECT_EQ(replay("--net vgg16 --presets /nonexistent").code, 1);
-  EXPECT_EQ(replay("").code, 2);
-  EXPECT_EQ(replay("--net vgg16 --ratio 2 --density 0.3").code, 2);
-  EXPECT_EQ(replay("--bogus-flag").code, 2);
+  // A bad command line exits 2 and names what is wrong; a bad file exits 1.
+  const std::vector<std::tuple<std::string, int, std::string>> cases = {
+      {"--net lenet --ratio 2", 2, "unknown network 'lenet'"},
+      {"--net vgg16", 2, "--ratio R"},  // no ratio source: never a silent "no compression"
+      {"--net vgg16", 2, "--ratios FILE"},
+      {"--net vgg16", 2, "--density D"},
+      {"--net vgg16 --ratio 2 --density 0.3", 2, "excludes"},
+      {"--net vgg16 --ratio 2 --sweep ratio", 2, "one ratio source"},
+      {"--net vgg16 --ratio 2 --fill average", 2, "--fill applies to --ratios only"},
+      {"--net vgg16 --ratio 2 --gpu rtx-9090", 2, "rtx-9090"},
+      {"--net vgg16 --ratio 2 --link pcie6", 2, "pcie6"},
+      {"--net vgg16 --ratio 2 --engine l2:zvc", 2, "l2"},
+      {"--net vgg16 --ratio 2 --engine foo", 2, "foo"},
+      {"--net vgg16 --ratio 2 --engine mc:nosuchcodec", 2, "nosuchcodec"},
+      {"--net vgg16 --ratio -2", 2, "--ratio"},
+      {"--net vgg16 --ratio nan", 2, "--ratio"},
+      {"--net vgg16 --density 2", 2, "--density"},
+      {"--net vgg16 --ratio 2 --link-eff 2", 2, "--link-eff"},
+      {"--net vgg16 --ratio 2 --link-eff 0", 2, "--link-eff"},
+      {"--net vgg16 --ratio 2 --comp-gbps -1", 2, "--comp-gbps"},
+      {"--net vgg16 --ratio 2 --latency-us 1e300", 2, "--latency-us"},
+      {"--net vgg16 --ratio 2 --bwd-factor 1e8", 2, "--bwd-factor"},
+      {"--net vgg16 --ratio 2 --precision fp8", 2, "fp8"},
+      {"--net vgg16 --ratio 2 --sweep-values 1,2", 2, "--sweep"},
+      {"--net vgg16 --ratio 2 --presets /nonexistent", 1, "/nonexistent"},
+      {"", 2, "give a trace or --net"},
+      {"--bogus-flag", 2, "bogus"},
+  };
+  for (const auto& [args, code, words] : cases) {
+    auto r = replay(args);
+    EXPECT_EQ(r.code, code) << args << "\n" << r.out;
+    EXPECT_NE(r.out.find(words), std::string::npos) << args << ": no '" << words << "' in\n" << r.out;
+  }
   EXPECT_EQ(replay("--help").code, 0);
+  EXPECT_NE(replay("--help").out.find("--link-eff"), std::string::npos);
+  auto r = replay("--help");
+  EXPECT_NE(r.out.find("(0, 1]"), std::string::npos) << "ranges are stated in --help\n" << r.out;
   auto bad = tmp("bad.h5");
   std::ofstream(bad) << "not a trace";
   r = replay(bad.string());
@@ -228,6 +255,34 @@ fs::path synthetic_trace(const std::string& source) {
 }
 }  // namespace
 
+// Filtering an analysis can never raise a replayed speedup by giving unmeasured layers a ratio: the
+// layers a filtered analysis leaves out are replayed uncompressed and listed.
+TEST_F(HwReplayCli, FilteredAnalysisLeavesUnmeasuredLayersUncompressed) {
+  auto t = synthetic_trace("synthetic");
+  auto full = tmp("full.json"), conv = tmp("conv.json"), j = tmp("r.json");
+  ASSERT_EQ(analyze(t.string() + " -q --codecs zvc --json " + full.string()).code, 0);
+  ASSERT_EQ(analyze(t.string() + " -q --codecs zvc --ops conv --json " + conv.string()).code, 0);
+  auto speedup = [&](const fs::path& ratios, nlohmann::json* run) {
+    auto r = replay(t.string() + " --compute trace --engine mc:zvc --ratios " + ratios.string() + " --json " +
+                    j.string());
+    EXPECT_EQ(r.code, 0) << r.out;
+    *run = load(j)["runs"][0];
+    return (*run)["totals"][2]["speedup_vs_vdnn"].get<double>();
+  };
+  nlohmann::json rf, rc;
+  const double s_full = speedup(full, &rf), s_conv = speedup(conv, &rc);
+  EXPECT_TRUE(rf["unmeasured"]["layers"].empty()) << rf["unmeasured"];
+  // relu1 and fc were filtered out of the analysis: listed, uncompressed, with their bytes.
+  EXPECT_EQ(rc["unmeasured"]["layers"], nlohmann::json::array({"relu1", "fc"}));
+  EXPECT_EQ(rc["unmeasured"]["bytes_per_iteration"], 16 * 8 * 28 * 28 * 4 + 16 * 6272 * 4);
+  EXPECT_TRUE(rc["layers"][3]["ratio"]["zvc"].is_null());
+  EXPECT_DOUBLE_EQ(rc["layers"][2]["ratio"]["zvc"].get<double>(), rf["layers"][2]["ratio"]["zvc"].get<double>());
+  // fc's input is two-thirds zeros, so leaving it uncompressed can only make cDMA slower.
+  EXPECT_LT(s_conv, s_full);
+  for (const auto& p : {full, conv, j}) fs::remove(p);
+  fs::remove(t);
+}
+
 TEST_F(HwReplayCli, SyntheticTraceReplaysWithMeasuredOrGivenRatios) {
   auto t = synthetic_trace("synthetic");
   auto j = tmp("t.json");
@@ -263,8 +318,18 @@ TEST_F(HwReplayCli, SyntheticTraceReplaysWithMeasuredOrGivenRatios) {
   ASSERT_EQ(r.code, 0) << r.out;
   doc = load(j);
   EXPECT_DOUBLE_EQ(doc["runs"][0]["layers"][2]["ratio"]["zvc"].get<double>(), 7.5);
-  EXPECT_DOUBLE_EQ(doc["runs"][0]["layers"][3]["ratio"]["zvc"].get<double>(), 1.5);
+  // fc has no row: uncompressed, and listed with its bytes (no ratio is invented for it).
+  EXPECT_TRUE(doc["runs"][0]["layers"][3]["ratio"]["zvc"].is_null()) << doc["runs"][0]["layers"][3];
+  EXPECT_EQ(doc["runs"][0]["unmeasured"]["layers"], nlohmann::json::array({"relu1", "fc"}));
+  EXPECT_EQ(doc["runs"][0]["unmeasured"]["fill"], "none");
   EXPECT_EQ(doc["runs"][0]["layers"][2]["configs"]["vDNN"]["offload_bytes"], 401408);
+  EXPECT_NE(r.out.find("unmeasured: 2 offloaded tensors"), std::string::npos) << r.out;
+  // Only when asked, the unmeasured layers take the table's network ratio.
+  r = replay(t.string() + " --compute trace --ratios " + a.string() + " --fill average --json " + j.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  doc = load(j);
+  EXPECT_DOUBLE_EQ(doc["runs"][0]["layers"][3]["ratio"]["zvc"].get<double>(), 1.5);
+  EXPECT_EQ(doc["runs"][0]["unmeasured"]["fill"], "average");
   fs::remove(a);
   fs::remove(j);
   fs::remove(t);

@@ -72,7 +72,9 @@ TEST_P(TrainShapes, CapturedTensorsMatchTheirLayers) {
   const std::string name = GetParam();
   TempDir d;
   auto out = d / "t.h5";
-  auto r = run_command(tiny(name, out, "", "-i 2 --capture-first 2"));
+  // Every layer's input, ReLU inputs included (recorded with offload = 0), so that each layer's
+  // output can be checked against its consumer's input.
+  auto r = run_command(tiny(name, out, "--record-relu-inputs", "-i 2 --capture-first 2"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
 
   F::TraceReader rd(out);
@@ -106,6 +108,9 @@ TEST_P(TrainShapes, CapturedTensorsMatchTheirLayers) {
     ASSERT_TRUE(m.dims.size() == 4 || m.dims.size() == 2);
     EXPECT_EQ(m.layout, m.dims.size() == 4 ? F::Layout::NCHW : F::Layout::NC);
     EXPECT_EQ(m.dims[0], 2) << "--capture-batch 2";
+    // Offloaded: every layer's input but an in-place ReLU's and the network input.
+    ASSERT_TRUE(m.offload.has_value());
+    EXPECT_EQ(*m.offload, m.op != "relu" && idx != 0);
     // Capture order is forward order.
     auto it = last_index.find(m.iteration);
     if (it != last_index.end()) {
@@ -164,6 +169,38 @@ TEST_P(TrainShapes, CapturedTensorsMatchTheirLayers) {
     }
     EXPECT_EQ(bw.front().layer_index, static_cast<int>(layers.size()) - 1);
     EXPECT_EQ(bw.back().layer_index, 0);
+  }
+}
+
+// By default the input of an in-place ReLU (the dense conv/FC output it overwrites) is not recorded:
+// the trace holds exactly what a memory-virtualizing framework offloads, plus the network input
+// (offload = 0). Each ReLU still has its timeline rows.
+TEST(TrainRun, DefaultTraceHoldsTheOffloadSet) {
+  REQUIRE_DATA();
+  for (const std::string name : {"vgg", "resnet"}) {
+    SCOPED_TRACE(name);
+    TempDir d;
+    auto out = d / "t.h5";
+    auto r = run_command(tiny(name, out, "", "-i 1 --capture-first 1"));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    F::TraceReader rd(out);
+    auto net = cdma::train::make_net(name);
+    std::size_t relus = 0;
+    for (const auto& l : net->layers()) relus += l.op == "relu";
+    ASSERT_GT(relus, 0u);
+    EXPECT_EQ(rd.tensors().size(), net->layers().size() - relus);
+    std::int64_t offloaded = 0;
+    for (const auto& m : rd.tensors()) {
+      EXPECT_NE(m.op, "relu") << m.layer;
+      ASSERT_TRUE(m.offload.has_value());
+      EXPECT_EQ(*m.offload, m.layer_index != 0) << m.layer;
+      offloaded += m.offloaded();
+    }
+    EXPECT_EQ(offloaded, static_cast<std::int64_t>(rd.tensors().size()) - 1);
+    std::size_t relu_rows = 0;
+    for (const auto& row : rd.timeline()) relu_rows += row.op == "relu";
+    EXPECT_EQ(relu_rows, 2 * relus) << "one forward and one backward row per ReLU";
+    EXPECT_EQ(rd.root_attribute("relu").value_or("").rfind("in place", 0), 0u);
   }
 }
 

@@ -21,7 +21,7 @@ int Net::add(const std::string& name, const std::string& op, Holder h, bool flat
   std::string reg = name;  // module names may not contain dots
   std::replace(reg.begin(), reg.end(), '.', '_');
   register_module(reg, h.ptr());
-  layers_.push_back(LayerDef{name, op, nn::AnyModule(h), flatten_input, ""});
+  layers_.push_back(LayerDef{name, op, nn::AnyModule(h), op == "relu", flatten_input, ""});
   return static_cast<int>(layers_.size()) - 1;
 }
 
@@ -31,7 +31,9 @@ int Net::conv(const std::string& name, int in, int out, int k, int stride, int p
 int Net::linear(const std::string& name, int in, int out, bool flatten_input) {
   return add(name, "linear", nn::Linear(in, out), flatten_input);
 }
-int Net::relu(const std::string& name) { return add(name, "relu", nn::ReLU()); }
+// In place, as cuDNN frameworks run it: the output overwrites the input (a conv or FC output), so
+// the dense pre-ReLU tensor is never kept for backward (ReLU's backward needs only its output).
+int Net::relu(const std::string& name) { return add(name, "relu", nn::ReLU(nn::ReLUOptions(/*inplace=*/true))); }
 int Net::maxpool(const std::string& name, int k, int stride, int pad) {
   return add(name, "pool", nn::MaxPool2d(nn::MaxPool2dOptions(k).stride(stride).padding(pad)));
 }

@@ -12,13 +12,15 @@
 
 namespace cdma::train {
 
-// One layer of a network: what vDNN would see as a layer and offload the input of.
+// One layer of a network: what vDNN would see as a layer and offload the input of (unless the layer
+// runs in place: then its input is the previous layer's output buffer, overwritten by this layer).
 // Element-wise adds (ResNet) and channel concatenations (fire, inception) are not layers: their
 // inputs are outputs of recorded layers and their output is recorded as the next layer's input.
 struct LayerDef {
   std::string name;              // unique within the network ("conv1", "fire2.squeeze", "inc3a.b3x3")
   std::string op;                // trace-format op: conv, linear, relu, pool, bn, lrn, dropout, softmax
   torch::nn::AnyModule module;
+  bool in_place = false;         // the module overwrites its input (ReLU): that input is not offloaded
   bool flatten_input = false;    // the input is flattened to [N, F] first (first FC after the convs)
   std::string next;              // the layer that alone consumes this layer's output, "" when none
 };

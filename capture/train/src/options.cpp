@@ -39,6 +39,9 @@ void add_options(CLI::App& app, Options& o) {
                 "record the activations of the first K images of the batch (0 = whole batch)")
       ->capture_default_str();
 
+  g->add_flag("--record-relu-inputs", o.record_relu_inputs,
+              "also record the input of each (in-place) ReLU, the dense conv/FC output it overwrites, with "
+              "offload = 0: for study, never counted as offloaded");
   app.add_option("-o,--output", o.output, "trace file to write (default: <net>-fmnist.h5)");
   app.add_flag("-f,--force", o.force, "overwrite an existing trace file");
   app.add_option("--deflate", o.deflate, "HDF5 deflate level for tensors, 0-9 (0 = contiguous, uncompressed)")

@@ -48,6 +48,9 @@ struct Options {
   std::int64_t capture_spread = 0;
   bool no_capture = false;
   int capture_batch = 4;         // images of the batch whose activations are recorded (0: all)
+  // ReLU runs in place (as cuDNN frameworks run it), so its input, the dense conv/FC output, is
+  // overwritten and never offloaded. With this set it is still recorded, with offload = 0.
+  bool record_relu_inputs = false;
 
   std::string output;            // trace path; "" = <net>-fmnist.h5
   bool force = false;            // overwrite an existing output

@@ -44,22 +44,24 @@ std::int64_t now_ns() {
 std::vector<std::int64_t>* g_marks = nullptr;
 
 struct Mark : public torch::autograd::Function<Mark> {
-  static torch::Tensor forward(AutogradContext* ctx, torch::Tensor x, std::int64_t slot) {
+  // copy: return a copy instead of x itself, for inputs of in-place layers (autograd forbids
+  // modifying in place an input that a custom function returned as-is).
+  static torch::Tensor forward(AutogradContext* ctx, torch::Tensor x, std::int64_t slot, bool copy) {
     ctx->saved_data["slot"] = slot;
-    return x;
+    return copy ? x.clone() : x;
   }
   static variable_list backward(AutogradContext* ctx, variable_list grad) {
     auto slot = static_cast<std::size_t>(ctx->saved_data["slot"].toInt());
     if (g_marks && slot < g_marks->size()) (*g_marks)[slot] = now_ns();
-    return {grad[0], torch::Tensor()};
+    return {grad[0], torch::Tensor(), torch::Tensor()};
   }
 };
 
 // Records layer inputs and forward/backward times at captured iterations; a plain call otherwise.
 class Recorder : public LayerObserver {
  public:
-  Recorder(F::TraceWriter* w, std::size_t layers, std::int64_t cap_batch)
-      : writer_(w), cap_batch_(cap_batch), marks_(2 * layers, -1) {}
+  Recorder(F::TraceWriter* w, std::size_t layers, std::int64_t cap_batch, bool record_in_place_inputs)
+      : writer_(w), cap_batch_(cap_batch), record_in_place_(record_in_place_inputs), marks_(2 * layers, -1) {}
 
   void begin(std::int64_t iteration) {
     active_ = true;
@@ -67,20 +69,26 @@ class Recorder : public LayerObserver {
     fwd_.clear();
     std::fill(marks_.begin(), marks_.end(), -1);
     nonzeros_ = elements_ = 0;
+    first_call_ = next_call_;
     g_marks = &marks_;
   }
 
   torch::Tensor call(LayerDef& l, int id, const torch::Tensor& x) override {
     if (!active_) return l.module.forward(x);
     std::int64_t call_no = next_call_++;
-    record(l, id, x, call_no);
+    // What a memory-virtualizing framework offloads: every layer's input, except the input of an
+    // in-place layer (the previous layer's output buffer, which this layer overwrites: the next
+    // layer's input holds the result) and the network input (the data loader's batch, which the
+    // hardware model never offloads, HWMODEL.md).
+    const bool offload = !l.in_place && call_no != first_call_;
+    if (!l.in_place || record_in_place_) record(l, id, x, call_no, offload);
     auto slot = static_cast<std::int64_t>(id) * 2;
-    torch::Tensor in = x.requires_grad() ? Mark::apply(x, slot + 1) : x;
+    torch::Tensor in = x.requires_grad() ? Mark::apply(x, slot + 1, l.in_place) : x;
     std::int64_t t0 = now_ns();
     torch::Tensor y = l.module.forward(in);
     std::int64_t t1 = now_ns();
     fwd_.push_back({id, call_no, t0, t1, &l});
-    return y.requires_grad() ? Mark::apply(y, slot) : y;
+    return y.requires_grad() ? Mark::apply(y, slot, false) : y;
   }
 
   // After backward: writes the forward rows, then one backward row per layer in execution order.
@@ -125,7 +133,7 @@ class Recorder : public LayerObserver {
     return r;
   }
 
-  void record(const LayerDef& l, int id, const torch::Tensor& x, std::int64_t call_no) {
+  void record(const LayerDef& l, int id, const torch::Tensor& x, std::int64_t call_no, bool offload) {
     if (x.dim() != 4 && x.dim() != 2)
       throw TrainError("layer '" + l.name + "' has a " + std::to_string(x.dim()) +
                        "-D input; traces hold NCHW or NC tensors");
@@ -142,11 +150,14 @@ class Recorder : public LayerObserver {
     m.dtype = F::DType::f32;
     m.dims.assign(xs.sizes().begin(), xs.sizes().end());
     m.call = call_no;
+    m.offload = offload;
     auto bytes = std::span<const std::byte>(static_cast<const std::byte*>(xs.data_ptr()),
                                             static_cast<std::size_t>(xs.numel()) * sizeof(float));
     writer_->append_tensor(m, bytes);
-    nonzeros_ += xs.count_nonzero().item<std::int64_t>();
-    elements_ += xs.numel();
+    if (offload) {  // the progress line's density is that of the offloaded tensors
+      nonzeros_ += xs.count_nonzero().item<std::int64_t>();
+      elements_ += xs.numel();
+    }
     ++tensors_;
     // Test hook: simulate a crash (SIGKILL) after N tensors, to check that the trace stays readable.
     if (kill_after_ > 0 && tensors_ == kill_after_) std::raise(SIGKILL);
@@ -154,6 +165,8 @@ class Recorder : public LayerObserver {
 
   F::TraceWriter* writer_;
   std::int64_t cap_batch_;
+  bool record_in_place_;
+  std::int64_t first_call_ = 0;  // call number of the iteration's first layer call (network input)
   std::vector<std::int64_t> marks_;  // [2*id] backward start, [2*id+1] backward end
   std::vector<Fwd> fwd_;
   bool active_ = false;
@@ -318,6 +331,9 @@ RunResult run_training(const Options& o, const ProgressFn& progress, const std::
     writer->set_attribute("input_size", std::to_string(r.input_size));
     writer->set_attribute("optimizer", o.optimizer);
     writer->set_attribute("learning_rate", fmt_double(r.lr));
+    writer->set_attribute("relu", o.record_relu_inputs
+                                      ? "in place; inputs recorded with offload = 0 (--record-relu-inputs)"
+                                      : "in place; inputs not recorded (overwritten, never offloaded)");
     writer->set_attribute("timeline_method",
                           "forward: host clock around each layer call; backward: identity autograd nodes on each "
                           "layer's input and output (CPU autograd runs nodes one at a time)");
@@ -334,8 +350,8 @@ RunResult run_training(const Options& o, const ProgressFn& progress, const std::
       }
     }
   } fail_mark{writer};
-  Recorder rec(writer ? &*writer : nullptr, net->layers().size(),
-               o.capture_batch ? o.capture_batch : r.batch);
+  Recorder rec(writer ? &*writer : nullptr, net->layers().size(), o.capture_batch ? o.capture_batch : r.batch,
+               o.record_relu_inputs);
   net->set_observer(writer ? &rec : nullptr);
 
   std::mt19937_64 rng(o.seed);

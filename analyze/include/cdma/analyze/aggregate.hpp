@@ -27,6 +27,7 @@ struct TensorInfo {
   std::string layer;
   std::int32_t layer_index = 0;
   std::string op, role, phase;
+  bool offload = true;             // in the offload set (TensorMeta::offloaded(); /stats: role x)
   std::vector<std::int64_t> dims;  // stored order; empty for /stats rows
   std::string stored_dtype, stored_layout;
 };

@@ -18,14 +18,19 @@ struct IterRange {
   std::int64_t last = 0;
 };
 
-// Which tensors take part. An empty/unset filter passes everything.
+// Which tensors take part. An empty/unset filter passes everything; by default only the offload set
+// (TRACE_FORMAT.md: tensors with offload = 1, or forward-phase x where the attribute is absent) does.
 struct Filters {
+  // true: only what a memory-virtualizing framework offloads; false: every recorded tensor.
+  // /stats rows (no offload column) count as offloaded when their role is x.
+  bool offloaded_only = true;
   std::optional<std::vector<IterRange>> iterations;
   std::optional<std::vector<std::string>> layers;  // exact layer names
   std::optional<std::vector<std::string>> ops;
   std::optional<std::vector<std::string>> roles;
 
-  bool pass(std::int64_t iteration, const std::string& layer, const std::string& op, const std::string& role) const;
+  bool pass(std::int64_t iteration, const std::string& layer, const std::string& op, const std::string& role,
+            bool offloaded) const;
 };
 
 // Parses "0-3,7,10-" style iteration lists ("10-" = from 10 on). Throws formats::Error on bad text.
@@ -44,6 +49,10 @@ struct Options {
   // Map trace files and analyse contiguous, unfiltered tensors in place (no copy; the workers
   // fault the pages in, in parallel). Other tensors are read through the reader thread.
   bool zero_copy = true;
+  // Byte codecs never compress more than this many bytes as one block, and a tensor larger than
+  // this is analysed in windows of at most this size, so that memory stays bounded whatever the
+  // tensor size (docs/ANALYSIS_JSON.md, "Big tensors"). At least 16; tests lower it.
+  std::size_t max_block_bytes = std::size_t{64} << 20;
 
   // Checks and canonicalises codec, layout and dtype names. Throws formats::Error naming the
   // offending value and the accepted ones.

@@ -33,6 +33,10 @@ struct TraceSummary {
   std::int64_t tensors = 0;     // tensors with bytes analysed
   std::int64_t stats_rows = 0;  // /stats rows analysed
   std::int64_t filtered_out = 0;
+  std::int64_t not_offloaded = 0;  // of filtered_out: recorded, but not in the offload set
+  // The producer wrote `offload` attributes (so its offload set is stated, network input included),
+  // rather than leaving the format's default rule to apply.
+  bool offload_attribute = false;
   std::vector<Skipped> skipped;
   std::vector<std::string> warnings;  // the reader's non-fatal findings (e.g. complete = 0)
 };

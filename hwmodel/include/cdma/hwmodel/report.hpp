@@ -20,6 +20,11 @@ struct Scenario {
   double latency_us = 0;
   Policy policy = Policy::vdnn_all;
   std::vector<std::string> ratio_sources;  // how ratios were obtained, one phrase each
+  // Offloaded tensors with no measured ratio (for some engine's codec): "layer" or "layer (codec)",
+  // their bytes per iteration, and the fill rule they were replayed with ("none" = ratio 1).
+  std::vector<std::string> unmeasured;
+  std::int64_t unmeasured_bytes = 0;
+  std::string fill = "none";
 };
 
 // One run: results[0] is the oracle, results[1] vDNN, then each cDMA engine (same policy).
