@@ -25,7 +25,7 @@ struct Count {
 json describe(const TraceReader& r, bool list_tensors) {
   const auto& a = r.attrs();
   json j;
-  j["path"] = r.path().string();
+  j["path"] = formats::clean_text(r.path().string());  // a command-line path may hold any bytes
   j["format_version"] = a.format_version;
   j["producer"] = a.producer;
   j["source"] = a.source;
@@ -39,27 +39,44 @@ json describe(const TraceReader& r, bool list_tensors) {
   std::map<std::string, Count> by_dtype, by_op, by_role;
   std::set<std::int64_t> iterations;
   std::map<std::pair<std::int32_t, std::string>, std::pair<std::string, Count>> layers;
-  Count total;
+  Count total, offloaded;
+  bool stated = false;  // the producer wrote `offload` attributes
   json tensors = json::array();
+  // Byte sums of tensors whose sizes come from the file: checked, never wrapped.
+  auto add = [&](std::int64_t& sum, std::int64_t b) {
+    if (__builtin_add_overflow(sum, b, &sum))
+      throw formats::TraceError(r.path().string(), "/tensors",
+                                r.path().string() + ": /tensors: the tensors' byte counts sum to more than 2^63 - 1");
+  };
   for (const auto& t : r.tensors()) {
     std::int64_t b = t.bytes();
+    stated = stated || t.offload.has_value();
+    if (t.offloaded()) {
+      offloaded.tensors++;
+      add(offloaded.bytes, b);
+    }
     for (auto* m : {&by_dtype[std::string(formats::to_string(t.dtype))], &by_op[t.op], &by_role[t.role], &total}) {
       m->tensors++;
-      m->bytes += b;
+      add(m->bytes, b);
     }
     auto& l = layers[{t.layer_index, t.layer}];
     l.first = t.op;
     l.second.tensors++;
-    l.second.bytes += b;
+    add(l.second.bytes, b);
     iterations.insert(t.iteration);
     if (list_tensors)
       tensors.push_back({{"name", t.name}, {"iteration", t.iteration}, {"layer", t.layer},
                          {"layer_index", t.layer_index}, {"op", t.op}, {"role", t.role}, {"phase", t.phase},
                          {"layout", formats::to_string(t.layout)}, {"dtype", formats::to_string(t.dtype)},
-                         {"dims", t.dims}, {"bytes", b}});
+                         {"dims", t.dims}, {"bytes", b}, {"offload", t.offloaded()}});
   }
   j["tensors"] = total.tensors;
   j["bytes"] = total.bytes;
+  // What a memory-virtualizing framework offloads (TRACE_FORMAT.md `offload`; "default rule" when the
+  // producer did not say, so forward-phase x counts).
+  j["offloaded"] = {{"tensors", offloaded.tensors},
+                    {"bytes", offloaded.bytes},
+                    {"from", stated ? "offload attributes" : "default rule (forward-phase x)"}};
   j["iterations"] = std::vector<std::int64_t>(iterations.begin(), iterations.end());
   auto counts = [](const std::map<std::string, Count>& m) {
     json o = json::object();
@@ -95,6 +112,9 @@ void print_table(const json& j, bool list_tensors) {
   std::string it_s = its.empty() ? "none"
                                  : fmt::format("{} ({}..{})", its.size(), its.front(), its.back());
   row("tensors", fmt::format("{} ({})", j["tensors"].get<std::int64_t>(), human_bytes(j["bytes"].get<double>())));
+  row("offloaded", fmt::format("{} ({}; {})", j["offloaded"]["tensors"].get<std::int64_t>(),
+                               human_bytes(j["offloaded"]["bytes"].get<double>()),
+                               j["offloaded"]["from"].get<std::string>()));
   row("iterations", it_s);
   row("layers", std::to_string(j["layers"].size()));
   if (!j["dropped_tensors"].is_null()) row("dropped", std::to_string(j["dropped_tensors"].get<std::int64_t>()));
@@ -155,7 +175,9 @@ int run_info(int argc, char** argv) {
       rc = kExitFailure;
     }
   }
-  if (as_json) fmt::print("{}\n", all.dump(2));
+  // Every string in `all` is clean text (the reader escapes what a file holds); `replace` only
+  // guards the dump itself against ever throwing.
+  if (as_json) fmt::print("{}\n", all.dump(2, ' ', false, json::error_handler_t::replace));
   return rc;
 }
 

@@ -1,5 +1,6 @@
 // `cdma synth -o FILE`: writes a synthetic trace (source "synthetic") with the deterministic
 // activation generator of cdma::formats, for tests and benchmarks of the analyzer.
+#include "util.hpp"
 #include "verbs.hpp"
 
 #include <cdma/formats/synth.hpp>
@@ -44,28 +45,6 @@ std::vector<T> parse_list(const std::string& s, F conv, const char* what) {
   return out;
 }
 
-std::uint64_t parse_bytes(const std::string& s) {
-  std::size_t pos = 0;
-  double v = 0;
-  try {
-    v = std::stod(s, &pos);
-  } catch (...) {
-    throw formats::Error("--bytes '" + s + "' is not a size (expected e.g. 1G, 256M, 1000000)");
-  }
-  std::string unit = s.substr(pos);
-  double mul = 1;
-  if (unit == "K" || unit == "KiB" || unit == "k")
-    mul = 1024.0;
-  else if (unit == "M" || unit == "MiB")
-    mul = 1024.0 * 1024;
-  else if (unit == "G" || unit == "GiB")
-    mul = 1024.0 * 1024 * 1024;
-  else if (!unit.empty() && unit != "B")
-    throw formats::Error("--bytes '" + s + "': unknown unit (K, M or G)");
-  if (!(v > 0)) throw formats::Error("--bytes '" + s + "' must be positive");
-  return static_cast<std::uint64_t>(v * mul);
-}
-
 int run_synth(int argc, char** argv) {
   CLI::App app{
       "Write a synthetic trace (source \"synthetic\"): LAYERS x ITERATIONS tensors of SHAPE from the "
@@ -93,8 +72,11 @@ int run_synth(int argc, char** argv) {
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40))
       ->capture_default_str();
   app.add_option("--dead-share", dead_share, "channels/mixed: share of zeros from dead channels (0..1)")
+      ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
-  app.add_option("--mean-run", mean_run, "spatial/mixed: mean zero run along W (elements)")->capture_default_str();
+  app.add_option("--mean-run", mean_run, "spatial/mixed: mean zero run along W (elements, >= 1)")
+      ->check(CLI::Range(1.0, 1e15))
+      ->capture_default_str();
   app.add_option("--deflate", deflate, "HDF5 deflate level of the datasets (0 = contiguous)")
       ->check(CLI::Range(0, 9))
       ->capture_default_str();
@@ -110,6 +92,7 @@ int run_synth(int argc, char** argv) {
   formats::TensorMeta meta;
   std::int64_t tensor_bytes = 0;
   try {
+    if (out.empty()) throw formats::Error("-o needs a file name");
     base.dims = parse_list<std::int64_t>(
         shape, [](const std::string& x, std::size_t* u) { return std::stoll(x, u); }, "--shape");
     if (base.dims.size() != 4 && base.dims.size() != 2)
@@ -129,19 +112,31 @@ int run_synth(int argc, char** argv) {
     base.dtype = *t;
     base.dead_share = dead_share;
     base.mean_zero_run = mean_run;
+    for (double d : densities) {  // every value the generator will see, checked before any work
+      formats::SynthSpec each = base;
+      each.density = d;
+      formats::validate(each);
+    }
     meta.layout = base.dims.size() == 4 ? formats::Layout::NCHW : formats::Layout::NC;
     meta.dtype = *t;
     meta.dims = base.dims;
     meta.op = "conv";
     meta.role = "x";
     meta.phase = "forward";
+    meta.offload = true;  // every synthetic tensor stands for an offloaded post-ReLU activation
     tensor_bytes = meta.bytes();
-    if (tensor_bytes <= 0) throw formats::Error("--shape '" + shape + "' holds no elements");
+    if (tensor_bytes < 0) throw formats::Error("--shape '" + shape + "' holds more than 2^63 - 1 bytes");
+    if (tensor_bytes == 0) throw formats::Error("--shape '" + shape + "' holds no elements");
     if (!bytes.empty()) {
-      const std::uint64_t want = parse_bytes(bytes);
+      const std::uint64_t want = parse_byte_size(bytes, "--bytes");
+      if (want == 0) throw formats::Error("--bytes '" + bytes + "' must be positive");
       const auto per_iter = static_cast<std::uint64_t>(tensor_bytes) * static_cast<std::uint64_t>(layers);
       iterations = static_cast<std::int64_t>((want + per_iter - 1) / per_iter);
     }
+    std::int64_t total_bytes = 0;
+    if (__builtin_mul_overflow(iterations, static_cast<std::int64_t>(layers), &total_bytes) ||
+        __builtin_mul_overflow(total_bytes, tensor_bytes, &total_bytes) || total_bytes > (std::int64_t{1} << 62))
+      throw formats::Error("--iterations x --layers x the tensor size exceeds 2^62 bytes");
   } catch (const formats::Error& e) {
     fmt::print(stderr, "cdma synth: {}\n", e.what());
     return kExitUsage;

@@ -38,6 +38,17 @@ with h5py.File(path, "r") as f:
         for k in ("iteration", "layer_index"):
             if int(d.attrs[k]) != t[k]:
                 errors.append(f"{t['name']}: attribute {k} = {d.attrs[k]!r}, expected {t[k]!r}")
+        # `offload`: an int8 attribute when the writer was told, absent otherwise (TRACE_FORMAT.md).
+        want = t.get("offload")
+        if want is None:
+            if "offload" in d.attrs:
+                errors.append(f"{t['name']}: attribute offload present, the writer was not given one")
+        elif "offload" not in d.attrs:
+            errors.append(f"{t['name']}: attribute offload missing")
+        else:
+            a = d.attrs["offload"]
+            if np.asarray(a).dtype != np.int8 or int(a) != want:
+                errors.append(f"{t['name']}: offload = {a!r} ({np.asarray(a).dtype}), expected int8 {want}")
     if "timeline" in exp:
         tl = f["timeline"][()]
         got = [[int(r["iteration"]), int(r["call"]), int(r["layer_index"]), int(r["phase"]), s(r["op"]),

@@ -2,7 +2,8 @@
 Usage: h5py_mutate.py FILE ACTION [ARGS...]
   not-a-trace                      (creates FILE as a plain HDF5 file with one dataset)
   del-root ATTR                    set-root-int ATTR VALUE
-  del-tensor TENSOR ATTR           set-tensor-str TENSOR ATTR VALUE"""
+  del-tensor TENSOR ATTR           set-tensor-str TENSOR ATTR VALUE
+  set-tensor-int8 TENSOR ATTR VALUE"""
 import sys
 
 import h5py
@@ -20,6 +21,8 @@ with h5py.File(path, "r+") as f:
         f.attrs[args[0]] = np.int32(int(args[1]))
     elif action == "del-tensor":
         del f["tensors"][args[0]].attrs[args[1]]
+    elif action == "set-tensor-int8":
+        f["tensors"][args[0]].attrs[args[1]] = np.int8(int(args[2]))
     elif action == "set-tensor-str":
         f["tensors"][args[0]].attrs[args[1]] = args[2]
     else:

@@ -25,7 +25,7 @@ with h5py.File(out, "w") as f:
     f.attrs["dropped_tensors"] = 3
     g = f.create_group("tensors")
 
-    def add(seq, arr, dtype_name, layout, layer, layer_index, op, **kw):
+    def add(seq, arr, dtype_name, layout, layer, layer_index, op, offload=None, phase="forward", **kw):
         name = "%010d" % seq
         d = g.create_dataset(name, data=arr, **kw)
         d.attrs["iteration"] = seq // 2
@@ -33,25 +33,29 @@ with h5py.File(out, "w") as f:
         d.attrs["layer_index"] = np.int32(layer_index)
         d.attrs["op"] = op
         d.attrs["role"] = "x"
-        d.attrs["phase"] = "forward"
+        d.attrs["phase"] = phase
+        if offload is not None:  # h5py's own int8, as another producer would write it
+            d.attrs["offload"] = np.int8(offload)
         d.attrs["layout"] = layout
         d.attrs["dtype"] = dtype_name
         d.attrs["call"] = seq * 10
         raw = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<")).tobytes()
         expected["tensors"].append({"name": name, "dims": list(arr.shape), "dtype": dtype_name,
                                     "layout": layout, "layer": layer, "layer_index": layer_index,
-                                    "op": op, "iteration": seq // 2, "call": seq * 10,
+                                    "op": op, "iteration": seq // 2, "call": seq * 10, "offload": offload,
+                                    "offloaded": bool(offload) if offload is not None else phase == "forward",
                                     "hex": raw.hex()})
 
     a = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
     a[a < 0] = 0
     add(0, a, "float32", "NCHW", "conv1", 0, "conv")
     b = np.maximum(rng.standard_normal((2, 4, 5, 3)), 0).astype(np.float16)
-    add(1, b, "float16", "NHWC", "relu1", 1, "relu", chunks=(1, 4, 5, 3), shuffle=True, compression="gzip")
+    add(1, b, "float16", "NHWC", "relu1", 1, "relu", offload=0, chunks=(1, 4, 5, 3), shuffle=True,
+        compression="gzip")
     c = rng.integers(0, 65535, size=(3, 7), dtype=np.uint16)
-    add(2, c, "bfloat16", "NC", "fc1", 2, "linear")
+    add(2, c, "bfloat16", "NC", "fc1", 2, "linear", offload=1)
     d8 = rng.integers(-128, 127, size=(1, 2, 3, 3), dtype=np.int8)
-    add(3, d8, "int8", "CHWN", "pool1", 3, "pool")
+    add(3, d8, "int8", "CHWN", "pool1", 3, "pool", phase="backward")
     u8 = rng.integers(0, 255, size=(4, 2), dtype=np.uint8)
     add(4, u8, "uint8", "NC", "fc2", 4, "linear")
 

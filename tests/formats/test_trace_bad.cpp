@@ -83,6 +83,11 @@ TEST_F(BadInput, DtypeDisagreesWithElementType) {
   expect_rejected(good, {"/tensors/0000000000", "float16", "32-bit float"});
 }
 
+TEST_F(BadInput, OffloadNeitherZeroNorOne) {
+  mutate("set-tensor-int8 0000000000 offload 5");
+  expect_rejected(good, {"/tensors/0000000000", "'offload' is 5", "expected 0 or 1"});
+}
+
 TEST_F(BadInput, UnknownLayout) {
   mutate("set-tensor-str 0000000000 layout NWHC");
   expect_rejected(good, {"/tensors/0000000000", "NWHC"});

@@ -41,6 +41,9 @@ TEST(Interop, H5pyReadsWhatCdmaWrites) {
     for (auto d : {DType::f32, DType::f16, DType::bf16, DType::i8, DType::u8}) {
       for (auto l : {Layout::NCHW, Layout::NC}) {
         auto m = test::make_meta(d, l, i, i);
+        // offload: absent, 1 and 0 in turn (absent means the format's default rule).
+        if (i % 3 == 1) m.offload = true;
+        if (i % 3 == 2) m.offload = false;
         auto bytes = test::random_bytes(static_cast<std::size_t>(m.bytes()), static_cast<unsigned>(40 + i));
         if (d == DType::f16) {  // keep float16 values finite-or-not but never signalling-NaN ambiguous
           for (std::size_t k = 1; k < bytes.size(); k += 2) bytes[k] &= std::byte{0x7b};
@@ -51,7 +54,8 @@ TEST(Interop, H5pyReadsWhatCdmaWrites) {
         exp["tensors"].push_back({{"name", name}, {"dims", m.dims}, {"dtype", to_string(d)},
                                   {"layout", to_string(l)}, {"layer", m.layer}, {"op", m.op}, {"role", "x"},
                                   {"phase", "forward"}, {"iteration", m.iteration},
-                                  {"layer_index", m.layer_index}, {"hex", hex(bytes)}});
+                                  {"layer_index", m.layer_index}, {"hex", hex(bytes)},
+                                  {"offload", m.offload ? json(*m.offload ? 1 : 0) : json(nullptr)}});
         ++i;
       }
     }
@@ -116,6 +120,13 @@ TEST(Interop, CdmaReadsWhatH5pyWrites) {
     EXPECT_EQ(t.iteration, e["iteration"].get<std::int64_t>());
     EXPECT_EQ(t.call.value_or(-1), e["call"].get<std::int64_t>());
     EXPECT_EQ(hex(r.read(t)), e["hex"].get<std::string>()) << t.name;
+    if (e["offload"].is_null()) {
+      EXPECT_FALSE(t.offload.has_value()) << t.name;
+    } else {
+      ASSERT_TRUE(t.offload.has_value()) << t.name;
+      EXPECT_EQ(*t.offload, e["offload"].get<int>() == 1) << t.name;
+    }
+    EXPECT_EQ(t.offloaded(), e["offloaded"].get<bool>()) << t.name;
   }
   auto tl = r.timeline();
   ASSERT_EQ(tl.size(), 2u);
@@ -132,6 +143,9 @@ TEST(Interop, CdmaReadsWhatH5pyWrites) {
   ASSERT_EQ(info.exit_code, 0) << info.output;
   auto j = json::parse(info.output);
   EXPECT_EQ(j[0]["tensors"].get<int>(), 5);
+  // relu1 says offload = 0 and pool1 is a backward-phase x without the attribute: 3 offloaded.
+  EXPECT_EQ(j[0]["offloaded"]["tensors"].get<int>(), 3);
+  EXPECT_EQ(j[0]["offloaded"]["from"].get<std::string>(), "offload attributes");
   EXPECT_EQ(j[0]["producer"].get<std::string>(), "h5py-test 1.0");
   EXPECT_EQ(j[0]["timeline_rows"].get<int>(), 2);
 }
