@@ -55,6 +55,11 @@ nlohmann::json to_json(const ConvertSummary& s) {
   j["dropped_tensors"] = s.dropped;
   j["skipped_graph_capture"] = s.skipped_graph;
   j["skipped_unsafe"] = s.skipped_unsafe;
+  j["skipped_failed_calls"] = s.skipped_failed;
+  j["tensors_offloaded"] = s.offloaded;
+  j["tensors_not_offloaded"] = s.not_offloaded;
+  j["tensors_offload_unknown"] = s.offload_unknown;
+  j["stats_rows_not_offloaded"] = s.stats_not_offloaded;
   j["clean_end"] = s.clean_end;
   j["ops"] = s.ops;
   j["attrs"] = s.attrs;
@@ -64,11 +69,17 @@ nlohmann::json to_json(const ConvertSummary& s) {
 void print_summary(const ConvertSummary& s) {
   std::string ops;
   for (const auto& [op, n] : s.ops) ops += fmt::format("{}{} {}", ops.empty() ? "" : ", ", n, op);
-  fmt::print(stderr, "cdma capture: {} (pid {}): {} tensors ({}), {} stats rows, {} timeline rows ({} with GPU time), "
-                     "{} iterations{}{}\n",
-             s.trace.string(), s.pid, s.tensors, human_bytes(static_cast<double>(s.tensor_bytes)), s.stats_rows, s.timeline_rows,
-             s.timed_rows, s.iterations, ops.empty() ? "" : "; " + ops,
-             s.dropped ? fmt::format("; {} tensors dropped (budget or staging ring)", s.dropped) : "");
+  std::string offload;
+  if (s.tensors && !s.offload_unknown) offload = fmt::format(" ({} offloaded)", s.offloaded);
+  fmt::print(stderr, "cdma capture: {} (pid {}): {} tensors{} ({}), {} stats rows, {} timeline rows ({} with GPU time), "
+                     "{} iterations{}{}{}{}\n",
+             s.trace.string(), s.pid, s.tensors, offload, human_bytes(static_cast<double>(s.tensor_bytes)), s.stats_rows,
+             s.timeline_rows, s.timed_rows, s.iterations, ops.empty() ? "" : "; " + ops,
+             s.dropped ? fmt::format("; {} tensors dropped (budget or staging ring)", s.dropped) : "",
+             s.stats_not_offloaded ? fmt::format("; {} stats rows of inputs not offloaded (in place or backward) left "
+                                                 "out", s.stats_not_offloaded)
+                                   : "",
+             s.skipped_failed ? fmt::format("; {} tensors of failed calls not kept", s.skipped_failed) : "");
   if (!s.clean_end)
     fmt::print(stderr, "cdma capture: note: process {} did not finalise its spool (killed or crashed); the trace "
                        "holds what it had written\n", s.pid);

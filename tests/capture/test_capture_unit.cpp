@@ -137,6 +137,53 @@ TEST(Iteration, ForwardOnlyLoopsAndExplicitModes) {
   EXPECT_EQ(its, (std::vector<std::int64_t>{0, 0, 0, 1, 1, 1, 2}));
 }
 
+// A failed call is only peeked at (never reported with on_*): PyTorch's retried convolution plans.
+TEST(Iteration, FailedCallsDoNotAdvanceTheTracker) {
+  IterationTracker t(IterationMode::kAuto, 0);
+  int w0 = 0, w1 = 0;
+  std::int64_t dims[4] = {2, 3, 8, 8};
+  auto key0 = IterationTracker::anchor_key("conv", &w0, dims, 4);
+  auto key1 = IterationTracker::anchor_key("conv", &w1, dims, 4);
+  std::uint64_t link = IterationTracker::link_key("conv.w", &w1);
+  for (int it = 0; it < 3; ++it) {
+    // The first plan of conv0 fails, twice, then one runs: same names for all, one layer.
+    for (int retry = 0; retry < 2; ++retry) {
+      auto p = t.peek_forward("conv", key0);
+      EXPECT_EQ(p.iteration, it);
+      EXPECT_EQ(p.layer, "conv0");
+      EXPECT_EQ(p.layer_index, 0);
+    }
+    auto p = t.peek_forward("conv", key0);
+    auto a = t.on_forward("conv", key0, nullptr, 0);
+    EXPECT_EQ(a.iteration, p.iteration);
+    EXPECT_EQ(a.layer, p.layer);
+    EXPECT_EQ(a.layer_index, p.layer_index);
+    EXPECT_EQ(a.iteration, it);
+    // conv1 fails once, then succeeds.
+    EXPECT_EQ(t.peek_forward("conv", key1).layer, "conv1");
+    EXPECT_EQ(t.on_forward("conv", key1, &link, 1).layer, "conv1");
+    // A failed backward call is named like a successful one but is not a backward call seen.
+    auto pb = t.peek_backward("conv", &link, 1);
+    EXPECT_EQ(pb.layer, "conv1");
+    EXPECT_EQ(pb.iteration, it);
+    if (it == 0) {
+      // Without a successful backward call, conv0's key seen again would start an iteration only
+      // in a forward-only loop; here no backward was ever reported, so it would (peek says so).
+      EXPECT_EQ(t.peek_forward("conv", key0).iteration, 1);
+    }
+    EXPECT_EQ(t.on_backward("conv", &link, 1).layer, "conv1");
+  }
+  EXPECT_EQ(t.iterations_seen(), 3);
+  // Calls mode: failed calls are not counted.
+  IterationTracker c(IterationMode::kCalls, 2);
+  std::vector<std::int64_t> its;
+  for (int i = 0; i < 5; ++i) {
+    its.push_back(c.peek_forward("relu", 5).iteration);  // a failed call before each successful one
+    its.push_back(c.on_forward("relu", 5, nullptr, 0).iteration);
+  }
+  EXPECT_EQ(its, (std::vector<std::int64_t>{0, 0, 0, 0, 1, 1, 1, 1, 2, 2}));
+}
+
 TEST(Ring, ReservesWrapsAndReleasesOutOfOrder) {
   Ring r;
   r.reset(100);

@@ -1,11 +1,15 @@
-// Spool -> trace v1. Two passes over the spool: the first (tensor data skipped) joins CUPTI
-// correlation and kernel records into per-call GPU time and gathers attributes and counters;
-// the second streams tensors, stats rows and timeline rows into the TraceWriter.
+// Spool -> trace v1. Two passes over the spool: the first (tensor data skipped) checks every
+// record, joins CUPTI correlation and kernel records into per-call GPU time and gathers attributes
+// and counters; the second streams tensors, stats rows and timeline rows into the TraceWriter,
+// which writes a temporary file renamed into place once closed (collector.hpp).
 #include <cdma/capture/collector.hpp>
+#include <cdma/capture/config.hpp>
 #include <cdma/formats/trace.hpp>
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
+#include <unistd.h>
 #include <unordered_map>
 
 namespace cdma::capture {
@@ -16,13 +20,77 @@ using formats::Layout;
 
 namespace {
 
+// The fixed part of a record that check_record() accepted.
 template <class T>
 T as(const SpoolRecord& r) {
   T t{};
-  if (r.payload.size() < sizeof(T))
-    throw CaptureError("spool record of type " + std::to_string(static_cast<int>(r.type)) + " is shorter than expected");
+  if (r.payload.size() < sizeof(T))  // unreachable after check_record; kept as a guard
+    throw CaptureError("spool record at offset " + std::to_string(r.offset) + " is shorter than its type needs");
   std::memcpy(&t, r.payload.data(), sizeof(T));
   return t;
+}
+
+// An op or role name the interposer writes (config.hpp's lists, without "all").
+template <std::size_t N, std::size_t M>
+bool one_of(const char (&field)[N], const std::pair<std::string_view, std::uint32_t> (&names)[M]) {
+  std::string_view v(field, spool::str_len(field));
+  if (v == "all") return false;
+  for (const auto& n : names)
+    if (v == n.first) return true;
+  return false;
+}
+
+template <std::size_t N>
+std::string shown(const char (&field)[N]) {
+  std::string v(field, spool::str_len(field)), out;
+  for (unsigned char c : v) out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
+  return out;
+}
+
+std::string check_fixed(const SpoolRecord& r, std::size_t want, const char* what) {
+  if (r.payload_bytes == want) return {};
+  return std::string(what) + " record of " + std::to_string(r.payload_bytes) + " bytes, expected " +
+         std::to_string(want);
+}
+
+std::string check_tensor(const SpoolRecord& r) {
+  if (r.payload_bytes < sizeof(spool::TensorRecord) || r.payload.size() < sizeof(spool::TensorRecord))
+    return "tensor record of " + std::to_string(r.payload_bytes) + " bytes, shorter than its fixed part";
+  auto t = as<spool::TensorRecord>(r);
+  const std::string of = " (tensor of call " + std::to_string(t.call) + ")";
+  if (t.dtype > 4) return "unknown dtype code " + std::to_string(t.dtype) + of;
+  if (t.layout > 3) return "unknown layout code " + std::to_string(t.layout) + of;
+  const int rank = t.layout == 3 ? 2 : 4;
+  if (t.ndims != rank)
+    return "rank " + std::to_string(t.ndims) + ", its layout needs " + std::to_string(rank) + of;
+  if (t.phase > 1) return "unknown phase code " + std::to_string(t.phase) + of;
+  if (!one_of(t.op, kOpNames)) return "unknown op '" + shown(t.op) + "'" + of;
+  if (!one_of(t.role, kRoleNames)) return "unknown role '" + shown(t.role) + "'" + of;
+  if (spool::str_len(t.layer) == 0) return "empty layer name" + of;
+  static constexpr std::uint64_t kSize[] = {4, 2, 2, 1, 1};
+  std::uint64_t bytes = kSize[t.dtype];
+  for (int k = 0; k < t.ndims; ++k) {
+    if (t.dims[k] < 0) return "negative dimension" + of;
+    const auto d = static_cast<std::uint64_t>(t.dims[k]);
+    if (d != 0 && bytes > std::numeric_limits<std::uint64_t>::max() / d) return "dimensions overflow 64 bits" + of;
+    bytes *= d;
+  }
+  if (t.data_bytes != bytes) return "data_bytes " + std::to_string(t.data_bytes) + ", dims need " + std::to_string(bytes) + of;
+  if (r.payload_bytes - sizeof(t) != t.data_bytes)
+    return "holds " + std::to_string(r.payload_bytes - sizeof(t)) + " data bytes, expected " + std::to_string(bytes) + of;
+  return {};
+}
+
+std::string check_stats(const SpoolRecord& r) {
+  if (auto e = check_fixed(r, sizeof(spool::StatsRecord), "stats"); !e.empty()) return e;
+  auto s = as<spool::StatsRecord>(r);
+  const std::string of = " (stats of call " + std::to_string(s.call) + ")";
+  if (!one_of(s.op, kOpNames)) return "unknown op '" + shown(s.op) + "'" + of;
+  if (!one_of(s.role, kRoleNames)) return "unknown role '" + shown(s.role) + "'" + of;
+  if (s.elements < 0 || s.nonzeros < 0 || s.zero_runs < 0 || s.nonzeros > s.elements || s.zero_runs > s.elements)
+    return "inconsistent counts (elements " + std::to_string(s.elements) + ", nonzeros " + std::to_string(s.nonzeros) +
+           ", zero runs " + std::to_string(s.zero_runs) + ")" + of;
+  return {};
 }
 
 template <std::size_t N>
@@ -53,6 +121,35 @@ Layout layout_of(std::uint8_t l, const fs::path& p) {
 
 }  // namespace
 
+std::string check_record(const SpoolRecord& r) {
+  switch (r.type) {
+    case spool::RecordType::kAttr: {
+      if (r.payload_bytes < sizeof(spool::AttrRecord) || r.payload.size() != r.payload_bytes)
+        return "attribute record of " + std::to_string(r.payload_bytes) + " bytes";
+      auto a = as<spool::AttrRecord>(r);
+      if (std::uint64_t{a.key_bytes} + a.value_bytes + sizeof(a) != r.payload_bytes)
+        return "attribute record whose key (" + std::to_string(a.key_bytes) + " bytes) and value (" +
+               std::to_string(a.value_bytes) + " bytes) do not fill its " + std::to_string(r.payload_bytes) + " bytes";
+      if (a.key_bytes == 0) return "attribute record with an empty key";
+      return {};
+    }
+    case spool::RecordType::kTensor: return check_tensor(r);
+    case spool::RecordType::kTimeline: {
+      if (auto e = check_fixed(r, sizeof(spool::TimelineRecord), "timeline"); !e.empty()) return e;
+      auto t = as<spool::TimelineRecord>(r);
+      if (t.phase != 0 && t.phase != 1) return "timeline row with phase code " + std::to_string(t.phase);
+      if (!one_of(t.op, kOpNames)) return "timeline row with unknown op '" + shown(t.op) + "'";
+      return {};
+    }
+    case spool::RecordType::kStats: return check_stats(r);
+    case spool::RecordType::kCorr: return check_fixed(r, sizeof(spool::CorrRecord), "CUPTI correlation");
+    case spool::RecordType::kKernel: return check_fixed(r, sizeof(spool::KernelRecord), "CUPTI kernel");
+    case spool::RecordType::kCounters:
+    case spool::RecordType::kEnd: return check_fixed(r, sizeof(spool::CountersRecord), "counters");
+  }
+  return "unknown record type " + std::to_string(static_cast<int>(r.type));
+}
+
 std::vector<fs::path> find_spools(const fs::path& dir) {
   std::vector<fs::path> out;
   std::error_code ec;
@@ -64,75 +161,11 @@ std::vector<fs::path> find_spools(const fs::path& dir) {
   return out;
 }
 
-ConvertSummary convert_spool(const fs::path& spool_path, const fs::path& trace_path, const ConvertOptions& opts) {
-  ConvertSummary sum;
-  sum.spool = spool_path;
-  sum.trace = trace_path;
+namespace {
 
-  // Pass 1: attributes, counters, CUPTI joins.
-  std::unordered_map<std::uint64_t, std::uint64_t> corr_to_call;
-  std::vector<spool::KernelRecord> kernels;
-  spool::CountersRecord counters{};
-  bool have_counters = false;
-  bool cupti_seen = false;
-  {
-    SpoolReader r(spool_path);
-    sum.pid = r.header().pid;
-    SpoolRecord rec;
-    while (r.next(rec, false)) {
-      switch (rec.type) {
-        case spool::RecordType::kAttr: {
-          auto a = as<spool::AttrRecord>(rec);
-          if (sizeof(a) + a.key_bytes + a.value_bytes > rec.payload.size()) break;
-          const char* p = reinterpret_cast<const char*>(rec.payload.data()) + sizeof(a);
-          sum.attrs[std::string(p, a.key_bytes)] = std::string(p + a.key_bytes, a.value_bytes);
-          break;
-        }
-        case spool::RecordType::kCorr: {
-          auto c = as<spool::CorrRecord>(rec);
-          corr_to_call[c.correlation_id] = c.call;
-          cupti_seen = true;
-          break;
-        }
-        case spool::RecordType::kKernel:
-          kernels.push_back(as<spool::KernelRecord>(rec));
-          cupti_seen = true;
-          break;
-        case spool::RecordType::kCounters:
-          counters = as<spool::CountersRecord>(rec);
-          have_counters = true;
-          break;
-        case spool::RecordType::kEnd:
-          counters = as<spool::CountersRecord>(rec);
-          have_counters = true;
-          sum.clean_end = true;
-          break;
-        default: break;
-      }
-    }
-    sum.truncated = r.truncated();
-  }
-  std::unordered_map<std::uint64_t, std::int64_t> device_ns;
-  for (const auto& k : kernels) {
-    auto it = corr_to_call.find(k.correlation_id);
-    if (it == corr_to_call.end() || k.end_ns < k.start_ns) continue;
-    device_ns[it->second] += static_cast<std::int64_t>(k.end_ns - k.start_ns);
-  }
-
-  formats::TraceAttrs attrs;
-  attrs.producer = sum.attrs.count("producer") ? sum.attrs["producer"] : "cdma-capture";
-  attrs.source = "cudnn";
-  if (!opts.model.empty()) attrs.model = opts.model;
-  if (!opts.framework.empty()) attrs.framework = opts.framework;
-  if (sum.attrs.count("device")) attrs.device = sum.attrs["device"];
-  attrs.command = opts.command.empty() ? sum.attrs["command"] : opts.command;
-  formats::WriterOptions wo;
-  wo.overwrite = opts.overwrite;
-  wo.deflate_level = opts.deflate_level;
-  wo.flush_every = 64;  // the spool stays until the trace is closed, so the trace need not be crash-safe
-  formats::TraceWriter w(trace_path, attrs, wo);
-
-  // Pass 2: data.
+// Pass 2: streams the spool's data into the writer.
+void write_data(const fs::path& spool_path, formats::TraceWriter& w, ConvertSummary& sum,
+                const std::unordered_map<std::uint64_t, std::int64_t>& device_ns) {
   SpoolReader r(spool_path);
   const std::int64_t t0 = r.header().start_mono_ns;
   SpoolRecord rec;
@@ -149,16 +182,17 @@ ConvertSummary convert_spool(const fs::path& spool_path, const fs::path& trace_p
         m.phase = t.phase == 0 ? "forward" : "backward";
         m.dtype = dtype_of(t.dtype, spool_path);
         m.layout = layout_of(t.layout, spool_path);
-        if (t.ndims != formats::layout_rank(m.layout))
-          throw CaptureError("spool " + spool_path.string() + ": tensor of call " + std::to_string(t.call) +
-                             " has rank " + std::to_string(t.ndims) + ", its layout needs " +
-                             std::to_string(formats::layout_rank(m.layout)));
         m.dims.assign(t.dims, t.dims + t.ndims);
         m.call = t.call;
-        if (rec.payload.size() != sizeof(t) + t.data_bytes || static_cast<std::int64_t>(t.data_bytes) != m.bytes())
-          throw CaptureError("spool " + spool_path.string() + ": tensor of call " + std::to_string(t.call) +
-                             " holds " + std::to_string(rec.payload.size() - sizeof(t)) + " bytes, expected " +
-                             std::to_string(m.bytes()));
+        if (rec.flags & spool::kRecOffloadKnown) {
+          m.offload = (rec.flags & spool::kRecOffload) != 0;
+          (*m.offload ? sum.offloaded : sum.not_offloaded)++;
+        } else {
+          sum.offload_unknown++;  // older spool: the trace format's default rule applies
+        }
+        if (rec.payload.size() != sizeof(t) + t.data_bytes)  // the file changed since pass 1
+          throw CaptureError("spool " + spool_path.string() + ": tensor record at offset " + std::to_string(rec.offset) +
+                             " changed while being converted");
         w.append_tensor(m, std::span<const std::byte>(reinterpret_cast<const std::byte*>(rec.payload.data()) + sizeof(t),
                                                       t.data_bytes));
         sum.tensors++;
@@ -168,6 +202,13 @@ ConvertSummary convert_spool(const fs::path& spool_path, const fs::path& trace_p
       }
       case spool::RecordType::kStats: {
         auto s = as<spool::StatsRecord>(rec);
+        // /stats has no offload column and analysis counts its role-x rows as offloaded: a row of
+        // an input the interposer knows is not offloaded (in-place call, backward phase) is left
+        // out rather than written as if it were (docs/CAPTURE.md).
+        if ((rec.flags & spool::kRecOffloadKnown) && !(rec.flags & spool::kRecOffload) && str(s.role) == "x") {
+          sum.stats_not_offloaded++;
+          break;
+        }
         formats::StatsRow row;
         row.iteration = s.iteration;
         row.call = s.call;
@@ -205,30 +246,127 @@ ConvertSummary convert_spool(const fs::path& spool_path, const fs::path& trace_p
       default: break;
     }
   }
-  if (have_counters) {
-    sum.dropped = counters.dropped_tensors;
-    sum.iterations = counters.iterations;
-    sum.calls = counters.calls;
-    sum.skipped_graph = counters.skipped_graph;
-    sum.skipped_unsafe = counters.skipped_unsafe;
-    w.set_dropped_tensors(counters.dropped_tensors);
-    w.set_attribute("capture_counters",
-                    "calls=" + std::to_string(counters.calls) + " dropped_budget=" +
-                        std::to_string(counters.dropped_budget) + " dropped_ring=" +
-                        std::to_string(counters.dropped_ring) + " skipped_graph_capture=" +
-                        std::to_string(counters.skipped_graph) + " skipped_unsafe=" +
-                        std::to_string(counters.skipped_unsafe) + " cupti_dropped=" +
-                        std::to_string(counters.cupti_dropped));
+}
+
+}  // namespace
+
+ConvertSummary convert_spool(const fs::path& spool_path, const fs::path& trace_path, const ConvertOptions& opts) {
+  ConvertSummary sum;
+  sum.spool = spool_path;
+  sum.trace = trace_path;
+
+  // Pass 1: every record checked; attributes, counters, CUPTI joins.
+  std::unordered_map<std::uint64_t, std::uint64_t> corr_to_call;
+  std::vector<spool::KernelRecord> kernels;
+  spool::CountersRecord counters{};
+  bool have_counters = false;
+  bool cupti_seen = false;
+  {
+    SpoolReader r(spool_path);
+    sum.pid = r.header().pid;
+    SpoolRecord rec;
+    while (r.next(rec, false)) {
+      if (auto why = check_record(rec); !why.empty())
+        throw CaptureError("spool " + spool_path.string() + ": damaged record at offset " + std::to_string(rec.offset) +
+                           ": " + why + "; no trace written (the spool is left as it is)");
+      switch (rec.type) {
+        case spool::RecordType::kAttr: {
+          auto a = as<spool::AttrRecord>(rec);
+          const char* p = reinterpret_cast<const char*>(rec.payload.data()) + sizeof(a);
+          sum.attrs[std::string(p, a.key_bytes)] = std::string(p + a.key_bytes, a.value_bytes);
+          break;
+        }
+        case spool::RecordType::kCorr: {
+          auto c = as<spool::CorrRecord>(rec);
+          corr_to_call[c.correlation_id] = c.call;
+          cupti_seen = true;
+          break;
+        }
+        case spool::RecordType::kKernel:
+          kernels.push_back(as<spool::KernelRecord>(rec));
+          cupti_seen = true;
+          break;
+        case spool::RecordType::kCounters:
+          counters = as<spool::CountersRecord>(rec);
+          have_counters = true;
+          break;
+        case spool::RecordType::kEnd:
+          counters = as<spool::CountersRecord>(rec);
+          have_counters = true;
+          sum.clean_end = true;
+          break;
+        default: break;
+      }
+    }
+    if (r.damaged())
+      throw CaptureError("spool " + spool_path.string() + ": damaged " + r.damage() +
+                         "; no trace written (the spool is left as it is)");
+    sum.truncated = r.truncated();
   }
-  for (const char* k : {"capture_options", "cudnn_version"})
-    if (sum.attrs.count(k)) w.set_attribute(k, sum.attrs[k]);
-  w.set_attribute("capture_pid", std::to_string(sum.pid));
-  w.set_attribute("capture_gpu_time", cupti_seen ? "cupti" : "unavailable");
-  w.set_attribute("capture_end", sum.clean_end ? "clean"
-                                 : sum.truncated ? "truncated: the process died while writing a record"
-                                                 : "abrupt: the process ended without finalising (killed or crashed)");
-  for (const auto& [k, v] : opts.extra_attrs) w.set_attribute(k, v);
-  w.close();
+  std::unordered_map<std::uint64_t, std::int64_t> device_ns;
+  for (const auto& k : kernels) {
+    auto it = corr_to_call.find(k.correlation_id);
+    if (it == corr_to_call.end() || k.end_ns < k.start_ns) continue;
+    device_ns[it->second] += static_cast<std::int64_t>(k.end_ns - k.start_ns);
+  }
+
+  formats::TraceAttrs attrs;
+  attrs.producer = sum.attrs.count("producer") ? sum.attrs["producer"] : "cdma-capture";
+  attrs.source = "cudnn";
+  if (!opts.model.empty()) attrs.model = opts.model;
+  if (!opts.framework.empty()) attrs.framework = opts.framework;
+  if (sum.attrs.count("device")) attrs.device = sum.attrs["device"];
+  attrs.command = opts.command.empty() ? sum.attrs["command"] : opts.command;
+  if (!opts.overwrite && fs::exists(trace_path))
+    throw CaptureError("trace " + trace_path.string() + " exists (not overwritten)");
+  formats::WriterOptions wo;
+  wo.overwrite = true;  // the temporary file
+  wo.deflate_level = opts.deflate_level;
+  wo.flush_every = 64;  // the spool stays until the trace is renamed into place, so the file need not be crash-safe
+  // Written beside the trace under a temporary name, renamed once closed.
+  const fs::path tmp = trace_path.parent_path() /
+                       ("." + trace_path.filename().string() + ".partial-" + std::to_string(::getpid()));
+  try {
+    formats::TraceWriter w(tmp, attrs, wo);
+    write_data(spool_path, w, sum, device_ns);
+    if (have_counters) {
+      sum.dropped = counters.dropped_tensors;
+      sum.iterations = counters.iterations;
+      sum.calls = counters.calls;
+      sum.skipped_graph = counters.skipped_graph;
+      sum.skipped_unsafe = counters.skipped_unsafe;
+      sum.skipped_failed = counters.skipped_failed;
+      w.set_dropped_tensors(counters.dropped_tensors);
+      w.set_attribute("capture_counters",
+                      "calls=" + std::to_string(counters.calls) + " dropped_budget=" +
+                          std::to_string(counters.dropped_budget) + " dropped_ring=" +
+                          std::to_string(counters.dropped_ring) + " skipped_graph_capture=" +
+                          std::to_string(counters.skipped_graph) + " skipped_unsafe=" +
+                          std::to_string(counters.skipped_unsafe) + " skipped_failed_calls=" +
+                          std::to_string(counters.skipped_failed) + " cupti_dropped=" +
+                          std::to_string(counters.cupti_dropped) + " stats_rows_not_offloaded=" +
+                          std::to_string(sum.stats_not_offloaded));
+    }
+    for (const char* k : {"capture_options", "cudnn_version"})
+      if (sum.attrs.count(k)) w.set_attribute(k, sum.attrs[k]);
+    w.set_attribute("capture_pid", std::to_string(sum.pid));
+    w.set_attribute("capture_gpu_time", cupti_seen ? "cupti" : "unavailable");
+    w.set_attribute("capture_offload", sum.offload_unknown
+                                           ? "unknown (older spool): tensors carry no offload attribute"
+                                           : "offload = 1: forward x not overwritten by its own call; 0: the rest");
+    w.set_attribute("capture_end", sum.clean_end ? "clean"
+                                   : sum.truncated ? "truncated: the process died while writing a record"
+                                                   : "abrupt: the process ended without finalising (killed or crashed)");
+    for (const auto& [k, v] : opts.extra_attrs) w.set_attribute(k, v);
+    w.close();
+    std::error_code ec;
+    fs::rename(tmp, trace_path, ec);
+    if (ec) throw CaptureError("cannot rename " + tmp.string() + " to " + trace_path.string() + ": " + ec.message());
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw;
+  }
   return sum;
 }
 

@@ -39,43 +39,56 @@ void IterationTracker::mark() {
   start_iteration();
 }
 
-LayerAssign IterationTracker::on_forward(const char* op, std::uint64_t anchor_key,
-                                         const std::uint64_t* links, int nlinks) {
-  LayerAssign a;
+int IterationTracker::forward_effect(std::uint64_t anchor_key) const noexcept {
   switch (mode_) {
     case IterationMode::kAuto:
-      if (!have_anchor_) {
-        have_anchor_ = true;
-        anchor_ = anchor_key;
-        a.new_iteration = true;
-      } else if (anchor_key == anchor_ && forward_calls_ > 0 &&
-                 (backward_since_start_ || !ever_backward_)) {
-        ++iteration_;
-        start_iteration();
-        a.new_iteration = true;
-      }
-      break;
+      if (!have_anchor_) return 1;
+      if (anchor_key == anchor_ && forward_calls_ > 0 && (backward_since_start_ || !ever_backward_)) return 2;
+      return 0;
     case IterationMode::kCalls:
-      if (forward_calls_ >= calls_per_iteration_) {
-        ++iteration_;
-        start_iteration();
-        a.new_iteration = true;
-      }
-      break;
+      return forward_calls_ >= calls_per_iteration_ ? 2 : 0;
     case IterationMode::kMarker:
-      break;
+      return 0;
   }
-  a.iteration = iteration_;
-  a.layer_index = static_cast<std::int32_t>(forward_calls_++);
-  int k = per_op_[op]++;
+  return 0;
+}
+
+LayerAssign IterationTracker::assign_forward(const char* op, int effect) const {
+  LayerAssign a;
+  a.new_iteration = effect != 0;
+  a.iteration = iteration_ + (effect == 2 ? 1 : 0);
+  a.layer_index = static_cast<std::int32_t>(effect == 2 ? 0 : forward_calls_);
+  int k = 0;
+  if (effect != 2) {
+    auto it = per_op_.find(op);
+    if (it != per_op_.end()) k = it->second;
+  }
   a.layer = std::string(op) + std::to_string(k);
+  return a;
+}
+
+LayerAssign IterationTracker::peek_forward(const char* op, std::uint64_t anchor_key) const {
+  return assign_forward(op, forward_effect(anchor_key));
+}
+
+LayerAssign IterationTracker::on_forward(const char* op, std::uint64_t anchor_key,
+                                         const std::uint64_t* links, int nlinks) {
+  const int effect = forward_effect(anchor_key);
+  const LayerAssign a = assign_forward(op, effect);  // exactly what peek_forward said
+  if (effect == 1) {
+    have_anchor_ = true;
+    anchor_ = anchor_key;
+  } else if (effect == 2) {
+    ++iteration_;
+    start_iteration();
+  }
+  ++forward_calls_;
+  per_op_[op]++;
   for (int i = 0; i < nlinks; ++i) links_.insert_or_assign(links[i], Layer{a.layer_index, a.layer});
   return a;
 }
 
-LayerAssign IterationTracker::on_backward(const char* op, const std::uint64_t* links, int nlinks) {
-  backward_since_start_ = true;
-  ever_backward_ = true;
+LayerAssign IterationTracker::peek_backward(const char* op, const std::uint64_t* links, int nlinks) const {
   LayerAssign a;
   a.iteration = iteration_;
   for (int i = 0; i < nlinks; ++i) {
@@ -89,6 +102,12 @@ LayerAssign IterationTracker::on_backward(const char* op, const std::uint64_t* l
   a.layer_index = -1;
   a.layer = std::string(op) + "_bwd";
   return a;
+}
+
+LayerAssign IterationTracker::on_backward(const char* op, const std::uint64_t* links, int nlinks) {
+  backward_since_start_ = true;
+  ever_backward_ = true;
+  return peek_backward(op, links, nlinks);
 }
 
 }  // namespace cdma::capture

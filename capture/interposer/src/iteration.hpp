@@ -10,6 +10,13 @@
 // "<op><k>" with k counting that op's calls in the iteration ("conv0", "bn0", "conv1").
 // Backward calls find their forward layer through link keys (the pointers both calls share:
 // conv X and W, BN X, activation X/Y, ...); unmatched backward calls get layer_index -1.
+//
+// Only calls that succeeded count. The interposer asks peek_*() before the real call (for the
+// names of the tensors it copies) and reports the call with on_*() afterwards, only when the call
+// returned success: a failed call (PyTorch tries cuDNN plans until one runs, so a convolution may
+// fail before the same convolution succeeds) neither becomes the anchor, nor starts an iteration,
+// nor numbers a layer, nor counts as the backward call that lets the next anchor call start an
+// iteration.
 #pragma once
 
 #include <cdma/capture/config.hpp>
@@ -32,12 +39,16 @@ class IterationTracker {
   IterationTracker(IterationMode mode, std::int64_t calls_per_iteration)
       : mode_(mode), calls_per_iteration_(calls_per_iteration) {}
 
-  // A forward call. `anchor_key` identifies the call across iterations; `links` are keys a
-  // backward call may later present (use link_key()).
+  // A forward call that succeeded. `anchor_key` identifies the call across iterations; `links`
+  // are keys a backward call may later present (use link_key()).
   LayerAssign on_forward(const char* op, std::uint64_t anchor_key, const std::uint64_t* links,
                          int nlinks);
-  // A backward call; `links` as above, first match wins.
+  // What on_forward would return now, without changing anything (before the call's status is known).
+  LayerAssign peek_forward(const char* op, std::uint64_t anchor_key) const;
+  // A backward call that succeeded; `links` as above, first match wins.
   LayerAssign on_backward(const char* op, const std::uint64_t* links, int nlinks);
+  // What on_backward would return now, without changing anything.
+  LayerAssign peek_backward(const char* op, const std::uint64_t* links, int nlinks) const;
   // cdma_capture_mark_iteration(): in marker mode, starts the next iteration. Calls before the
   // first mark belong to iteration 0; a first mark with no calls before it does not advance.
   void mark();
@@ -51,6 +62,10 @@ class IterationTracker {
 
  private:
   void start_iteration();
+  // What a forward call with this key does: 0 nothing, 1 becomes the first anchor, 2 starts the
+  // next iteration.
+  int forward_effect(std::uint64_t anchor_key) const noexcept;
+  LayerAssign assign_forward(const char* op, int effect) const;
 
   IterationMode mode_;
   std::int64_t calls_per_iteration_;

@@ -71,6 +71,9 @@ struct CtxRes {
 struct Item {
   enum Kind : std::uint8_t { kRaw, kTensor, kStats } kind = kRaw;
   std::uint16_t type = 0;
+  std::uint16_t rflags = 0;  // spool::RecordFlags of a tensor or stats record
+  const char* role = "x";    // of a tensor or stats record (a string literal of the wrapper)
+  bool discard = false;      // the call failed: wait for the copy, free its slot, write nothing
   std::vector<unsigned char> raw;
   std::size_t ring_off = 0;
   CUevent ev = nullptr;
@@ -82,7 +85,7 @@ struct Item {
 
 struct Counters {
   std::atomic<std::int64_t> calls{0}, tensors{0}, stats{0}, bytes{0}, dropped{0}, dropped_budget{0},
-      dropped_ring{0}, skipped_graph{0}, skipped_unsafe{0}, cupti_dropped{0};
+      dropped_ring{0}, skipped_graph{0}, skipped_unsafe{0}, cupti_dropped{0}, skipped_failed{0};
 };
 
 struct State {
@@ -157,9 +160,9 @@ bool write_all(int fd, const void* p, std::size_t n) noexcept {
 }
 
 void write_record(State& st, std::uint16_t type, const void* a, std::size_t na, const void* b = nullptr,
-                  std::size_t nb = 0) noexcept {
+                  std::size_t nb = 0, std::uint16_t flags = 0) noexcept {
   if (st.write_failed.load()) return;
-  spool::RecordHeader h{spool::kRecordMagic, type, 0, na + nb};
+  spool::RecordHeader h{spool::kRecordMagic, type, flags, na + nb};
   // Header and fixed part in one write; bulk data in a second (readers drop a truncated record).
   unsigned char buf[sizeof(h) + 512];
   bool ok;
@@ -190,6 +193,7 @@ spool::CountersRecord counters_record(State& st) {
   c.skipped_graph = st.n.skipped_graph;
   c.skipped_unsafe = st.n.skipped_unsafe;
   c.cupti_dropped = st.n.cupti_dropped;
+  c.skipped_failed = st.n.skipped_failed;
   {
     std::lock_guard lk(st.iter_mu);
     c.iterations = st.tracker.iterations_seen();
@@ -216,9 +220,11 @@ void process(State& st, Item& it, std::vector<unsigned char>& scratch) {
     write_record(st, it.type, it.raw.data(), it.raw.size());
     return;
   }
-  CUresult r = st.drv.EventSynchronize(it.ev);
+  CUresult r = st.drv.EventSynchronize(it.ev);  // also for a discarded item: its slot is in use until then
   const unsigned char* src = st.ring_base + it.ring_off;
-  if (r != CUDA_SUCCESS) {
+  if (it.discard) {
+    // counted by call_end
+  } else if (r != CUDA_SUCCESS) {
     st.n.dropped++;
   } else if (it.kind == Item::kTensor) {
     const unsigned char* data = src;
@@ -228,7 +234,8 @@ void process(State& st, Item& it, std::vector<unsigned char>& scratch) {
       pack_tensor(it.plan, src, scratch.data());
       data = scratch.data();
     }
-    write_record(st, static_cast<std::uint16_t>(spool::RecordType::kTensor), &it.trec, sizeof(it.trec), data, bytes);
+    write_record(st, static_cast<std::uint16_t>(spool::RecordType::kTensor), &it.trec, sizeof(it.trec), data, bytes,
+                 it.rflags);
     st.n.tensors++;
     st.n.bytes += static_cast<std::int64_t>(bytes);
   } else {
@@ -236,7 +243,8 @@ void process(State& st, Item& it, std::vector<unsigned char>& scratch) {
     std::memcpy(c, src, sizeof(c));
     it.srec.nonzeros = static_cast<std::int64_t>(c[0]);
     it.srec.zero_runs = static_cast<std::int64_t>(c[1]);
-    write_record(st, static_cast<std::uint16_t>(spool::RecordType::kStats), &it.srec, sizeof(it.srec));
+    write_record(st, static_cast<std::uint16_t>(spool::RecordType::kStats), &it.srec, sizeof(it.srec), nullptr, 0,
+                 it.rflags);
     st.n.stats++;
   }
   return_event(it.ctx, it.ev);
@@ -612,7 +620,8 @@ void note_cupti_dropped(std::int64_t n) noexcept { S().n.cupti_dropped += n; }
 struct CallState {
   std::int64_t seq = 0;
   std::int64_t t0 = 0;
-  LayerAssign layer;
+  LayerAssign layer;        // peeked before the call; reported to the tracker after it succeeded
+  std::uint64_t anchor = 0;  // forward calls: the tracker's anchor key
   TensorDesc descs[CallSpec::kMaxOperands];
   bool described[CallSpec::kMaxOperands] = {};
   bool want[CallSpec::kMaxOperands] = {};
@@ -627,6 +636,10 @@ struct CallState {
 namespace {
 
 thread_local CallState t_call;
+// Inputs copied before the call, enqueued by call_end once the status is known (then they get the
+// names the tracker confirmed), or discarded if the call failed. Kept apart from CallState so that
+// its buffer is reused from call to call.
+thread_local std::vector<Item> t_pending;
 
 std::uint32_t role_bit(const char* r) {
   if (std::strcmp(r, "x") == 0) return kRoleX;
@@ -697,8 +710,20 @@ void fill_names(CallSpec& cs, CallState& s, const char* role, spool::TensorRecor
   spool::put_str(r.layer, s.layer.layer.c_str());
 }
 
-// Copies (or, in-situ, measures) operand i. Called with the context pushed.
-void capture_operand(State& st, CallSpec& cs, CallState& s, int i) {
+// The record flags of operand i: what the trace's `offload` attribute will say (TRACE_FORMAT.md).
+// Forward-phase inputs of role x are offloaded unless an output of the same call overwrites them.
+std::uint16_t record_flags(const CallSpec& cs, int i, bool inplace) {
+  const OperandSpec& o = cs.operands[i];
+  bool offload = cs.phase == 0 && !o.output && !inplace && std::strcmp(o.role, "x") == 0;
+  return static_cast<std::uint16_t>(spool::kRecOffloadKnown | (offload ? spool::kRecOffload : 0) |
+                                    (inplace ? spool::kRecInPlace : 0));
+}
+
+void name_item(CallSpec& cs, CallState& s, Item& it, const char* role);
+
+// Copies (or, in-situ, measures) operand i. Called with the context pushed. The item goes to
+// `defer` when given (inputs, before the call), else straight to the writer (outputs).
+void capture_operand(State& st, CallSpec& cs, CallState& s, int i, bool inplace, std::vector<Item>* defer) {
   const OperandSpec& o = cs.operands[i];
   StoragePlan plan = plan_storage(s.descs[i]);
   if (!plan.ok || !pointer_ok(st, s, o.ptr)) {
@@ -774,8 +799,29 @@ void capture_operand(State& st, CallSpec& cs, CallState& s, int i) {
   it.ev = done;
   it.ctx = c;
   it.plan = plan;
+  it.rflags = record_flags(cs, i, inplace);
+  it.role = o.role;
   if (insitu) {
     it.kind = Item::kStats;
+    auto& r = it.srec;
+    spool::put_str(r.dtype, dtype_name(plan.dtype));
+    r.elements = plan.elements;
+  } else {
+    it.kind = Item::kTensor;
+    it.trec.dtype = static_cast<std::uint8_t>(plan.dtype);
+    it.trec.layout = static_cast<std::uint8_t>(plan.layout);
+    it.trec.ndims = static_cast<std::uint8_t>(plan.ndims);
+    for (int k = 0; k < plan.ndims; ++k) it.trec.dims[k] = plan.dims[k];
+    it.trec.data_bytes = static_cast<std::uint64_t>(plan.elements * dtype_size(plan.dtype));
+  }
+  name_item(cs, s, it, o.role);
+  if (defer) defer->push_back(std::move(it));
+  else enqueue(std::move(it));
+}
+
+// Iteration, layer and call of a tensor or stats record, from the call's current assignment.
+void name_item(CallSpec& cs, CallState& s, Item& it, const char* role) {
+  if (it.kind == Item::kStats) {
     auto& r = it.srec;
     r.call = s.seq;
     r.iteration = s.layer.iteration;
@@ -783,19 +829,10 @@ void capture_operand(State& st, CallSpec& cs, CallState& s, int i) {
     r.phase = static_cast<std::uint8_t>(cs.phase);
     spool::put_str(r.layer, s.layer.layer.c_str());
     spool::put_str(r.op, cs.op);
-    spool::put_str(r.role, o.role);
-    spool::put_str(r.dtype, dtype_name(plan.dtype));
-    r.elements = plan.elements;
+    spool::put_str(r.role, role);
   } else {
-    it.kind = Item::kTensor;
-    fill_names(cs, s, o.role, it.trec);
-    it.trec.dtype = static_cast<std::uint8_t>(plan.dtype);
-    it.trec.layout = static_cast<std::uint8_t>(plan.layout);
-    it.trec.ndims = static_cast<std::uint8_t>(plan.ndims);
-    for (int k = 0; k < plan.ndims; ++k) it.trec.dims[k] = plan.dims[k];
-    it.trec.data_bytes = static_cast<std::uint64_t>(plan.elements * dtype_size(plan.dtype));
+    fill_names(cs, s, role, it.trec);
   }
-  enqueue(std::move(it));
 }
 
 bool overlaps(const CallSpec& cs, const CallState& s, int i) {
@@ -853,15 +890,17 @@ CallState* call_begin(CallSpec& cs) noexcept {
     st.n.calls++;
     s.t0 = mono_ns();
     s.flags = cs.flags;
+    t_pending.clear();
     for (int i = 0; i < cs.n; ++i) s.described[i] = describe(st, cs.operands[i], s.descs[i]);
     {
+      // Only peek: the call counts for iteration detection once it has succeeded (call_end).
       std::lock_guard lk(st.iter_mu);
       if (cs.phase == 0) {
         const TensorDesc& x = s.descs[0];
-        std::uint64_t key = IterationTracker::anchor_key(cs.op, cs.weight, x.dims, s.described[0] ? x.nd : 0);
-        s.layer = st.tracker.on_forward(cs.op, key, cs.links, cs.nlinks);
+        s.anchor = IterationTracker::anchor_key(cs.op, cs.weight, x.dims, s.described[0] ? x.nd : 0);
+        s.layer = st.tracker.peek_forward(cs.op, s.anchor);
       } else {
-        s.layer = st.tracker.on_backward(cs.op, cs.links, cs.nlinks);
+        s.layer = st.tracker.peek_backward(cs.op, cs.links, cs.nlinks);
       }
     }
     const Config& c = st.cfg;
@@ -876,8 +915,9 @@ CallState* call_begin(CallSpec& cs) noexcept {
       if (push_ctx(st, s) && (ensure_ring(st) || (pop_ctx(st), false))) {
         for (int i = 0; i < cs.n; ++i) {
           if (!s.want[i] || cs.operands[i].output) continue;
-          capture_operand(st, cs, s, i);
-          if (overlaps(cs, s, i)) join(st, s, i);  // in place: the copy must finish before the call
+          const bool inplace = overlaps(cs, s, i);
+          capture_operand(st, cs, s, i, inplace, &t_pending);
+          if (inplace) join(st, s, i);  // the copy must finish before the call overwrites the input
         }
         pop_ctx(st);
       } else {
@@ -903,11 +943,32 @@ void call_end(CallSpec& cs, CallState* sp, int status) noexcept {
   try {
     std::int64_t t1 = mono_ns();
     if (status != 0) s.flags |= spool::kTlFailed;
+    bool keep = status == 0;
+    if (keep) {
+      std::lock_guard lk(st.iter_mu);
+      s.layer = cs.phase == 0 ? st.tracker.on_forward(cs.op, s.anchor, cs.links, cs.nlinks)
+                              : st.tracker.on_backward(cs.op, cs.links, cs.nlinks);
+      // Another thread's call between peek and report can change the answer; the reported one
+      // names the tensors, and decides the sampling again.
+      keep = iteration_sampled(st.cfg, s.layer.iteration);
+    }
+    // Inputs copied before the call: written with the confirmed names, or (failed call) dropped.
+    for (auto& it : t_pending) {
+      if (keep) {
+        name_item(cs, s, it, it.role);
+      } else {
+        it.discard = true;
+        if (it.kind == Item::kTensor) st.budget_used.fetch_sub(static_cast<std::int64_t>(it.trec.data_bytes));
+        if (status != 0) st.n.skipped_failed++;  // else: the reported iteration is not sampled
+      }
+      enqueue(std::move(it));
+    }
+    t_pending.clear();
     if (s.device_ok && st.active.load()) {
       if (push_ctx(st, s)) {
-        if (status == 0)
+        if (keep)
           for (int i = 0; i < cs.n; ++i)
-            if (s.want[i] && cs.operands[i].output) capture_operand(st, cs, s, i);
+            if (s.want[i] && cs.operands[i].output) capture_operand(st, cs, s, i, false, nullptr);
         for (int i = 0; i < cs.n; ++i) join(st, s, i);
         pop_ctx(st);
       }

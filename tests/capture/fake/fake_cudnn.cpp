@@ -9,6 +9,8 @@
 // check that the interposer passes statuses through). The backend API keeps attributes, links
 // heuristics results to their graph, refuses (like cuDNN 9.19) to return variant-pack UIDs and
 // pointers, and executes conv forward/backward and pointwise ReLU graphs.
+// cudnnFakeFailNextExecutes(n) makes the next n cudnnBackendExecute calls return
+// CUDNN_STATUS_NOT_SUPPORTED without running (a plan that cannot run, as PyTorch's try_plans meets).
 #include <cudnn.h>
 #include <cupti.h>
 
@@ -448,7 +450,17 @@ FAKE_EXPORT cudnnStatus_t cudnnBackendGetAttribute(cudnnBackendDescriptor_t cons
   if (elems) std::memcpy(elems, it->second.data(), std::min<size_t>(it->second.size(), 8 * static_cast<size_t>(requested)));
   return CUDNN_STATUS_SUCCESS;
 }
+namespace {
+int g_fail_executes = 0;
+}
+// Test hook (named cudnn* so that the version script exports it).
+FAKE_EXPORT void cudnnFakeFailNextExecutes(int n) { g_fail_executes = n; }
+
 FAKE_EXPORT cudnnStatus_t cudnnBackendExecute(cudnnHandle_t, cudnnBackendDescriptor_t plan, cudnnBackendDescriptor_t vp) {
+  if (g_fail_executes > 0) {
+    --g_fail_executes;
+    return CUDNN_STATUS_NOT_SUPPORTED;
+  }
   auto* p = reinterpret_cast<BDesc*>(plan);
   auto* v = reinterpret_cast<BDesc*>(vp);
   if (!p || !v || !p->finalized || !v->finalized) return CUDNN_STATUS_BAD_PARAM;

@@ -7,6 +7,8 @@
 // y = grad_output; wgrad: x = saved input, y = grad_output, w = grad_weight).
 //
 // Options: --iterations N  --expect FILE  --nhwc  --mark
+//   --retry-plans: in iteration 0 every execution first runs a plan that fails (NOT_SUPPORTED, the
+//   fake's cudnnFakeFailNextExecutes) and then the one that works, like PyTorch's try_plans.
 #include "prog_common.hpp"
 
 #include <cudnn.h>
@@ -112,6 +114,9 @@ cudnnBackendDescriptor_t conv_op(cudnnBackendDescriptorType_t type, cudnnBackend
   return op;
 }
 
+extern "C" void cudnnFakeFailNextExecutes(int n);
+bool g_retry = false;
+
 void execute(cudnnHandle_t h, cudnnBackendDescriptor_t plan, std::vector<int64_t> uids, std::vector<void*> ptrs,
              void* ws, const char* what) {
   auto vp = make(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
@@ -123,6 +128,13 @@ void execute(cudnnHandle_t h, cudnnBackendDescriptor_t plan, std::vector<int64_t
         "vp pointers");
   check(cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws), "vp ws");
   check(cudnnBackendFinalize(vp), "vp finalize");
+  if (g_retry) {
+    cudnnFakeFailNextExecutes(1);
+    if (cudnnBackendExecute(h, plan, vp) != CUDNN_STATUS_NOT_SUPPORTED) {
+      std::fprintf(stderr, "backend_net: the failing plan of %s did not fail\n", what);
+      g_bad = 1;
+    }
+  }
   check(cudnnBackendExecute(h, plan, vp), what);
   cudnnBackendDestroyDescriptor(vp);
 }
@@ -200,7 +212,9 @@ int main(int argc, char** argv) {
        *g2 = prog::dalloc(bytes(ya)), *dw = prog::dalloc(bytes(wb)), *ws = prog::dalloc(4096);
   prog::fill(w0, bytes(wa) / 4, 77);
   prog::fill(w1, bytes(wb) / 4, 78);
+  const bool retry = prog::flag(argc, argv, "--retry-plans");
   for (int it = 0; it < iterations; ++it) {
+    g_retry = retry && it == 0;
     if (mark) prog::mark_iteration();
     prog::fill(x0, bytes(xa) / 4, 100 + static_cast<std::uint64_t>(it));
     expected.add("conv0", it, prog::read_back(x0, bytes(xa)));

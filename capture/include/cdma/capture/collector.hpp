@@ -27,13 +27,17 @@ class CaptureError : public formats::Error {
 // the data; skip_data readers get the fixed part only and `data_offset` to read the rest).
 struct SpoolRecord {
   spool::RecordType type{};
+  std::uint16_t flags = 0;        // spool::RecordFlags (tensor and stats records)
   std::vector<unsigned char> payload;
   std::uint64_t payload_bytes = 0;
+  std::uint64_t offset = 0;       // file offset of the record header
   std::uint64_t data_offset = 0;  // file offset of the payload
 };
 
-// Sequential reader. A truncated last record (the process died while writing it) ends the
-// stream and sets truncated(); garbage after a valid prefix does the same.
+// Sequential reader. A last record cut short (the process died while writing it, or its length
+// field points past the end of the file) ends the stream and sets truncated(). A record header
+// whose magic is wrong while a whole header's bytes remain cannot come from a crash (one writer
+// thread appends whole records): it ends the stream and sets damaged(), with damage() saying where.
 class SpoolReader {
  public:
   explicit SpoolReader(const std::filesystem::path& path);  // throws CaptureError
@@ -47,6 +51,8 @@ class SpoolReader {
   // Reads `n` bytes at file offset `off` into `out`.
   void read_at(std::uint64_t off, void* out, std::size_t n);
   bool truncated() const noexcept { return truncated_; }
+  bool damaged() const noexcept { return damaged_; }
+  const std::string& damage() const noexcept { return damage_; }  // "record at offset N: ..."
   const std::filesystem::path& path() const noexcept { return path_; }
 
  private:
@@ -54,8 +60,14 @@ class SpoolReader {
   std::FILE* f_ = nullptr;
   spool::FileHeader header_{};
   std::uint64_t size_ = 0, pos_ = 0;
-  bool truncated_ = false;
+  bool truncated_ = false, damaged_ = false;
+  std::string damage_;
 };
+
+// Checks one record's payload against its type (fixed sizes, string and attribute lengths, tensor
+// dtype/layout/rank/dims/byte count, op/role/phase names). Returns an empty string when the record
+// is whole, else what is wrong (without the file name). Needs only the fixed part of a tensor.
+std::string check_record(const SpoolRecord& rec);
 
 struct ConvertOptions {
   std::string model;                  // root attribute `model` when not empty
@@ -71,14 +83,24 @@ struct ConvertSummary {
   std::int64_t pid = 0;
   std::int64_t tensors = 0, tensor_bytes = 0, stats_rows = 0, timeline_rows = 0, timed_rows = 0;
   std::int64_t dropped = 0, iterations = 0, calls = 0, skipped_graph = 0, skipped_unsafe = 0;
+  std::int64_t skipped_failed = 0;        // tensors of calls that returned an error (not kept)
+  std::int64_t offloaded = 0;             // tensors written with offload = 1
+  std::int64_t not_offloaded = 0;         // tensors written with offload = 0 (in-place inputs, y, dy, dx)
+  std::int64_t offload_unknown = 0;       // tensors of an older spool: attribute left out
+  std::int64_t stats_not_offloaded = 0;   // /stats rows of role x left out: not offloaded (in place, backward)
   bool clean_end = false;  // the process finalised its spool (exit or handled signal)
   bool truncated = false;  // the spool ended inside a record
   std::map<std::string, std::string> attrs;  // producer, command, device, cudnn_version, ...
   std::map<std::string, std::int64_t> ops;   // tensors per op
 };
 
-// Converts one spool into one trace (complete = 1 once written). Throws CaptureError or
-// formats::TraceError.
+// Converts one spool into one trace (complete = 1 once written). Every record is checked first: a
+// damaged spool (SpoolReader::damaged(), or a record check_record() refuses) throws CaptureError
+// naming the spool and the record's offset, and no trace is written. The trace is written under a
+// temporary name beside `trace` and renamed into place only once closed, so a conversion that
+// fails (damage, full disk, any HDF5 error) leaves no file at `trace` (an older one there stays
+// as it was). A spool whose last record is cut short (crash) converts what precedes it, with
+// capture_end saying so. Throws CaptureError or formats::TraceError.
 ConvertSummary convert_spool(const std::filesystem::path& spool, const std::filesystem::path& trace,
                              const ConvertOptions& opts);
 

@@ -48,10 +48,21 @@ enum class RecordType : std::uint16_t {
 struct RecordHeader {
   std::uint32_t magic;  // kRecordMagic
   std::uint16_t type;   // RecordType
-  std::uint16_t flags;  // 0
+  std::uint16_t flags;  // RecordFlags on tensor and stats records; 0 on the others
   std::uint64_t payload_bytes;
 };
 static_assert(sizeof(RecordHeader) == 16);
+
+// Flags of a tensor or stats record (RecordHeader::flags). Spools written before these existed
+// have 0 there: the offload decision is then unknown, and the collector leaves the trace's
+// `offload` attribute out (TRACE_FORMAT.md's default rule applies). Readers ignore unknown bits.
+enum RecordFlags : std::uint16_t {
+  kRecOffloadKnown = 1u << 0,  // the interposer decided whether the tensor is offloaded (kRecOffload)
+  kRecOffload = 1u << 1,       // kept for backward in its own buffer: forward-phase x of a call that
+                               // does not overwrite it (what vDNN offloads)
+  kRecInPlace = 1u << 2,       // an output of the same call overlaps this input (in-place ReLU,
+                               // cudnnAddTensor): its bytes are overwritten, so it is never offloaded
+};
 
 struct AttrRecord {
   std::uint32_t key_bytes;
@@ -143,7 +154,9 @@ struct CountersRecord {
   std::int64_t skipped_unsafe;    // tensors not copied: pointer/device/dtype not supported
   std::int64_t cupti_dropped;     // CUPTI records lost
   std::int64_t iterations;        // iterations seen (last iteration + 1)
-  std::int64_t reserved[5];
+  std::int64_t skipped_failed;    // tensors not kept because their call returned an error status
+                                  // (0 in spools written before this counter existed)
+  std::int64_t reserved[4];
 };
 #pragma pack(pop)
 
