@@ -102,8 +102,13 @@ std::string attr_where(const std::string& where, const char* name) {
 
 Id open_scalar_attr(hid_t obj, const char* name, const std::string& file, const std::string& where) {
   std::string w = attr_where(where, name);
-  if (!has_attr(obj, name)) fail(file, where, std::string("missing required attribute '") + name + "'");
-  Id attr(check(H5Aopen(obj, name, H5P_DEFAULT), file, w, "cannot open attribute"));
+  // Open first and ask whether it exists only on failure: one attribute lookup instead of two.
+  Id attr(H5Aopen(obj, name, H5P_DEFAULT));
+  if (!attr.valid()) {
+    std::string stack = take_error_stack();
+    if (!has_attr(obj, name)) fail(file, where, std::string("missing required attribute '") + name + "'");
+    fail(file, w, "cannot open attribute" + (stack.empty() ? std::string() : " (HDF5: " + stack + ")"));
+  }
   Id space(check(H5Aget_space(attr), file, w, "cannot read attribute dataspace"));
   if (H5Sget_simple_extent_npoints(space) != 1) fail(file, w, "expected a single value");
   return attr;
@@ -161,6 +166,21 @@ std::int64_t read_attr_int(hid_t obj, const char* name, const std::string& file,
     return v;
   }
   fail(file, w, "expected an integer attribute");
+}
+
+namespace {
+herr_t collect_attr_name(hid_t, const char* name, const H5A_info_t*, void* data) {
+  static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+  return 0;
+}
+}  // namespace
+
+std::vector<std::string> attribute_names(hid_t obj, const std::string& file, const std::string& where) {
+  std::vector<std::string> names;
+  hsize_t idx = 0;
+  check(H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, collect_attr_name, &names), file, where,
+        "cannot list attributes");
+  return names;
 }
 
 std::optional<std::string> read_attr_string_opt(hid_t obj, const char* name, const std::string& file,

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace cdma::formats::h5 {
 
@@ -78,6 +79,8 @@ void write_attr_int(hid_t obj, const char* name, std::int64_t value, hid_t file_
 std::string read_attr_string(hid_t obj, const char* name, const std::string& file, const std::string& where);
 // Reads a scalar integer (or integer-based enum, as h5py writes bool) attribute as int64.
 std::int64_t read_attr_int(hid_t obj, const char* name, const std::string& file, const std::string& where);
+// Names of every attribute of obj (one pass over its object header).
+std::vector<std::string> attribute_names(hid_t obj, const std::string& file, const std::string& where);
 std::optional<std::string> read_attr_string_opt(hid_t obj, const char* name, const std::string& file,
                                                 const std::string& where);
 std::optional<std::int64_t> read_attr_int_opt(hid_t obj, const char* name, const std::string& file,

@@ -56,14 +56,24 @@ Shape shape_of(const SynthSpec& spec) {
   for (auto d : spec.dims)
     if (d < 0) throw Error(fmt::format("synth: dimension {} is negative", d));
   const auto u = [&](std::size_t i) { return static_cast<std::uint64_t>(spec.dims[i]); };
+  Shape sh{};
   switch (spec.dims.size()) {
-    case 1: return {1, 1, u(0)};
-    case 2: return {u(0), u(1), 1};
-    case 4: return {u(0), u(1), u(2) * u(3)};
+    case 1: sh = {1, 1, u(0)}; break;
+    case 2: sh = {u(0), u(1), 1}; break;
+    case 4:
+      sh = {u(0), u(1), u(2) * u(3)};
+      if (u(2) != 0 && sh.plane / u(2) != u(3)) sh.plane = ~std::uint64_t{0};  // overflowed: caught below
+      break;
     default:
       throw Error(fmt::format("synth: dims must have rank 4 (NCHW), 2 (NC) or 1, got rank {}",
                               spec.dims.size()));
   }
+  // Elements x bytes per element must fit in 63 bits (a trace's byte count is an int64).
+  std::uint64_t b = dtype_size(spec.dtype);
+  for (std::uint64_t f : {sh.n, sh.c, sh.plane})
+    if (__builtin_mul_overflow(b, f, &b) || b > static_cast<std::uint64_t>(INT64_MAX))
+      throw Error("synth: dimensions hold more than 2^63 - 1 bytes");
+  return sh;
 }
 
 // One nonzero value, little-endian, `w` bytes, never all-zero bits.
@@ -130,9 +140,8 @@ std::vector<std::byte> synth_activations(const SynthSpec& spec) {
   return out;
 }
 
-void synth_activations_into(const SynthSpec& spec, std::span<std::byte> out) {
-  const Shape sh = shape_of(spec);
-  const std::size_t w = dtype_size(spec.dtype);
+void validate(const SynthSpec& spec) {
+  (void)shape_of(spec);
   if (!(spec.density >= 0.0 && spec.density <= 1.0))
     throw Error(fmt::format("synth: density must be in 0..1, got {}", spec.density));
   if (!(spec.dead_share >= 0.0 && spec.dead_share <= 1.0))
@@ -141,6 +150,12 @@ void synth_activations_into(const SynthSpec& spec, std::span<std::byte> out) {
     throw Error(fmt::format("synth: mean_zero_run must be >= 1, got {}", spec.mean_zero_run));
   if (!(spec.scale > 0.0 && std::isfinite(spec.scale)))
     throw Error(fmt::format("synth: scale must be positive, got {}", spec.scale));
+}
+
+void synth_activations_into(const SynthSpec& spec, std::span<std::byte> out) {
+  validate(spec);
+  const Shape sh = shape_of(spec);
+  const std::size_t w = dtype_size(spec.dtype);
   if (out.size() != sh.n * sh.c * sh.plane * w)
     throw Error(fmt::format("synth: output holds {} bytes, the spec needs {}", out.size(),
                             sh.n * sh.c * sh.plane * w));

@@ -11,10 +11,14 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
+#include <map>
+#include <unordered_map>
+
+#include <cdma/formats/text.hpp>
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -64,52 +68,108 @@ herr_t collect_name(hid_t, const char* name, const H5L_info_t*, void* data) {
 
 }  // namespace
 
+namespace {
+// A tensor that is not whole: what a producer leaves when it stops while writing one. In a file
+// with complete = 0 such a tensor is left out with a warning; anywhere else it is an error.
+class IncompleteTensor : public TraceError {
+ public:
+  using TraceError::TraceError;
+};
+
+[[noreturn]] void fail_incomplete(const std::string& file, const std::string& object, const std::string& what) {
+  throw IncompleteTensor(file, object, file + ": " + object + ": " + what);
+}
+
+constexpr const char* kRequiredTensorAttrs[] = {"iteration", "layer", "layer_index", "op",
+                                                "role",      "phase", "layout",      "dtype"};
+constexpr std::size_t kWarningsPerKind = 5;
+}  // namespace
+
 struct TraceReader::Impl {
   std::filesystem::path path;
   std::string file;
   h5::Id fid;
   TraceAttrs attrs;
   std::vector<TensorMeta> tensors;
+  // Parallel to tensors: the file offset of the bytes when they can be used in place (raw_offset).
+  std::vector<std::optional<std::uint64_t>> raw;
+  std::unordered_map<std::string, std::size_t> index;  // tensor name -> position in tensors
+  std::uint64_t userblock = 0;
   std::vector<std::string> warnings;
+  std::map<std::string, std::size_t> warning_counts;  // kind -> findings (the first few are listed)
+  std::vector<SkippedTensor> skipped;
 
-  TensorMeta read_meta(const std::string& name) {
-    std::string obj = "/tensors/" + name;
-    H5O_info_t info{};
-    if (H5Oget_info_by_name2(fid, obj.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0 ||
-        info.type != H5O_TYPE_DATASET) {
+  void warn(const std::string& kind, std::string msg) {
+    if (warning_counts[kind]++ < kWarningsPerKind) warnings.push_back(std::move(msg));
+  }
+  void summarise_warnings() {
+    for (const auto& [kind, n] : warning_counts)
+      if (n > kWarningsPerKind)
+        warnings.push_back(file + ": " + std::to_string(n - kWarningsPerKind) + " more " + kind + " not listed");
+  }
+
+  // A string attribute as clean text: escaped, with a warning, when it is not.
+  std::string text(hid_t obj, const char* name, const std::string& where) {
+    std::string raw_text = h5::read_attr_string(obj, name, file, where);
+    if (is_clean_text(raw_text)) return raw_text;
+    std::string clean = clean_text(raw_text);
+    warn("attributes that are not valid UTF-8 text",
+         file + ": " + where + (where == "/" ? "@" : "/@") + name +
+             " is not valid UTF-8 text (or holds control characters); read as '" + clean + "'");
+    return clean;
+  }
+  std::optional<std::string> text_opt(hid_t obj, const char* name, const std::string& where) {
+    if (!h5::has_attr(obj, name)) return std::nullopt;
+    return text(obj, name, where);
+  }
+
+  TensorMeta read_meta(const std::string& name, std::optional<std::uint64_t>& raw_out) {
+    const std::string obj = "/tensors/" + name;
+    // Open first; ask what the object is only when that fails (one object-header read, not two).
+    h5::Id ds(H5Dopen2(fid, obj.c_str(), H5P_DEFAULT));
+    if (!ds.valid()) {
+      std::string stack = h5::take_error_stack();
+      H5O_info_t info{};
+      if (H5Oget_info_by_name2(fid, obj.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) >= 0 &&
+          info.type != H5O_TYPE_DATASET)
+        h5::fail(file, obj, "expected a dataset (one per captured tensor)");
       h5::take_error_stack();
-      h5::fail(file, obj, "expected a dataset (one per captured tensor)");
+      fail_incomplete(file, obj, "cannot open dataset" + (stack.empty() ? std::string() : " (HDF5: " + stack + ")"));
     }
-    h5::Id ds(h5::check(H5Dopen2(fid, obj.c_str(), H5P_DEFAULT), file, obj, "cannot open dataset"));
+    const std::vector<std::string> have = h5::attribute_names(ds, file, obj);
+    auto has = [&](const char* a) { return std::find(have.begin(), have.end(), a) != have.end(); };
+    for (const char* a : kRequiredTensorAttrs)
+      if (!has(a)) fail_incomplete(file, obj, std::string("missing required attribute '") + a + "'");
+
     TensorMeta m;
     m.name = name;
     m.iteration = h5::read_attr_int(ds, "iteration", file, obj);
-    m.layer = h5::read_attr_string(ds, "layer", file, obj);
+    m.layer = text(ds, "layer", obj);
     std::int64_t li = h5::read_attr_int(ds, "layer_index", file, obj);
     if (li < 0 || li > INT32_MAX) h5::fail(file, obj, "layer_index " + std::to_string(li) + " out of range");
     m.layer_index = static_cast<std::int32_t>(li);
-    m.op = h5::read_attr_string(ds, "op", file, obj);
-    m.role = h5::read_attr_string(ds, "role", file, obj);
-    m.phase = h5::read_attr_string(ds, "phase", file, obj);
-    std::string layout = h5::read_attr_string(ds, "layout", file, obj);
+    m.op = text(ds, "op", obj);
+    m.role = text(ds, "role", obj);
+    m.phase = text(ds, "phase", obj);
+    std::string layout = text(ds, "layout", obj);
     auto l = parse_layout(layout);
     if (!l) h5::fail(file, obj, "layout '" + layout + "' is not one of NCHW, NHWC, CHWN, NC");
     m.layout = *l;
-    std::string dtype = h5::read_attr_string(ds, "dtype", file, obj);
+    std::string dtype = text(ds, "dtype", obj);
     auto d = parse_dtype(dtype);
     if (!d) h5::fail(file, obj, "dtype '" + dtype + "' is not one of float32, float16, bfloat16, int8, uint8");
     m.dtype = *d;
-    m.call = h5::read_attr_int_opt(ds, "call", file, obj);
-    if (auto off = h5::read_attr_int_opt(ds, "offload", file, obj)) {
-      if (*off != 0 && *off != 1)
-        h5::fail(file, obj, "attribute 'offload' is " + std::to_string(*off) + ", expected 0 or 1");
-      m.offload = *off == 1;
+    if (has("call")) m.call = h5::read_attr_int(ds, "call", file, obj);
+    if (has("offload")) {
+      const std::int64_t off = h5::read_attr_int(ds, "offload", file, obj);
+      if (off != 0 && off != 1)
+        h5::fail(file, obj, "attribute 'offload' is " + std::to_string(off) + ", expected 0 or 1");
+      m.offload = off == 1;
     }
 
     h5::Id ftype(h5::check(H5Dget_type(ds), file, obj, "cannot read element type"));
     if (!type_agrees(ftype, m.dtype))
-      h5::fail(file, obj,
-               "dtype attribute says " + dtype + " but the element type is " + describe_type(ftype));
+      h5::fail(file, obj, "dtype attribute says " + dtype + " but the element type is " + describe_type(ftype));
     h5::Id space(h5::check(H5Dget_space(ds), file, obj, "cannot read dataspace"));
     int rank = H5Sget_simple_extent_ndims(space);
     if (rank < 0) h5::fail(file, obj, "cannot read dataspace rank");
@@ -118,46 +178,358 @@ struct TraceReader::Impl {
                "layout " + layout + " needs " + std::to_string(layout_rank(m.layout)) + " dims, the dataset has " +
                    std::to_string(rank));
     std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
-    H5Sget_simple_extent_dims(space, dims.data(), nullptr);
-    m.dims.assign(dims.begin(), dims.end());
+    h5::check(H5Sget_simple_extent_dims(space, dims.data(), nullptr), file, obj, "cannot read dimensions");
+    std::string dims_s;
+    for (std::size_t i = 0; i < dims.size(); ++i) dims_s += (i ? "x" : "") + std::to_string(dims[i]);
+    for (hsize_t x : dims) {
+      if (x > static_cast<hsize_t>(INT64_MAX))
+        h5::fail(file, obj, "dimensions " + dims_s + ": a dimension exceeds 2^63 - 1");
+      m.dims.push_back(static_cast<std::int64_t>(x));
+    }
+    if (m.bytes() < 0)
+      h5::fail(file, obj,
+               "dimensions " + dims_s + " of " + dtype + " hold more than 2^63 - 1 bytes (the count overflows)");
+
+    // Storage: the format allows contiguous or chunked data in this file; anything else would read
+    // data that may not exist (a virtual dataset's missing source, a short external file).
+    h5::Id dcpl(h5::check(H5Dget_create_plist(ds), file, obj, "cannot read creation properties"));
+    const H5D_layout_t lay = H5Pget_layout(dcpl);
+    if (lay == H5D_VIRTUAL)
+      h5::fail(file, obj, "virtual dataset (its data would come from other files); the format allows contiguous or "
+                          "chunked storage only");
+    if (lay == H5D_COMPACT)
+      h5::fail(file, obj, "compact storage; the format allows contiguous or chunked storage only");
+    if (lay != H5D_CONTIGUOUS && lay != H5D_CHUNKED)
+      h5::fail(file, obj, "unknown storage layout; the format allows contiguous or chunked storage only");
+    const int nexternal = H5Pget_external_count(dcpl);
+    if (nexternal != 0)
+      h5::fail(file, obj, "data in external raw file(s); the format allows data stored in the trace file only");
+    const int nfilters = H5Pget_nfilters(dcpl);
+    for (int i = 0; i < nfilters; ++i) {
+      unsigned flags = 0, cfg = 0;
+      std::size_t nelem = 0;
+      char fname[64] = {};
+      const H5Z_filter_t id = H5Pget_filter2(dcpl, static_cast<unsigned>(i), &flags, &nelem, nullptr, sizeof fname,
+                                             fname, &cfg);
+      if (id < 0 || H5Zfilter_avail(id) <= 0) {
+        h5::take_error_stack();
+        h5::fail(file, obj,
+                 "filter " + std::to_string(id) + " ('" + clean_text(fname) +
+                     "') is not available in this HDF5 library; the format allows the filters that ship with HDF5");
+      }
+    }
+    if (m.elements() > 0) {
+      // Data never written reads as the fill value: refuse it. (H5Dget_space_status cannot tell for
+      // chunked data: it compares compressed chunk sizes with the full size; count chunks instead.)
+      std::uint64_t stored = 1, needed = 1;
+      if (lay == H5D_CHUNKED) {
+        std::vector<hsize_t> chunk(dims.size());
+        if (H5Pget_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data()) != static_cast<int>(chunk.size()))
+          h5::fail(file, obj, "cannot read the chunk shape");
+        for (std::size_t k = 0; k < dims.size(); ++k) needed *= chunk[k] ? (dims[k] + chunk[k] - 1) / chunk[k] : 0;
+        hsize_t n = 0;
+        h5::check(H5Dget_num_chunks(ds, space, &n), file, obj, "cannot count the stored chunks");
+        stored = n;
+      } else {
+        H5D_space_status_t st{};
+        h5::check(H5Dget_space_status(ds, &st), file, obj, "cannot read storage status");
+        stored = st == H5D_SPACE_STATUS_ALLOCATED ? 1 : 0;
+      }
+      if (stored == 0) fail_incomplete(file, obj, "no data stored (the dataset was created but never written)");
+      if (stored < needed)
+        fail_incomplete(file, obj,
+                        "only part of the data stored (" + std::to_string(stored) + " of " + std::to_string(needed) +
+                            " chunks written)");
+    }
+
+    raw_out.reset();
+    if (std::endian::native == std::endian::little && lay == H5D_CONTIGUOUS && nfilters == 0 && m.elements() > 0 &&
+        H5Tequal(ftype, memory_type_for(m.dtype)) > 0 &&
+        H5Dget_storage_size(ds) == static_cast<hsize_t>(m.bytes())) {
+      const haddr_t addr = H5Dget_offset(ds);
+      if (addr != HADDR_UNDEF) raw_out = static_cast<std::uint64_t>(addr) + userblock;
+    }
+    h5::take_error_stack();
     return m;
+  }
+
+  std::string pack() const;
+  static std::string pack_error(const TraceError& e);
+  bool unpack(std::string_view bytes);
+
+  void open_file() {
+    htri_t is = H5Fis_hdf5(file.c_str());
+    if (is <= 0) {
+      h5::take_error_stack();
+      h5::fail(file, "", "not an HDF5 file (expected a cdma trace, format v1)");
+    }
+    fid = h5::Id(
+        h5::check(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), file, "", "cannot open HDF5 file (truncated or damaged?)"));
+  }
+
+  void list_tensors(const ReaderOptions& opts) {
+    std::vector<std::string> names;
+    h5::Id g(h5::check(H5Gopen2(fid, "tensors", H5P_DEFAULT), file, "/tensors", "cannot open group"));
+    hsize_t idx = 0;
+    h5::check(H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_name, &names), file, "/tensors",
+              "cannot list tensors");
+    tensors.reserve(names.size());
+    raw.reserve(names.size());
+    index.reserve(names.size());
+    for (const auto& n : names) {
+      std::optional<std::uint64_t> r;
+      try {
+        if (!is_clean_text(n))
+          h5::fail(file, "/tensors/" + clean_text(n),
+                   "dataset name is not valid UTF-8 text (expected a 10-digit sequence number)");
+        tensors.push_back(read_meta(n, r));
+      } catch (const IncompleteTensor& e) {
+        if (!attrs.complete) {
+          warn("incomplete tensors",
+               std::string(e.what()) + "; left out (complete = 0: the tensor being written when the producer stopped)");
+          continue;
+        }
+        if (!opts.skip_bad_tensors) throw;
+        skipped.push_back({e.object(), e.what()});
+        continue;
+      } catch (const TraceError& e) {
+        if (!opts.skip_bad_tensors) throw;
+        skipped.push_back({e.object(), e.what()});
+        continue;
+      }
+      raw.push_back(r);
+      index.emplace(n, tensors.size() - 1);
+    }
+  }
+
+  // Position of meta in tensors (meta may be a copy).
+  std::optional<std::size_t> position(const TensorMeta& meta) const {
+    if (!tensors.empty() && &meta >= tensors.data() && &meta < tensors.data() + tensors.size())
+      return static_cast<std::size_t>(&meta - tensors.data());
+    auto it = index.find(meta.name);
+    if (it == index.end()) return std::nullopt;
+    return it->second;
   }
 };
 
 namespace {
-// Reads the file's metadata, /timeline and /stats in a child process. Returns normally when the
-// child finished (with or without a TraceError: the caller then reads in-process and gets the same
-// result); throws TraceError when the child crashed or hung.
 // Exit codes of the probe child. Anything else (a signal, or a sanitizer's exit code) means the
 // HDF5 library failed on the file.
 constexpr int kProbeOk = 0, kProbeRejected = 86;
 
-void probe_in_child(const std::filesystem::path& path, int timeout_s) {
+// The probe's report, sent through a pipe: what the parent would otherwise read a second time.
+class Packer {
+ public:
+  void u64(std::uint64_t v) { out_.append(reinterpret_cast<const char*>(&v), sizeof v); }
+  void i64(std::int64_t v) { u64(static_cast<std::uint64_t>(v)); }
+  void str(const std::string& s) {
+    u64(s.size());
+    out_ += s;
+  }
+  std::string& bytes() { return out_; }
+
+ private:
+  std::string out_;
+};
+
+class Unpacker {
+ public:
+  explicit Unpacker(std::string_view in) : in_(in) {}
+  std::uint64_t u64() {
+    std::uint64_t v = 0;
+    if (in_.size() - pos_ < sizeof v) throw std::out_of_range("probe report truncated");
+    std::memcpy(&v, in_.data() + pos_, sizeof v);
+    pos_ += sizeof v;
+    return v;
+  }
+  std::int64_t i64() { return static_cast<std::int64_t>(u64()); }
+  std::string str() {
+    const std::uint64_t n = u64();
+    if (n > in_.size() - pos_) throw std::out_of_range("probe report truncated");
+    std::string s(in_.substr(pos_, n));
+    pos_ += n;
+    return s;
+  }
+  bool done() const { return pos_ == in_.size(); }
+
+ private:
+  std::string_view in_;
+  std::size_t pos_ = 0;
+};
+
+void pack_opt(Packer& p, const std::optional<std::string>& v) {
+  p.u64(v.has_value());
+  if (v) p.str(*v);
+}
+std::optional<std::string> unpack_opt(Unpacker& u) {
+  if (!u.u64()) return std::nullopt;
+  return u.str();
+}
+
+bool write_all(int fd, const std::string& s) {
+  std::size_t off = 0;
+  while (off < s.size()) {
+    const ssize_t n = ::write(fd, s.data() + off, s.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    off += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+}  // namespace
+
+// Everything the constructor found, as the probe child reports it to its parent.
+std::string TraceReader::Impl::pack() const {
+  Packer p;
+  p.u64(0x63646d6170726f62ull);  // "cdmaprob"
+  p.u64(0);                      // 0: a reader's state follows
+  p.str(attrs.producer);
+  p.str(attrs.source);
+  p.str(attrs.created);
+  p.u64(attrs.complete);
+  p.i64(attrs.format_version);
+  for (const auto* o : {&attrs.model, &attrs.device, &attrs.framework, &attrs.command}) pack_opt(p, *o);
+  p.u64(attrs.dropped_tensors.has_value());
+  if (attrs.dropped_tensors) p.i64(*attrs.dropped_tensors);
+  p.u64(userblock);
+  p.u64(tensors.size());
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const TensorMeta& t = tensors[i];
+    p.str(t.name);
+    p.i64(t.iteration);
+    p.str(t.layer);
+    p.i64(t.layer_index);
+    p.str(t.op);
+    p.str(t.role);
+    p.str(t.phase);
+    p.u64(static_cast<std::uint64_t>(t.layout));
+    p.u64(static_cast<std::uint64_t>(t.dtype));
+    p.u64(t.dims.size());
+    for (auto d : t.dims) p.i64(d);
+    p.u64(t.call.has_value());
+    if (t.call) p.i64(*t.call);
+    p.u64(t.offload ? (*t.offload ? 2 : 1) : 0);
+    p.u64(raw[i].has_value());
+    if (raw[i]) p.u64(*raw[i]);
+  }
+  p.u64(warnings.size());
+  for (const auto& w : warnings) p.str(w);
+  p.u64(skipped.size());
+  for (const auto& k : skipped) {
+    p.str(k.object);
+    p.str(k.reason);
+  }
+  return std::move(p.bytes());
+}
+
+std::string TraceReader::Impl::pack_error(const TraceError& e) {
+  Packer p;
+  p.u64(0x63646d6170726f62ull);
+  p.u64(1);  // 1: the error the constructor threw
+  p.str(e.file());
+  p.str(e.object());
+  p.str(e.what());
+  return std::move(p.bytes());
+}
+
+// Restores what pack() wrote; throws the child's TraceError when it reported one. Returns false
+// when the report is not well formed (then the caller reads the file itself).
+bool TraceReader::Impl::unpack(std::string_view bytes) {
+  try {
+    Unpacker u(bytes);
+    if (u.u64() != 0x63646d6170726f62ull) return false;
+    const std::uint64_t kind = u.u64();
+    if (kind == 1) {
+      std::string f = u.str(), o = u.str(), w = u.str();
+      if (!u.done()) return false;
+      throw TraceError(std::move(f), std::move(o), w);
+    }
+    if (kind != 0) return false;
+    attrs.producer = u.str();
+    attrs.source = u.str();
+    attrs.created = u.str();
+    attrs.complete = u.u64() != 0;
+    attrs.format_version = static_cast<int>(u.i64());
+    for (auto* o : {&attrs.model, &attrs.device, &attrs.framework, &attrs.command}) *o = unpack_opt(u);
+    if (u.u64()) attrs.dropped_tensors = u.i64();
+    userblock = u.u64();
+    const std::uint64_t n = u.u64();
+    if (n > bytes.size()) return false;
+    tensors.reserve(n);
+    raw.reserve(n);
+    index.reserve(n);
+    for (std::uint64_t i = 0; i < n; ++i) {
+      TensorMeta t;
+      t.name = u.str();
+      t.iteration = u.i64();
+      t.layer = u.str();
+      t.layer_index = static_cast<std::int32_t>(u.i64());
+      t.op = u.str();
+      t.role = u.str();
+      t.phase = u.str();
+      const std::uint64_t lay = u.u64(), dt = u.u64();
+      if (lay > static_cast<std::uint64_t>(Layout::NC) || dt > static_cast<std::uint64_t>(DType::u8)) return false;
+      t.layout = static_cast<Layout>(lay);
+      t.dtype = static_cast<DType>(dt);
+      const std::uint64_t rank = u.u64();
+      if (rank > 32) return false;
+      for (std::uint64_t k = 0; k < rank; ++k) t.dims.push_back(u.i64());
+      if (u.u64()) t.call = u.i64();
+      if (const std::uint64_t off = u.u64()) t.offload = off == 2;
+      std::optional<std::uint64_t> r;
+      if (u.u64()) r = u.u64();
+      index.emplace(t.name, tensors.size());
+      tensors.push_back(std::move(t));
+      raw.push_back(r);
+    }
+    const std::uint64_t nw = u.u64();
+    if (nw > bytes.size()) return false;
+    for (std::uint64_t i = 0; i < nw; ++i) warnings.push_back(u.str());
+    const std::uint64_t ns = u.u64();
+    if (ns > bytes.size()) return false;
+    for (std::uint64_t i = 0; i < ns; ++i) {
+      SkippedTensor k;
+      k.object = u.str();
+      k.reason = u.str();
+      skipped.push_back(std::move(k));
+    }
+    return u.done();
+  } catch (const std::out_of_range&) {
+    return false;
+  }
+}
+
+namespace {
+// Reads the file's metadata, /timeline and /stats in a child process, which reports what it found
+// (or the TraceError it threw) through a pipe, so that the parent need not read them again.
+// Returns the report; empty when the file could not be isolated (then the caller reads in-process).
+// Throws TraceError when the child crashed, hung, or reported an error.
+std::optional<std::string> probe_in_child(const std::filesystem::path& path, const ReaderOptions& opts,
+                                          std::string (*run)(const std::filesystem::path&, const ReaderOptions&)) {
+  const int timeout_s = opts.probe_timeout_s;
   const std::string file = path.string();
-  // The child holds the write end of a pipe and never writes: its exit closes it, which wakes the
-  // parent's poll() at once (no polling interval added to every open).
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) return;  // cannot isolate; read in-process
+  if (pipe2(fds, O_CLOEXEC) != 0) return std::nullopt;  // cannot isolate; read in-process
   std::fflush(nullptr);
   pid_t pid = fork();
   if (pid < 0) {
     close(fds[0]);
     close(fds[1]);
-    return;
+    return std::nullopt;
   }
   if (pid == 0) {
     close(fds[0]);
+    std::signal(SIGPIPE, SIG_DFL);
     int rc = kProbeOk;
     try {
-      TraceReader r(path, ReaderOptions{false, 0});
-      (void)r.timeline();
-      (void)r.stats();
+      rc = write_all(fds[1], run(path, opts)) ? kProbeOk : kProbeRejected;
     } catch (...) {
       rc = kProbeRejected;
     }
     _exit(rc);
   }
   close(fds[1]);
+  std::string report;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
@@ -172,13 +544,18 @@ void probe_in_child(const std::filesystem::path& path, int timeout_s) {
     }
     pollfd p{fds[0], POLLIN, 0};
     int n = poll(&p, 1, static_cast<int>(std::min<long long>(left.count(), 1000)));
-    if (n > 0) break;  // EOF (POLLHUP): the child exited
     if (n < 0 && errno != EINTR) break;
+    if (n <= 0) continue;
+    char buf[1 << 16];
+    const ssize_t got = ::read(fds[0], buf, sizeof buf);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;  // EOF: the child exited (or closed its end)
+    report.append(buf, static_cast<std::size_t>(got));
   }
   close(fds[0]);
   int st = 0;
   while (waitpid(pid, &st, 0) < 0) {
-    if (errno != EINTR) return;
+    if (errno != EINTR) return std::nullopt;
   }
   if (WIFSIGNALED(st))
     h5::fail(file, "",
@@ -188,6 +565,48 @@ void probe_in_child(const std::filesystem::path& path, int timeout_s) {
     h5::fail(file, "",
              "the HDF5 library crashed (exit " + std::to_string(WEXITSTATUS(st)) +
                  ") reading the file's metadata: the file is damaged");
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != kProbeOk) return std::nullopt;
+  return report;
+}
+
+// What the probe child runs: the whole in-process read, then the rows, reported as bytes.
+std::string probe_report(const std::filesystem::path& path, const ReaderOptions& opts) {
+  ReaderOptions child = opts;
+  child.isolate = false;
+  try {
+    // Never destroyed: the child _exits right after, and closing HDF5's caches would only cost time.
+    auto* r = new TraceReader(path, child);
+    std::string report = TraceReader::probe_report_of(*r);  // before the rows add their own warnings
+    (void)r->timeline();
+    (void)r->stats();
+    return report;
+  } catch (const TraceError& e) {
+    return TraceReader::probe_report_of(e);
+  }
+}
+}  // namespace
+
+namespace {
+// The path must name a regular file that we may read: anything else (a FIFO would block the open
+// forever, a device or socket is no trace) is refused before HDF5 touches it.
+void check_regular_file(const std::string& file) {
+  const int fd = ::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == ENOENT) h5::fail(file, "", "no such file");
+    if (err == EACCES) h5::fail(file, "", "cannot open for reading (permission denied)");
+    h5::fail(file, "", std::string("cannot open for reading (") + std::strerror(err) + ")");
+  }
+  struct stat st {};
+  const int rc = fstat(fd, &st);
+  ::close(fd);
+  if (rc != 0) h5::fail(file, "", "cannot read file status");
+  if (S_ISDIR(st.st_mode)) h5::fail(file, "", "is a directory, expected a trace file");
+  if (!S_ISREG(st.st_mode))
+    h5::fail(file, "",
+             std::string("is not a regular file (") +
+                 (S_ISFIFO(st.st_mode) ? "a named pipe" : S_ISSOCK(st.st_mode) ? "a socket" : "a device") +
+                 "); expected a trace file");
 }
 }  // namespace
 
@@ -196,26 +615,26 @@ TraceReader::TraceReader(const std::filesystem::path& path, ReaderOptions opts) 
   auto& m = *impl_;
   m.path = path;
   m.file = path.string();
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) h5::fail(m.file, "", "no such file");
-  if (std::filesystem::is_directory(path, ec)) h5::fail(m.file, "", "is a directory, expected a trace file");
-  {
-    std::ifstream probe(path, std::ios::binary);
-    if (!probe) h5::fail(m.file, "", "cannot open for reading (permission denied?)");
+  check_regular_file(m.file);
+  if (opts.isolate) {
+    if (auto report = probe_in_child(path, opts, probe_report)) {
+      // The child read the metadata safely: take its findings (or its error) and open the file
+      // for the tensor bytes only. A malformed report is ignored: the file is then read here.
+      if (m.unpack(*report)) {
+        m.open_file();
+        return;
+      }
+      *impl_ = Impl{};
+      m.path = path;
+      m.file = path.string();
+    }
   }
-  if (opts.isolate) probe_in_child(path, opts.probe_timeout_s);
-  htri_t is = H5Fis_hdf5(m.file.c_str());
-  if (is <= 0) {
-    h5::take_error_stack();
-    h5::fail(m.file, "", "not an HDF5 file (expected a cdma trace, format v1)");
-  }
-  m.fid = h5::Id(h5::check(H5Fopen(m.file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), m.file, "",
-                           "cannot open HDF5 file (truncated or damaged?)"));
+  m.open_file();
   hid_t f = m.fid;
   auto fmt = h5::read_attr_string_opt(f, "format", m.file, "/");
   if (!fmt || *fmt != kFormatName)
     h5::fail(m.file, "/",
-             fmt ? "format attribute is '" + *fmt + "', expected 'cdma-trace'"
+             fmt ? "format attribute is '" + clean_text(*fmt) + "', expected 'cdma-trace'"
                  : "HDF5 file is not a cdma trace (no 'format' attribute; expected format = 'cdma-trace')");
   std::int64_t version = h5::read_attr_int(f, "format_version", m.file, "/");
   if (version > kFormatVersion)
@@ -224,32 +643,40 @@ TraceReader::TraceReader(const std::filesystem::path& path, ReaderOptions opts) 
                  std::to_string(kFormatVersion) + "); update cdma");
   if (version < 1) h5::fail(m.file, "/", "format_version " + std::to_string(version) + " is invalid");
   m.attrs.format_version = static_cast<int>(version);
-  m.attrs.producer = h5::read_attr_string(f, "producer", m.file, "/");
-  m.attrs.source = h5::read_attr_string(f, "source", m.file, "/");
-  m.attrs.created = h5::read_attr_string(f, "created", m.file, "/");
-  m.attrs.complete = h5::read_attr_int(f, "complete", m.file, "/") != 0;
-  m.attrs.model = h5::read_attr_string_opt(f, "model", m.file, "/");
-  m.attrs.device = h5::read_attr_string_opt(f, "device", m.file, "/");
-  m.attrs.framework = h5::read_attr_string_opt(f, "framework", m.file, "/");
-  m.attrs.command = h5::read_attr_string_opt(f, "command", m.file, "/");
+  m.attrs.producer = m.text(f, "producer", "/");
+  m.attrs.source = m.text(f, "source", "/");
+  m.attrs.created = m.text(f, "created", "/");
+  const std::int64_t complete = h5::read_attr_int(f, "complete", m.file, "/");
+  if (complete != 0 && complete != 1)
+    h5::fail(m.file, "/", "attribute 'complete' is " + std::to_string(complete) + ", expected 0 or 1");
+  m.attrs.complete = complete == 1;
+  m.attrs.model = m.text_opt(f, "model", "/");
+  m.attrs.device = m.text_opt(f, "device", "/");
+  m.attrs.framework = m.text_opt(f, "framework", "/");
+  m.attrs.command = m.text_opt(f, "command", "/");
   m.attrs.dropped_tensors = h5::read_attr_int_opt(f, "dropped_tensors", m.file, "/");
+  if (m.attrs.dropped_tensors && *m.attrs.dropped_tensors < 0)
+    h5::fail(m.file, "/", "attribute 'dropped_tensors' is " + std::to_string(*m.attrs.dropped_tensors) +
+                              ", expected a count >= 0");
   if (!m.attrs.complete)
     m.warnings.push_back(m.file +
                          ": complete = 0: the producer did not close the trace cleanly (crash or still "
                          "writing); reading the tensors that are whole");
+  {
+    // Addresses count from the superblock, which follows the user block when there is one.
+    h5::Id fcpl(h5::check(H5Fget_create_plist(f), m.file, "/", "cannot read file creation properties"));
+    hsize_t ub = 0;
+    h5::check(H5Pget_userblock(fcpl, &ub), m.file, "/", "cannot read the user block size");
+    m.userblock = ub;
+  }
 
   if (H5Lexists(f, "tensors", H5P_DEFAULT) > 0) {
-    std::vector<std::string> names;
-    h5::Id g(h5::check(H5Gopen2(f, "tensors", H5P_DEFAULT), m.file, "/tensors", "cannot open group"));
-    hsize_t idx = 0;
-    h5::check(H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_name, &names), m.file, "/tensors",
-              "cannot list tensors");
-    m.tensors.reserve(names.size());
-    for (const auto& n : names) m.tensors.push_back(m.read_meta(n));
+    m.list_tensors(opts);
   } else if (!has_stats() && !has_timeline()) {
     h5::take_error_stack();
     h5::fail(m.file, "/tensors", "missing: a trace needs /tensors, /stats or /timeline");
   }
+  m.summarise_warnings();
 }
 
 TraceReader::~TraceReader() = default;
@@ -260,8 +687,10 @@ const std::filesystem::path& TraceReader::path() const noexcept { return impl_->
 const TraceAttrs& TraceReader::attrs() const noexcept { return impl_->attrs; }
 const std::vector<TensorMeta>& TraceReader::tensors() const noexcept { return impl_->tensors; }
 const std::vector<std::string>& TraceReader::warnings() const noexcept { return impl_->warnings; }
+const std::vector<SkippedTensor>& TraceReader::skipped_tensors() const noexcept { return impl_->skipped; }
 
 std::vector<std::byte> TraceReader::read(const TensorMeta& meta) const {
+  if (meta.bytes() < 0) h5::fail(impl_->file, "/tensors/" + meta.name, "invalid dimensions");
   std::vector<std::byte> out(static_cast<std::size_t>(meta.bytes()));
   read_into(meta, out);
   return out;
@@ -270,7 +699,7 @@ std::vector<std::byte> TraceReader::read(const TensorMeta& meta) const {
 void TraceReader::read_into(const TensorMeta& meta, std::span<std::byte> out) const {
   auto& m = *impl_;
   std::string obj = "/tensors/" + meta.name;
-  if (static_cast<std::int64_t>(out.size()) != meta.bytes())
+  if (meta.bytes() < 0 || static_cast<std::int64_t>(out.size()) != meta.bytes())
     h5::fail(m.file, obj, "output buffer size does not match the tensor");
   h5::Id ds(h5::check(H5Dopen2(m.fid, obj.c_str(), H5P_DEFAULT), m.file, obj, "cannot open dataset"));
   h5::Id space(h5::check(H5Dget_space(ds), m.file, obj, "cannot read dataspace"));
@@ -281,28 +710,66 @@ void TraceReader::read_into(const TensorMeta& meta, std::span<std::byte> out) co
             "cannot read tensor data");
 }
 
+void TraceReader::read_elements(const TensorMeta& meta, std::uint64_t first, std::span<std::byte> out) const {
+  auto& m = *impl_;
+  const std::string obj = "/tensors/" + meta.name;
+  const std::size_t w = dtype_size(meta.dtype);
+  const std::int64_t total = meta.elements();
+  const std::uint64_t count = out.size() / w;
+  if (total < 0 || out.size() % w != 0 || first > static_cast<std::uint64_t>(total) ||
+      count > static_cast<std::uint64_t>(total) - first)
+    h5::fail(m.file, obj, "element range out of the tensor");
+  if (count == 0) return;
+  h5::Id ds(h5::check(H5Dopen2(m.fid, obj.c_str(), H5P_DEFAULT), m.file, obj, "cannot open dataset"));
+  h5::Id fspace(h5::check(H5Dget_space(ds), m.file, obj, "cannot read dataspace"));
+  if (H5Sget_simple_extent_npoints(fspace) != total)
+    h5::fail(m.file, obj, "dataset size changed since the trace was opened");
+  const std::size_t rank = meta.dims.size();
+  std::vector<hsize_t> dims(meta.dims.begin(), meta.dims.end());
+  // The row-major range [first, first + count) as a few hyperslabs, each contiguous in that order:
+  // from the current position, as many whole rows of the innermost axes as fit, then the rest.
+  std::uint64_t pos = first, done = 0;
+  std::vector<hsize_t> start(rank), cnt(rank);
+  while (done < count) {
+    std::uint64_t rem = pos;
+    for (std::size_t k = rank; k-- > 0;) {
+      start[k] = rem % dims[k];
+      rem /= dims[k];
+    }
+    const std::uint64_t left = count - done;
+    // Innermost axis a such that start is 0 on every axis inside it and whole sub-blocks fit.
+    std::size_t a = rank - 1;
+    std::uint64_t inner = 1;  // elements of one step along axis a
+    while (a > 0 && start[a] == 0 && inner * dims[a] <= left) {
+      inner *= dims[a];
+      --a;
+    }
+    const std::uint64_t steps = std::min<std::uint64_t>(dims[a] - start[a], left / inner);
+    for (std::size_t k = 0; k < rank; ++k) cnt[k] = k < a ? 1 : (k == a ? steps : dims[k]);
+    const std::uint64_t n = steps * inner;
+    h5::check(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start.data(), nullptr, cnt.data(), nullptr), m.file, obj,
+              "cannot select elements");
+    const hsize_t mn = n;
+    h5::Id mspace(h5::check(H5Screate_simple(1, &mn, nullptr), m.file, obj, "cannot create dataspace"));
+    h5::check(H5Dread(ds, memory_type_for(meta.dtype), mspace, fspace, H5P_DEFAULT, out.data() + done * w), m.file,
+              obj, "cannot read tensor data");
+    done += n;
+    pos += n;
+  }
+}
+
 std::optional<std::string> TraceReader::root_attribute(const std::string& name) const {
   return h5::read_attr_string_opt(impl_->fid, name.c_str(), impl_->file, "/");
 }
 
+std::string TraceReader::probe_report_of(const TraceReader& r) { return r.impl_->pack(); }
+std::string TraceReader::probe_report_of(const TraceError& e) { return Impl::pack_error(e); }
+
 std::optional<std::uint64_t> TraceReader::raw_offset(const TensorMeta& meta) const {
-  if constexpr (std::endian::native != std::endian::little) return std::nullopt;
-  auto& m = *impl_;
-  std::string obj = "/tensors/" + meta.name;
-  if (meta.elements() == 0) return std::nullopt;
-  h5::Id ds(h5::check(H5Dopen2(m.fid, obj.c_str(), H5P_DEFAULT), m.file, obj, "cannot open dataset"));
-  h5::Id dcpl(h5::check(H5Dget_create_plist(ds), m.file, obj, "cannot read creation properties"));
-  if (H5Pget_layout(dcpl) != H5D_CONTIGUOUS || H5Pget_nfilters(dcpl) != 0) return std::nullopt;
-  h5::Id ftype(h5::check(H5Dget_type(ds), m.file, obj, "cannot read type"));
-  if (H5Tequal(ftype, memory_type_for(meta.dtype)) <= 0) return std::nullopt;
-  if (H5Dget_storage_size(ds) != static_cast<hsize_t>(meta.bytes())) return std::nullopt;
-  const haddr_t addr = H5Dget_offset(ds);
-  if (addr == HADDR_UNDEF) return std::nullopt;
-  // Addresses count from the superblock, which follows the user block when there is one.
-  h5::Id fcpl(h5::check(H5Fget_create_plist(m.fid), m.file, "/", "cannot read file creation properties"));
-  hsize_t userblock = 0;
-  if (H5Pget_userblock(fcpl, &userblock) < 0) return std::nullopt;
-  return static_cast<std::uint64_t>(addr) + static_cast<std::uint64_t>(userblock);
+  // Found at open (no HDF5 call here): analysing many small tensors must not reopen each one.
+  const auto i = impl_->position(meta);
+  if (!i) h5::fail(impl_->file, "/tensors/" + meta.name, "not a tensor of this trace");
+  return impl_->raw[*i];
 }
 
 bool TraceReader::has_timeline() const { return H5Lexists(impl_->fid, "timeline", H5P_DEFAULT) > 0; }
@@ -326,12 +793,35 @@ std::vector<Rec> read_rows(hid_t fid, const char* name, hid_t mtype, const std::
 }
 }  // namespace
 
+namespace {
+// Fixed-size text fields of /timeline and /stats rows as clean text; returns how many rows changed.
+template <typename Row>
+std::size_t clean_rows(std::vector<Row>& rows, std::initializer_list<std::string Row::*> fields) {
+  std::size_t changed = 0;
+  for (auto& r : rows) {
+    bool c = false;
+    for (auto f : fields) {
+      if (is_clean_text(r.*f)) continue;
+      r.*f = clean_text(r.*f);
+      c = true;
+    }
+    changed += c;
+  }
+  return changed;
+}
+}  // namespace
+
 std::vector<TimelineRow> TraceReader::timeline() const {
   std::vector<TimelineRow> out;
   if (!has_timeline()) return out;
   h5::Id t = detail::timeline_mem_type();
-  for (const auto& r : read_rows<detail::TimelineRec>(impl_->fid, "timeline", t, impl_->file))
-    out.push_back(detail::from_rec(r));
+  const auto recs = read_rows<detail::TimelineRec>(impl_->fid, "timeline", t, impl_->file);
+  out.reserve(recs.size());
+  for (const auto& r : recs) out.push_back(detail::from_rec(r));
+  if (std::size_t n = clean_rows(out, {&TimelineRow::op, &TimelineRow::layer}))
+    impl_->warn("/timeline text findings", impl_->file + ": /timeline: " + std::to_string(n) +
+                                                " rows hold text that is not valid UTF-8 (or control characters); "
+                                                "read escaped as \\xHH");
   return out;
 }
 
@@ -339,8 +829,13 @@ std::vector<StatsRow> TraceReader::stats() const {
   std::vector<StatsRow> out;
   if (!has_stats()) return out;
   h5::Id t = detail::stats_mem_type();
-  for (const auto& r : read_rows<detail::StatsRec>(impl_->fid, "stats", t, impl_->file))
-    out.push_back(detail::from_rec(r));
+  const auto recs = read_rows<detail::StatsRec>(impl_->fid, "stats", t, impl_->file);
+  out.reserve(recs.size());
+  for (const auto& r : recs) out.push_back(detail::from_rec(r));
+  if (std::size_t n = clean_rows(out, {&StatsRow::layer, &StatsRow::op, &StatsRow::role, &StatsRow::dtype}))
+    impl_->warn("/stats text findings", impl_->file + ": /stats: " + std::to_string(n) +
+                                            " rows hold text that is not valid UTF-8 (or control characters); read "
+                                            "escaped as \\xHH");
   return out;
 }
 

@@ -1,5 +1,7 @@
 #include "trace_records.hpp"
 
+#include <cdma/formats/text.hpp>
+
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -7,9 +9,12 @@
 namespace cdma::formats::detail {
 
 namespace {
+// Clean text, cut at a UTF-8 sequence boundary to fit the field.
 void put(char* dst, std::size_t n, const std::string& s) {
   std::memset(dst, 0, n);
-  std::memcpy(dst, s.data(), std::min(n, s.size()));
+  const std::string clean = clean_text(s);
+  const std::string_view fit = utf8_prefix(clean, n);
+  std::memcpy(dst, fit.data(), fit.size());
 }
 std::string get(const char* src, std::size_t n) { return std::string(src, strnlen(src, n)); }
 

@@ -10,6 +10,7 @@
 #include "h5.hpp"
 #include "trace_records.hpp"
 
+#include <cdma/formats/text.hpp>
 #include <cdma/formats/trace.hpp>
 
 #include <cstdio>
@@ -21,8 +22,16 @@ namespace cdma::formats {
 std::int64_t TensorMeta::elements() const noexcept {
   if (dims.empty()) return 0;
   std::int64_t n = 1;
-  for (auto d : dims) n *= d;
+  for (auto d : dims)
+    if (d < 0 || __builtin_mul_overflow(n, d, &n)) return -1;
   return n;
+}
+
+std::int64_t TensorMeta::bytes() const noexcept {
+  const std::int64_t n = elements();
+  std::int64_t b = 0;
+  if (n < 0 || __builtin_mul_overflow(n, static_cast<std::int64_t>(dtype_size(dtype)), &b)) return -1;
+  return b;
 }
 
 std::string iso8601_utc_now() {
@@ -134,15 +143,16 @@ TraceWriter::TraceWriter(const std::filesystem::path& path, const TraceAttrs& at
   hid_t f = m.fid;
   h5::write_attr_string(f, "format", kFormatName, m.file, "/");
   h5::write_attr_int(f, "format_version", kFormatVersion, H5T_STD_I32LE, m.file, "/");
-  h5::write_attr_string(f, "producer", attrs.producer, m.file, "/");
-  h5::write_attr_string(f, "source", attrs.source, m.file, "/");
-  h5::write_attr_string(f, "created", attrs.created.empty() ? iso8601_utc_now() : attrs.created, m.file, "/");
+  h5::write_attr_string(f, "producer", clean_text(attrs.producer), m.file, "/");
+  h5::write_attr_string(f, "source", clean_text(attrs.source), m.file, "/");
+  h5::write_attr_string(f, "created", attrs.created.empty() ? iso8601_utc_now() : clean_text(attrs.created), m.file,
+                        "/");
   h5::write_attr_int(f, "complete", 0, H5T_STD_I8LE, m.file, "/");
   const std::pair<const char*, const std::optional<std::string>*> opt[] = {
       {"model", &attrs.model}, {"device", &attrs.device}, {"framework", &attrs.framework},
       {"command", &attrs.command}};
   for (auto& [name, v] : opt)
-    if (*v) h5::write_attr_string(f, name, **v, m.file, "/");
+    if (*v) h5::write_attr_string(f, name, clean_text(**v), m.file, "/");
   if (attrs.dropped_tensors)
     h5::write_attr_int(f, "dropped_tensors", *attrs.dropped_tensors, H5T_STD_I64LE, m.file, "/");
   m.tensors = h5::Id(h5::check(H5Gcreate2(f, "tensors", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), m.file,
@@ -176,6 +186,7 @@ std::int64_t TraceWriter::append_tensor(const TensorMeta& meta, std::span<const 
                  " dims, got " + std::to_string(meta.dims.size()));
   for (auto d : meta.dims)
     if (d < 0) h5::fail(m.file, obj, "negative dimension");
+  if (meta.bytes() < 0) h5::fail(m.file, obj, "dimensions " + dims_text(meta.dims) + " overflow a 64-bit byte count");
   if (static_cast<std::int64_t>(data.size()) != meta.bytes())
     h5::fail(m.file, obj,
              "data holds " + std::to_string(data.size()) + " bytes, dims and dtype need " +
@@ -213,7 +224,9 @@ std::int64_t TraceWriter::append_tensor(const TensorMeta& meta, std::span<const 
     h5::check(H5Dwrite(ds, memory_type_for(meta.dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()), m.file, obj,
               "cannot write tensor data");
   h5::write_attr_int(ds, "iteration", meta.iteration, H5T_STD_I64LE, m.file, obj);
-  h5::write_attr_string(ds, "layer", meta.layer, m.file, obj);
+  // Names come from producers and spools: store them as clean text (escaped), so that every reader
+  // and writer of the trace sees valid UTF-8.
+  h5::write_attr_string(ds, "layer", clean_text(meta.layer), m.file, obj);
   h5::write_attr_int(ds, "layer_index", meta.layer_index, H5T_STD_I32LE, m.file, obj);
   h5::write_attr_string(ds, "op", meta.op, m.file, obj);
   h5::write_attr_string(ds, "role", meta.role, m.file, obj);
@@ -254,7 +267,9 @@ void TraceWriter::set_attribute(const std::string& name, const std::string& valu
   static const char* reserved[] = {"format", "format_version", "complete", "dropped_tensors"};
   for (auto* r : reserved)
     if (name == r) h5::fail(m.file, "/", "attribute '" + name + "' is managed by the writer");
-  h5::write_attr_string(m.fid, name.c_str(), value, m.file, "/");
+  if (!is_clean_text(name) || name.empty() || name.find('\0') != std::string::npos)
+    h5::fail(m.file, "/", "attribute name '" + clean_text(name) + "' is not valid UTF-8 text");
+  h5::write_attr_string(m.fid, name.c_str(), clean_text(value), m.file, "/");
 }
 
 void TraceWriter::flush() {

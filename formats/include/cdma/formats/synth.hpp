@@ -43,6 +43,10 @@ struct SynthSpec {
   std::uint64_t seed = 1;
 };
 
+// Throws Error naming the field when the spec is invalid: rank not 1, 2 or 4, a negative dim, more
+// than 2^63 - 1 bytes, density or dead_share outside 0..1, mean_zero_run < 1, scale not positive.
+void validate(const SynthSpec& spec);
+
 // Number of elements / bytes the spec describes. Throws Error when dims are invalid.
 std::uint64_t synth_elements(const SynthSpec& spec);
 std::uint64_t synth_bytes(const SynthSpec& spec);

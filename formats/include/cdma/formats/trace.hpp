@@ -53,8 +53,11 @@ struct TensorMeta {
 
   // Whether a vDNN-style framework offloads this tensor: `offload` when present, else forward-phase x.
   bool offloaded() const noexcept { return offload.value_or(phase == "forward" && role == "x"); }
+  // Product of dims (0 for no dims); -1 when a dim is negative or the product overflows int64.
   std::int64_t elements() const noexcept;
-  std::int64_t bytes() const noexcept { return elements() * static_cast<std::int64_t>(dtype_size(dtype)); }
+  // elements() x element size; -1 when that is invalid or overflows. Every tensor a TraceReader
+  // lists has bytes() >= 0, and the writer refuses one with bytes() < 0.
+  std::int64_t bytes() const noexcept;
 };
 
 // One intercepted library call (row of /timeline).
@@ -130,11 +133,29 @@ struct ReaderOptions {
   // Costs one fork per open. Open readers from one thread at a time (HDF5 is serial).
   bool isolate = true;
   int probe_timeout_s = 300;
+  // false: the first tensor whose metadata is bad makes the constructor throw. true: such a tensor
+  // is left out of tensors() and listed in skipped_tensors(), and the rest of the file is read.
+  // Either way, in a file with complete = 0 a tensor that is incomplete (a required attribute
+  // missing, or its data never stored: the tensor being written when the producer stopped) is left
+  // out with a warning.
+  bool skip_bad_tensors = false;
+};
+
+// A tensor the reader left out: its object ("/tensors/0000000042") and why.
+struct SkippedTensor {
+  std::string object;
+  std::string reason;
 };
 
 // Opens a trace for reading, validates the root attributes, and lists tensor metadata in capture
 // (name) order without reading tensor bytes. Accepts other producers' files: variable- or
 // fixed-length strings, any integer attribute type, contiguous or chunked/filtered datasets.
+// Refuses what the format does not allow or what would give data that does not exist: a path that
+// is not a regular file (a FIFO would block), `complete` other than 0 or 1, compact, virtual or
+// external storage, a tensor whose data is not (or only partly) stored, dims whose byte count
+// overflows int64. Every string it returns (attributes, dataset names, /timeline and /stats text)
+// is clean text (formats/text.hpp): invalid UTF-8 and control characters in attributes and rows
+// are escaped with a warning naming the object; a dataset name that is not clean text is refused.
 class TraceReader {
  public:
   explicit TraceReader(const std::filesystem::path& path, ReaderOptions opts = {});
@@ -152,6 +173,10 @@ class TraceReader {
   // Reads one tensor's bytes (little-endian elements). Throws TraceError when unreadable.
   std::vector<std::byte> read(const TensorMeta& meta) const;
   void read_into(const TensorMeta& meta, std::span<std::byte> out) const;
+  // Reads elements [first, first + out.size() / element size) of a tensor, in stored (row-major)
+  // order, so that a tensor of any size can be read window by window. Throws TraceError when
+  // unreadable or when the range does not lie in the tensor.
+  void read_elements(const TensorMeta& meta, std::uint64_t first, std::span<std::byte> out) const;
   // Byte offset in the file of a tensor's bytes when they lie there exactly as read() returns
   // them (contiguous storage, no filter, element type equal to the little-endian memory type,
   // space allocated), so that a reader may map the file and use them without a copy or read them
@@ -164,8 +189,16 @@ class TraceReader {
   bool has_stats() const;
   std::vector<TimelineRow> timeline() const;
   std::vector<StatsRow> stats() const;
-  // Non-fatal findings (e.g. "complete = 0"), one sentence each.
+  // Non-fatal findings (e.g. "complete = 0", an escaped name, an incomplete tensor left out), one
+  // sentence each; repeated findings of one kind are summarised after the first few.
   const std::vector<std::string>& warnings() const noexcept;
+  // Tensors left out because ReaderOptions::skip_bad_tensors was set (empty otherwise).
+  const std::vector<SkippedTensor>& skipped_tensors() const noexcept;
+
+  // Internal: what an isolating probe child reports to its parent (a reader's findings or the
+  // error it threw), so that the parent does not read the metadata a second time.
+  static std::string probe_report_of(const TraceReader& r);
+  static std::string probe_report_of(const TraceError& e);
 
  private:
   struct Impl;
