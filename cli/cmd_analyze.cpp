@@ -44,34 +44,6 @@ std::vector<std::string> split_list(const std::string& s) {
   return out;
 }
 
-// "4096", "4K", "4KiB", "1M", "1G" (binary multiples). Throws formats::Error.
-std::size_t parse_size(const std::string& s) {
-  std::size_t pos = 0;
-  unsigned long long v = 0;
-  try {
-    v = std::stoull(s, &pos);
-  } catch (...) {
-    throw formats::Error("size '" + s + "' is not a number (expected e.g. 4096, 4K, 1M)");
-  }
-  std::string unit = s.substr(pos);
-  for (auto& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if (unit == "B") unit.clear();
-  if (unit.size() == 3 && unit.substr(1) == "IB") unit = unit.substr(0, 1);
-  unsigned shift = 0;
-  if (unit.empty())
-    shift = 0;
-  else if (unit == "K")
-    shift = 10;
-  else if (unit == "M")
-    shift = 20;
-  else if (unit == "G")
-    shift = 30;
-  else
-    throw formats::Error("size '" + s + "': unknown unit (expected K, M or G)");
-  return static_cast<std::size_t>(v) << shift;
-}
-
-
 void draw_progress(const analyze::Progress& p, bool final) {
   const double frac = p.bytes_total ? static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total) : 1.0;
   const int width = 30;
@@ -100,7 +72,9 @@ int run_analyze(int argc, char** argv) {
   app.add_option("traces", paths, "trace files (HDF5, trace format v1)")->required();
   app.add_option("-c,--codecs", codecs, "comma-separated codecs: zvc, zrle-K (K 1..16), zlib-L (0..9), zstd-L, lz4")
       ->capture_default_str();
-  app.add_option("--chunk", chunk, "compress in independent chunks of this size (e.g. 4K); 0 = whole tensors")
+  app.add_option("--chunk", chunk,
+                 "compress in independent chunks of this size (e.g. 4K; 0 = whole tensors, else >= 4 bytes; byte "
+                 "codecs never take more than 64 MiB at once)")
       ->capture_default_str();
   app.add_option("--layouts", layouts, "comma-separated layouts to analyse: stored, NCHW, NHWC, CHWN")
       ->capture_default_str();
@@ -119,7 +93,9 @@ int run_analyze(int argc, char** argv) {
   app.add_option("--json", json_path, "write every level as JSON (schema cdma-analysis v1) to FILE ('-' = stdout)");
   app.add_flag("--verify", verify, "decode every encoding and compare with the original bytes (mismatch = error)");
   app.add_flag("-k,--keep-going", keep_going, "skip unreadable files and tensors, list them, exit 1 at the end");
-  app.add_option("-j,--threads", threads, "worker threads (default: all cores)");
+  app.add_option("-j,--threads", threads, "worker threads, 1.." + std::to_string(analyze::kMaxThreads) +
+                                              " (default 0: one per core)")
+      ->check(CLI::Range(0u, analyze::kMaxThreads));
   app.add_flag("-q,--quiet", quiet, "no table on stdout");
   app.add_flag("--no-mmap", no_mmap, "copy every tensor through HDF5 instead of mapping contiguous ones in place");
   app.add_flag("--timing", timing, "print throughput and where the time went to stderr");
@@ -135,8 +111,12 @@ int run_analyze(int argc, char** argv) {
   analyze::Options opts;
   std::optional<analyze::Level> level;
   try {
+    std::vector<OutputArg> outputs;
+    if (app.count("--json")) outputs.push_back({"--json", json_path});
+    if (app.count("--csv")) outputs.push_back({"--csv", csv_path});
+    check_outputs(paths, outputs);
     opts.codecs = split_list(codecs);
-    opts.chunk_bytes = parse_size(chunk);
+    opts.chunk_bytes = static_cast<std::size_t>(parse_byte_size(chunk, "--chunk"));
     opts.layouts = split_list(layouts);
     opts.dtypes = split_list(dtypes);
     if (!iterations.empty()) opts.filters.iterations = analyze::parse_iteration_ranges(iterations);
@@ -194,24 +174,13 @@ int run_analyze(int argc, char** argv) {
 
   int rc = kExitOk;
   try {
-    if (!json_path.empty()) {
-      std::ostringstream os;
-      analyze::write_json(os, result);
-      write_output(json_path, os.str());
-    }
-    if (!csv_path.empty()) {
-      std::ostringstream os;
-      analyze::write_csv(os, result, *level);
-      write_output(csv_path, os.str());
-    }
+    if (!json_path.empty()) write_output(json_path, [&](std::ostream& os) { analyze::write_json(os, result); });
+    if (!csv_path.empty()) write_output(csv_path, [&](std::ostream& os) { analyze::write_csv(os, result, *level); });
+    if (!quiet && json_path != "-" && csv_path != "-")
+      write_output("-", [&](std::ostream& os) { analyze::write_table(os, result, *level); });
   } catch (const formats::Error& e) {
     fmt::print(stderr, "cdma analyze: error: {}\n", e.what());
     rc = kExitFailure;
-  }
-  if (!quiet && json_path != "-" && csv_path != "-") {
-    std::ostringstream os;
-    analyze::write_table(os, result, *level);
-    std::fwrite(os.str().data(), 1, os.str().size(), stdout);
   }
   for (const auto& t : result.traces) {
     for (const auto& s : t.skipped) {

@@ -1,8 +1,10 @@
 // cdma front door: `cdma <verb> [args]`, in the style of git. Verbs compiled into this binary
 // register themselves (verbs.hpp); any other verb V runs the executable `cdma-V` installed next to
 // this one (so that, e.g., `cdma train` links libtorch and `cdma` itself does not).
+#include "util.hpp"
 #include "verbs.hpp"
 
+#include <cdma/formats/error.hpp>
 #include <cdma/version.hpp>
 
 #include <fmt/core.h>
@@ -66,16 +68,33 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   std::string verb = argv[1];
-  if (verb == "-h" || verb == "--help" || verb == "help") {
-    usage(stdout);
-    return kExitOk;
-  }
-  if (verb == "--version" || verb == "version") {
-    fmt::print("cdma {}\n", cdma::kVersion);
+  if (verb == "-h" || verb == "--help" || verb == "help" || verb == "--version" || verb == "version") {
+    if (verb == "--version" || verb == "version")
+      fmt::print("cdma {}\n", cdma::kVersion);
+    else
+      usage(stdout);
+    try {
+      finish_stdout();
+    } catch (const cdma::formats::Error& e) {
+      fmt::print(stderr, "cdma: error: {}\n", e.what());
+      return kExitFailure;
+    }
     return kExitOk;
   }
   for (const auto& v : verbs()) {
-    if (v.name == verb) return v.run(argc - 1, argv + 1);
+    if (v.name != verb) continue;
+    int rc = v.run(argc - 1, argv + 1);
+    // Whatever the verb printed must have reached stdout: a full disk or a closed pipe is an error,
+    // never an exit 0 with the output lost.
+    try {
+      finish_stdout();
+    } catch (const cdma::formats::Error& e) {
+      if (rc == kExitOk) {  // a verb that failed has said why already
+        fmt::print(stderr, "cdma {}: error: {}\n", verb, e.what());
+        rc = kExitFailure;
+      }
+    }
+    return rc;
   }
   // External verb: cdma-<verb> beside this executable.
   auto exe = self_dir() / ("cdma-" + verb);

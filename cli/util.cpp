@@ -4,36 +4,123 @@
 
 #include <fmt/core.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace cdma::cli {
 
-void write_output(const std::string& path, const std::string& text) {
+namespace fs = std::filesystem;
+
+void finish_stdout() {
+  std::cout.flush();
+  const bool stream_ok = !std::cout.fail();
+  errno = 0;
+  const bool flushed = std::fflush(stdout) == 0;
+  const int err = errno;
+  if (!flushed || std::ferror(stdout) || !stream_ok)
+    throw formats::Error(std::string("cannot write to standard output") +
+                         (err ? std::string(" (") + std::strerror(err) + ")" : std::string()));
+}
+
+void write_output(const std::string& path, const std::function<void(std::ostream&)>& fill) {
   if (path == "-") {
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);
+    fill(std::cout);
+    finish_stdout();
     return;
   }
   const std::string tmp = path + ".tmp." + std::to_string(getpid());
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     if (!f) throw formats::Error("cannot create " + tmp + " (writing " + path + ")");
-    f.write(text.data(), static_cast<std::streamsize>(text.size()));
+    fill(f);
     f.close();
     if (!f) {
       std::error_code ec;
-      std::filesystem::remove(tmp, ec);
+      fs::remove(tmp, ec);
       throw formats::Error("cannot write " + tmp + " (writing " + path + "; disk full?)");
     }
   }
   std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
+  fs::rename(tmp, path, ec);
   if (ec) {
-    std::filesystem::remove(tmp, ec);
+    fs::remove(tmp, ec);
     throw formats::Error("cannot rename " + tmp + " to " + path + ": " + ec.message());
+  }
+}
+
+void write_output(const std::string& path, const std::string& text) {
+  write_output(path, [&](std::ostream& os) { os.write(text.data(), static_cast<std::streamsize>(text.size())); });
+}
+
+std::uint64_t parse_byte_size(const std::string& s, const std::string& option) {
+  const auto bad = [&](const std::string& why) {
+    return formats::Error(option + " '" + s + "': " + why + " (expected e.g. 4096, 4K, 64KiB, 1M, 2G)");
+  };
+  std::size_t i = 0;
+  std::uint64_t v = 0;
+  for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i) {
+    if (v > (~std::uint64_t{0} - 9) / 10) throw bad("too large");
+    v = v * 10 + static_cast<std::uint64_t>(s[i] - '0');
+  }
+  if (i == 0) throw bad(s.empty() ? "empty" : s[0] == '-' ? "must not be negative" : "not a whole number of bytes");
+  std::string unit = s.substr(i);
+  for (auto& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (unit.size() == 3 && unit.substr(1) == "IB") unit = unit.substr(0, 1);
+  unsigned shift = 0;
+  if (unit.empty() || unit == "B")
+    shift = 0;
+  else if (unit == "K")
+    shift = 10;
+  else if (unit == "M")
+    shift = 20;
+  else if (unit == "G")
+    shift = 30;
+  else if (unit == "T")
+    shift = 40;
+  else
+    throw bad("unknown unit '" + s.substr(i) + "'");
+  constexpr std::uint64_t kMax = std::uint64_t{1} << 62;
+  if (v > (kMax >> shift)) throw bad("more than 2^62 bytes");
+  return v << shift;
+}
+
+namespace {
+// Identity of an existing file (device, inode), so that two spellings of one path compare equal.
+bool same_file(const std::string& a, const std::string& b) {
+  struct stat sa {}, sb {};
+  if (::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0)
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  std::error_code ec1, ec2;
+  const auto ca = fs::weakly_canonical(a, ec1), cb = fs::weakly_canonical(b, ec2);
+  return !ec1 && !ec2 && ca == cb;
+}
+}  // namespace
+
+void check_outputs(const std::vector<std::string>& inputs, const std::vector<OutputArg>& outputs) {
+  bool stdout_used = false;
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    const auto& o = outputs[i];
+    if (o.path.empty()) throw formats::Error(o.option + " needs a file name ('-' = standard output)");
+    if (o.path == "-") {
+      if (stdout_used) throw formats::Error("only one output can go to standard output ('-')");
+      stdout_used = true;
+      continue;
+    }
+    std::error_code ec;
+    if (fs::is_directory(o.path, ec)) throw formats::Error(o.option + " " + o.path + " is a directory");
+    for (const auto& in : inputs)
+      if (same_file(o.path, in))
+        throw formats::Error(o.option + " " + o.path + " is also an input; writing it would replace that input");
+    for (std::size_t k = 0; k < i; ++k)
+      if (outputs[k].path != "-" && same_file(o.path, outputs[k].path))
+        throw formats::Error(o.option + " and " + outputs[k].option + " name the same file " + o.path +
+                             "; one would replace the other");
   }
 }
 

@@ -120,7 +120,30 @@ std::string opt_text(const std::optional<T>& v) {
 }
 }  // namespace
 
+namespace {
+// Text that every writer accepts: the reader hands out clean text, but paths come from the command
+// line and may hold any bytes.
+std::string clean(const std::string& s) { return formats::clean_text(s); }
+
+// dump() that never throws on a string that is not UTF-8 (it cannot hold one: see clean()), and
+// whose nested lines are indented as if the value sat `depth` levels deep in a larger document.
+std::string dump_at(const ordered_json& j, int indent, int depth) {
+  std::string text = j.dump(indent, ' ', false, ordered_json::error_handler_t::replace);
+  if (indent < 0 || depth == 0) return text;
+  const std::string pad(static_cast<std::size_t>(indent * depth), ' ');
+  std::string out;
+  out.reserve(text.size() + text.size() / 8);
+  for (char c : text) {
+    out += c;
+    if (c == '\n') out += pad;
+  }
+  return out;
+}
+}  // namespace
+
 void write_json(std::ostream& os, const Analysis& a, int indent) {
+  // Written row by row (the document of 100,000 tensors would otherwise be built in memory whole),
+  // with exactly the bytes nlohmann's dump(indent) gives for the whole document.
   ordered_json j;
   j["schema"] = kSchemaName;
   j["schema_version"] = kSchemaVersion;
@@ -131,12 +154,13 @@ void write_json(std::ostream& os, const Analysis& a, int indent) {
   o["layouts"] = a.options.layouts;
   o["dtypes"] = a.options.dtypes;
   o["filters"] = filters_json(a.options.filters);
+  o["max_block_bytes"] = a.options.max_block_bytes;
   j["options"] = std::move(o);
   ordered_json traces = ordered_json::array();
   for (const auto& t : a.traces) {
     ordered_json tj;
     tj["index"] = t.index;
-    tj["path"] = t.path;
+    tj["path"] = clean(t.path);
     tj["model"] = t.model ? ordered_json(*t.model) : ordered_json(nullptr);
     tj["source"] = t.source;
     tj["complete"] = t.complete;
@@ -146,18 +170,34 @@ void write_json(std::ostream& os, const Analysis& a, int indent) {
     tj["not_offloaded"] = t.not_offloaded;
     tj["offload_attribute"] = t.offload_attribute;
     ordered_json sk = ordered_json::array();
-    for (const auto& s : t.skipped) sk.push_back({{"object", s.object}, {"reason", s.reason}});
+    for (const auto& s : t.skipped) sk.push_back({{"object", clean(s.object)}, {"reason", clean(s.reason)}});
     tj["skipped"] = std::move(sk);
-    tj["warnings"] = t.warnings;
+    ordered_json wj = ordered_json::array();
+    for (const auto& w : t.warnings) wj.push_back(clean(w));
+    tj["warnings"] = std::move(wj);
     traces.push_back(std::move(tj));
   }
   j["traces"] = std::move(traces);
+  const bool pretty = indent >= 0;
+  const std::string nl = pretty ? "\n" : "", colon = pretty ? ": " : ":";
+  const std::string pad1(pretty ? static_cast<std::size_t>(indent) : 0, ' ');
+  const std::string pad2(pretty ? static_cast<std::size_t>(2 * indent) : 0, ' ');
+  std::string head = dump_at(j, indent, 0);
+  head.resize(head.size() - (pretty ? 2 : 1));  // drop the closing "\n}" (or "}")
+  os << head;
   for (Level level : {Level::tensor, Level::layer, Level::iteration, Level::layer_iteration, Level::network}) {
-    ordered_json rows = ordered_json::array();
-    for (const auto& r : a.rows(level)) rows.push_back(row_json(a, r, level));
-    j[std::string(to_string(level))] = std::move(rows);
+    os << ',' << nl << pad1 << '"' << to_string(level) << '"' << colon;
+    const auto rows = a.rows(level);
+    if (rows.empty()) {
+      os << "[]";
+      continue;
+    }
+    os << '[';
+    for (std::size_t i = 0; i < rows.size(); ++i)
+      os << (i ? "," : "") << nl << pad2 << dump_at(row_json(a, rows[i], level), indent, 2);
+    os << nl << pad1 << ']';
   }
-  os << j.dump(indent) << '\n';
+  os << nl << "}\n";
 }
 
 void write_csv(std::ostream& os, const Analysis& a, Level level) {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <system_error>
 #include <thread>
 
 #include <fcntl.h>
@@ -67,11 +68,11 @@ class Mapping {
  public:
   // `unmap_ns` (owned by the run, outliving the mapping) receives the CPU time munmap takes.
   static std::shared_ptr<const Mapping> open(const std::filesystem::path& p, std::atomic<std::uint64_t>* unmap_ns) {
-    const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return nullptr;
     struct stat st {};
     std::shared_ptr<Mapping> m;
-    if (fstat(fd, &st) == 0 && st.st_size > 0) {
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
       void* a = mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
       if (a != MAP_FAILED) m = std::shared_ptr<Mapping>(new Mapping(a, static_cast<std::size_t>(st.st_size), unmap_ns));
     }
@@ -128,6 +129,7 @@ struct Job {
   std::span<const std::byte> mapped;
   std::string where;
   formats::TensorMeta meta;  // a copy: the reader may be closed before the job is done
+  bool windowed = false;     // mapped and bigger than max_block_bytes: analysed window by window
 };
 
 // The reader/worker rendezvous: a queue of jobs and a free list of buffers; at most
@@ -157,7 +159,11 @@ Analysis run_analysis(const std::vector<std::filesystem::path>& paths, Options o
   const TensorAnalyzer an(opts);
   out.variants = an.variants();
   out.codec_names = an.codec_names();
-  unsigned threads = opts.threads ? opts.threads : std::max(1u, std::thread::hardware_concurrency());
+  if (opts.threads > kMaxThreads)
+    throw formats::Error("threads " + std::to_string(opts.threads) + " is more than " + std::to_string(kMaxThreads) +
+                         " (0 = one per core)");
+  unsigned threads =
+      opts.threads ? opts.threads : std::clamp(std::thread::hardware_concurrency(), 1u, kMaxThreads);
   out.stats.threads = threads;
 
   // Open every trace and list its work (metadata only), so that the totals are known up front.
@@ -165,14 +171,25 @@ Analysis run_analysis(const std::vector<std::filesystem::path>& paths, Options o
   std::vector<std::vector<const formats::TensorMeta*>> todo(paths.size());
   std::vector<std::vector<formats::StatsRow>> stats(paths.size());
   Progress prog;
+  // Byte totals of everything analysed must stay far from 2^64 (group sums, ratios): at most 2^62.
+  std::uint64_t stats_bytes = 0;  // elements of /stats rows (x their width <= 4: checked per row too)
+  auto add_checked = [](std::uint64_t& total, std::uint64_t v) {
+    constexpr std::uint64_t kMax = std::uint64_t{1} << 62;
+    if (v > kMax || total > kMax - v)
+      throw formats::Error("the traces describe more than 2^62 bytes of tensors in total; analyse fewer at once");
+    total += v;
+  };
   for (std::size_t t = 0; t < paths.size(); ++t) {
     TraceSummary ts;
     ts.index = static_cast<int>(t);
     ts.path = paths[t].string();
     try {
-      readers[t] = std::make_unique<formats::TraceReader>(paths[t]);
+      formats::ReaderOptions ro;
+      ro.skip_bad_tensors = opts.keep_going;  // -k leaves out a bad tensor, not the whole file
+      readers[t] = std::make_unique<formats::TraceReader>(paths[t], ro);
       const auto& r = *readers[t];
       ts.opened = true;
+      for (const auto& k : r.skipped_tensors()) ts.skipped.push_back({k.object, k.reason});
       ts.model = r.attrs().model;
       ts.source = r.attrs().source;
       ts.complete = r.attrs().complete;
@@ -185,11 +202,23 @@ Analysis run_analysis(const std::vector<std::filesystem::path>& paths, Options o
           if (opts.filters.offloaded_only && !m.offloaded()) ++ts.not_offloaded;
           continue;
         }
+        // Limits are checked here, before any work: a tensor the analyzer cannot window.
+        if (an.needs_windows(m)) {
+          if (auto why = an.why_not_windowed(m)) {
+            formats::TraceError e(ts.path, object_of(m), ts.path + ": " + object_of(m) + ": " + *why);
+            if (!opts.keep_going) throw e;
+            ts.skipped.push_back({object_of(m), e.what()});
+            continue;
+          }
+        }
         todo[t].push_back(&m);
-        prog.bytes_total += static_cast<std::uint64_t>(m.bytes());
+        add_checked(prog.bytes_total, static_cast<std::uint64_t>(m.bytes()));
         ++prog.tensors_total;
       }
       if (r.has_stats()) stats[t] = r.stats();
+      for (const auto& row : stats[t]) {
+        if (row.elements > 0) add_checked(stats_bytes, static_cast<std::uint64_t>(row.elements));
+      }
     } catch (const formats::Error& e) {
       if (!opts.keep_going) throw;
       readers[t].reset();
@@ -235,7 +264,7 @@ Analysis run_analysis(const std::vector<std::filesystem::path>& paths, Options o
         sh.jobs.pop_front();
       }
       std::span<const std::byte> buf = sh.buffers[job.buffer];
-      if (job.map) {
+      if (job.map && !job.windowed) {
         const double t0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
         prefault(job.mapped);
         fault_s[id] += cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - t0;
@@ -243,7 +272,26 @@ Analysis run_analysis(const std::vector<std::filesystem::path>& paths, Options o
       }
       std::optional<Skipped> skip;
       try {
-        out.tensors[job.slot].variants = an.analyze(buf, job.meta, ws, job.where);
+        if (job.windowed) {
+          // A big mapped tensor: one window at a time, its pages dropped once analysed, so that
+          // memory stays bounded by the window whatever the tensor's size.
+          buf = job.mapped;
+          TensorStream ts(an, job.meta, ws, job.where);
+          const std::uint64_t win = an.window_elements(job.meta) * formats::dtype_size(job.meta.dtype);
+          for (std::uint64_t off = 0; off < job.mapped.size(); off += win) {
+            const auto piece = job.mapped.subspan(off, std::min<std::uint64_t>(win, job.mapped.size() - off));
+            double t0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+            prefault(piece);
+            fault_s[id] += cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - t0;
+            ts.feed(piece);
+            t0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+            release_pages(piece);
+            fault_s[id] += cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - t0;
+          }
+          out.tensors[job.slot].variants = ts.finish();
+        } else {
+          out.tensors[job.slot].variants = an.analyze(buf, job.meta, ws, job.where);
+        }
       } catch (const VerifyError&) {
         std::lock_guard lk(sh.mu);
         if (!sh.error) sh.error = std::current_exception();
@@ -261,7 +309,7 @@ Analysis run_analysis(const std::vector<std::filesystem::path>& paths, Options o
         if (!sh.error) sh.error = std::current_exception();
         sh.abort = true;
       }
-      if (job.map) {
+      if (job.map && !job.windowed) {
         const double t0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
         release_pages(job.mapped);
         fault_s[id] += cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - t0;
@@ -280,7 +328,18 @@ Analysis run_analysis(const std::vector<std::filesystem::path>& paths, Options o
 
   std::vector<std::thread> pool;
   pool.reserve(threads);
-  for (unsigned i = 0; i < threads; ++i) pool.emplace_back(worker, i);
+  try {
+    for (unsigned i = 0; i < threads; ++i) pool.emplace_back(worker, i);
+  } catch (const std::system_error& e) {
+    {
+      std::lock_guard lk(sh.mu);
+      sh.closed = true;
+    }
+    sh.cv_jobs.notify_all();
+    for (auto& th : pool) th.join();
+    throw formats::Error("cannot start " + std::to_string(threads) + " worker threads (" + e.what() +
+                         "); use fewer (-j)");
+  }
 
   auto last_report = Clock::now();
   auto report = [&](bool force) {
@@ -300,6 +359,7 @@ Analysis run_analysis(const std::vector<std::filesystem::path>& paths, Options o
 
   // The reader: this thread, the only one that touches HDF5.
   std::exception_ptr reader_error;
+  Workspace reader_ws;  // for big tensors analysed in this thread
   double read_time = 0;
   // Anything unexpected here must still let the workers finish and be joined.
   try {
@@ -334,10 +394,11 @@ Analysis run_analysis(const std::vector<std::filesystem::path>& paths, Options o
         } catch (const formats::Error&) {
           mapped = {};  // read() below reports the problem
         }
+        const bool big = an.needs_windows(m);
         if (!mapped.empty()) {
           {
             std::lock_guard lk(sh.mu);
-            sh.jobs.push_back(Job{slot, b, map, mapped, paths[t].string() + ": " + object_of(m), m});
+            sh.jobs.push_back(Job{slot, b, map, mapped, paths[t].string() + ": " + object_of(m), m, big});
           }
           sh.cv_jobs.notify_one();
           ++out.traces[t].tensors;
@@ -347,10 +408,42 @@ Analysis run_analysis(const std::vector<std::filesystem::path>& paths, Options o
           continue;
         }
         try {
+          if (big) {
+            // A big tensor that cannot be mapped: read and analysed here, window by window (HDF5
+            // is serial, so this thread is the one that may read it); the workers go on meanwhile.
+            const std::string where = paths[t].string() + ": " + object_of(m);
+            TensorStream ts(an, m, reader_ws, where);
+            const std::size_t w = formats::dtype_size(m.dtype);
+            const std::uint64_t win = an.window_elements(m), total = static_cast<std::uint64_t>(m.elements());
+            for (std::uint64_t first = 0; first < total && !stopped(); first += win) {
+              buf.resize(static_cast<std::size_t>(std::min(win, total - first) * w));
+              const double t0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+              r.read_elements(m, first, buf);
+              read_time += cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - t0;
+              ts.feed(buf);
+              report(false);
+            }
+            if (stopped()) {
+              ok = false;
+            } else {
+              out.tensors[slot].variants = ts.finish();
+              ++out.traces[t].tensors;
+              out.stats.bytes += static_cast<std::uint64_t>(m.bytes());
+            }
+            std::lock_guard lk(sh.mu);
+            sh.free_buffers.push_back(b);
+            sh.bytes_done += static_cast<std::uint64_t>(m.bytes());
+            ++sh.tensors_done;
+            if (!ok) dropped[slot] = true;
+            continue;
+          }
           buf.resize(static_cast<std::size_t>(m.bytes()));
           const double t0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
           r.read_into(m, buf);
           read_time += cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - t0;
+        } catch (const VerifyError&) {
+          reader_error = std::current_exception();
+          ok = false;
         } catch (const formats::Error& e) {
           if (!opts.keep_going) {
             reader_error = std::current_exception();
@@ -443,6 +536,7 @@ Analysis run_analysis(const std::vector<std::filesystem::path>& paths, Options o
   out.tensors = std::move(kept);
 
   for (const auto& ws : spaces) out.stats.codec_s += static_cast<double>(ws.codec_ns) * 1e-9;
+  out.stats.codec_s += static_cast<double>(reader_ws.codec_ns) * 1e-9;
   out.stats.read_s = read_time;
   for (double f : fault_s) out.stats.read_s += f;
   out.stats.read_s += static_cast<double>(unmap_ns.load()) * 1e-9;

@@ -1,5 +1,6 @@
 #include <cdma/analyze/tensor.hpp>
 #include <cdma/analyze/transform.hpp>
+#include <cdma/formats/text.hpp>
 #include <cdma/formats/zero_scan.hpp>
 
 #include <algorithm>
@@ -24,9 +25,223 @@ bool is_zero_elem(const std::byte* p, std::size_t w) {
     if (p[i] != std::byte{0}) return false;
   return true;
 }
+
+// Zero statistics of a stretch of elements plus the lengths of the zero runs it starts and ends
+// with, so that the statistics of two adjacent stretches can be joined exactly.
+struct ScanPiece {
+  formats::ZeroScan s;
+  std::uint64_t lead = 0, trail = 0;  // == s.elements when every element is zero
+};
+
+std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
+
+std::uint64_t leading_zero_elements(std::span<const std::byte> d, std::size_t w) {
+  std::uint64_t n = 0;
+  for (std::size_t i = 0; i < d.size() && is_zero_elem(d.data() + i, w); i += w) ++n;
+  return n;
+}
+std::uint64_t trailing_zero_elements(std::span<const std::byte> d, std::size_t w) {
+  std::uint64_t n = 0;
+  for (std::size_t i = d.size(); i >= w && is_zero_elem(d.data() + i - w, w); i -= w) ++n;
+  return n;
+}
+
+ScanPiece scan_piece(std::span<const std::byte> d, std::size_t w, const formats::ZeroScan& s) {
+  ScanPiece p{s, 0, 0};
+  p.lead = leading_zero_elements(d, w);
+  p.trail = p.lead == s.elements ? p.lead : trailing_zero_elements(d, w);
+  return p;
+}
+
+// a := a followed by b. A zero run cut between them is counted once, with its ZRLE tokens.
+void join(ScanPiece& a, const ScanPiece& b) {
+  if (b.s.elements == 0) return;
+  if (a.s.elements == 0) {
+    a = b;
+    return;
+  }
+  const bool a_zero = a.s.nonzeros == 0, b_zero = b.s.nonzeros == 0;
+  formats::ZeroScan r = a.s;
+  r.elements += b.s.elements;
+  r.nonzeros += b.s.nonzeros;
+  r.zero_runs += b.s.zero_runs;
+  for (int k = formats::kZrleMinK; k <= formats::kZrleMaxK; ++k) r.zrle_tokens[k] += b.s.zrle_tokens[k];
+  if (a.trail > 0 && b.lead > 0) {
+    --r.zero_runs;
+    for (int k = formats::kZrleMinK; k <= formats::kZrleMaxK; ++k) {
+      const std::uint64_t m = std::uint64_t{1} << k;
+      r.zrle_tokens[k] = r.zrle_tokens[k] - ceil_div(a.trail, m) - ceil_div(b.lead, m) + ceil_div(a.trail + b.lead, m);
+    }
+  }
+  const std::uint64_t lead = a_zero ? a.s.elements + b.lead : a.lead;
+  const std::uint64_t trail = b_zero ? a.trail + b.s.elements : b.trail;
+  a = ScanPiece{r, lead, trail};
+}
 }  // namespace
 
+// The measures of one variant of a tensor, built from consecutive pieces (each a whole number of
+// byte-codec blocks, the last may be short). ZVC and ZRLE are counted per chunk (--chunk; the whole
+// tensor without it), joining the scans of pieces a chunk spans; byte codecs per block
+// (min(chunk, max_block_bytes)); zero runs and nonzeros are the tensor's own.
+class TensorAnalyzer::VariantStream {
+ public:
+  VariantStream(const TensorAnalyzer& an, std::size_t width, std::uint64_t elements, VariantMeasures& out)
+      : an_(an), w_(width), n_(elements), out_(out) {
+    const std::uint64_t max_elems = std::max<std::uint64_t>(1, an.opts_.max_block_bytes / w_);
+    chunk_ = an.opts_.chunk_bytes ? std::max<std::uint64_t>(1, an.opts_.chunk_bytes / w_) : 0;
+    block_ = chunk_ ? std::min(chunk_, max_elems) : max_elems;
+    out_.elements = n_;
+    out_.bytes = n_ * w_;
+    out_.codecs.assign(an.slots_.size(), CodecSize{std::uint64_t{0}, true});
+  }
+
+  // Elements per piece: a whole number of blocks, at most max_block_bytes.
+  static std::uint64_t window(const TensorAnalyzer& an, std::size_t w) {
+    const std::uint64_t max_elems = std::max<std::uint64_t>(1, an.opts_.max_block_bytes / w);
+    const std::uint64_t chunk = an.opts_.chunk_bytes ? std::max<std::uint64_t>(1, an.opts_.chunk_bytes / w) : 0;
+    const std::uint64_t block = chunk ? std::min(chunk, max_elems) : max_elems;
+    return block * std::max<std::uint64_t>(1, max_elems / block);
+  }
+
+  void feed(std::span<const std::byte> piece, Workspace& ws, const std::string& where) {
+    const std::uint64_t n = piece.size() / w_;
+    auto t0 = thread_cpu_ns();
+    for (std::uint64_t off = 0; off < n;) {
+      const std::uint64_t chunk_first = chunk_ ? pos_ / chunk_ * chunk_ : 0;
+      const std::uint64_t chunk_end = chunk_ ? std::min(n_, chunk_first + chunk_) : n_;
+      const std::uint64_t len = std::min(n - off, chunk_end - pos_);
+      const auto seg = piece.subspan(off * w_, len * w_);
+      const formats::ZeroScan sc = formats::zero_scan(seg, w_);
+      nnz_ += sc.nonzeros;
+      runs_ += sc.zero_runs;
+      if (pos_ > 0 && last_zero_ && is_zero_elem(seg.data(), w_)) --runs_;
+      last_zero_ = is_zero_elem(seg.data() + seg.size() - w_, w_);
+      if (pos_ == chunk_first && pos_ + len == chunk_end) {
+        add_counted(len, sc);  // the common case: a whole chunk in one piece
+      } else {
+        join(chunk_acc_, scan_piece(seg, w_, sc));
+        if (pos_ + len == chunk_end) {
+          add_counted(chunk_acc_.s.elements, chunk_acc_.s);
+          chunk_acc_ = {};
+        }
+      }
+      if (an_.opts_.verify) verify_counted(seg, sc, ws, where, pos_);
+      pos_ += len;
+      off += len;
+    }
+    ws.codec_ns += thread_cpu_ns() - t0;
+    feed_blocks(piece, ws, where);
+  }
+
+  void finish(Workspace& ws, const std::string& where) {
+    if (!carry_.empty()) add_bytes(carry_, ws, where);
+    carry_.clear();
+    if (n_ == 0) {
+      // An empty tensor: ZVC and ZRLE are 0 bytes; byte codecs still write their headers.
+      for (std::size_t i = 0; i < an_.slots_.size(); ++i)
+        if (an_.slots_[i].kind != CodecSlot::bytes) out_.codecs[i].bytes = 0;
+      add_bytes({}, ws, where);
+    }
+    out_.nonzeros = nnz_;
+    out_.zero_runs = runs_;
+  }
+
+ private:
+  // Byte codecs see whole blocks: a block that straddles two pieces is gathered in carry_ (pieces
+  // cut at block edges, as windows of the stored dtype are, need no copy).
+  void feed_blocks(std::span<const std::byte> piece, Workspace& ws, const std::string& where) {
+    const std::size_t bb = static_cast<std::size_t>(block_) * w_;
+    const bool at_end = pos_ == n_;
+    std::size_t off = 0;
+    if (!carry_.empty()) {
+      const std::size_t take = std::min(bb - carry_.size(), piece.size());
+      carry_.insert(carry_.end(), piece.begin(), piece.begin() + static_cast<std::ptrdiff_t>(take));
+      off = take;
+      if (carry_.size() == bb || (off == piece.size() && at_end)) {
+        add_bytes(carry_, ws, where);
+        carry_.clear();
+      }
+    }
+    for (; piece.size() - off >= bb; off += bb) add_bytes(piece.subspan(off, bb), ws, where);
+    if (off < piece.size()) {
+      if (at_end) {
+        add_bytes(piece.subspan(off), ws, where);
+      } else {
+        carry_.assign(piece.begin() + static_cast<std::ptrdiff_t>(off), piece.end());
+      }
+    }
+  }
+
+  void add_counted(std::uint64_t len, const formats::ZeroScan& sc) {
+    for (std::size_t i = 0; i < an_.slots_.size(); ++i) {
+      const auto& s = an_.slots_[i];
+      if (s.kind == CodecSlot::zvc) *out_.codecs[i].bytes += formats::zvc_size(len, sc.nonzeros, w_);
+      if (s.kind == CodecSlot::zrle) *out_.codecs[i].bytes += formats::zrle_size(sc, w_, s.k);
+    }
+  }
+
+  void add_bytes(std::span<const std::byte> block, Workspace& ws, const std::string& where) {
+    const std::uint64_t first = bytes_done_ / w_;
+    bytes_done_ += block.size();
+    for (std::size_t i = 0; i < an_.slots_.size(); ++i) {
+      const auto& s = an_.slots_[i];
+      if (s.kind != CodecSlot::bytes) continue;
+      const auto t0 = thread_cpu_ns();
+      const std::size_t size = s.codec->compressed_size(block, w_);
+      ws.codec_ns += thread_cpu_ns() - t0;
+      *out_.codecs[i].bytes += size;
+      if (an_.opts_.verify) round_trip(s, block, size, ws, where, first);
+    }
+  }
+
+  // --verify of ZVC and ZRLE on one piece of a chunk: the real encoder's size must be the size the
+  // scan gives for that piece, and the encoding must decode to the piece.
+  void verify_counted(std::span<const std::byte> seg, const formats::ZeroScan& sc, Workspace& ws,
+                      const std::string& where, std::uint64_t first) const {
+    for (const auto& s : an_.slots_) {
+      if (s.kind == CodecSlot::bytes) continue;
+      const std::uint64_t counted =
+          s.kind == CodecSlot::zvc ? formats::zvc_size(sc.elements, sc.nonzeros, w_) : formats::zrle_size(sc, w_, s.k);
+      round_trip(s, seg, counted, ws, where, first);
+    }
+  }
+
+  void round_trip(const CodecSlot& s, std::span<const std::byte> seg, std::uint64_t counted, Workspace& ws,
+                  const std::string& where, std::uint64_t first) const {
+    ws.encoded.resize(s.codec->max_encoded_size(seg.size(), w_));
+    const std::size_t enc = s.codec->encode(seg, w_, ws.encoded);
+    ws.decoded.resize(seg.size());
+    try {
+      s.codec->decode(std::span<const std::byte>(ws.encoded.data(), enc), w_, ws.decoded);
+    } catch (const formats::Error& e) {
+      throw VerifyError("verify: " + where + ": " + s.name + " cannot decode its own encoding: " + e.what());
+    }
+    const std::uint64_t last = first + seg.size() / w_;
+    if (!seg.empty() && std::memcmp(ws.decoded.data(), seg.data(), seg.size()) != 0)
+      throw VerifyError("verify: " + where + ": " + s.name + " decodes to different bytes (elements " +
+                        std::to_string(first) + ".." + std::to_string(last) + ")");
+    if (enc != counted)
+      throw VerifyError("verify: " + where + ": " + s.name + " encodes elements " + std::to_string(first) + ".." +
+                        std::to_string(last) + " to " + std::to_string(enc) + " bytes but " +
+                        std::to_string(counted) + " were counted");
+  }
+
+  const TensorAnalyzer& an_;
+  std::size_t w_;
+  std::uint64_t n_;
+  VariantMeasures& out_;
+  std::uint64_t chunk_ = 0, block_ = 0;  // elements; chunk_ 0 = the whole tensor
+  std::uint64_t pos_ = 0;                // elements fed so far
+  std::uint64_t nnz_ = 0, runs_ = 0;
+  bool last_zero_ = false;
+  ScanPiece chunk_acc_;  // the chunk being joined from several pieces
+  std::vector<std::byte> carry_;  // start of a byte-codec block whose end is in the next piece
+  std::uint64_t bytes_done_ = 0;  // bytes given to the byte codecs so far
+};
+
 TensorAnalyzer::TensorAnalyzer(const Options& opts) : opts_(opts) {
+  if (opts_.max_block_bytes < 16)
+    throw formats::Error("max_block_bytes " + std::to_string(opts_.max_block_bytes) + " is too small (>= 16)");
   for (const auto& d : opts_.dtypes)
     for (const auto& l : opts_.layouts) variants_.push_back({l, d});
   for (const auto& spec : opts_.codecs) {
@@ -46,76 +261,24 @@ TensorAnalyzer::TensorAnalyzer(const Options& opts) : opts_(opts) {
 
 TensorAnalyzer::~TensorAnalyzer() = default;
 
-void TensorAnalyzer::measure(std::span<const std::byte> data, std::size_t w, VariantMeasures& out, Workspace& ws,
-                             const std::string& where) const {
-  const std::size_t n = data.size() / w;
-  const std::size_t chunk_elems = opts_.chunk_bytes ? std::max<std::size_t>(1, opts_.chunk_bytes / w) : n;
-  out.elements = n;
-  out.bytes = data.size();
-  out.codecs.assign(slots_.size(), CodecSize{std::uint64_t{0}, true});
-
-  // Zero statistics, and the ZVC / ZRLE sizes that follow from them, chunk by chunk (one chunk
-  // when not chunking). Runs cut by a chunk edge are joined again for the tensor's zero_runs.
-  auto t0 = thread_cpu_ns();
-  std::uint64_t nnz = 0, runs = 0;
-  for (std::size_t first = 0; first < n || (n == 0 && first == 0); first += chunk_elems) {
-    const std::size_t len = std::min(chunk_elems, n - first);
-    auto chunk = data.subspan(first * w, len * w);
-    const formats::ZeroScan sc = formats::zero_scan(chunk, w);
-    nnz += sc.nonzeros;
-    runs += sc.zero_runs;
-    if (first > 0 && len > 0 && is_zero_elem(chunk.data(), w) && is_zero_elem(chunk.data() - w, w)) --runs;
-    for (std::size_t i = 0; i < slots_.size(); ++i) {
-      const auto& s = slots_[i];
-      if (s.kind == CodecSlot::zvc) *out.codecs[i].bytes += formats::zvc_size(len, sc.nonzeros, w);
-      if (s.kind == CodecSlot::zrle) *out.codecs[i].bytes += formats::zrle_size(sc, w, s.k);
-    }
-    if (n == 0) break;
-  }
-  out.nonzeros = nnz;
-  out.zero_runs = runs;
-  ws.codec_ns += thread_cpu_ns() - t0;
-
-  for (std::size_t i = 0; i < slots_.size(); ++i) {
-    const auto& s = slots_[i];
-    if (s.kind != CodecSlot::bytes) continue;
-    t0 = thread_cpu_ns();
-    out.codecs[i].bytes = formats::chunked_compressed_size(*s.codec, data, w, opts_.chunk_bytes);
-    ws.codec_ns += thread_cpu_ns() - t0;
-  }
-
-  if (!opts_.verify) return;
-  // Round trip of every encoding, chunk by chunk as counted; the encoded size must also agree with
-  // the size counted above (for ZVC/ZRLE: the scan's formula against the real encoder).
-  for (std::size_t i = 0; i < slots_.size(); ++i) {
-    const auto& s = slots_[i];
-    std::uint64_t total = 0;
-    for (std::size_t first = 0; first < n || (n == 0 && first == 0); first += chunk_elems) {
-      const std::size_t len = std::min(chunk_elems, n - first);
-      auto chunk = data.subspan(first * w, len * w);
-      ws.encoded.resize(s.codec->max_encoded_size(chunk.size(), w));
-      const std::size_t enc = s.codec->encode(chunk, w, ws.encoded);
-      total += enc;
-      ws.decoded.resize(chunk.size());
-      try {
-        s.codec->decode(std::span<const std::byte>(ws.encoded.data(), enc), w, ws.decoded);
-      } catch (const formats::Error& e) {
-        throw VerifyError("verify: " + where + ": " + s.name + " cannot decode its own encoding: " + e.what());
-      }
-      if (!chunk.empty() && std::memcmp(ws.decoded.data(), chunk.data(), chunk.size()) != 0)
-        throw VerifyError("verify: " + where + ": " + s.name + " decodes to different bytes (elements " +
-                          std::to_string(first) + ".." + std::to_string(first + len) + ")");
-      if (n == 0) break;
-    }
-    if (total != *out.codecs[i].bytes)
-      throw VerifyError("verify: " + where + ": " + s.name + " encodes to " + std::to_string(total) + " bytes but " +
-                        std::to_string(*out.codecs[i].bytes) + " were counted");
-  }
+namespace {
+// The dtype a variant analyses: the conversion target when it applies, else the stored one.
+DType variant_dtype(const Variant& v, DType stored) {
+  if (v.dtype == "stored") return stored;
+  const DType target = *formats::parse_dtype(v.dtype);
+  const bool is_float = stored == DType::f32 || stored == DType::f16 || stored == DType::bf16;
+  return is_float && target != stored ? target : stored;
 }
+// Whether a variant permutes the tensor (4-D, a layout other than the stored one).
+bool permutes(const Variant& v, const formats::TensorMeta& meta) {
+  if (v.layout == "stored" || meta.layout == Layout::NC || meta.dims.size() != 4) return false;
+  return *formats::parse_layout(v.layout) != meta.layout;
+}
+}  // namespace
 
 std::vector<VariantMeasures> TensorAnalyzer::analyze(std::span<const std::byte> data, const formats::TensorMeta& meta,
                                                      Workspace& ws, const std::string& where) const {
-  if (static_cast<std::int64_t>(data.size()) != meta.bytes())
+  if (meta.bytes() < 0 || static_cast<std::int64_t>(data.size()) != meta.bytes())
     throw formats::Error(where + ": " + std::to_string(data.size()) + " bytes given, " + std::to_string(meta.bytes()) +
                          " expected from its dimensions and dtype");
   std::vector<VariantMeasures> out(variants_.size());
@@ -139,19 +302,86 @@ std::vector<VariantMeasures> TensorAnalyzer::analyze(std::span<const std::byte> 
     }
     std::span<const std::byte> src = conv;
     Layout actual = meta.layout;
-    if (var.layout != "stored") {
+    if (permutes(var, meta)) {
       const Layout target = *formats::parse_layout(var.layout);
-      if (meta.layout != Layout::NC && meta.dims.size() == 4 && target != meta.layout) {
-        permute_layout(conv, meta.dims, meta.layout, target, formats::dtype_size(conv_dtype), ws.permuted);
-        src = ws.permuted;
-        actual = target;
-      }
+      permute_layout(conv, meta.dims, meta.layout, target, formats::dtype_size(conv_dtype), ws.permuted);
+      src = ws.permuted;
+      actual = target;
     }
     m.actual_layout = std::string(formats::to_string(actual));
     m.actual_dtype = std::string(formats::to_string(conv_dtype));
-    measure(src, formats::dtype_size(conv_dtype), m, ws, where);
+    const std::size_t w = formats::dtype_size(conv_dtype);
+    VariantStream vs(*this, w, src.size() / w, m);
+    const std::uint64_t win = VariantStream::window(*this, w) * w;
+    for (std::uint64_t off = 0; off < src.size(); off += win)
+      vs.feed(src.subspan(off, std::min<std::uint64_t>(win, src.size() - off)), ws, where);
+    vs.finish(ws, where);
   }
   return out;
+}
+
+bool TensorAnalyzer::needs_windows(const formats::TensorMeta& meta) const noexcept {
+  return meta.bytes() > static_cast<std::int64_t>(opts_.max_block_bytes);
+}
+
+std::optional<std::string> TensorAnalyzer::why_not_windowed(const formats::TensorMeta& meta) const {
+  for (const auto& v : variants_)
+    if (permutes(v, meta))
+      return "its " + formats::human_bytes(static_cast<double>(meta.bytes())) + " exceed the " +
+             formats::human_bytes(static_cast<double>(opts_.max_block_bytes)) +
+             " the analyzer holds at once, and --layouts " + v.layout +
+             " permutes the whole tensor in memory; analyse it with --layouts stored";
+  return std::nullopt;
+}
+
+std::uint64_t TensorAnalyzer::window_elements(const formats::TensorMeta& meta) const noexcept {
+  return VariantStream::window(*this, formats::dtype_size(meta.dtype));
+}
+
+TensorStream::TensorStream(const TensorAnalyzer& an, const formats::TensorMeta& meta, Workspace& ws, std::string where)
+    : an_(an), meta_(meta), ws_(ws), where_(std::move(where)) {
+  if (meta.bytes() < 0) throw formats::Error(where_ + ": invalid dimensions");
+  if (auto why = an.why_not_windowed(meta)) throw formats::Error(where_ + ": " + *why);
+  out_.resize(an.variants_.size());
+  for (std::size_t v = 0; v < an.variants_.size(); ++v) {
+    const DType dt = variant_dtype(an.variants_[v], meta.dtype);
+    out_[v].actual_layout = std::string(formats::to_string(meta.layout));
+    out_[v].actual_dtype = std::string(formats::to_string(dt));
+    streams_.push_back(std::make_unique<TensorAnalyzer::VariantStream>(
+        an, formats::dtype_size(dt), static_cast<std::uint64_t>(meta.elements()), out_[v]));
+  }
+}
+
+TensorStream::~TensorStream() = default;
+
+void TensorStream::feed(std::span<const std::byte> window) {
+  const std::size_t w = formats::dtype_size(meta_.dtype);
+  const auto total = static_cast<std::uint64_t>(meta_.elements());
+  const std::uint64_t n = window.size() / w;
+  if (window.size() % w != 0 || fed_ + n > total || (n != an_.window_elements(meta_) && fed_ + n != total))
+    throw formats::Error(where_ + ": window of " + std::to_string(window.size()) + " bytes at element " +
+                         std::to_string(fed_) + " does not fit the tensor's windows");
+  std::string cached_dtype;
+  std::span<const std::byte> conv = window;
+  for (std::size_t v = 0; v < an_.variants_.size(); ++v) {
+    const Variant& var = an_.variants_[v];
+    if (v == 0 || var.dtype != cached_dtype) {
+      cached_dtype = var.dtype;
+      conv = window;
+      const DType dt = variant_dtype(var, meta_.dtype);
+      if (dt != meta_.dtype && convert_dtype(window, meta_.dtype, dt, ws_.converted)) conv = ws_.converted;
+    }
+    streams_[v]->feed(conv, ws_, where_);
+  }
+  fed_ += n;
+}
+
+std::vector<VariantMeasures> TensorStream::finish() {
+  if (fed_ != static_cast<std::uint64_t>(meta_.elements()))
+    throw formats::Error(where_ + ": only " + std::to_string(fed_) + " of " + std::to_string(meta_.elements()) +
+                         " elements were fed");
+  for (auto& s : streams_) s->finish(ws_, where_);
+  return std::move(out_);
 }
 
 std::vector<VariantMeasures> TensorAnalyzer::analyze_stats(const formats::StatsRow& row) const {
@@ -167,6 +397,10 @@ std::vector<VariantMeasures> TensorAnalyzer::analyze_stats(const formats::StatsR
     throw formats::Error(where + ": inconsistent counts (elements " + std::to_string(row.elements) + ", nonzeros " +
                          std::to_string(row.nonzeros) + ", zero_runs " + std::to_string(row.zero_runs) + ")");
   const std::size_t w = formats::dtype_size(*dt);
+  // Sums over many rows must not overflow 64 bits either: no row may claim more than 2^62 bytes.
+  if (n > (std::uint64_t{1} << 62) / w)
+    throw formats::Error(where + ": " + std::to_string(row.elements) + " elements of " + row.dtype +
+                         " exceed the 2^62 bytes a row may describe");
   std::vector<VariantMeasures> out(variants_.size());
   for (std::size_t v = 0; v < variants_.size(); ++v) {
     const Variant& var = variants_[v];

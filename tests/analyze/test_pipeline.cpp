@@ -38,6 +38,7 @@ void write_trace(const std::filesystem::path& p, int iters) {
       m.role = l == 2 ? "y" : "x";
       m.layout = l == 3 ? formats::Layout::NC : formats::Layout::NCHW;
       m.dims = s.dims;
+      m.offload = true;  // all twelve in the offload set (role y too), so that every test sees them all
       w.append_tensor(m, formats::synth_activations(s));
     }
   w.close();

@@ -17,6 +17,9 @@
 
 namespace cdma::analyze {
 
+// The most worker threads a run accepts (Options::threads); 0 there means one per core, capped here.
+inline constexpr unsigned kMaxThreads = 1024;
+
 // Something --keep-going left out: the object ("/", "/tensors/0000000042", "/stats[3]") and why.
 struct Skipped {
   std::string object;

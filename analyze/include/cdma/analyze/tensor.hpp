@@ -57,6 +57,8 @@ struct Workspace {
   std::uint64_t codec_ns = 0;  // thread CPU time spent in zero scans and codecs (pipeline accounting)
 };
 
+class TensorStream;
+
 class TensorAnalyzer {
  public:
   // `opts` must have been validate()d. Builds the codecs once; analyze() is then thread-safe
@@ -75,22 +77,61 @@ class TensorAnalyzer {
 
   // Measures of a /stats row: ZVC exact, ZRLE-k exact or a lower bound, byte codecs unknown.
   // Variants that convert the dtype are not present (the converted density is unknown).
+  // Throws formats::Error when its counts are inconsistent or its byte count overflows 2^62.
   std::vector<VariantMeasures> analyze_stats(const formats::StatsRow& row) const;
 
+  // True when the tensor is larger than Options::max_block_bytes: it is then analysed in windows
+  // (TensorStream) instead of whole.
+  bool needs_windows(const formats::TensorMeta& meta) const noexcept;
+  // Empty when the tensor can be analysed window by window; else why not (a layout permutation
+  // of a 4-D tensor needs all of it in memory). Callers check this before any work.
+  std::optional<std::string> why_not_windowed(const formats::TensorMeta& meta) const;
+  // Elements per window: pieces given to TensorStream::feed must hold this many elements (the last
+  // may hold fewer). At most max_block_bytes, and a whole number of chunks (--chunk) when the chunk
+  // is smaller.
+  std::uint64_t window_elements(const formats::TensorMeta& meta) const noexcept;
+
  private:
+  friend class TensorStream;
   struct CodecSlot {
     std::string name;
     enum Kind { zvc, zrle, bytes } kind = bytes;
     int k = 0;
     std::unique_ptr<formats::Codec> codec;
   };
-  void measure(std::span<const std::byte> data, std::size_t width, VariantMeasures& out, Workspace& ws,
-               const std::string& where) const;
+  class VariantStream;
 
   Options opts_;
   std::vector<Variant> variants_;
   std::vector<std::string> codec_names_;
   std::vector<CodecSlot> slots_;
+};
+
+// Analysis of one tensor fed in consecutive windows (element order, stored layout and dtype), so
+// that memory is bounded by the window, not by the tensor. Gives exactly what
+// TensorAnalyzer::analyze() gives on the whole tensor. Not thread-safe; one per tensor.
+class TensorStream {
+ public:
+  // Throws formats::Error when why_not_windowed(meta) is set.
+  TensorStream(const TensorAnalyzer& an, const formats::TensorMeta& meta, Workspace& ws, std::string where);
+  ~TensorStream();
+  TensorStream(const TensorStream&) = delete;
+  TensorStream& operator=(const TensorStream&) = delete;
+
+  // The next window: window_elements() elements, fewer only for the last. Throws formats::Error
+  // when pieces are misaligned or exceed the tensor; VerifyError as analyze() does.
+  void feed(std::span<const std::byte> window);
+  // Throws formats::Error unless every element was fed.
+  std::vector<VariantMeasures> finish();
+
+ private:
+  const TensorAnalyzer& an_;
+  formats::TensorMeta meta_;
+  Workspace& ws_;
+  std::string where_;
+  std::uint64_t fed_ = 0;
+  std::vector<std::unique_ptr<TensorAnalyzer::VariantStream>> streams_;
+  std::vector<VariantMeasures> out_;
 };
 
 }  // namespace cdma::analyze
