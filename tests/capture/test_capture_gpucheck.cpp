@@ -193,6 +193,26 @@ TEST_F(Capture, GpuCheckRefusesBadSettings) {
   EXPECT_NE(slurp(dir_ / "o2.txt").find("scripts/build-capture.sh"), std::string::npos) << slurp(dir_ / "o2.txt");
 }
 
+// scripts/build-capture.sh: a build tree of its own with only the interposer at the path run.sh
+// looks first, checked; its check refuses a library that needs a newer glibc.
+TEST_F(Capture, BuildCaptureScriptMakesAPreloadableLibrary) {
+  const std::string script = std::string(CDMA_SOURCE_DIR) + "/scripts/build-capture.sh";
+  const fs::path bd = dir_ / "build-capture";
+  ASSERT_EQ(sh("bash " + script + " --build-dir " + bd.string() + " --jobs 2 > " + (dir_ / "o.txt").string()), 0)
+      << stderr_text() << slurp(dir_ / "o.txt");
+  const std::string text = slurp(dir_ / "o.txt");
+  EXPECT_TRUE(fs::exists(bd / "lib" / "libcdma_capture.so"));
+  EXPECT_NE(text.find("newest glibc symbol version GLIBC_2.2"), std::string::npos) << text;
+  EXPECT_NE(text.find("Carry to the GPU machine"), std::string::npos) << text;
+  EXPECT_NE(text.find((bd / "lib" / "libcdma_capture.so").string()), std::string::npos) << text;
+  // The check alone, on a library that calls arc4random without the floor.
+  std::ofstream(dir_ / "new.c") << "#include <stdlib.h>\nunsigned f(void) { return arc4random(); }\n";
+  ASSERT_EQ(sh("cc -shared -fPIC -o " + (dir_ / "libnew.so").string() + " " + (dir_ / "new.c").string()), 0)
+      << stderr_text();
+  EXPECT_EQ(sh("bash " + script + " --check " + (dir_ / "libnew.so").string()), 1);
+  EXPECT_NE(stderr_text().find("arc4random@GLIBC_2.36"), std::string::npos) << stderr_text();
+}
+
 // The preloaded library's DT_NEEDED: libc and its libdl/libpthread (empty stubs since glibc 2.34,
 // where glibc before 2.34 defines dlopen and pthread_*), nothing else.
 TEST_F(Capture, InterposerBringsNoCudaCudnnCuptiOrHdf5) {

@@ -225,7 +225,8 @@ run_one() {  # NAME MODE(none|full|insitu|timeline) [ENV...]
   fi
   local limit=$(( run_timeout < left ? run_timeout : left ))
   local sp="$work/spool-$name" t0 rc
-  rm -rf "$sp"; mkdir -p "$sp"
+  rm -rf "$sp"
+  [ "$mode" = none ] || mkdir -p "$sp"
   say "== $name ($mode, $(elapsed) s into the check, limit $limit s)"
   t0=$(date +%s)
   local args=(--iterations "$iters" --batch "$batch" --check-iter "$check_iter" --out "$work/$name.json")
