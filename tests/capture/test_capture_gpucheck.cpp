@@ -113,6 +113,22 @@ TEST_F(Capture, GpuCheckDryRun) {
   const std::string list = slurp(dir_ / "list.txt");
   EXPECT_NE(list.find("log.txt"), std::string::npos) << list;
   EXPECT_NE(list.find("dry.check.json"), std::string::npos) << list;
+
+  // Without CUPTI (no correlation or kernel record in the spool) capture still passes; the GPU
+  // time reads UNAVAILABLE on its own line, and the exit status stays 0.
+  const std::string sp2 = (dir_ / "sp2").string();
+  ASSERT_EQ(capture("--cupti off --keep-spool --spool-dir " + sp2, CDMA_LEGACY_NET, "--iterations 2"), 0);
+  ASSERT_EQ(sh("bash " + kTools + "/run.sh --dry-run --python " + kPy + " --spool " + sp2 + " --out " +
+               (dir_ / "out2").string() + " --work " + (dir_ / "work2").string() + " > " +
+               (dir_ / "stdout2.txt").string()),
+            0)
+      << stderr_text() << slurp(dir_ / "stdout2.txt");
+  const std::string text2 = slurp(dir_ / "stdout2.txt");
+  EXPECT_NE(text2.find("== capture checks: PASSED"), std::string::npos) << text2;
+  EXPECT_NE(text2.find("\n== GPU time (CUPTI): UNAVAILABLE (capture counts as working without it)\n"),
+            std::string::npos)
+      << text2;
+  EXPECT_NE(slurp(dir_ / "out2" / "summary.json").find("\"gpu_time\": \"unavailable\""), std::string::npos);
 }
 
 // The whole check with the fake trainer: six runs, checks, summary, archive; budgets from the
