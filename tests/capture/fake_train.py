@@ -4,6 +4,7 @@ tests: instead of PyTorch it runs a fake-cuDNN program (FAKE_TRAIN_PROGRAM, e.g.
 LD_PRELOAD and CDMA_CAPTURE_* from run.sh reach it), and writes the result JSON train.py writes:
 ms per iteration, the conv input shapes and the hashes of the tensors the program passed as each
 layer's X at the check iteration (what autograd saves for backward in the real check).
+FAKE_TRAIN_SLEEP_S makes each training run sleep that long first (a run that outlasts its limit).
 """
 import argparse
 import hashlib
@@ -31,6 +32,7 @@ def main():
         print(json.dumps({"torch": "none (fake trainer)", "cudnn": 91900, "cupti_api": "fake", "device": "fake GPU",
                           "program": prog}))
         return 0
+    time.sleep(float(os.environ.get("FAKE_TRAIN_SLEEP_S", "0")))
     with tempfile.TemporaryDirectory() as d:
         exp = os.path.join(d, "expected.bin")
         t0 = time.perf_counter()

@@ -5,6 +5,8 @@
 
 #include <dlfcn.h>
 
+#include <chrono>
+
 #include <regex>
 #include <set>
 
@@ -163,6 +165,25 @@ TEST_F(Capture, GpuCheckFullFakeRunIsSmallAndTakesOverrides) {
   EXPECT_NE(slurp(work / "settings.json").find("\"ring_wait_ms\": 7"), std::string::npos);
   // The full run kept only iteration 2 (sampling), within the budget.
   EXPECT_NE(opts.find("\"tensors\": 7"), std::string::npos) << opts;
+}
+
+// Runs that outlast their limit are cut, runs after the deadline are not started, and the summary
+// and archive are still written: the check ends in bounded time whatever the machine does.
+TEST_F(Capture, GpuCheckDeadlineBoundsTheCheck) {
+  const fs::path out = dir_ / "out";
+  const std::string env = std::string("FAKE_TRAIN_PROGRAM=") + CDMA_LEGACY_NET + " FAKE_TRAIN_SLEEP_S=60 ";
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(sh(env + "bash " + kTools + "/run.sh --python " + kPy + " --trainer " + CDMA_SOURCE_DIR +
+               "/tests/capture/fake_train.py --lib " + CDMA_CAPTURE_LIB + " --out " + out.string() + " --work " +
+               (dir_ / "work").string() + " --run-timeout 2 --deadline 20 > " + (dir_ / "stdout.txt").string()),
+            1);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const std::string text = slurp(dir_ / "stdout.txt");
+  EXPECT_LT(secs, 45) << text;
+  EXPECT_NE(text.find("timed out"), std::string::npos) << text;
+  EXPECT_NE(text.find("skipped (deadline)"), std::string::npos) << text;
+  EXPECT_NE(text.find("== capture checks: FAILED"), std::string::npos) << text;
+  expect_small_output(out);
 }
 
 // A big archive is split into parts below 16 MiB, and never more than 8 files come back.

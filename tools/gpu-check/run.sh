@@ -148,7 +148,7 @@ if [ "$dry" = 1 ]; then
   echo '{"torch": "not probed (dry run)"}' > "$work/probe.json"
   gpu_ok=0
 else
-  timeout 120 "$py" "$trainer" --probe > "$work/probe.json" 2>>"$log"
+  timeout -k 10 120 "$py" "$trainer" --probe > "$work/probe.json" 2>>"$log"
   gpu_ok=$?
 fi
 "$py" -c "import json,sys; p=json.load(open(sys.argv[1])); [print(f'  {k:7s} {p.get(k)}') for k in ('torch','cudnn','cupti_api','device')]" \
@@ -231,17 +231,17 @@ run_one() {  # NAME MODE(none|full|insitu|timeline) [ENV...]
   t0=$(date +%s)
   local args=(--iterations "$iters" --batch "$batch" --check-iter "$check_iter" --out "$work/$name.json")
   if [ "$mode" = none ]; then
-    env "$@" timeout "$limit" "$py" "$trainer" "${args[@]}" >> "$log" 2>&1
+    env "$@" timeout -k 10 "$limit" "$py" "$trainer" "${args[@]}" >> "$log" 2>&1
     rc=$?
   else
     local capenv=(LD_PRELOAD="$lib" CDMA_CAPTURE_DIR="$sp" CDMA_CAPTURE_MODE="$mode" CDMA_CAPTURE_BUDGET="$budget"
                   CDMA_CAPTURE_RING="$ring" CDMA_CAPTURE_RING_WAIT_MS="$ring_wait")
     [ "$mode" = full ] && capenv+=(CDMA_CAPTURE_SKIP="$cap_skip" CDMA_CAPTURE_FIRST="$cap_first")
-    env "$@" "${capenv[@]}" timeout "$limit" "$py" "$trainer" "${args[@]}" --spool-dir "$sp" >> "$log" 2>&1
+    env "$@" "${capenv[@]}" timeout -k 10 "$limit" "$py" "$trainer" "${args[@]}" --spool-dir "$sp" >> "$log" 2>&1
     rc=$?
   fi
   local state=ran
-  [ "$rc" = 124 ] && state="timed out"
+  { [ "$rc" = 124 ] || [ "$rc" = 137 ]; } && state="timed out"
   printf '%s\t%s\t%d\t%d\t%s\n' "$name" "$mode" "$rc" $(( $(date +%s) - t0 )) "$state" >> "$work/runs.tsv"
   if [ "$mode" != none ] && [ "$rc" = 0 ]; then
     local flags=()
