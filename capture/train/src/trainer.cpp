@@ -70,6 +70,7 @@ class Recorder : public LayerObserver {
     std::fill(marks_.begin(), marks_.end(), -1);
     nonzeros_ = elements_ = 0;
     first_call_ = next_call_;
+    held_.clear();
     g_marks = &marks_;
   }
 
@@ -80,8 +81,18 @@ class Recorder : public LayerObserver {
     // in-place layer (the previous layer's output buffer, which this layer overwrites: the next
     // layer's input holds the result) and the network input (the data loader's batch, which the
     // hardware model never offloads, HWMODEL.md).
-    const bool offload = !l.in_place && call_no != first_call_;
-    if (!l.in_place || record_in_place_) record(l, id, x, call_no, offload);
+    // An input that is the same buffer as an earlier layer's (the two expands of a fire module, the
+    // branches of an inception module, a residual shortcut) is offloaded once, at its first consumer;
+    // later consumers' records are for study (offload = 0). Recorded inputs are held until the
+    // iteration ends, so that no buffer is freed and reused under another layer's name.
+    const bool shared = std::any_of(held_.begin(), held_.end(), [&](const torch::Tensor& h) {
+      return h.data_ptr() == x.data_ptr() && h.sizes() == x.sizes();
+    });
+    const bool offload = !l.in_place && call_no != first_call_ && !shared;
+    if (!l.in_place || record_in_place_) {
+      record(l, id, x, call_no, offload);
+      held_.push_back(x);
+    }
     auto slot = static_cast<std::int64_t>(id) * 2;
     torch::Tensor in = x.requires_grad() ? Mark::apply(x, slot + 1, l.in_place) : x;
     std::int64_t t0 = now_ns();
@@ -96,6 +107,7 @@ class Recorder : public LayerObserver {
     if (!active_) return;
     active_ = false;
     g_marks = nullptr;
+    held_.clear();
     for (const auto& f : fwd_) writer_->append_timeline(row(f, 0, f.call, f.t0, f.t1));
     std::vector<const Fwd*> bwd;
     for (const auto& f : fwd_)
@@ -106,6 +118,7 @@ class Recorder : public LayerObserver {
   }
 
   void abandon() {
+    held_.clear();
     active_ = false;
     g_marks = nullptr;
   }
@@ -167,6 +180,7 @@ class Recorder : public LayerObserver {
   std::int64_t cap_batch_;
   bool record_in_place_;
   std::int64_t first_call_ = 0;  // call number of the iteration's first layer call (network input)
+  std::vector<torch::Tensor> held_;  // inputs recorded in this iteration
   std::vector<std::int64_t> marks_;  // [2*id] backward start, [2*id+1] backward end
   std::vector<Fwd> fwd_;
   bool active_ = false;
