@@ -11,9 +11,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <system_error>
 #include <unistd.h>
 
 namespace cdma::cli {
@@ -76,21 +78,31 @@ int main(int argc, char** argv) {
     try {
       finish_stdout();
     } catch (const cdma::formats::Error& e) {
-      fmt::print(stderr, "cdma: error: {}\n", e.what());
+      std::fprintf(stderr, "cdma: error: %s\n", e.what());
       return kExitFailure;
     }
     return kExitOk;
   }
   for (const auto& v : verbs()) {
     if (v.name != verb) continue;
-    int rc = v.run(argc - 1, argv + 1);
+    int rc = kExitFailure;
+    try {
+      rc = v.run(argc - 1, argv + 1);
+    } catch (const std::system_error& e) {
+      // fmt::print throws when a write fails (stdout on a full disk once its buffer fills up).
+      std::fprintf(stderr, "cdma %s: error: cannot write its output (%s)\n", verb.c_str(), e.what());
+      return kExitFailure;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "cdma %s: error: %s\n", verb.c_str(), e.what());
+      return kExitFailure;
+    }
     // Whatever the verb printed must have reached stdout: a full disk or a closed pipe is an error,
     // never an exit 0 with the output lost.
     try {
       finish_stdout();
     } catch (const cdma::formats::Error& e) {
       if (rc == kExitOk) {  // a verb that failed has said why already
-        fmt::print(stderr, "cdma {}: error: {}\n", verb, e.what());
+        std::fprintf(stderr, "cdma %s: error: %s\n", verb.c_str(), e.what());
         rc = kExitFailure;
       }
     }

@@ -132,12 +132,17 @@ std::string dump_at(const ordered_json& j, int indent, int depth) {
   if (indent < 0 || depth == 0) return text;
   const std::string pad(static_cast<std::size_t>(indent * depth), ' ');
   std::string out;
-  out.reserve(text.size() + text.size() / 8);
-  for (char c : text) {
-    out += c;
-    if (c == '\n') out += pad;
+  out.reserve(text.size() + text.size() / 4);
+  for (std::size_t pos = 0;;) {
+    const std::size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) {
+      out.append(text, pos, std::string::npos);
+      return out;
+    }
+    out.append(text, pos, nl + 1 - pos);
+    out += pad;
+    pos = nl + 1;
   }
-  return out;
 }
 }  // namespace
 

@@ -61,8 +61,15 @@ std::string describe_type(hid_t ftype) {
   return std::to_string(H5Tget_size(ftype) * 8) + "-bit " + c;
 }
 
-herr_t collect_name(hid_t, const char* name, const H5L_info_t*, void* data) {
-  static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+// A member of /tensors and where its object header is (HADDR_UNDEF for a soft or external link).
+struct Member {
+  std::string name;
+  haddr_t addr;
+};
+
+herr_t collect_member(hid_t, const char* name, const H5L_info_t* info, void* data) {
+  static_cast<std::vector<Member>*>(data)->push_back(
+      {name, info->type == H5L_TYPE_HARD ? info->u.address : HADDR_UNDEF});
   return 0;
 }
 
@@ -123,19 +130,17 @@ struct TraceReader::Impl {
     return text(obj, name, where);
   }
 
-  TensorMeta read_meta(const std::string& name, std::optional<std::uint64_t>& raw_out) {
+  TensorMeta read_meta(const std::string& name, haddr_t addr, std::optional<std::uint64_t>& raw_out) {
     const std::string obj = "/tensors/" + name;
-    // Open first; ask what the object is only when that fails (one object-header read, not two).
-    h5::Id ds(H5Dopen2(fid, obj.c_str(), H5P_DEFAULT));
+    // Opened by the address the group listing gave: no name lookup in a group of (maybe) 100,000
+    // members, which is what makes listing a big trace cost time linear in its size.
+    if (addr == HADDR_UNDEF) h5::fail(file, obj, "is a soft or external link; expected a dataset");
+    h5::Id ds(H5Oopen_by_addr(fid, addr));
     if (!ds.valid()) {
       std::string stack = h5::take_error_stack();
-      H5O_info_t info{};
-      if (H5Oget_info_by_name2(fid, obj.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) >= 0 &&
-          info.type != H5O_TYPE_DATASET)
-        h5::fail(file, obj, "expected a dataset (one per captured tensor)");
-      h5::take_error_stack();
       fail_incomplete(file, obj, "cannot open dataset" + (stack.empty() ? std::string() : " (HDF5: " + stack + ")"));
     }
+    if (H5Iget_type(ds) != H5I_DATASET) h5::fail(file, obj, "expected a dataset (one per captured tensor)");
     const std::vector<std::string> have = h5::attribute_names(ds, file, obj);
     auto has = [&](const char* a) { return std::find(have.begin(), have.end(), a) != have.end(); };
     for (const char* a : kRequiredTensorAttrs)
@@ -268,21 +273,21 @@ struct TraceReader::Impl {
   }
 
   void list_tensors(const ReaderOptions& opts) {
-    std::vector<std::string> names;
+    std::vector<Member> names;
     h5::Id g(h5::check(H5Gopen2(fid, "tensors", H5P_DEFAULT), file, "/tensors", "cannot open group"));
     hsize_t idx = 0;
-    h5::check(H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_name, &names), file, "/tensors",
+    h5::check(H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_member, &names), file, "/tensors",
               "cannot list tensors");
     tensors.reserve(names.size());
     raw.reserve(names.size());
     index.reserve(names.size());
-    for (const auto& n : names) {
+    for (const auto& [n, addr] : names) {
       std::optional<std::uint64_t> r;
       try {
         if (!is_clean_text(n))
           h5::fail(file, "/tensors/" + clean_text(n),
                    "dataset name is not valid UTF-8 text (expected a 10-digit sequence number)");
-        tensors.push_back(read_meta(n, r));
+        tensors.push_back(read_meta(n, addr, r));
       } catch (const IncompleteTensor& e) {
         if (!attrs.complete) {
           warn("incomplete tensors",
@@ -290,16 +295,23 @@ struct TraceReader::Impl {
           continue;
         }
         if (!opts.skip_bad_tensors) throw;
-        skipped.push_back({e.object(), e.what()});
+        skipped.push_back({e.object(), bare_reason(e)});
         continue;
       } catch (const TraceError& e) {
         if (!opts.skip_bad_tensors) throw;
-        skipped.push_back({e.object(), e.what()});
+        skipped.push_back({e.object(), bare_reason(e)});
         continue;
       }
       raw.push_back(r);
       index.emplace(n, tensors.size() - 1);
     }
+  }
+
+  // What went wrong, without the "file: object: " that SkippedTensor names separately.
+  static std::string bare_reason(const TraceError& e) {
+    const std::string prefix = e.file() + ": " + e.object() + ": ";
+    std::string w = e.what();
+    return w.rfind(prefix, 0) == 0 ? w.substr(prefix.size()) : w;
   }
 
   // Position of meta in tensors (meta may be a copy).
