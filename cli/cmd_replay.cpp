@@ -22,6 +22,7 @@
 #include <fstream>
 #include <limits>
 #include <optional>
+#include <set>
 
 namespace cdma::cli {
 namespace {
@@ -198,8 +199,10 @@ class Replayer {
 
   // Adds every other offloaded tensor that some engine's codec has no ratio for (ratio 1).
   void note_unmeasured(Prepared& p) const {
+    std::set<int> seen;  // a shared tensor counts once, at its first consumer
     for (const auto& l : p.net.layers) {
-      if (l.x_tensor < 0 || l.x_tensor == p.net.input_tensor || l.x_bytes <= 0) continue;
+      if (l.x_tensor < 0 || l.x_tensor == p.net.input_tensor || l.x_bytes <= 0 || !seen.insert(l.x_tensor).second)
+        continue;
       if (std::find(p.sc.unmeasured.begin(), p.sc.unmeasured.end(), l.name) != p.sc.unmeasured.end()) continue;
       std::vector<std::string> missing;
       for (const auto& c : codecs_)

@@ -304,9 +304,19 @@ RatioFill parse_fill(const std::string& s) {
 const char* to_string(RatioFill f) { return f == RatioFill::none ? "none" : "average"; }
 
 namespace {
-// A layer whose tensor the replay offloads (so its ratio matters).
-bool offloads(const Network& net, const Layer& l) {
-  return l.x_tensor >= 0 && l.x_tensor != net.input_tensor && l.x_bytes > 0;
+// A layer whose tensor the replay offloads, and which is that tensor's first consumer (whose ratio
+// map the replay uses; later consumers of a shared tensor move nothing of their own).
+bool offloads(const Network& net, const Layer& l, std::set<int>& seen) {
+  return l.x_tensor >= 0 && l.x_tensor != net.input_tensor && l.x_bytes > 0 && seen.insert(l.x_tensor).second;
+}
+// Layer names across naming conventions: Caffe's "fire2/squeeze1x1" is PyTorch's "fire2.squeeze1x1".
+bool same_layer_name(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const char x = a[i] == '/' ? '.' : a[i], y = b[i] == '/' ? '.' : b[i];
+    if (x != y) return false;
+  }
+  return true;
 }
 void note_unmeasured(ApplyRatiosReport& rep, const Layer& l) {
   ++rep.unmatched;
@@ -324,8 +334,9 @@ ApplyRatiosReport apply_ratios(Network& net, const RatioTable& table, bool match
     by_name.emplace(r.layer, &r);
     by_index.emplace(r.layer_index, &r);
   }
+  std::set<int> seen;
   for (Layer& l : net.layers) {
-    if (!offloads(net, l)) continue;
+    if (!offloads(net, l, seen)) continue;
     const LayerRatios* row = nullptr;
     if (auto it = by_name.find(l.name); it != by_name.end()) {
       row = it->second;
@@ -400,11 +411,12 @@ ApplyRatiosReport apply_ratios_to_zoo(Network& net, const RatioTable& table, Rat
   if (avg.empty()) avg = table.network;  // e.g. an analysis JSON without per-layer bytes
   if (averages) *averages = avg;
   ApplyRatiosReport rep;
+  std::set<int> seen;
   for (auto& l : net.layers) {
-    if (!offloads(net, l)) continue;
+    if (!offloads(net, l, seen)) continue;
     const LayerRatios* row = nullptr;
     for (const auto& r : table.layers)
-      if (r.layer == l.name && r.op == l.op) row = &r;
+      if (same_layer_name(r.layer, l.name) && r.op == l.op) row = &r;
     if (row) {
       ++rep.matched_by_name;
       for (const auto& [codec, r] : row->ratio) l.ratio[codec] = r;

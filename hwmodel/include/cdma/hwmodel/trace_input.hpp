@@ -85,7 +85,8 @@ ApplyRatiosReport apply_ratios(Network& net, const RatioTable& table, bool match
                                RatioFill fill);
 
 // Applies measured ratios to a zoo network (whose layers are not the trace's): a layer whose name
-// and op match a row takes that row's ratios. Every other layer is unmeasured: ratio 1 with
+// and op match a row takes that row's ratios ('/' and '.' in names match each other: Caffe's
+// "fire2/squeeze1x1" is PyTorch's "fire2.squeeze1x1"). Every other layer is unmeasured: ratio 1 with
 // RatioFill::none; with RatioFill::average, a tensor that can hold ReLU zeros (x_sparse) takes the
 // byte-weighted average over the measured rows of post-ReLU inputs (every row whose op is not relu
 // or bn, except the network input's) and a dense one keeps ratio 1. `averages` (when given)
