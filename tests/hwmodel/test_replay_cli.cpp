@@ -45,6 +45,7 @@ Run sh(const std::string& cmd) {
 
 Run replay(const std::string& args) { return sh(cdma() + " replay " + args); }
 Run analyze(const std::string& args) { return sh(cdma() + " analyze " + args); }
+std::string cdma_bin() { return cdma(); }
 
 fs::path tmp(const std::string& name) {
   return fs::temp_directory_path() / ("cdma_hwcli_" + std::to_string(::getpid()) + "_" + name);
@@ -333,4 +334,23 @@ TEST_F(HwReplayCli, SyntheticTraceReplaysWithMeasuredOrGivenRatios) {
   fs::remove(a);
   fs::remove(j);
   fs::remove(t);
+}
+
+// A trace without /timeline (cdma synth) replays on the roofline and says so; the report replays
+// it, and a zoo network with its ratios, with no temporary path in the page.
+TEST_F(HwReplayCli, TraceWithoutTimelineFallsBackToTheRooflineAndSaysSo) {
+  auto t = tmp("synth.h5"), j = tmp("synth.json"), html = tmp("synth.html");
+  ASSERT_EQ(sh(cdma_bin() + " synth -o " + t.string() + " --layers 3 --iterations 2").code, 0);
+  auto r = replay(t.string() + " --json " + j.string() + " -q");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(load(j)["runs"][0]["compute"].get<std::string>().find("the trace has no /timeline"), std::string::npos);
+  r = sh(cdma_bin() + " report " + t.string() + " --zoo-net vgg16 --layouts stored --dtypes stored -o " + html.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::ifstream in(html);
+  std::string page((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(page.find("vgg16 from the zoo (full size, batch 256) with the ratios measured on " + t.filename().string()), std::string::npos);
+  EXPECT_NE(page.find("Not measured:"), std::string::npos) << "vgg16's layers have no counterpart in a synth trace";
+  EXPECT_EQ(page.find("cdma-report-"), std::string::npos) << "a temporary path leaked into the page";
+  EXPECT_EQ(sh(cdma_bin() + " report " + t.string() + " --zoo-net lenet -o " + html.string()).code, 2);
+  for (const auto& p : {t, j, html}) fs::remove(p);
 }
