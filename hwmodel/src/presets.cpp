@@ -5,65 +5,138 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include <cdma/formats/codec.hpp>
+#include <cdma/formats/text.hpp>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 
 namespace cdma::hwmodel {
 
 namespace {
 using nlohmann::json;
 
+// The file's name for messages: what the user passed (dir / name), as clean text.
+std::string shown(const std::filesystem::path& p) { return formats::clean_text(p.string()); }
+
 json read_json(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  if (!in) throw ModelError(fmt::format("cannot open preset file {}", p.string()));
+  // Only a regular file: a FIFO (or a device) would block the open or never end.
+  std::error_code ec;
+  const auto st = std::filesystem::status(p, ec);
+  if (ec || !std::filesystem::exists(st)) throw ModelError(fmt::format("cannot open preset file {}", shown(p)));
+  if (!std::filesystem::is_regular_file(st))
+    throw ModelError(fmt::format("preset file {} is not a regular file", shown(p)));
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw ModelError(fmt::format("cannot open preset file {}", shown(p)));
   try {
     return json::parse(in);
   } catch (const json::exception& e) {
-    throw ModelError(fmt::format("{}: not valid JSON ({})", p.string(), e.what()));
+    throw ModelError(fmt::format("{}: not valid JSON ({})", shown(p), e.what()));
   }
 }
 
-double positive(const json& j, const char* key, const std::filesystem::path& file, const std::string& who,
-                bool allow_zero = false) {
-  if (!j.contains(key) || !j[key].is_number())
-    throw ModelError(fmt::format("{}: {} needs a number '{}'", file.string(), who, key));
-  double v = j[key].get<double>();
-  if (!std::isfinite(v) || v < 0 || (!allow_zero && v == 0))
-    throw ModelError(fmt::format("{}: {}.{} = {} must be {}", file.string(), who, key, v, allow_zero ? ">= 0" : "> 0"));
-  return v;
-}
+// Checked access to one preset file: every message names the file and the field ("who.key").
+class Fields {
+ public:
+  explicit Fields(std::filesystem::path file) : file_(std::move(file)) {}
 
-std::string name_of(const json& j, const std::filesystem::path& file) {
-  if (!j.contains("name") || !j["name"].is_string())
-    throw ModelError(fmt::format("{}: every preset needs a string 'name'", file.string()));
-  return j["name"].get<std::string>();
-}
+  [[noreturn]] void fail(const std::string& what) const { throw ModelError(shown(file_) + ": " + what); }
 
-std::vector<std::string> strings(const json& j, const char* key) {
-  std::vector<std::string> out;
-  if (j.contains(key) && j[key].is_array())
-    for (const auto& s : j[key])
-      if (s.is_string()) out.push_back(s.get<std::string>());
-  return out;
-}
-
-const json& array_of(const json& root, const char* key, const std::filesystem::path& file) {
-  if (!root.is_object() || !root.contains(key) || !root[key].is_array())
-    throw ModelError(fmt::format("{}: expected an object with an array '{}'", file.string(), key));
-  return root[key];
-}
-
-std::map<std::string, double> number_map(const json& j, const std::filesystem::path& file, const std::string& who) {
-  std::map<std::string, double> out;
-  if (!j.is_object()) throw ModelError(fmt::format("{}: '{}' must be an object", file.string(), who));
-  for (const auto& [k, v] : j.items()) {
-    if (!v.is_number() || v.get<double>() < 0)
-      throw ModelError(fmt::format("{}: {}.{} must be a number >= 0", file.string(), who, k));
-    out[k] = v.get<double>();
+  // `schema` must be `name` and `schema_version` an integer this loader knows (1).
+  void check_schema(const json& root, const char* name) const {
+    if (!root.is_object()) fail("expected a JSON object");
+    if (!root.contains("schema") || !root["schema"].is_string())
+      fail(fmt::format("needs \"schema\": \"{}\"", name));
+    if (root["schema"].get<std::string>() != name)
+      fail(fmt::format("schema is '{}', expected '{}'", formats::clean_text(root["schema"].get<std::string>()), name));
+    if (!root.contains("schema_version") || !root["schema_version"].is_number_integer())
+      fail("needs an integer \"schema_version\" (1)");
+    const json& v = root["schema_version"];
+    if (v.is_number_unsigned() ? v.get<std::uint64_t>() != 1 : v.get<std::int64_t>() != 1) {
+      const std::string text = v.dump();
+      if (v.is_number_unsigned() && v.get<std::uint64_t>() > 1)
+        fail("schema_version " + text + " is newer than this cdma supports (1); update cdma");
+      fail("schema_version " + text + " is invalid (expected 1)");
+    }
   }
-  return out;
-}
+
+  // A number in [lo, hi] (lo itself allowed only when lo_ok), named who.key.
+  double number(const json& j, const char* key, const std::string& who, double lo, bool lo_ok, double hi) const {
+    if (!j.contains(key)) fail(fmt::format("{} needs a number '{}'", who, key));
+    return number_value(j[key], who + "." + key, lo, lo_ok, hi);
+  }
+  double number_value(const json& v, const std::string& field, double lo, bool lo_ok, double hi) const {
+    if (!v.is_number()) fail(fmt::format("{} must be a number, not {}", field, v.type_name()));
+    const double x = v.get<double>();
+    const bool ok = std::isfinite(x) && (lo_ok ? x >= lo : x > lo) && x <= hi;
+    if (!ok) fail(fmt::format("{} = {} must be in {}{}, {}]", field, v.dump(), lo_ok ? "[" : "(", lo, hi));
+    return x;
+  }
+
+  std::string string(const json& j, const char* key, const std::string& who, std::optional<std::string> dflt) const {
+    if (!j.contains(key)) {
+      if (dflt) return *dflt;
+      fail(fmt::format("{} needs a string '{}'", who, key));
+    }
+    if (!j[key].is_string()) fail(fmt::format("{}.{} must be a string, not {}", who, key, j[key].type_name()));
+    return j[key].get<std::string>();
+  }
+
+  std::vector<std::string> strings(const json& j, const char* key, const std::string& who) const {
+    std::vector<std::string> out;
+    if (!j.contains(key)) return out;
+    if (!j[key].is_array()) fail(fmt::format("{}.{} must be an array of strings", who, key));
+    for (const auto& s : j[key]) {
+      if (!s.is_string()) fail(fmt::format("{}.{} must be an array of strings", who, key));
+      out.push_back(s.get<std::string>());
+    }
+    return out;
+  }
+
+  const json& array(const json& root, const char* key) const {
+    if (!root.contains(key) || !root[key].is_array() || root[key].empty())
+      fail(fmt::format("expected a non-empty array '{}'", key));
+    for (const auto& e : root[key])
+      if (!e.is_object()) fail(fmt::format("every entry of '{}' must be an object", key));
+    return root[key];
+  }
+
+  // An object of name -> number in [lo, hi]; names, when given, limited to `known`.
+  std::map<std::string, double> number_map(const json& j, const std::string& who, double lo, bool lo_ok, double hi,
+                                           const std::vector<std::string>& known = {}) const {
+    if (!j.is_object()) fail(fmt::format("'{}' must be an object", who));
+    std::map<std::string, double> out;
+    for (const auto& [k, v] : j.items()) {
+      if (!known.empty() && std::find(known.begin(), known.end(), k) == known.end())
+        fail(fmt::format("{}: unknown key '{}' (expected one of: {})", who, formats::clean_text(k), fmt::join(known, ", ")));
+      out[k] = number_value(v, who + "." + k, lo, lo_ok, hi);
+    }
+    return out;
+  }
+
+  // Preset names: strings, unique in the file.
+  std::string name(const json& j, std::vector<std::string>& seen) const {
+    if (!j.contains("name") || !j["name"].is_string()) fail("every preset needs a string 'name'");
+    std::string n = j["name"].get<std::string>();
+    if (n.empty()) fail("a preset 'name' is empty");
+    if (std::find(seen.begin(), seen.end(), n) != seen.end()) fail(fmt::format("preset '{}' appears twice", n));
+    seen.push_back(n);
+    return n;
+  }
+
+ private:
+  std::filesystem::path file_;
+};
+
+// Plausibility ceilings: far above any real device, low enough that the replay's arithmetic (times
+// in picoseconds, bytes per second) cannot overflow.
+constexpr double kMaxGbps = 1e6;      // 1 PB/s
+constexpr double kMaxTflops = 1e6;    // 1 EFLOP/s
+constexpr double kMaxGib = 1e6;       // 1 PiB of device memory
+constexpr double kMaxLatencyUs = 1e6; // 1 s per transfer
 }  // namespace
 
 double GpuPreset::peak_flops(const std::string& precision) const {
@@ -81,50 +154,62 @@ PresetCatalog PresetCatalog::load(const std::filesystem::path& dir) {
   PresetCatalog c;
   c.dir = dir;
   {
-    auto file = dir / "gpus.json";
-    json root = read_json(file);
-    for (const auto& g : array_of(root, "gpus", file)) {
+    const Fields f(dir / "gpus.json");
+    const json root = read_json(dir / "gpus.json");
+    f.check_schema(root, "cdma-gpu-presets");
+    std::vector<std::string> seen;
+    for (const auto& g : f.array(root, "gpus")) {
       GpuPreset p;
-      p.name = name_of(g, file);
-      p.long_name = g.value("long_name", p.name);
-      p.dram_gbps = positive(g, "dram_gbps", file, p.name);
-      p.memory_gib = positive(g, "memory_gib", file, p.name);
-      p.compute_efficiency = positive(g, "compute_efficiency", file, p.name);
-      p.dram_efficiency = positive(g, "dram_efficiency", file, p.name);
-      if (!g.contains("peak_tflops"))
-        throw ModelError(fmt::format("{}: {} needs 'peak_tflops'", file.string(), p.name));
-      p.peak_tflops = number_map(g["peak_tflops"], file, p.name + ".peak_tflops");
-      if (!p.peak_tflops.count("fp32"))
-        throw ModelError(fmt::format("{}: {}.peak_tflops needs 'fp32'", file.string(), p.name));
-      p.sources = strings(g, "sources");
+      p.name = f.name(g, seen);
+      p.long_name = f.string(g, "long_name", p.name, p.name);
+      p.dram_gbps = f.number(g, "dram_gbps", p.name, 0, false, kMaxGbps);
+      p.memory_gib = f.number(g, "memory_gib", p.name, 0, false, kMaxGib);
+      p.compute_efficiency = f.number(g, "compute_efficiency", p.name, 0, false, 1);
+      p.dram_efficiency = f.number(g, "dram_efficiency", p.name, 0, false, 1);
+      if (!g.contains("peak_tflops")) f.fail(p.name + " needs 'peak_tflops'");
+      p.peak_tflops = f.number_map(g["peak_tflops"], p.name + ".peak_tflops", 0, false, kMaxTflops);
+      if (!p.peak_tflops.count("fp32")) f.fail(p.name + ".peak_tflops needs 'fp32'");
+      p.sources = f.strings(g, "sources", p.name);
       c.gpus.push_back(std::move(p));
     }
   }
   {
-    auto file = dir / "links.json";
-    json root = read_json(file);
-    for (const auto& l : array_of(root, "links", file)) {
+    const Fields f(dir / "links.json");
+    const json root = read_json(dir / "links.json");
+    f.check_schema(root, "cdma-link-presets");
+    std::vector<std::string> seen;
+    for (const auto& l : f.array(root, "links")) {
       LinkPreset p;
-      p.name = name_of(l, file);
-      p.long_name = l.value("long_name", p.name);
-      p.nominal_gbps = positive(l, "nominal_gbps", file, p.name);
-      p.efficiency = positive(l, "efficiency", file, p.name);
-      p.latency_us = positive(l, "latency_us", file, p.name, true);
-      p.sources = strings(l, "sources");
+      p.name = f.name(l, seen);
+      p.long_name = f.string(l, "long_name", p.name, p.name);
+      p.nominal_gbps = f.number(l, "nominal_gbps", p.name, 0, false, kMaxGbps);
+      p.efficiency = f.number(l, "efficiency", p.name, 0, false, 1);
+      p.latency_us = f.number(l, "latency_us", p.name, 0, true, kMaxLatencyUs);
+      p.sources = f.strings(l, "sources", p.name);
       c.links.push_back(std::move(p));
     }
   }
   {
-    auto file = dir / "engines.json";
-    json root = read_json(file);
-    if (!root.is_object() || !root.contains("placements") || !root["placements"].is_object())
-      throw ModelError(fmt::format("{}: expected an object 'placements'", file.string()));
-    for (const auto& [k, v] : root["placements"].items())
-      c.engines.read_share_of_dram[k] = positive(v, "read_share_of_dram", file, "placements." + k);
-    if (root.contains("compressor_gbps"))
-      c.engines.compressor_gbps = number_map(root["compressor_gbps"], file, "compressor_gbps");
-    if (root.contains("software_kernel_gbps"))
-      c.engines.software_kernel_gbps = number_map(root["software_kernel_gbps"], file, "software_kernel_gbps");
+    const Fields f(dir / "engines.json");
+    const json root = read_json(dir / "engines.json");
+    f.check_schema(root, "cdma-engine-presets");
+    if (!root.contains("placements") || !root["placements"].is_object())
+      f.fail("expected an object 'placements'");
+    const std::vector<std::string> placements{"dma", "mc", "sm"};
+    for (const auto& [k, v] : root["placements"].items()) {
+      if (std::find(placements.begin(), placements.end(), k) == placements.end())
+        f.fail(fmt::format("placements: unknown placement '{}' (expected dma, mc, sm)", formats::clean_text(k)));
+      if (!v.is_object()) f.fail(fmt::format("placements.{} must be an object", k));
+      c.engines.read_share_of_dram[k] = f.number(v, "read_share_of_dram", "placements." + k, 0, false, 1);
+    }
+    for (const auto& k : placements)
+      if (!c.engines.read_share_of_dram.count(k)) f.fail(fmt::format("placements needs '{}'", k));
+    const auto families = formats::codec_families();
+    if (root.contains("compressor_gbps"))  // 0 = no limit
+      c.engines.compressor_gbps = f.number_map(root["compressor_gbps"], "compressor_gbps", 0, true, kMaxGbps, families);
+    if (root.contains("software_kernel_gbps"))  // 0 = streaming, as when absent
+      c.engines.software_kernel_gbps =
+          f.number_map(root["software_kernel_gbps"], "software_kernel_gbps", 0, true, kMaxGbps, families);
   }
   return c;
 }

@@ -179,6 +179,22 @@ TEST_F(TraceReliability, PathsThatAreNoRegularFilesAreRefusedAtOnce) {
   EXPECT_NE(res.output.find("named pipe"), std::string::npos) << res.output;
 }
 
+// A file found by fuzzing on which HDF5 1.10 loops forever (reading the root 'format' attribute
+// through a damaged global heap): the probe's timeout makes it an error instead of a hang.
+TEST(TraceReliabilityIsolation, Hdf5LoopBecomesAnErrorAfterTheTimeout) {
+  const std::filesystem::path p = std::string(CDMA_TEST_FORMATS_DIR) + "/hdf5_loop_global_heap.h5";
+  ReaderOptions o;
+  o.probe_timeout_s = 2;
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    TraceReader r(p, o);
+    ADD_FAILURE() << "reader accepted a file on which HDF5 loops";
+  } catch (const TraceError& e) {
+    EXPECT_NE(std::string(e.what()).find("did not finish in 2 s"), std::string::npos) << e.what();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(30));
+}
+
 // The probe child reads the metadata and reports it; the parent must see exactly what reading
 // in-process gives (names, attributes, dims, offload, raw offsets, warnings).
 TEST_F(TraceReliability, ProbeReportEqualsAnInProcessRead) {

@@ -2,7 +2,7 @@
 // given directories (or files), then over a bounded number of deterministic mutations of each
 // (bit flips, byte changes, truncations, insertions, deletions, duplications). Same inputs on every
 // run, so a failure reproduces; crashes and sanitizer reports end the process non-zero.
-//   fuzz_<name> [--mutations N] CORPUS_DIR_OR_FILE...
+//   fuzz_<name> [--mutations N] CORPUS_DIR_OR_FILE...     (CDMA_FUZZ_SAVE: see main)
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -104,6 +104,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::sort(files.begin(), files.end());
+  // CDMA_FUZZ_SAVE=FILE: each mutated input is written there before it runs, so that the one a
+  // hang or crash stopped at can be replayed (fuzz_<name> FILE).
+  const char* save = std::getenv("CDMA_FUZZ_SAVE");
   long runs = 0;
   for (const auto& f : files) {
     std::ifstream in(f, std::ios::binary);
@@ -116,6 +119,8 @@ int main(int argc, char** argv) {
     Rng r{h};
     for (long m = 0; m < mutations; ++m, ++runs) {
       const auto v = mutate(seed, r);
+      if (save) std::ofstream(save, std::ios::binary | std::ios::trunc)
+                    .write(reinterpret_cast<const char*>(v.data()), static_cast<std::streamsize>(v.size()));
       LLVMFuzzerTestOneInput(v.data(), v.size());
     }
   }

@@ -3,8 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 namespace hw = cdma::hwmodel;
 namespace fs = std::filesystem;
@@ -56,7 +60,8 @@ TEST(HwPresets, UnknownNamesListTheKnownOnes) {
 TEST(HwPresets, BrokenFilesGiveErrorsNamingFileAndKey) {
   auto d = copy_presets("broken");
   write(d / "links.json",
-        "{\"links\": [ {\"name\": \"x\", \"nominal_gbps\": -1, \"efficiency\": 1, \"latency_us\": 0} ]}");
+        "{\"schema\": \"cdma-link-presets\", \"schema_version\": 1, \"links\": [ {\"name\": \"x\", "
+        "\"nominal_gbps\": -1, \"efficiency\": 1, \"latency_us\": 0} ]}");
   try {
     hw::PresetCatalog::load(d);
     FAIL();
@@ -71,6 +76,78 @@ TEST(HwPresets, BrokenFilesGiveErrorsNamingFileAndKey) {
   EXPECT_THROW(hw::PresetCatalog::load(d), hw::ModelError);
   fs::remove_all(d);
   EXPECT_THROW(hw::PresetCatalog::load("/nonexistent/presets"), hw::ModelError);
+}
+
+// Every class of bad value in the three files: a ModelError naming the file and the field.
+TEST(HwPresets, EveryBadValueNamesFileAndField) {
+  using nlohmann::json;
+  struct Case {
+    const char* file;
+    std::function<void(json&)> damage;
+    std::vector<std::string> words;
+  };
+  const std::vector<Case> cases = {
+      {"gpus.json", [](json& j) { j["schema"] = "cdma-link-presets"; }, {"schema is 'cdma-link-presets'", "cdma-gpu-presets"}},
+      {"gpus.json", [](json& j) { j.erase("schema"); }, {"\"schema\""}},
+      {"gpus.json", [](json& j) { j["schema_version"] = std::uint64_t{1} << 40; }, {"1099511627776", "newer"}},
+      {"gpus.json", [](json& j) { j["schema_version"] = 0; }, {"schema_version 0"}},
+      {"gpus.json", [](json& j) { j["schema_version"] = "1"; }, {"integer \"schema_version\""}},
+      {"gpus.json", [](json& j) { j["gpus"][1]["peak_tflops"]["fp32"] = 0; }, {"titan-xp.peak_tflops.fp32 = 0", "(0"}},
+      {"gpus.json", [](json& j) { j["gpus"][1]["peak_tflops"]["fp16"] = -5; }, {"titan-xp.peak_tflops.fp16"}},
+      {"gpus.json", [](json& j) { j["gpus"][1]["dram_gbps"] = 0; }, {"titan-xp.dram_gbps = 0"}},
+      {"gpus.json", [](json& j) { j["gpus"][1]["dram_gbps"] = "547.7"; }, {"titan-xp.dram_gbps must be a number", "string"}},
+      {"gpus.json", [](json& j) { j["gpus"][1]["compute_efficiency"] = 1.5; }, {"titan-xp.compute_efficiency = 1.5", "1]"}},
+      {"gpus.json", [](json& j) { j["gpus"][1]["dram_efficiency"] = 0; }, {"titan-xp.dram_efficiency = 0"}},
+      {"gpus.json", [](json& j) { j["gpus"][1]["memory_gib"] = 1e300; }, {"titan-xp.memory_gib"}},
+      {"gpus.json", [](json& j) { j["gpus"][1]["long_name"] = 7; }, {"titan-xp.long_name must be a string"}},
+      {"gpus.json", [](json& j) { j["gpus"][1]["sources"] = json::array({1}); }, {"titan-xp.sources"}},
+      {"gpus.json", [](json& j) { j["gpus"][1]["peak_tflops"] = 12; }, {"titan-xp.peak_tflops' must be an object"}},
+      {"gpus.json", [](json& j) { j["gpus"][2]["name"] = "titan-xp"; }, {"'titan-xp' appears twice"}},
+      {"gpus.json", [](json& j) { j["gpus"] = json::array(); }, {"non-empty array 'gpus'"}},
+      {"gpus.json", [](json& j) { j["gpus"][0] = 3; }, {"must be an object"}},
+      {"links.json", [](json& j) { j["links"][0]["efficiency"] = 5; }, {"pcie3.efficiency = 5"}},
+      {"links.json", [](json& j) { j["links"][0]["efficiency"] = -0.1; }, {"pcie3.efficiency"}},
+      {"links.json", [](json& j) { j["links"][0]["nominal_gbps"] = 0; }, {"pcie3.nominal_gbps = 0"}},
+      {"links.json", [](json& j) { j["links"][0]["latency_us"] = -1; }, {"pcie3.latency_us = -1"}},
+      {"links.json", [](json& j) { j["links"][0]["latency_us"] = 1e300; }, {"pcie3.latency_us"}},
+      {"links.json", [](json& j) { j["links"][0]["latency_us"] = nullptr; }, {"pcie3.latency_us must be a number", "null"}},
+      {"links.json", [](json& j) { j["schema_version"] = 2; }, {"schema_version 2 is newer"}},
+      {"engines.json", [](json& j) { j["placements"] = json::object(); }, {"placements needs 'dma'"}},
+      {"engines.json", [](json& j) { j["placements"]["gpu"] = j["placements"]["mc"]; }, {"unknown placement 'gpu'"}},
+      {"engines.json", [](json& j) { j["placements"]["dma"]["read_share_of_dram"] = 2; }, {"placements.dma.read_share_of_dram = 2"}},
+      {"engines.json", [](json& j) { j["placements"]["mc"] = 1; }, {"placements.mc must be an object"}},
+      {"engines.json", [](json& j) { j["compressor_gbps"]["zsdt"] = 3; }, {"compressor_gbps: unknown key 'zsdt'"}},
+      {"engines.json", [](json& j) { j["compressor_gbps"]["zlib"] = -16; }, {"compressor_gbps.zlib = -16"}},
+      {"engines.json", [](json& j) { j["software_kernel_gbps"]["lz4"] = "fast"; }, {"software_kernel_gbps.lz4 must be a number"}},
+      {"engines.json", [](json& j) { j["schema"] = 1; }, {"\"schema\""}},
+  };
+  auto d = copy_presets("classes");
+  for (const auto& c : cases) {
+    std::ifstream in(presets() / c.file);
+    json j = json::parse(in);
+    c.damage(j);
+    for (auto f : {"gpus.json", "links.json", "engines.json"}) fs::copy_file(presets() / f, d / f, fs::copy_options::overwrite_existing);
+    write(d / c.file, j.dump(1));
+    try {
+      hw::PresetCatalog::load(d);
+      ADD_FAILURE() << c.file << ": accepted " << c.words.front();
+    } catch (const hw::ModelError& e) {
+      const std::string w = e.what();
+      EXPECT_NE(w.find((d / c.file).string()), std::string::npos) << w;
+      for (const auto& word : c.words) EXPECT_NE(w.find(word), std::string::npos) << "'" << word << "' not in: " << w;
+    }
+  }
+  // A preset path that is a FIFO is refused at once instead of blocking the open.
+  for (auto f : {"gpus.json", "links.json", "engines.json"}) fs::copy_file(presets() / f, d / f, fs::copy_options::overwrite_existing);
+  fs::remove(d / "links.json");
+  ASSERT_EQ(::mkfifo((d / "links.json").c_str(), 0600), 0);
+  try {
+    hw::PresetCatalog::load(d);
+    ADD_FAILURE() << "accepted a FIFO";
+  } catch (const hw::ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("not a regular file"), std::string::npos) << e.what();
+  }
+  fs::remove_all(d);
 }
 
 TEST(HwPresets, DefaultDirectoryCanBeOverridden) {

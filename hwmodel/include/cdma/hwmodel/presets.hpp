@@ -53,7 +53,14 @@ struct PresetCatalog {
   EnginePresets engines;
   std::filesystem::path dir;
 
-  // Loads gpus.json, links.json and engines.json from dir. Throws ModelError.
+  // Loads gpus.json, links.json and engines.json from dir. Throws ModelError naming the file and
+  // the field ("titan-xp.dram_gbps") on anything else than: regular files of JSON objects with
+  // "schema" cdma-gpu-presets / cdma-link-presets / cdma-engine-presets and "schema_version" 1;
+  // non-empty arrays "gpus" / "links" of objects with unique string names; bandwidths (GB/s) in
+  // (0, 1e6]; peak_tflops in (0, 1e6] with fp32 present; memory_gib in (0, 1e6]; efficiencies
+  // and read_share_of_dram in (0, 1]; latency_us in [0, 1e6]; placements dma, mc and sm, no other;
+  // compressor_gbps / software_kernel_gbps keyed by codec family, in [0, 1e6] (0: no limit /
+  // streaming); strings where strings are expected.
   static PresetCatalog load(const std::filesystem::path& dir);
   const GpuPreset& gpu(const std::string& name) const;    // throws ModelError listing the names
   const LinkPreset& link(const std::string& name) const;  // throws ModelError listing the names
