@@ -199,6 +199,40 @@ TEST(AnalyzeWindows, StreamRefusesMisfedWindowsAndPermutations) {
   EXPECT_THROW(ts.finish(), formats::Error);                              // nothing fed
 }
 
+// zlib and zstd keep one compression state per thread between calls (compress2 and ZSTD_compress
+// allocate one each time): the bytes must still be those of the one-shot calls, across levels,
+// sizes (empty included) and interleavings.
+TEST(CodecReuse, SameBytesAsOneShotLibraryCalls) {
+  std::vector<std::vector<std::byte>> inputs{{}, tensor(5), std::vector<std::byte>(100000, std::byte{0})};
+  inputs.push_back(std::vector<std::byte>(inputs[1].begin(), inputs[1].begin() + 4));
+  for (int round = 0; round < 2; ++round) {
+    for (int level : {6, 1, 9, 0}) {
+      auto codec = formats::make_codec("zlib-" + std::to_string(level));
+      for (const auto& in : inputs) {
+        std::vector<std::byte> out(codec->max_encoded_size(in.size(), 4));
+        out.resize(codec->encode(in, 4, out));
+        uLongf len = compressBound(in.size());
+        std::vector<std::byte> want(len);
+        ASSERT_EQ(compress2(reinterpret_cast<Bytef*>(want.data()), &len, reinterpret_cast<const Bytef*>(in.data()),
+                            in.size(), level),
+                  Z_OK);
+        want.resize(len);
+        EXPECT_EQ(out, want) << "zlib-" << level << " " << in.size() << " bytes";
+      }
+    }
+    for (int level : {1, 3, 19}) {
+      auto codec = formats::make_codec("zstd-" + std::to_string(level));
+      for (const auto& in : inputs) {
+        std::vector<std::byte> out(codec->max_encoded_size(in.size(), 4));
+        out.resize(codec->encode(in, 4, out));
+        std::vector<std::byte> want(ZSTD_compressBound(in.size()));
+        want.resize(ZSTD_compress(want.data(), want.size(), in.data(), in.size(), level));
+        EXPECT_EQ(out, want) << "zstd-" << level << " " << in.size() << " bytes";
+      }
+    }
+  }
+}
+
 class WindowedPipeline : public ::testing::Test {
  protected:
   test::TempDir dir;
