@@ -112,7 +112,9 @@ TEST_P(TrainShapes, CapturedTensorsMatchTheirLayers) {
     // Offloaded: every layer's input but an in-place ReLU's, the network input, and an input that is
     // the same buffer as an earlier layer's (checked below).
     ASSERT_TRUE(m.offload.has_value());
-    if (m.op == "relu" || idx == 0) EXPECT_FALSE(*m.offload);
+    if (m.op == "relu" || idx == 0) {
+      EXPECT_FALSE(*m.offload);
+    }
     if (m.op != "relu" && idx != 0 && !*m.offload) shared.push_back(&m);
     // Capture order is forward order.
     auto it = last_index.find(m.iteration);
@@ -208,7 +210,9 @@ TEST(TrainRun, DefaultTraceHoldsTheOffloadSet) {
     for (const auto& m : rd.tensors()) {
       EXPECT_NE(m.op, "relu") << m.layer;
       ASSERT_TRUE(m.offload.has_value());
-      if (m.layer_index == 0) EXPECT_FALSE(*m.offload) << "the network input";
+      if (m.layer_index == 0) {
+        EXPECT_FALSE(*m.offload) << "the network input";
+      }
       offloaded += m.offloaded();
     }
     // resnet: the two projection shortcuts read their block's input buffer, offloaded at conv1.
