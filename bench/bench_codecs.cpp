@@ -161,14 +161,18 @@ int main(int argc, char** argv) {
     for (int pct : {0, 10, 30, 50, 70, 90, 100}) {
       const std::string base = dtype_name(dt) + "/d" + std::to_string(pct) + "/";
       benchmark::RegisterBenchmark((base + "memcpy/copy").c_str(), bm_memcpy, dt, pct)
-          ->Unit(benchmark::kMillisecond)->UseRealTime();
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
       benchmark::RegisterBenchmark((base + "zero_scan/scan").c_str(), bm_scan, dt, pct)
-          ->Unit(benchmark::kMillisecond)->UseRealTime();
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
       for (const char* c : codecs) {
         benchmark::RegisterBenchmark((base + c + "/encode").c_str(), bm_encode, dt, pct, std::string(c))
-            ->Unit(benchmark::kMillisecond)->UseRealTime();
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
         benchmark::RegisterBenchmark((base + c + "/decode").c_str(), bm_decode, dt, pct, std::string(c))
-            ->Unit(benchmark::kMillisecond)->UseRealTime();
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
       }
     }
   }

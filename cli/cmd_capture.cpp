@@ -7,14 +7,14 @@
 #include <cdma/capture/collector.hpp>
 #include <cdma/capture/config.hpp>
 
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 
 namespace cdma::cli {
 namespace {
@@ -38,7 +38,6 @@ fs::path output_for(const fs::path& out, const fs::path& spool, std::size_t n) {
   if (stem.rfind("cdma-", 0) == 0) stem = stem.substr(5);
   return out.parent_path() / (out.stem().string() + "." + stem + out.extension().string());
 }
-
 
 nlohmann::json to_json(const ConvertSummary& s) {
   nlohmann::json j;
@@ -71,47 +70,57 @@ void print_summary(const ConvertSummary& s) {
   for (const auto& [op, n] : s.ops) ops += fmt::format("{}{} {}", ops.empty() ? "" : ", ", n, op);
   std::string offload;
   if (s.tensors && !s.offload_unknown) offload = fmt::format(" ({} offloaded)", s.offloaded);
-  fmt::print(stderr, "cdma capture: {} (pid {}): {} tensors{} ({}), {} stats rows, {} timeline rows ({} with GPU time), "
-                     "{} iterations{}{}{}{}\n",
-             s.trace.string(), s.pid, s.tensors, offload, human_bytes(static_cast<double>(s.tensor_bytes)), s.stats_rows,
-             s.timeline_rows, s.timed_rows, s.iterations, ops.empty() ? "" : "; " + ops,
+  fmt::print(stderr,
+             "cdma capture: {} (pid {}): {} tensors{} ({}), {} stats rows, {} timeline rows ({} with GPU time), "
+             "{} iterations{}{}{}{}\n",
+             s.trace.string(), s.pid, s.tensors, offload, human_bytes(static_cast<double>(s.tensor_bytes)),
+             s.stats_rows, s.timeline_rows, s.timed_rows, s.iterations, ops.empty() ? "" : "; " + ops,
              s.dropped ? fmt::format("; {} tensors dropped (budget or staging ring)", s.dropped) : "",
              s.stats_not_offloaded ? fmt::format("; {} stats rows of inputs not offloaded (in place or backward) left "
-                                                 "out", s.stats_not_offloaded)
+                                                 "out",
+                                                 s.stats_not_offloaded)
                                    : "",
              s.skipped_failed ? fmt::format("; {} tensors of failed calls not kept", s.skipped_failed) : "");
   if (!s.clean_end)
-    fmt::print(stderr, "cdma capture: note: process {} did not finalise its spool (killed or crashed); the trace "
-                       "holds what it had written\n", s.pid);
+    fmt::print(stderr,
+               "cdma capture: note: process {} did not finalise its spool (killed or crashed); the trace "
+               "holds what it had written\n",
+               s.pid);
 }
 
 int run(int argc, char** argv) {
-  CLI::App app{"Run a command with the cuDNN interposer preloaded and write a trace of its activations.\n"
-               "Usage: cdma capture [options] -- CMD [ARGS...]    or    cdma capture --convert SPOOL... -o OUT",
-               "cdma capture"};
-  std::string output, mode, ops, roles, phases, budget, ring, iteration, cupti, copy, spool_dir, lib, model,
-      framework, json_path;
+  CLI::App app{
+      "Run a command with the cuDNN interposer preloaded and write a trace of its activations.\n"
+      "Usage: cdma capture [options] -- CMD [ARGS...]    or    cdma capture --convert SPOOL... -o OUT",
+      "cdma capture"};
+  std::string output, mode, ops, roles, phases, budget, ring, iteration, cupti, copy, spool_dir, lib, model, framework,
+      json_path;
   std::int64_t every = 0, skip = -1, first = -1, ring_wait = -1;
   int deflate = 0;
   bool keep_spool = false, convert = false, verbose = false;
   std::vector<std::string> command;
-  app.add_option("-o,--output", output, "trace file (default capture-<date>-<time>.h5); with several processes, "
-                                        "<stem>.<pid>.h5 each");
-  app.add_option("--mode", mode, "full (tensor bytes), insitu (GPU-side nonzero/zero-run counts into /stats), "
-                                 "timeline (calls and GPU time only); default full");
-  app.add_option("--ops", ops, "ops whose tensors are kept: conv,linear,relu,pool,bn,lrn,dropout,add,concat,"
-                               "softmax,other,all (default all)");
+  app.add_option("-o,--output", output,
+                 "trace file (default capture-<date>-<time>.h5); with several processes, "
+                 "<stem>.<pid>.h5 each");
+  app.add_option("--mode", mode,
+                 "full (tensor bytes), insitu (GPU-side nonzero/zero-run counts into /stats), "
+                 "timeline (calls and GPU time only); default full");
+  app.add_option("--ops", ops,
+                 "ops whose tensors are kept: conv,linear,relu,pool,bn,lrn,dropout,add,concat,"
+                 "softmax,other,all (default all)");
   app.add_option("--roles", roles, "tensor roles kept: x,y,dy,dx,all (default x, the layer input vDNN offloads)");
   app.add_option("--phases", phases, "forward,backward,all (default forward)");
   app.add_option("--every", every, "keep every N-th iteration (default 1)");
   app.add_option("--skip", skip, "skip the first K iterations (default 0)");
   app.add_option("--first", first, "keep at most K sampled iterations (default 0: no limit)");
-  app.add_option("--budget", budget, "total tensor bytes kept, e.g. 512M, 4G (default 1G); beyond it tensors are "
-                                     "dropped and counted in dropped_tensors");
+  app.add_option("--budget", budget,
+                 "total tensor bytes kept, e.g. 512M, 4G (default 1G); beyond it tensors are "
+                 "dropped and counted in dropped_tensors");
   app.add_option("--ring", ring, "pinned staging memory per process (default 256M)");
   app.add_option("--ring-wait-ms", ring_wait, "wait up to MS for staging space before dropping (default 0)");
-  app.add_option("--iteration", iteration, "iteration detection: auto (heuristic), marker "
-                                           "(cdma_capture_mark_iteration() calls), calls:N (default auto)");
+  app.add_option("--iteration", iteration,
+                 "iteration detection: auto (heuristic), marker "
+                 "(cdma_capture_mark_iteration() calls), calls:N (default auto)");
   app.add_option("--cupti", cupti, "GPU time per call: auto (use CUPTI if the process loaded it), on, off");
   app.add_option("--copy", copy, "fork (side stream, default) or inline (on the cuDNN stream)");
   app.add_option("--spool-dir", spool_dir, "where processes write their spools (default <output>.spool-<pid>)");
@@ -184,8 +193,10 @@ int run(int argc, char** argv) {
   } else {
     fs::path preload = lib.empty() ? default_preload_library() : fs::path(lib);
     if (!fs::exists(preload)) {
-      fmt::print(stderr, "cdma capture: the interposer {} does not exist (built only with CUDA headers; see "
-                         "--lib)\n", preload.string());
+      fmt::print(stderr,
+                 "cdma capture: the interposer {} does not exist (built only with CUDA headers; see "
+                 "--lib)\n",
+                 preload.string());
       return kExitFailure;
     }
     dir = spool_dir.empty() ? fs::path(output + ".spool-" + std::to_string(getpid())) : fs::path(spool_dir);
@@ -210,8 +221,7 @@ int run(int argc, char** argv) {
     std::string cmdline;
     for (const auto& c : command) cmdline += (cmdline.empty() ? "" : " ") + c;
     copts.command = cmdline;
-    if (launched.signal)
-      fmt::print(stderr, "cdma capture: {} was killed by signal {}\n", command[0], launched.signal);
+    if (launched.signal) fmt::print(stderr, "cdma capture: {} was killed by signal {}\n", command[0], launched.signal);
   }
 
   bool failed = false;

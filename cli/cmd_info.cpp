@@ -4,8 +4,8 @@
 
 #include <cdma/formats/trace.hpp>
 
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <map>
@@ -16,7 +16,6 @@ namespace {
 
 using formats::TraceReader;
 using nlohmann::json;
-
 
 struct Count {
   std::int64_t tensors = 0, bytes = 0;
@@ -31,8 +30,8 @@ json describe(const TraceReader& r, bool list_tensors) {
   j["source"] = a.source;
   j["created"] = a.created;
   j["complete"] = a.complete;
-  for (auto [k, v] : {std::pair{"model", &a.model}, {"device", &a.device}, {"framework", &a.framework},
-                      {"command", &a.command}})
+  for (auto [k, v] :
+       {std::pair{"model", &a.model}, {"device", &a.device}, {"framework", &a.framework}, {"command", &a.command}})
     j[k] = *v ? json(**v) : json(nullptr);
   j["dropped_tensors"] = a.dropped_tensors ? json(*a.dropped_tensors) : json(nullptr);
 
@@ -65,10 +64,18 @@ json describe(const TraceReader& r, bool list_tensors) {
     add(l.second.bytes, b);
     iterations.insert(t.iteration);
     if (list_tensors)
-      tensors.push_back({{"name", t.name}, {"iteration", t.iteration}, {"layer", t.layer},
-                         {"layer_index", t.layer_index}, {"op", t.op}, {"role", t.role}, {"phase", t.phase},
-                         {"layout", formats::to_string(t.layout)}, {"dtype", formats::to_string(t.dtype)},
-                         {"dims", t.dims}, {"bytes", b}, {"offload", t.offloaded()}});
+      tensors.push_back({{"name", t.name},
+                         {"iteration", t.iteration},
+                         {"layer", t.layer},
+                         {"layer_index", t.layer_index},
+                         {"op", t.op},
+                         {"role", t.role},
+                         {"phase", t.phase},
+                         {"layout", formats::to_string(t.layout)},
+                         {"dtype", formats::to_string(t.dtype)},
+                         {"dims", t.dims},
+                         {"bytes", b},
+                         {"offload", t.offloaded()}});
   }
   j["tensors"] = total.tensors;
   j["bytes"] = total.bytes;
@@ -88,7 +95,10 @@ json describe(const TraceReader& r, bool list_tensors) {
   j["by_role"] = counts(by_role);
   json lj = json::array();
   for (auto& [k, v] : layers)
-    lj.push_back({{"layer_index", k.first}, {"layer", k.second}, {"op", v.first}, {"tensors", v.second.tensors},
+    lj.push_back({{"layer_index", k.first},
+                  {"layer", k.second},
+                  {"op", v.first},
+                  {"tensors", v.second.tensors},
                   {"bytes", v.second.bytes}});
   j["layers"] = lj;
   j["timeline_rows"] = r.has_timeline() ? json(r.timeline().size()) : json(0);
@@ -109,12 +119,11 @@ void print_table(const json& j, bool list_tensors) {
   for (auto k : {"model", "device", "framework", "command"})
     if (!j[k].is_null()) row(k, j[k]);
   auto its = j["iterations"].get<std::vector<std::int64_t>>();
-  std::string it_s = its.empty() ? "none"
-                                 : fmt::format("{} ({}..{})", its.size(), its.front(), its.back());
+  std::string it_s = its.empty() ? "none" : fmt::format("{} ({}..{})", its.size(), its.front(), its.back());
   row("tensors", fmt::format("{} ({})", j["tensors"].get<std::int64_t>(), human_bytes(j["bytes"].get<double>())));
-  row("offloaded", fmt::format("{} ({}; {})", j["offloaded"]["tensors"].get<std::int64_t>(),
-                               human_bytes(j["offloaded"]["bytes"].get<double>()),
-                               j["offloaded"]["from"].get<std::string>()));
+  row("offloaded",
+      fmt::format("{} ({}; {})", j["offloaded"]["tensors"].get<std::int64_t>(),
+                  human_bytes(j["offloaded"]["bytes"].get<double>()), j["offloaded"]["from"].get<std::string>()));
   row("iterations", it_s);
   row("layers", std::to_string(j["layers"].size()));
   if (!j["dropped_tensors"].is_null()) row("dropped", std::to_string(j["dropped_tensors"].get<std::int64_t>()));
@@ -134,8 +143,8 @@ void print_table(const json& j, bool list_tensors) {
                  l["op"].get<std::string>(), l["tensors"].get<std::int64_t>(), human_bytes(l["bytes"].get<double>()));
   }
   if (list_tensors) {
-    fmt::print("\n  {:<10} {:>5} {:<20} {:<8} {:<4} {:<6} {:<8} {}\n", "name", "iter", "layer", "op", "role",
-               "layout", "dtype", "dims");
+    fmt::print("\n  {:<10} {:>5} {:<20} {:<8} {:<4} {:<6} {:<8} {}\n", "name", "iter", "layer", "op", "role", "layout",
+               "dtype", "dims");
     for (auto& t : j["tensor_list"])
       fmt::print("  {:<10} {:>5} {:<20} {:<8} {:<4} {:<6} {:<8} {}\n", t["name"].get<std::string>(),
                  t["iteration"].get<std::int64_t>(), t["layer"].get<std::string>(), t["op"].get<std::string>(),
@@ -146,9 +155,10 @@ void print_table(const json& j, bool list_tensors) {
 }
 
 int run_info(int argc, char** argv) {
-  CLI::App app{"Show what trace files hold: producer, completeness, iterations, layers, tensor counts and bytes "
-               "by dtype/op/role, timeline and stats rows.",
-               "cdma info"};
+  CLI::App app{
+      "Show what trace files hold: producer, completeness, iterations, layers, tensor counts and bytes "
+      "by dtype/op/role, timeline and stats rows.",
+      "cdma info"};
   std::vector<std::string> paths;
   bool as_json = false, list = false;
   app.add_option("traces", paths, "trace files (HDF5, trace format v1)")->required();

@@ -81,7 +81,6 @@ CLI::Validator finite_range(double lo, double hi, bool lo_closed) {
       fmt::format("{}{:g}, {:g}]", lo_closed ? "[" : "(", lo, hi));
 }
 
-
 // "mc", "mc:zvc", "sm:lz4" -> engine with a canonical codec name.
 hw::Engine parse_engine(const std::string& spec, const hw::PresetCatalog& presets, const hw::GpuPreset& gpu,
                         const Options& o) {
@@ -169,12 +168,13 @@ class Replayer {
     t.bwd_factor = o_.bwd_factor;
     t.batch = o_.trace_batch;
     Prepared p{hw::network_from_trace(path, t), scenario()};
-    p.sc.compute = roofline ? fmt::format("roofline of {} over the trace's layer shapes (conv kernels assumed {}x{}{})",
-                                          gpu_.name, o_.conv_kernel, o_.conv_kernel,
-                                          o_.compute == "auto" ? (cpu ? "; the trace's times are CPU times"
-                                                                      : "; the trace has no /timeline")
-                                                               : "")
-                            : fmt::format("trace /timeline x {}", o_.compute_scale);
+    p.sc.compute = roofline
+                       ? fmt::format("roofline of {} over the trace's layer shapes (conv kernels assumed {}x{}{})",
+                                     gpu_.name, o_.conv_kernel, o_.conv_kernel,
+                                     o_.compute == "auto"
+                                         ? (cpu ? "; the trace's times are CPU times" : "; the trace has no /timeline")
+                                         : "")
+                       : fmt::format("trace /timeline x {}", o_.compute_scale);
     int eb = 4;
     for (const auto& tm : reader.tensors()) {
       eb = static_cast<int>(formats::dtype_size(tm.dtype));
@@ -208,9 +208,8 @@ class Replayer {
       for (const auto& c : codecs_)
         if (!l.ratio.count(c)) missing.push_back(c);
       if (missing.empty()) continue;
-      p.sc.unmeasured.push_back(missing.size() == codecs_.size()
-                                    ? l.name
-                                    : fmt::format("{} ({})", l.name, fmt::join(missing, ", ")));
+      p.sc.unmeasured.push_back(
+          missing.size() == codecs_.size() ? l.name : fmt::format("{} ({})", l.name, fmt::join(missing, ", ")));
       p.sc.unmeasured_bytes += l.x_bytes;
     }
   }
@@ -242,10 +241,10 @@ class Replayer {
     if (ratio_table_ && from_trace) {
       // U stays the trace's own (scaled to the modelled batch); the table gives ratios.
       auto rep = take(p, hw::apply_ratios(p.net, *ratio_table_, true, false, fill));
-      p.sc.ratio_sources.push_back(fmt::format(
-          "{}: {} layers matched by name, {} by index, {} without a measurement ({})", ratios_name(),
-          rep.matched_by_name, rep.matched_by_index, rep.unmatched,
-          fill == hw::RatioFill::none ? "uncompressed" : "filled with the table's network ratio"));
+      p.sc.ratio_sources.push_back(
+          fmt::format("{}: {} layers matched by name, {} by index, {} without a measurement ({})", ratios_name(),
+                      rep.matched_by_name, rep.matched_by_index, rep.unmatched,
+                      fill == hw::RatioFill::none ? "uncompressed" : "filled with the table's network ratio"));
       any = true;
     } else if (ratio_table_) {
       std::map<std::string, double> avg;
@@ -390,7 +389,6 @@ json run_sweep(const Options& o, const Replayer& rp, hw::Network net, const hw::
   }
   return {{"parameter", o.sweep}, {"network", net.name}, {"rows", rows}};
 }
-
 
 void list_presets(const Replayer& rp) {
   fmt::print("presets from {}\nGPUs:\n", rp.presets().dir.string());
@@ -541,8 +539,10 @@ int run(int argc, char** argv) {
       return kExitUsage;
     }
     if (sources > 1) {
-      fmt::print(stderr, "cdma replay: give one ratio source (--ratio, --density, --ratios or --sweep ratio|density), "
-                         "not {}\n", sources);
+      fmt::print(stderr,
+                 "cdma replay: give one ratio source (--ratio, --density, --ratios or --sweep ratio|density), "
+                 "not {}\n",
+                 sources);
       return kExitUsage;
     }
     if (o.fill != "none" && o.ratios.empty()) {
@@ -637,8 +637,8 @@ int run(int argc, char** argv) {
     if (!o.json_out.empty()) write_output(o.json_out, doc.dump(1) + "\n");
     if (!o.svg_out.empty())
       write_output(o.svg_out, hw::timeline_svg(runs.front().net, svg_rows,
-                                             fmt::format("cdma replay: {} on {} + {} ({})", runs.front().net.name,
-                                                         rp.gpu().name, rp.link().name, o.policy)));
+                                               fmt::format("cdma replay: {} on {} + {} ({})", runs.front().net.name,
+                                                           rp.gpu().name, rp.link().name, o.policy)));
     if (!o.events_out.empty()) write_output(o.events_out, json{{"replays", events}}.dump() + "\n");
     return kExitOk;
   } catch (const UsageError& e) {

@@ -15,11 +15,13 @@
 #include <cdma/report/html.hpp>
 #include <cdma/version.hpp>
 
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 #include <fmt/ranges.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <sys/wait.h>
+#include <unistd.h>
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
@@ -27,8 +29,6 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
-#include <sys/wait.h>
-#include <unistd.h>
 
 namespace cdma::cli {
 namespace {
@@ -80,7 +80,6 @@ std::string read_file(const fs::path& p) {
   return ss.str();
 }
 
-
 class ScratchDir {
  public:
   ScratchDir() {
@@ -106,21 +105,25 @@ std::string command_line(int argc, char** argv) {
 
 int run_report(int argc, char** argv) {
   ReportOptions o;
-  CLI::App app{"Write one self-contained HTML page (inline SVG, no network access) with density per layer over "
-               "training, compression ratio per layer and codec, the layout and dtype comparison, the network "
-               "summary, and the hardware-model replay (oracle / vDNN / cDMA) for a GPU and link.",
-               "cdma report"};
+  CLI::App app{
+      "Write one self-contained HTML page (inline SVG, no network access) with density per layer over "
+      "training, compression ratio per layer and codec, the layout and dtype comparison, the network "
+      "summary, and the hardware-model replay (oracle / vDNN / cDMA) for a GPU and link.",
+      "cdma report"};
   app.add_option("traces", o.traces, "trace files (trace format v1)")->required()->check(CLI::ExistingFile);
   app.add_option("-o,--output", o.output, "HTML file to write")->capture_default_str();
   app.add_option("--title", o.title, "page title (default: from the traces)");
   app.add_option("--codecs", o.codecs, "codecs to compare (default: the analyzer's: zvc zrle-4 zlib-6 zstd-1 lz4)")
       ->delimiter(',');
-  app.add_option("--layouts", o.layouts, "layouts to compare: stored, NCHW, NHWC, CHWN")->delimiter(',')
+  app.add_option("--layouts", o.layouts, "layouts to compare: stored, NCHW, NHWC, CHWN")
+      ->delimiter(',')
       ->capture_default_str();
-  app.add_option("--dtypes", o.dtypes, "dtypes to compare: stored, float16, bfloat16")->delimiter(',')
+  app.add_option("--dtypes", o.dtypes, "dtypes to compare: stored, float16, bfloat16")
+      ->delimiter(',')
       ->capture_default_str();
-  app.add_option("--ops", o.ops, "only tensors of these ops (e.g. conv,pool,linear,dropout to leave out the dense "
-                               "inputs of separate ReLU layers)")
+  app.add_option("--ops", o.ops,
+                 "only tensors of these ops (e.g. conv,pool,linear,dropout to leave out the dense "
+                 "inputs of separate ReLU layers)")
       ->delimiter(',');
   app.add_option("--threads", o.threads, "analysis worker threads (0 = all cores)")->check(CLI::Range(0u, 1024u));
   app.add_flag("--all-tensors", o.all_tensors,
@@ -150,8 +153,7 @@ int run_report(int argc, char** argv) {
   for (const auto& z : o.zoo_nets) {
     const auto known = hwmodel::zoo_names();
     if (z != "none" && std::find(known.begin(), known.end(), z) == known.end()) {
-      fmt::print(stderr, "cdma report: --zoo-net: unknown network '{}' (known: {}, none)\n", z,
-                 fmt::join(known, ", "));
+      fmt::print(stderr, "cdma report: --zoo-net: unknown network '{}' (known: {}, none)\n", z, fmt::join(known, ", "));
       return kExitUsage;
     }
   }
@@ -185,9 +187,10 @@ int run_report(int argc, char** argv) {
       auto replay = [&](std::size_t i, const std::string& what, bool zoo, const std::string& label) {
         fs::path rj = scratch.path() / fmt::format("replay{}-{}.json", i, what);
         fs::path rs = scratch.path() / fmt::format("replay{}-{}.svg", i, what);
-        std::vector<std::string> args{"replay", "--ratios", ajson.string(), "--ratios-label", label, "--trace-index",
-                                      std::to_string(i), "--gpu", o.gpu, "--link", o.link, "--policy", o.policy,
-                                      "--json", rj.string(), "-q"};
+        std::vector<std::string> args{
+            "replay",    "--ratios", ajson.string(), "--ratios-label", label,      "--trace-index", std::to_string(i),
+            "--gpu",     o.gpu,      "--link",       o.link,           "--policy", o.policy,        "--json",
+            rj.string(), "-q"};
         if (zoo) {
           args.insert(args.end(), {"--net", what, "--batch", std::to_string(o.zoo_batch), "--fill", "average"});
         } else {
@@ -196,15 +199,15 @@ int run_report(int argc, char** argv) {
         for (const auto& e : o.engines) args.insert(args.end(), {"--engine", e});
         int rc = run_self(args);
         if (rc != 0)
-          throw formats::Error(fmt::format("{}: the replay of {} failed (exit {}); see the message above, or use "
-                                           "--no-replay",
-                                           paths[i].string(), what, rc));
+          throw formats::Error(
+              fmt::format("{}: the replay of {} failed (exit {}); see the message above, or use "
+                          "--no-replay",
+                          paths[i].string(), what, rc));
         json doc = json::parse(read_file(rj));
         for (auto& r : doc.value("runs", json::array())) {
-          r["report_label"] =
-              zoo ? fmt::format("{} from the zoo (full size, batch {}) with the ratios measured on {}", what,
-                                o.zoo_batch, label)
-                  : fmt::format("{}: the trace's own network", label);
+          r["report_label"] = zoo ? fmt::format("{} from the zoo (full size, batch {}) with the ratios measured on {}",
+                                                what, o.zoo_batch, label)
+                                  : fmt::format("{}: the trace's own network", label);
           runs.push_back(r);
         }
         if (!zoo) in.replay_timelines.push_back(read_file(rs));

@@ -9,6 +9,7 @@
 
 #include <fmt/core.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -16,7 +17,6 @@
 #include <filesystem>
 #include <string>
 #include <system_error>
-#include <unistd.h>
 
 namespace cdma::cli {
 
@@ -110,8 +110,7 @@ int main(int argc, char** argv) {
   }
   // External verb: cdma-<verb> beside this executable.
   auto exe = self_dir() / ("cdma-" + verb);
-  if (!verb.empty() && verb[0] != '-' && verb.find('/') == std::string::npos &&
-      access(exe.c_str(), X_OK) == 0) {
+  if (!verb.empty() && verb[0] != '-' && verb.find('/') == std::string::npos && access(exe.c_str(), X_OK) == 0) {
     std::string exe_s = exe.string();
     argv[1] = exe_s.data();
     execv(exe_s.c_str(), argv + 1);
@@ -120,8 +119,7 @@ int main(int argc, char** argv) {
   }
   for (const auto& e : kExternal) {
     if (e.name == verb) {
-      fmt::print(stderr, "cdma: '{}' needs {} which was not built (see README: build options)\n", verb,
-                 exe.string());
+      fmt::print(stderr, "cdma: '{}' needs {} which was not built (see README: build options)\n", verb, exe.string());
       return kExitFailure;
     }
   }

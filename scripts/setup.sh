@@ -8,7 +8,7 @@ pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libhdf5-dev hdf5-tools zlib1g-dev libzstd-dev liblz4-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev
-  clang libclang-rt-14-dev
+  clang clang-format libclang-rt-14-dev
   python3 python3-h5py python3-numpy
   chromium
 )

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs dependencies, builds everything, and runs all tests:
-#   1. the full build (RelWithDebInfo) and its ctest suite;
-#   2. an ASan+UBSan build of the libraries and the fuzz regression drivers (ctest -R fuzz).
+#   1. the source format check (scripts/check-format.sh, clang-format 14);
+#   2. the full build (RelWithDebInfo) and its ctest suite;
+#   3. an ASan+UBSan build of the libraries and the fuzz regression drivers (ctest -R fuzz).
 # Usage: scripts/test.sh [--no-setup] [--no-sanitize]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,13 +12,16 @@ for a in "$@"; do
   case "$a" in
     --no-setup) setup=0 ;;
     --no-sanitize) sanitize=0 ;;
-    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown option '$a'" >&2; exit 2 ;;
   esac
 done
 jobs=$(nproc)
 
 [ "$setup" = 1 ] && scripts/setup.sh
+
+echo "== format (clang-format)"
+scripts/check-format.sh
 
 echo "== build (build/)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo

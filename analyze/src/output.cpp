@@ -289,9 +289,9 @@ void write_table(std::ostream& os, const Analysis& a, Level level) {
       os << fmt::format(" (model {}, source {}, {} {}tensors{}{}{})", t.model.value_or("?"), t.source, t.tensors,
                         a.options.filters.offloaded_only ? "offloaded " : "",
                         t.stats_rows ? fmt::format(", {} /stats rows", t.stats_rows) : "",
-                        t.not_offloaded ? fmt::format("; {} recorded but not offloaded left out (--all-tensors)",
-                                                      t.not_offloaded)
-                                        : "",
+                        t.not_offloaded
+                            ? fmt::format("; {} recorded but not offloaded left out (--all-tensors)", t.not_offloaded)
+                            : "",
                         t.complete ? "" : ", INCOMPLETE");
     }
     os << '\n';

@@ -162,8 +162,7 @@ Analysis run_analysis(const std::vector<std::filesystem::path>& paths, Options o
   if (opts.threads > kMaxThreads)
     throw formats::Error("threads " + std::to_string(opts.threads) + " is more than " + std::to_string(kMaxThreads) +
                          " (0 = one per core)");
-  unsigned threads =
-      opts.threads ? opts.threads : std::clamp(std::thread::hardware_concurrency(), 1u, kMaxThreads);
+  unsigned threads = opts.threads ? opts.threads : std::clamp(std::thread::hardware_concurrency(), 1u, kMaxThreads);
   out.stats.threads = threads;
 
   // Open every trace and list its work (metadata only), so that the totals are known up front.

@@ -222,8 +222,8 @@ class TensorAnalyzer::VariantStream {
                         std::to_string(first) + ".." + std::to_string(last) + ")");
     if (enc != counted)
       throw VerifyError("verify: " + where + ": " + s.name + " encodes elements " + std::to_string(first) + ".." +
-                        std::to_string(last) + " to " + std::to_string(enc) + " bytes but " +
-                        std::to_string(counted) + " were counted");
+                        std::to_string(last) + " to " + std::to_string(enc) + " bytes but " + std::to_string(counted) +
+                        " were counted");
   }
 
   const TensorAnalyzer& an_;
@@ -234,7 +234,7 @@ class TensorAnalyzer::VariantStream {
   std::uint64_t pos_ = 0;                // elements fed so far
   std::uint64_t nnz_ = 0, runs_ = 0;
   bool last_zero_ = false;
-  ScanPiece chunk_acc_;  // the chunk being joined from several pieces
+  ScanPiece chunk_acc_;           // the chunk being joined from several pieces
   std::vector<std::byte> carry_;  // start of a byte-codec block whose end is in the next piece
   std::uint64_t bytes_done_ = 0;  // bytes given to the byte codecs so far
 };

@@ -20,9 +20,9 @@
 struct CdmaZeroStatsParams {
   const unsigned char* base;
   int64_t dims[4];
-  int64_t strides[4];   // elements
+  int64_t strides[4];  // elements
   int64_t elements;
-  int32_t elem_bytes;   // 1, 2 or 4
+  int32_t elem_bytes;  // 1, 2 or 4
   int32_t pad;
   unsigned long long* counters;  // [0] nonzeros, [1] zero runs (device memory, zeroed first)
 };

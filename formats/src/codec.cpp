@@ -7,11 +7,11 @@
 
 #include "codec_internal.hpp"
 
-#include <charconv>
 #include <fmt/format.h>
 #include <lz4.h>
 #include <zlib.h>
 #include <zstd.h>
+#include <charconv>
 
 namespace cdma::formats {
 
@@ -39,12 +39,10 @@ class ZvcCodec final : public Codec {
   std::size_t max_encoded_size(std::size_t bytes, std::size_t width) const override {
     return zvc_max_encoded_size(bytes, width);
   }
-  std::size_t encode(std::span<const std::byte> in, std::size_t width,
-                     std::span<std::byte> out) const override {
+  std::size_t encode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) const override {
     return zvc_encode(in, width, out);
   }
-  void decode(std::span<const std::byte> in, std::size_t width,
-              std::span<std::byte> out) const override {
+  void decode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) const override {
     zvc_decode(in, width, out);
   }
   std::size_t compressed_size(std::span<const std::byte> in, std::size_t width) const override {
@@ -61,12 +59,10 @@ class ZrleCodec final : public Codec {
   std::size_t max_encoded_size(std::size_t bytes, std::size_t width) const override {
     return zrle_max_encoded_size(bytes, width);
   }
-  std::size_t encode(std::span<const std::byte> in, std::size_t width,
-                     std::span<std::byte> out) const override {
+  std::size_t encode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) const override {
     return zrle_encode(in, width, k_, out);
   }
-  void decode(std::span<const std::byte> in, std::size_t width,
-              std::span<std::byte> out) const override {
+  void decode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) const override {
     zrle_decode(in, width, k_, out);
   }
   std::size_t compressed_size(std::span<const std::byte> in, std::size_t width) const override {
@@ -89,8 +85,7 @@ class ZlibCodec final : public Codec {
   // per thread and level kept between calls: compress2 allocates and clears about 256 KiB of state
   // each time, which dominated the analysis of many small tensors. Same bytes (tested against
   // compress2 in tests/codecs).
-  std::size_t encode(std::span<const std::byte> in, std::size_t width,
-                     std::span<std::byte> out) const override {
+  std::size_t encode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) const override {
     detail::check_width(in.size(), width, "zlib encode");
     struct Stream {
       z_stream z{};
@@ -129,8 +124,7 @@ class ZlibCodec final : public Codec {
     } while (rc != Z_STREAM_END);
     return out_off;
   }
-  void decode(std::span<const std::byte> in, std::size_t width,
-              std::span<std::byte> out) const override {
+  void decode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) const override {
     detail::check_width(out.size(), width, "zlib decode");
     uLongf len = static_cast<uLongf>(out.size());
     uLong src_len = static_cast<uLong>(in.size());
@@ -141,14 +135,11 @@ class ZlibCodec final : public Codec {
     if (rc == Z_BUF_ERROR && src_len == in.size() && len == out.size())
       codec_fail(fmt::format("zlib decode: stream of {} bytes is truncated", in.size()));
     if (rc != Z_OK)
-      codec_fail(fmt::format("zlib decode: malformed stream ({}) for {} output bytes", zError(rc),
-                             out.size()));
+      codec_fail(fmt::format("zlib decode: malformed stream ({}) for {} output bytes", zError(rc), out.size()));
     if (len != out.size())
-      codec_fail(fmt::format("zlib decode: stream decodes to {} bytes, expected {}", len,
-                             out.size()));
+      codec_fail(fmt::format("zlib decode: stream decodes to {} bytes, expected {}", len, out.size()));
     if (src_len != in.size())
-      codec_fail(fmt::format("zlib decode: {} trailing bytes after the zlib stream",
-                             in.size() - src_len));
+      codec_fail(fmt::format("zlib decode: {} trailing bytes after the zlib stream", in.size() - src_len));
   }
 
  private:
@@ -159,11 +150,8 @@ class ZstdCodec final : public Codec {
  public:
   explicit ZstdCodec(int level) : level_(level) {}
   std::string name() const override { return fmt::format("zstd-{}", level_); }
-  std::size_t max_encoded_size(std::size_t bytes, std::size_t) const override {
-    return ZSTD_compressBound(bytes);
-  }
-  std::size_t encode(std::span<const std::byte> in, std::size_t width,
-                     std::span<std::byte> out) const override {
+  std::size_t max_encoded_size(std::size_t bytes, std::size_t) const override { return ZSTD_compressBound(bytes); }
+  std::size_t encode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) const override {
     detail::check_width(in.size(), width, "zstd encode");
     // ZSTD_compress() with a context kept per thread (ZSTD_compress creates and frees one per call).
     struct Ctx {
@@ -176,21 +164,16 @@ class ZstdCodec final : public Codec {
     if (ZSTD_isError(r)) codec_fail(fmt::format("zstd encode: {}", ZSTD_getErrorName(r)));
     return r;
   }
-  void decode(std::span<const std::byte> in, std::size_t width,
-              std::span<std::byte> out) const override {
+  void decode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) const override {
     detail::check_width(out.size(), width, "zstd decode");
     // Exactly one frame, covering the whole input.
     const std::size_t frame = ZSTD_findFrameCompressedSize(in.data(), in.size());
-    if (ZSTD_isError(frame))
-      codec_fail(fmt::format("zstd decode: malformed stream: {}", ZSTD_getErrorName(frame)));
+    if (ZSTD_isError(frame)) codec_fail(fmt::format("zstd decode: malformed stream: {}", ZSTD_getErrorName(frame)));
     if (frame != in.size())
-      codec_fail(fmt::format("zstd decode: {} trailing bytes after the zstd frame",
-                             in.size() - frame));
+      codec_fail(fmt::format("zstd decode: {} trailing bytes after the zstd frame", in.size() - frame));
     const std::size_t r = ZSTD_decompress(out.data(), out.size(), in.data(), in.size());
-    if (ZSTD_isError(r))
-      codec_fail(fmt::format("zstd decode: malformed stream: {}", ZSTD_getErrorName(r)));
-    if (r != out.size())
-      codec_fail(fmt::format("zstd decode: stream decodes to {} bytes, expected {}", r, out.size()));
+    if (ZSTD_isError(r)) codec_fail(fmt::format("zstd decode: malformed stream: {}", ZSTD_getErrorName(r)));
+    if (r != out.size()) codec_fail(fmt::format("zstd decode: stream decodes to {} bytes, expected {}", r, out.size()));
   }
 
  private:
@@ -204,43 +187,37 @@ class Lz4Codec final : public Codec {
     if (bytes > LZ4_MAX_INPUT_SIZE) return bytes + bytes / 255 + 16;
     return static_cast<std::size_t>(LZ4_compressBound(static_cast<int>(bytes)));
   }
-  std::size_t encode(std::span<const std::byte> in, std::size_t width,
-                     std::span<std::byte> out) const override {
+  std::size_t encode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) const override {
     detail::check_width(in.size(), width, "lz4 encode");
     if (in.size() > LZ4_MAX_INPUT_SIZE)
-      codec_fail(fmt::format("lz4 encode: {} bytes exceed LZ4's block limit of {} bytes; use "
-                             "chunks",
-                             in.size(), LZ4_MAX_INPUT_SIZE));
+      codec_fail(
+          fmt::format("lz4 encode: {} bytes exceed LZ4's block limit of {} bytes; use "
+                      "chunks",
+                      in.size(), LZ4_MAX_INPUT_SIZE));
     const int cap = static_cast<int>(std::min<std::size_t>(out.size(), 0x7fffffff));
-    const int r = LZ4_compress_default(reinterpret_cast<const char*>(in.data()),
-                                       reinterpret_cast<char*>(out.data()),
+    const int r = LZ4_compress_default(reinterpret_cast<const char*>(in.data()), reinterpret_cast<char*>(out.data()),
                                        static_cast<int>(in.size()), cap);
     if (r <= 0) codec_fail("lz4 encode: output buffer too small");
     return static_cast<std::size_t>(r);
   }
-  void decode(std::span<const std::byte> in, std::size_t width,
-              std::span<std::byte> out) const override {
+  void decode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) const override {
     detail::check_width(out.size(), width, "lz4 decode");
-    if (in.size() > 0x7fffffff || out.size() > 0x7fffffff)
-      codec_fail("lz4 decode: block larger than 2 GiB");
+    if (in.size() > 0x7fffffff || out.size() > 0x7fffffff) codec_fail("lz4 decode: block larger than 2 GiB");
     char dummy = 0;
     char* dst = out.empty() ? &dummy : reinterpret_cast<char*>(out.data());
-    const int r = LZ4_decompress_safe(reinterpret_cast<const char*>(in.data()), dst,
-                                      static_cast<int>(in.size()), static_cast<int>(out.size()));
+    const int r = LZ4_decompress_safe(reinterpret_cast<const char*>(in.data()), dst, static_cast<int>(in.size()),
+                                      static_cast<int>(out.size()));
     if (r < 0)
-      codec_fail(fmt::format("lz4 decode: malformed block of {} bytes for {} output bytes",
-                             in.size(), out.size()));
+      codec_fail(fmt::format("lz4 decode: malformed block of {} bytes for {} output bytes", in.size(), out.size()));
     if (static_cast<std::size_t>(r) != out.size())
       codec_fail(fmt::format("lz4 decode: block decodes to {} bytes, expected {}", r, out.size()));
   }
 };
 
 // "name" or "name-P" -> parameter P (or the default) in [lo, hi].
-std::optional<int> parse_param(std::string_view spec, std::string_view family, int dflt, int lo,
-                               int hi) {
+std::optional<int> parse_param(std::string_view spec, std::string_view family, int dflt, int lo, int hi) {
   if (spec == family) return dflt;
-  if (spec.size() <= family.size() + 1 || spec.substr(0, family.size()) != family ||
-      spec[family.size()] != '-')
+  if (spec.size() <= family.size() + 1 || spec.substr(0, family.size()) != family || spec[family.size()] != '-')
     return std::nullopt;
   const std::string_view num = spec.substr(family.size() + 1);
   int v = 0;
@@ -258,15 +235,16 @@ std::unique_ptr<Codec> make_codec(std::string_view spec) {
   if (auto k = parse_param(spec, "zrle", 4, kZrleMinK, kZrleMaxK)) return std::make_unique<ZrleCodec>(*k);
   if (auto l = parse_param(spec, "zlib", 6, 0, 9)) return std::make_unique<ZlibCodec>(*l);
   if (auto l = parse_param(spec, "zstd", 1, 1, ZSTD_maxCLevel())) return std::make_unique<ZstdCodec>(*l);
-  codec_fail(fmt::format("unknown codec '{}'; expected one of: zvc, zrle[-K] (K 1..16, default 4), "
-                         "zlib[-L] (0..9, default 6), zstd[-L] (1..{}, default 1), lz4",
-                         spec, ZSTD_maxCLevel()));
+  codec_fail(
+      fmt::format("unknown codec '{}'; expected one of: zvc, zrle[-K] (K 1..16, default 4), "
+                  "zlib[-L] (0..9, default 6), zstd[-L] (1..{}, default 1), lz4",
+                  spec, ZSTD_maxCLevel()));
 }
 
 std::vector<std::string> codec_families() { return {"zvc", "zrle", "zlib", "zstd", "lz4"}; }
 
-std::size_t chunked_compressed_size(const Codec& codec, std::span<const std::byte> in,
-                                    std::size_t width, std::size_t chunk_bytes) {
+std::size_t chunked_compressed_size(const Codec& codec, std::span<const std::byte> in, std::size_t width,
+                                    std::size_t chunk_bytes) {
   detail::check_width(in.size(), width, "chunked_compressed_size");
   if (chunk_bytes == 0 || chunk_bytes >= in.size()) return codec.compressed_size(in, width);
   const std::size_t step = std::max(width, chunk_bytes / width * width);

@@ -53,8 +53,8 @@ const Tables& tables() {
   return t;
 }
 
-[[noreturn]] void decode_failed(const std::byte* in, std::size_t in_size, std::size_t w,
-                                std::byte* out, std::size_t n) {
+[[noreturn]] void decode_failed(const std::byte* in, std::size_t in_size, std::size_t w, std::byte* out,
+                                std::size_t n) {
   zvc_decode_reference({in, in_size}, w, {out, n * w});
   codec_fail("zvc decode: malformed stream");
 }
@@ -76,14 +76,12 @@ CDMA_TARGET_AVX2 inline std::uint32_t nz32_16(const std::byte* p) {  // 32 x 2-b
 
 CDMA_TARGET_AVX2 inline std::uint32_t nz32_8(const std::byte* p) {  // 32 x 1-byte elements
   const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  return ~static_cast<std::uint32_t>(
-      _mm256_movemask_epi8(_mm256_cmpeq_epi8(a, _mm256_setzero_si256())));
+  return ~static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, _mm256_setzero_si256())));
 }
 
 }  // namespace
 
-CDMA_TARGET_AVX2 void nonzero_masks_avx2(const std::byte* p, std::size_t n, std::size_t w,
-                                         std::uint64_t* words) {
+CDMA_TARGET_AVX2 void nonzero_masks_avx2(const std::byte* p, std::size_t n, std::size_t w, std::uint64_t* words) {
   const std::size_t full = n / 64;
   for (std::size_t i = 0; i < full; ++i) {
     const std::byte* q = p + i * 64 * w;
@@ -100,8 +98,7 @@ CDMA_TARGET_AVX2 void nonzero_masks_avx2(const std::byte* p, std::size_t n, std:
   if (n % 64) nonzero_masks_scalar(p + full * 64 * w, n % 64, w, words + full);
 }
 
-CDMA_TARGET_AVX2 std::size_t zvc_encode_avx2(const std::byte* in, std::size_t n, std::size_t w,
-                                             std::byte* out) {
+CDMA_TARGET_AVX2 std::size_t zvc_encode_avx2(const std::byte* in, std::size_t n, std::size_t w, std::byte* out) {
   const Tables& t = tables();
   std::byte* o = out;
   const std::size_t full = n / 32;
@@ -114,9 +111,9 @@ CDMA_TARGET_AVX2 std::size_t zvc_encode_avx2(const std::byte* in, std::size_t n,
       const std::byte* q = p + g * 8 * w;
       if (w == 4) {
         const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
-        const unsigned m =
-            ~static_cast<unsigned>(_mm256_movemask_ps(
-                _mm256_castsi256_ps(_mm256_cmpeq_epi32(v, _mm256_setzero_si256())))) & 0xffu;
+        const unsigned m = ~static_cast<unsigned>(
+                               _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(v, _mm256_setzero_si256())))) &
+                           0xffu;
         const __m256i idx = _mm256_load_si256(reinterpret_cast<const __m256i*>(t.compress32[m]));
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_permutevar8x32_epi32(v, idx));
         o += 4 * std::popcount(m);
@@ -124,9 +121,7 @@ CDMA_TARGET_AVX2 std::size_t zvc_encode_avx2(const std::byte* in, std::size_t n,
       } else {
         const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
         const __m128i z = _mm_cmpeq_epi16(v, _mm_setzero_si128());
-        const unsigned m =
-            ~static_cast<unsigned>(_mm_movemask_epi8(_mm_packs_epi16(z, _mm_setzero_si128()))) &
-            0xffu;
+        const unsigned m = ~static_cast<unsigned>(_mm_movemask_epi8(_mm_packs_epi16(z, _mm_setzero_si128()))) & 0xffu;
         const __m128i idx = _mm_load_si128(reinterpret_cast<const __m128i*>(t.compress16[m]));
         _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm_shuffle_epi8(v, idx));
         o += 2 * std::popcount(m);
@@ -151,8 +146,8 @@ CDMA_TARGET_AVX2 std::size_t zvc_encode_avx2(const std::byte* in, std::size_t n,
   return static_cast<std::size_t>(o - out);
 }
 
-CDMA_TARGET_AVX2 void zvc_decode_avx2(const std::byte* in, std::size_t in_size, std::size_t w,
-                                      std::byte* out, std::size_t n) {
+CDMA_TARGET_AVX2 void zvc_decode_avx2(const std::byte* in, std::size_t in_size, std::size_t w, std::byte* out,
+                                      std::size_t n) {
   const Tables& t = tables();
   const std::byte* ip = in;
   const std::byte* const end = in + in_size;
@@ -169,17 +164,14 @@ CDMA_TARGET_AVX2 void zvc_decode_avx2(const std::byte* in, std::size_t in_size, 
       const unsigned c = static_cast<unsigned>(std::popcount(m));
       if (w == 4) {
         const __m256i s =
-            end - ip >= 32
-                ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ip))
-                : _mm256_maskload_epi32(reinterpret_cast<const int*>(ip),
-                                        _mm256_load_si256(reinterpret_cast<const __m256i*>(t.prefix32[c])));
+            end - ip >= 32 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ip))
+                           : _mm256_maskload_epi32(reinterpret_cast<const int*>(ip),
+                                                   _mm256_load_si256(reinterpret_cast<const __m256i*>(t.prefix32[c])));
         const __m256i lanes = _mm256_load_si256(reinterpret_cast<const __m256i*>(t.lanes32[m]));
         const __m256i v = _mm256_and_si256(
-            _mm256_permutevar8x32_epi32(
-                s, _mm256_load_si256(reinterpret_cast<const __m256i*>(t.expand32[m]))),
-            lanes);
-        const unsigned zero = static_cast<unsigned>(_mm256_movemask_ps(
-            _mm256_castsi256_ps(_mm256_cmpeq_epi32(v, _mm256_setzero_si256()))));
+            _mm256_permutevar8x32_epi32(s, _mm256_load_si256(reinterpret_cast<const __m256i*>(t.expand32[m]))), lanes);
+        const unsigned zero = static_cast<unsigned>(
+            _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(v, _mm256_setzero_si256()))));
         if ((zero & m) != 0) decode_failed(in, in_size, w, out, n);
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * g), v);
       } else {
@@ -191,11 +183,9 @@ CDMA_TARGET_AVX2 void zvc_decode_avx2(const std::byte* in, std::size_t in_size, 
           std::memcpy(tmp, ip, 2 * c);
           s = _mm_load_si128(reinterpret_cast<const __m128i*>(tmp));
         }
-        const __m128i v =
-            _mm_shuffle_epi8(s, _mm_load_si128(reinterpret_cast<const __m128i*>(t.expand16[m])));
+        const __m128i v = _mm_shuffle_epi8(s, _mm_load_si128(reinterpret_cast<const __m128i*>(t.expand16[m])));
         const __m128i z = _mm_cmpeq_epi16(v, _mm_setzero_si128());
-        const unsigned zero =
-            static_cast<unsigned>(_mm_movemask_epi8(_mm_packs_epi16(z, _mm_setzero_si128())));
+        const unsigned zero = static_cast<unsigned>(_mm_movemask_epi8(_mm_packs_epi16(z, _mm_setzero_si128())));
         if ((zero & m) != 0) decode_failed(in, in_size, w, out, n);
         _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16 * g), v);
       }
@@ -205,8 +195,7 @@ CDMA_TARGET_AVX2 void zvc_decode_avx2(const std::byte* in, std::size_t in_size, 
   if (n % 32) {
     // The short last block and the trailing-bytes check: the reference on the rest of the stream.
     try {
-      zvc_decode_reference({ip, static_cast<std::size_t>(end - ip)}, w,
-                           {out + full * 32 * w, (n % 32) * w});
+      zvc_decode_reference({ip, static_cast<std::size_t>(end - ip)}, w, {out + full * 32 * w, (n % 32) * w});
     } catch (const CodecError&) {
       decode_failed(in, in_size, w, out, n);  // rethrown with whole-stream positions
     }

@@ -16,8 +16,7 @@ namespace cdma::formats::detail {
 
 namespace {
 
-CDMA_TARGET_AVX512 inline std::uint64_t nz_group(const std::byte* p, std::size_t cnt,
-                                                 std::size_t w) {
+CDMA_TARGET_AVX512 inline std::uint64_t nz_group(const std::byte* p, std::size_t cnt, std::size_t w) {
   // cnt elements (cnt <= 64 / w ... one zmm) starting at p.
   switch (w) {
     case 4: {
@@ -38,16 +37,15 @@ CDMA_TARGET_AVX512 inline std::uint64_t nz_group(const std::byte* p, std::size_t
   }
 }
 
-[[noreturn]] void decode_failed(const std::byte* in, std::size_t in_size, std::size_t w,
-                                std::byte* out, std::size_t n) {
+[[noreturn]] void decode_failed(const std::byte* in, std::size_t in_size, std::size_t w, std::byte* out,
+                                std::size_t n) {
   zvc_decode_reference({in, in_size}, w, {out, n * w});
   codec_fail("zvc decode: malformed stream");  // not reached: the reference throws first
 }
 
 }  // namespace
 
-CDMA_TARGET_AVX512 void nonzero_masks_avx512(const std::byte* p, std::size_t n, std::size_t w,
-                                             std::uint64_t* words) {
+CDMA_TARGET_AVX512 void nonzero_masks_avx512(const std::byte* p, std::size_t n, std::size_t w, std::uint64_t* words) {
   const std::size_t full = n / 64;
   for (std::size_t i = 0; i < full; ++i) {
     const std::byte* q = p + i * 64 * w;
@@ -80,8 +78,7 @@ CDMA_TARGET_AVX512 void nonzero_masks_avx512(const std::byte* p, std::size_t n, 
   }
 }
 
-CDMA_TARGET_AVX512 std::size_t zvc_encode_avx512(const std::byte* in, std::size_t n, std::size_t w,
-                                                 std::byte* out) {
+CDMA_TARGET_AVX512 std::size_t zvc_encode_avx512(const std::byte* in, std::size_t n, std::size_t w, std::byte* out) {
   std::byte* o = out;
   const std::size_t blocks = (n + 31) / 32;
   for (std::size_t blk = 0; blk < blocks; ++blk) {
@@ -112,8 +109,8 @@ CDMA_TARGET_AVX512 std::size_t zvc_encode_avx512(const std::byte* in, std::size_
       _mm512_storeu_si512(o, _mm512_maskz_compress_epi16(m, v));
       o += 2 * static_cast<unsigned>(_mm_popcnt_u32(m));
     } else {
-      const __m256i v = b == 32 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))
-                                : _mm256_maskz_loadu_epi8(lm, p);
+      const __m256i v =
+          b == 32 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)) : _mm256_maskz_loadu_epi8(lm, p);
       const __mmask32 m = _mm256_test_epi8_mask(v, v);
       store32(o, m);
       o += 4;
@@ -124,8 +121,8 @@ CDMA_TARGET_AVX512 std::size_t zvc_encode_avx512(const std::byte* in, std::size_
   return static_cast<std::size_t>(o - out);
 }
 
-CDMA_TARGET_AVX512 void zvc_decode_avx512(const std::byte* in, std::size_t in_size, std::size_t w,
-                                          std::byte* out, std::size_t n) {
+CDMA_TARGET_AVX512 void zvc_decode_avx512(const std::byte* in, std::size_t in_size, std::size_t w, std::byte* out,
+                                          std::size_t n) {
   const std::byte* ip = in;
   const std::byte* const end = in + in_size;
   const std::size_t blocks = (n + 31) / 32;
@@ -136,15 +133,13 @@ CDMA_TARGET_AVX512 void zvc_decode_avx512(const std::byte* in, std::size_t in_si
     const std::uint32_t mask = load32(ip);
     ip += 4;
     const unsigned c = static_cast<unsigned>(_mm_popcnt_u32(mask));
-    if ((mask & ~lm) != 0 || static_cast<std::size_t>(end - ip) < c * w)
-      decode_failed(in, in_size, w, out, n);
+    if ((mask & ~lm) != 0 || static_cast<std::size_t>(end - ip) < c * w) decode_failed(in, in_size, w, out, n);
     std::byte* q = out + blk * 32 * w;
     if (w == 4) {
       const __mmask16 m0 = static_cast<__mmask16>(mask), m1 = static_cast<__mmask16>(mask >> 16);
       const unsigned c0 = static_cast<unsigned>(_mm_popcnt_u32(m0));
       const __m512i s0 = _mm512_maskz_loadu_epi32(static_cast<__mmask16>(_bzhi_u32(0xffff, c0)), ip);
-      const __m512i s1 =
-          _mm512_maskz_loadu_epi32(static_cast<__mmask16>(_bzhi_u32(0xffff, c - c0)), ip + 4 * c0);
+      const __m512i s1 = _mm512_maskz_loadu_epi32(static_cast<__mmask16>(_bzhi_u32(0xffff, c - c0)), ip + 4 * c0);
       const __m512i v0 = _mm512_maskz_expand_epi32(m0, s0), v1 = _mm512_maskz_expand_epi32(m1, s1);
       if ((_mm512_test_epi32_mask(v0, v0) != m0) | (_mm512_test_epi32_mask(v1, v1) != m1))
         decode_failed(in, in_size, w, out, n);

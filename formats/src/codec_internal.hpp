@@ -13,8 +13,7 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #define CDMA_X86 1
 #define CDMA_TARGET_AVX2 __attribute__((target("avx2,bmi,bmi2,popcnt,lzcnt")))
-#define CDMA_TARGET_AVX512 \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi2,avx2,bmi,bmi2,popcnt,lzcnt")))
+#define CDMA_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi2,avx2,bmi,bmi2,popcnt,lzcnt")))
 #else
 #define CDMA_X86 0
 #endif
@@ -47,19 +46,16 @@ inline void store64(std::byte* p, std::uint64_t v) noexcept { std::memcpy(p, &v,
 // Fills words[0 .. ceil(n/64)) with nonzero bitmasks: bit j of words[i] is set when element
 // 64*i+j is nonzero; bits past n are 0.
 void nonzero_masks_scalar(const std::byte* p, std::size_t n, std::size_t w, std::uint64_t* words);
-void nonzero_masks(const std::byte* p, std::size_t n, std::size_t w, std::uint64_t* words,
-                   SimdLevel level);
+void nonzero_masks(const std::byte* p, std::size_t n, std::size_t w, std::uint64_t* words, SimdLevel level);
 
 #if CDMA_X86
 void nonzero_masks_avx2(const std::byte* p, std::size_t n, std::size_t w, std::uint64_t* words);
 void nonzero_masks_avx512(const std::byte* p, std::size_t n, std::size_t w, std::uint64_t* words);
 // ZVC kernels; arguments already validated (width, output capacity). Decoders validate the stream.
 std::size_t zvc_encode_avx2(const std::byte* in, std::size_t n, std::size_t w, std::byte* out);
-void zvc_decode_avx2(const std::byte* in, std::size_t in_size, std::size_t w, std::byte* out,
-                     std::size_t n);
+void zvc_decode_avx2(const std::byte* in, std::size_t in_size, std::size_t w, std::byte* out, std::size_t n);
 std::size_t zvc_encode_avx512(const std::byte* in, std::size_t n, std::size_t w, std::byte* out);
-void zvc_decode_avx512(const std::byte* in, std::size_t in_size, std::size_t w, std::byte* out,
-                       std::size_t n);
+void zvc_decode_avx512(const std::byte* in, std::size_t in_size, std::size_t w, std::byte* out, std::size_t n);
 #endif
 
 }  // namespace cdma::formats::detail

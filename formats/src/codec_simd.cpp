@@ -1,8 +1,8 @@
 // Run-time ISA detection and dispatch of the nonzero-mask kernel.
 #include "codec_internal.hpp"
 
-#include <cstdlib>
 #include <fmt/format.h>
+#include <cstdlib>
 
 namespace cdma::formats {
 
@@ -10,12 +10,10 @@ SimdLevel cpu_simd_level() noexcept {
 #if CDMA_X86
   static const SimdLevel level = [] {
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi2") &&
-        __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("popcnt"))
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512vbmi2") && __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("popcnt"))
       return SimdLevel::avx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2") &&
-        __builtin_cpu_supports("popcnt"))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("popcnt"))
       return SimdLevel::avx2;
     return SimdLevel::scalar;
   }();
@@ -26,9 +24,8 @@ SimdLevel cpu_simd_level() noexcept {
 }
 
 SimdLevel clamp_simd_level(SimdLevel requested) noexcept {
-  return static_cast<unsigned char>(requested) <= static_cast<unsigned char>(cpu_simd_level())
-             ? requested
-             : cpu_simd_level();
+  return static_cast<unsigned char>(requested) <= static_cast<unsigned char>(cpu_simd_level()) ? requested
+                                                                                               : cpu_simd_level();
 }
 
 SimdLevel active_simd_level() noexcept {
@@ -44,9 +41,12 @@ SimdLevel active_simd_level() noexcept {
 
 std::string_view to_string(SimdLevel l) noexcept {
   switch (l) {
-    case SimdLevel::scalar: return "scalar";
-    case SimdLevel::avx2: return "avx2";
-    case SimdLevel::avx512: return "avx512";
+    case SimdLevel::scalar:
+      return "scalar";
+    case SimdLevel::avx2:
+      return "avx2";
+    case SimdLevel::avx512:
+      return "avx512";
   }
   return "?";
 }
@@ -66,8 +66,7 @@ void check_width(std::size_t bytes, std::size_t width, const char* who) {
   if (width != 1 && width != 2 && width != 4)
     codec_fail(fmt::format("{}: element width must be 1, 2 or 4 bytes, got {}", who, width));
   if (bytes % width != 0)
-    codec_fail(fmt::format("{}: {} bytes is not a whole number of {}-byte elements", who, bytes,
-                           width));
+    codec_fail(fmt::format("{}: {} bytes is not a whole number of {}-byte elements", who, bytes, width));
 }
 
 void nonzero_masks_scalar(const std::byte* p, std::size_t n, std::size_t w, std::uint64_t* words) {
@@ -75,19 +74,20 @@ void nonzero_masks_scalar(const std::byte* p, std::size_t n, std::size_t w, std:
   for (std::size_t i = 0; i < nw; ++i) {
     const std::size_t lim = (i + 1) * 64 <= n ? 64 : n - i * 64;
     std::uint64_t m = 0;
-    for (std::size_t j = 0; j < lim; ++j)
-      m |= static_cast<std::uint64_t>(load_le(p + (i * 64 + j) * w, w) != 0) << j;
+    for (std::size_t j = 0; j < lim; ++j) m |= static_cast<std::uint64_t>(load_le(p + (i * 64 + j) * w, w) != 0) << j;
     words[i] = m;
   }
 }
 
-void nonzero_masks(const std::byte* p, std::size_t n, std::size_t w, std::uint64_t* words,
-                   SimdLevel level) {
+void nonzero_masks(const std::byte* p, std::size_t n, std::size_t w, std::uint64_t* words, SimdLevel level) {
 #if CDMA_X86
   switch (clamp_simd_level(level)) {
-    case SimdLevel::avx512: return nonzero_masks_avx512(p, n, w, words);
-    case SimdLevel::avx2: return nonzero_masks_avx2(p, n, w, words);
-    case SimdLevel::scalar: break;
+    case SimdLevel::avx512:
+      return nonzero_masks_avx512(p, n, w, words);
+    case SimdLevel::avx2:
+      return nonzero_masks_avx2(p, n, w, words);
+    case SimdLevel::scalar:
+      break;
   }
 #else
   (void)level;

@@ -7,11 +7,13 @@
 namespace cdma::formats {
 
 namespace {
-constexpr std::array<std::pair<DType, std::string_view>, 5> kDTypes{{
-    {DType::f32, "float32"}, {DType::f16, "float16"}, {DType::bf16, "bfloat16"},
-    {DType::i8, "int8"}, {DType::u8, "uint8"}}};
-constexpr std::array<std::pair<Layout, std::string_view>, 4> kLayouts{{
-    {Layout::NCHW, "NCHW"}, {Layout::NHWC, "NHWC"}, {Layout::CHWN, "CHWN"}, {Layout::NC, "NC"}}};
+constexpr std::array<std::pair<DType, std::string_view>, 5> kDTypes{{{DType::f32, "float32"},
+                                                                     {DType::f16, "float16"},
+                                                                     {DType::bf16, "bfloat16"},
+                                                                     {DType::i8, "int8"},
+                                                                     {DType::u8, "uint8"}}};
+constexpr std::array<std::pair<Layout, std::string_view>, 4> kLayouts{
+    {{Layout::NCHW, "NCHW"}, {Layout::NHWC, "NHWC"}, {Layout::CHWN, "CHWN"}, {Layout::NC, "NC"}}};
 }  // namespace
 
 std::string_view to_string(DType t) noexcept {

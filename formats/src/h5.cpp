@@ -159,8 +159,7 @@ std::int64_t read_attr_int(hid_t obj, const char* name, const std::string& file,
     unsigned char raw[8] = {};
     check(H5Aread(attr, ftype, raw), file, w, "cannot read enum attribute");
     Id native(H5Tget_native_type(base, H5T_DIR_DEFAULT));
-    check(H5Tconvert(native, H5T_NATIVE_INT64, 1, raw, nullptr, H5P_DEFAULT), file, w,
-          "cannot convert enum attribute");
+    check(H5Tconvert(native, H5T_NATIVE_INT64, 1, raw, nullptr, H5P_DEFAULT), file, w, "cannot convert enum attribute");
     std::int64_t v = 0;
     std::memcpy(&v, raw, sizeof v);
     return v;

@@ -3,11 +3,11 @@
 #include <cdma/formats/error.hpp>
 #include <cdma/formats/synth.hpp>
 
+#include <fmt/format.h>
 #include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
-#include <fmt/format.h>
 #include <numeric>
 
 namespace cdma::formats {
@@ -43,9 +43,7 @@ class Rng {
 };
 
 // Bernoulli threshold on 53-bit draws: p = 1 is always, p = 0 never.
-std::uint64_t threshold(double p) {
-  return static_cast<std::uint64_t>(std::clamp(p, 0.0, 1.0) * 9007199254740992.0);
-}
+std::uint64_t threshold(double p) { return static_cast<std::uint64_t>(std::clamp(p, 0.0, 1.0) * 9007199254740992.0); }
 bool draw(Rng& r, std::uint64_t thr) { return (r.next() >> 11) < thr; }
 
 struct Shape {
@@ -58,15 +56,18 @@ Shape shape_of(const SynthSpec& spec) {
   const auto u = [&](std::size_t i) { return static_cast<std::uint64_t>(spec.dims[i]); };
   Shape sh{};
   switch (spec.dims.size()) {
-    case 1: sh = {1, 1, u(0)}; break;
-    case 2: sh = {u(0), u(1), 1}; break;
+    case 1:
+      sh = {1, 1, u(0)};
+      break;
+    case 2:
+      sh = {u(0), u(1), 1};
+      break;
     case 4:
       sh = {u(0), u(1), u(2) * u(3)};
       if (u(2) != 0 && sh.plane / u(2) != u(3)) sh.plane = ~std::uint64_t{0};  // overflowed: caught below
       break;
     default:
-      throw Error(fmt::format("synth: dims must have rank 4 (NCHW), 2 (NC) or 1, got rank {}",
-                              spec.dims.size()));
+      throw Error(fmt::format("synth: dims must have rank 4 (NCHW), 2 (NC) or 1, got rank {}", spec.dims.size()));
   }
   // Elements x bytes per element must fit in 63 bits (a trace's byte count is an int64).
   std::uint64_t b = dtype_size(spec.dtype);
@@ -111,10 +112,14 @@ void put_value(Rng& r, const SynthSpec& spec, std::byte* out) {
 
 std::string_view to_string(Clustering c) noexcept {
   switch (c) {
-    case Clustering::uniform: return "uniform";
-    case Clustering::channels: return "channels";
-    case Clustering::spatial: return "spatial";
-    case Clustering::mixed: return "mixed";
+    case Clustering::uniform:
+      return "uniform";
+    case Clustering::channels:
+      return "channels";
+    case Clustering::spatial:
+      return "spatial";
+    case Clustering::mixed:
+      return "mixed";
   }
   return "?";
 }
@@ -130,9 +135,7 @@ std::uint64_t synth_elements(const SynthSpec& spec) {
   return s.n * s.c * s.plane;
 }
 
-std::uint64_t synth_bytes(const SynthSpec& spec) {
-  return synth_elements(spec) * dtype_size(spec.dtype);
-}
+std::uint64_t synth_bytes(const SynthSpec& spec) { return synth_elements(spec) * dtype_size(spec.dtype); }
 
 std::vector<std::byte> synth_activations(const SynthSpec& spec) {
   std::vector<std::byte> out(synth_bytes(spec));
@@ -157,16 +160,14 @@ void synth_activations_into(const SynthSpec& spec, std::span<std::byte> out) {
   const Shape sh = shape_of(spec);
   const std::size_t w = dtype_size(spec.dtype);
   if (out.size() != sh.n * sh.c * sh.plane * w)
-    throw Error(fmt::format("synth: output holds {} bytes, the spec needs {}", out.size(),
-                            sh.n * sh.c * sh.plane * w));
+    throw Error(fmt::format("synth: output holds {} bytes, the spec needs {}", out.size(), sh.n * sh.c * sh.plane * w));
   Rng rng(spec.seed);
   const double d = spec.density;
 
   // Dead channels: the same channels are zero for every n.
   std::vector<char> dead(sh.c, 0);
   double live_density = d;
-  const bool with_dead =
-      spec.clustering == Clustering::channels || spec.clustering == Clustering::mixed;
+  const bool with_dead = spec.clustering == Clustering::channels || spec.clustering == Clustering::mixed;
   if (with_dead && sh.c > 0 && d < 1.0) {
     auto n_dead = static_cast<std::uint64_t>(std::llround(spec.dead_share * (1.0 - d) * static_cast<double>(sh.c)));
     if (d > 0.0) n_dead = std::min(n_dead, sh.c - 1);

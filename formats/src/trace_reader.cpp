@@ -26,11 +26,16 @@ namespace cdma::formats {
 
 hid_t memory_type_for(DType t) {
   switch (t) {
-    case DType::f32: return H5T_NATIVE_FLOAT;
-    case DType::f16: return h5::float16_type();
-    case DType::bf16: return H5T_NATIVE_UINT16;
-    case DType::i8: return H5T_NATIVE_INT8;
-    case DType::u8: return H5T_NATIVE_UINT8;
+    case DType::f32:
+      return H5T_NATIVE_FLOAT;
+    case DType::f16:
+      return h5::float16_type();
+    case DType::bf16:
+      return H5T_NATIVE_UINT16;
+    case DType::i8:
+      return H5T_NATIVE_INT8;
+    case DType::u8:
+      return H5T_NATIVE_UINT8;
   }
   return H5T_NATIVE_UINT8;
 }
@@ -42,20 +47,25 @@ bool type_agrees(hid_t ftype, DType d) {
   H5T_class_t cls = H5Tget_class(ftype);
   std::size_t size = H5Tget_size(ftype);
   switch (d) {
-    case DType::f32: return cls == H5T_FLOAT && size == 4;
-    case DType::f16: return cls == H5T_FLOAT && size == 2;
-    case DType::bf16: return cls == H5T_INTEGER && size == 2 && H5Tget_sign(ftype) == H5T_SGN_NONE;
-    case DType::i8: return cls == H5T_INTEGER && size == 1 && H5Tget_sign(ftype) == H5T_SGN_2;
-    case DType::u8: return cls == H5T_INTEGER && size == 1 && H5Tget_sign(ftype) == H5T_SGN_NONE;
+    case DType::f32:
+      return cls == H5T_FLOAT && size == 4;
+    case DType::f16:
+      return cls == H5T_FLOAT && size == 2;
+    case DType::bf16:
+      return cls == H5T_INTEGER && size == 2 && H5Tget_sign(ftype) == H5T_SGN_NONE;
+    case DType::i8:
+      return cls == H5T_INTEGER && size == 1 && H5Tget_sign(ftype) == H5T_SGN_2;
+    case DType::u8:
+      return cls == H5T_INTEGER && size == 1 && H5Tget_sign(ftype) == H5T_SGN_NONE;
   }
   return false;
 }
 
 std::string describe_type(hid_t ftype) {
   H5T_class_t cls = H5Tget_class(ftype);
-  std::string c = cls == H5T_FLOAT     ? "float"
-                  : cls == H5T_INTEGER ? (H5Tget_sign(ftype) == H5T_SGN_NONE ? "unsigned integer" : "integer")
-                  : cls == H5T_STRING  ? "string"
+  std::string c = cls == H5T_FLOAT      ? "float"
+                  : cls == H5T_INTEGER  ? (H5Tget_sign(ftype) == H5T_SGN_NONE ? "unsigned integer" : "integer")
+                  : cls == H5T_STRING   ? "string"
                   : cls == H5T_COMPOUND ? "compound"
                                         : "non-numeric";
   return std::to_string(H5Tget_size(ftype) * 8) + "-bit " + c;
@@ -200,8 +210,9 @@ struct TraceReader::Impl {
     h5::Id dcpl(h5::check(H5Dget_create_plist(ds), file, obj, "cannot read creation properties"));
     const H5D_layout_t lay = H5Pget_layout(dcpl);
     if (lay == H5D_VIRTUAL)
-      h5::fail(file, obj, "virtual dataset (its data would come from other files); the format allows contiguous or "
-                          "chunked storage only");
+      h5::fail(file, obj,
+               "virtual dataset (its data would come from other files); the format allows contiguous or "
+               "chunked storage only");
     if (lay == H5D_COMPACT)
       h5::fail(file, obj, "compact storage; the format allows contiguous or chunked storage only");
     if (lay != H5D_CONTIGUOUS && lay != H5D_CHUNKED)
@@ -214,8 +225,8 @@ struct TraceReader::Impl {
       unsigned flags = 0, cfg = 0;
       std::size_t nelem = 0;
       char fname[64] = {};
-      const H5Z_filter_t id = H5Pget_filter2(dcpl, static_cast<unsigned>(i), &flags, &nelem, nullptr, sizeof fname,
-                                             fname, &cfg);
+      const H5Z_filter_t id =
+          H5Pget_filter2(dcpl, static_cast<unsigned>(i), &flags, &nelem, nullptr, sizeof fname, fname, &cfg);
       if (id < 0 || H5Zfilter_avail(id) <= 0) {
         h5::take_error_stack();
         h5::fail(file, obj,
@@ -249,8 +260,7 @@ struct TraceReader::Impl {
 
     raw_out.reset();
     if (std::endian::native == std::endian::little && lay == H5D_CONTIGUOUS && nfilters == 0 && m.elements() > 0 &&
-        H5Tequal(ftype, memory_type_for(m.dtype)) > 0 &&
-        H5Dget_storage_size(ds) == static_cast<hsize_t>(m.bytes())) {
+        H5Tequal(ftype, memory_type_for(m.dtype)) > 0 && H5Dget_storage_size(ds) == static_cast<hsize_t>(m.bytes())) {
       const haddr_t addr = H5Dget_offset(ds);
       if (addr != HADDR_UNDEF) raw_out = static_cast<std::uint64_t>(addr) + userblock;
     }
@@ -268,8 +278,8 @@ struct TraceReader::Impl {
       h5::take_error_stack();
       h5::fail(file, "", "not an HDF5 file (expected a cdma trace, format v1)");
     }
-    fid = h5::Id(
-        h5::check(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), file, "", "cannot open HDF5 file (truncated or damaged?)"));
+    fid = h5::Id(h5::check(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), file, "",
+                           "cannot open HDF5 file (truncated or damaged?)"));
   }
 
   void list_tensors(const ReaderOptions& opts) {
@@ -551,8 +561,9 @@ std::optional<std::string> probe_in_child(const std::filesystem::path& path, con
       int st = 0;
       while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
       }
-      h5::fail(file, "", "reading the file's metadata did not finish in " + std::to_string(timeout_s) +
-                             " s (the file is damaged, or HDF5 loops on it)");
+      h5::fail(file, "",
+               "reading the file's metadata did not finish in " + std::to_string(timeout_s) +
+                   " s (the file is damaged, or HDF5 loops on it)");
     }
     pollfd p{fds[0], POLLIN, 0};
     int n = poll(&p, 1, static_cast<int>(std::min<long long>(left.count(), 1000)));
@@ -617,7 +628,9 @@ void check_regular_file(const std::string& file) {
   if (!S_ISREG(st.st_mode))
     h5::fail(file, "",
              std::string("is not a regular file (") +
-                 (S_ISFIFO(st.st_mode) ? "a named pipe" : S_ISSOCK(st.st_mode) ? "a socket" : "a device") +
+                 (S_ISFIFO(st.st_mode)   ? "a named pipe"
+                  : S_ISSOCK(st.st_mode) ? "a socket"
+                                         : "a device") +
                  "); expected a trace file");
 }
 }  // namespace
@@ -668,8 +681,8 @@ TraceReader::TraceReader(const std::filesystem::path& path, ReaderOptions opts) 
   m.attrs.command = m.text_opt(f, "command", "/");
   m.attrs.dropped_tensors = h5::read_attr_int_opt(f, "dropped_tensors", m.file, "/");
   if (m.attrs.dropped_tensors && *m.attrs.dropped_tensors < 0)
-    h5::fail(m.file, "/", "attribute 'dropped_tensors' is " + std::to_string(*m.attrs.dropped_tensors) +
-                              ", expected a count >= 0");
+    h5::fail(m.file, "/",
+             "attribute 'dropped_tensors' is " + std::to_string(*m.attrs.dropped_tensors) + ", expected a count >= 0");
   if (!m.attrs.complete)
     m.warnings.push_back(m.file +
                          ": complete = 0: the producer did not close the trace cleanly (crash or still "
@@ -763,8 +776,8 @@ void TraceReader::read_elements(const TensorMeta& meta, std::uint64_t first, std
               "cannot select elements");
     const hsize_t mn = n;
     h5::Id mspace(h5::check(H5Screate_simple(1, &mn, nullptr), m.file, obj, "cannot create dataspace"));
-    h5::check(H5Dread(ds, memory_type_for(meta.dtype), mspace, fspace, H5P_DEFAULT, out.data() + done * w), m.file,
-              obj, "cannot read tensor data");
+    h5::check(H5Dread(ds, memory_type_for(meta.dtype), mspace, fspace, H5P_DEFAULT, out.data() + done * w), m.file, obj,
+              "cannot read tensor data");
     done += n;
     pos += n;
   }
@@ -832,8 +845,8 @@ std::vector<TimelineRow> TraceReader::timeline() const {
   for (const auto& r : recs) out.push_back(detail::from_rec(r));
   if (std::size_t n = clean_rows(out, {&TimelineRow::op, &TimelineRow::layer}))
     impl_->warn("/timeline text findings", impl_->file + ": /timeline: " + std::to_string(n) +
-                                                " rows hold text that is not valid UTF-8 (or control characters); "
-                                                "read escaped as \\xHH");
+                                               " rows hold text that is not valid UTF-8 (or control characters); "
+                                               "read escaped as \\xHH");
   return out;
 }
 

@@ -49,8 +49,8 @@ constexpr hsize_t kRowChunk = 1024;
 constexpr std::size_t kMaxChunkBytes = 1u << 20;
 
 bool valid_op(const std::string& s) {
-  static const char* ops[] = {"conv", "linear", "relu",    "pool",   "bn",      "lrn",
-                              "dropout", "add", "concat", "softmax", "other"};
+  static const char* ops[] = {"conv",    "linear", "relu",   "pool",    "bn",   "lrn",
+                              "dropout", "add",    "concat", "softmax", "other"};
   for (auto* o : ops)
     if (s == o) return true;
   return false;
@@ -58,11 +58,16 @@ bool valid_op(const std::string& s) {
 
 hid_t file_type_for(DType t) {
   switch (t) {
-    case DType::f32: return H5T_IEEE_F32LE;
-    case DType::f16: return h5::float16_type();
-    case DType::bf16: return H5T_STD_U16LE;
-    case DType::i8: return H5T_STD_I8LE;
-    case DType::u8: return H5T_STD_U8LE;
+    case DType::f32:
+      return H5T_IEEE_F32LE;
+    case DType::f16:
+      return h5::float16_type();
+    case DType::bf16:
+      return H5T_STD_U16LE;
+    case DType::i8:
+      return H5T_STD_I8LE;
+    case DType::u8:
+      return H5T_STD_U8LE;
   }
   return H5T_STD_U8LE;
 }
@@ -138,8 +143,8 @@ TraceWriter::TraceWriter(const std::filesystem::path& path, const TraceAttrs& at
   if (attrs.source.empty()) h5::fail(m.file, "/", "source attribute must not be empty");
   if (!opts.overwrite && std::filesystem::exists(path))
     h5::fail(m.file, "", "file exists (pass overwrite to replace it)");
-  m.fid = h5::Id(h5::check(H5Fcreate(m.file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), m.file, "",
-                           "cannot create file"));
+  m.fid = h5::Id(
+      h5::check(H5Fcreate(m.file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), m.file, "", "cannot create file"));
   hid_t f = m.fid;
   h5::write_attr_string(f, "format", kFormatName, m.file, "/");
   h5::write_attr_int(f, "format_version", kFormatVersion, H5T_STD_I32LE, m.file, "/");
@@ -149,14 +154,13 @@ TraceWriter::TraceWriter(const std::filesystem::path& path, const TraceAttrs& at
                         "/");
   h5::write_attr_int(f, "complete", 0, H5T_STD_I8LE, m.file, "/");
   const std::pair<const char*, const std::optional<std::string>*> opt[] = {
-      {"model", &attrs.model}, {"device", &attrs.device}, {"framework", &attrs.framework},
-      {"command", &attrs.command}};
+      {"model", &attrs.model}, {"device", &attrs.device}, {"framework", &attrs.framework}, {"command", &attrs.command}};
   for (auto& [name, v] : opt)
     if (*v) h5::write_attr_string(f, name, clean_text(**v), m.file, "/");
   if (attrs.dropped_tensors)
     h5::write_attr_int(f, "dropped_tensors", *attrs.dropped_tensors, H5T_STD_I64LE, m.file, "/");
-  m.tensors = h5::Id(h5::check(H5Gcreate2(f, "tensors", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), m.file,
-                               "/tensors", "cannot create group"));
+  m.tensors = h5::Id(h5::check(H5Gcreate2(f, "tensors", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), m.file, "/tensors",
+                               "cannot create group"));
   m.timeline_type = detail::timeline_mem_type();
   m.stats_type = detail::stats_mem_type();
   m.flush();
@@ -188,14 +192,13 @@ std::int64_t TraceWriter::append_tensor(const TensorMeta& meta, std::span<const 
     if (d < 0) h5::fail(m.file, obj, "negative dimension");
   if (meta.bytes() < 0) h5::fail(m.file, obj, "dimensions " + dims_text(meta.dims) + " overflow a 64-bit byte count");
   if (static_cast<std::int64_t>(data.size()) != meta.bytes())
-    h5::fail(m.file, obj,
-             "data holds " + std::to_string(data.size()) + " bytes, dims and dtype need " +
-                 std::to_string(meta.bytes()));
+    h5::fail(
+        m.file, obj,
+        "data holds " + std::to_string(data.size()) + " bytes, dims and dtype need " + std::to_string(meta.bytes()));
   if (!valid_op(meta.op)) h5::fail(m.file, obj, "unknown op '" + meta.op + "'");
   if (meta.role != "x" && meta.role != "y" && meta.role != "dy" && meta.role != "dx")
     h5::fail(m.file, obj, "unknown role '" + meta.role + "'");
-  if (meta.phase != "forward" && meta.phase != "backward")
-    h5::fail(m.file, obj, "unknown phase '" + meta.phase + "'");
+  if (meta.phase != "forward" && meta.phase != "backward") h5::fail(m.file, obj, "unknown phase '" + meta.phase + "'");
 
   std::vector<hsize_t> dims(meta.dims.begin(), meta.dims.end());
   h5::Id space(h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), m.file, obj,
@@ -217,8 +220,7 @@ std::int64_t TraceWriter::append_tensor(const TensorMeta& meta, std::span<const 
     H5Pset_shuffle(dcpl);
     H5Pset_deflate(dcpl, static_cast<unsigned>(std::min(9, m.opts.deflate_level)));
   }
-  h5::Id ds(h5::check(H5Dcreate2(m.tensors, name, file_type_for(meta.dtype), space, H5P_DEFAULT, dcpl,
-                                 H5P_DEFAULT),
+  h5::Id ds(h5::check(H5Dcreate2(m.tensors, name, file_type_for(meta.dtype), space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
                       m.file, obj, "cannot create dataset"));
   if (meta.elements() > 0)
     h5::check(H5Dwrite(ds, memory_type_for(meta.dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()), m.file, obj,

@@ -4,16 +4,15 @@
 
 #include "codec_internal.hpp"
 
-#include <bit>
 #include <fmt/format.h>
+#include <bit>
 
 namespace cdma::formats {
 
 namespace {
 
 void add_run_tokens(ZeroScan& s, std::uint64_t len, std::uint64_t times) {
-  for (int k = kZrleMinK; k <= kZrleMaxK; ++k)
-    s.zrle_tokens[k] += times * ((len + (std::uint64_t{1} << k) - 1) >> k);
+  for (int k = kZrleMinK; k <= kZrleMaxK; ++k) s.zrle_tokens[k] += times * ((len + (std::uint64_t{1} << k) - 1) >> k);
 }
 
 // Accumulates runs; runs of up to 64 elements go to a histogram (cheap in the hot loop) and are
@@ -100,8 +99,7 @@ ZeroScan zero_scan(std::span<const std::byte> data, std::size_t width, SimdLevel
   std::uint64_t words[kWords];
   const std::byte* p = data.data();
   for (std::uint64_t done = 0; done < s.elements;) {
-    const std::size_t chunk = static_cast<std::size_t>(
-        std::min<std::uint64_t>(s.elements - done, kWords * 64));
+    const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(s.elements - done, kWords * 64));
     detail::nonzero_masks(p + done * width, chunk, width, words, level);
     const std::size_t nw = (chunk + 63) / 64;
     for (std::size_t i = 0; i < nw; ++i)
@@ -124,11 +122,9 @@ std::uint64_t count_nonzeros(std::span<const std::byte> data, std::size_t width)
   std::uint64_t nnz = 0;
   const SimdLevel level = active_simd_level();
   for (std::uint64_t done = 0; done < n;) {
-    const std::size_t chunk =
-        static_cast<std::size_t>(std::min<std::uint64_t>(n - done, kWords * 64));
+    const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(n - done, kWords * 64));
     detail::nonzero_masks(data.data() + done * width, chunk, width, words, level);
-    for (std::size_t i = 0; i < (chunk + 63) / 64; ++i)
-      nnz += static_cast<std::uint64_t>(std::popcount(words[i]));
+    for (std::size_t i = 0; i < (chunk + 63) / 64; ++i) nnz += static_cast<std::uint64_t>(std::popcount(words[i]));
     done += chunk;
   }
   return nnz;
@@ -138,8 +134,7 @@ std::uint64_t zrle_size(const ZeroScan& scan, std::size_t width, int k) {
   if (k < kZrleMinK || k > kZrleMaxK)
     throw CodecError(fmt::format("zrle: run field width k must be in 1..16, got {}", k));
   const std::uint64_t bits = scan.nonzeros * (1 + 8 * static_cast<std::uint64_t>(width)) +
-                             scan.zrle_tokens[static_cast<std::size_t>(k)] *
-                                 (1 + static_cast<std::uint64_t>(k));
+                             scan.zrle_tokens[static_cast<std::size_t>(k)] * (1 + static_cast<std::uint64_t>(k));
   return (bits + 7) / 8;
 }
 

@@ -5,8 +5,8 @@
 
 #include "codec_internal.hpp"
 
-#include <bit>
 #include <fmt/format.h>
+#include <bit>
 
 namespace cdma::formats {
 
@@ -15,18 +15,17 @@ using detail::codec_fail;
 namespace {
 
 void check_k(int k, const char* who) {
-  if (k < kZrleMinK || k > kZrleMaxK)
-    codec_fail(fmt::format("{}: run field width k must be in 1..16, got {}", who, k));
+  if (k < kZrleMinK || k > kZrleMaxK) codec_fail(fmt::format("{}: run field width k must be in 1..16, got {}", who, k));
 }
 
-void check_encode_args(std::span<const std::byte> in, std::size_t width, int k,
-                       std::span<std::byte> out) {
+void check_encode_args(std::span<const std::byte> in, std::size_t width, int k, std::span<std::byte> out) {
   detail::check_width(in.size(), width, "zrle encode");
   check_k(k, "zrle encode");
   if (out.size() < zrle_max_encoded_size(in.size(), width))
-    codec_fail(fmt::format("zrle encode: output buffer of {} bytes is smaller than the {} bytes "
-                           "zrle_max_encoded_size() asks for",
-                           out.size(), zrle_max_encoded_size(in.size(), width)));
+    codec_fail(
+        fmt::format("zrle encode: output buffer of {} bytes is smaller than the {} bytes "
+                    "zrle_max_encoded_size() asks for",
+                    out.size(), zrle_max_encoded_size(in.size(), width)));
 }
 
 // ---- reference: one bit at a time ----
@@ -47,8 +46,8 @@ struct RefBitReader {
   std::size_t bit = 0;
   std::uint64_t get(int len, std::size_t element) {
     if (in.size() * 8 - bit < static_cast<std::size_t>(len))
-      codec_fail(fmt::format("zrle decode: stream of {} bytes ends inside the token of element {}",
-                             in.size(), element));
+      codec_fail(
+          fmt::format("zrle decode: stream of {} bytes ends inside the token of element {}", in.size(), element));
     std::uint64_t v = 0;
     for (int i = 0; i < len; ++i, ++bit)
       v |= static_cast<std::uint64_t>(std::to_integer<unsigned>(in[bit / 8]) >> (bit % 8) & 1u) << i;
@@ -65,16 +64,16 @@ void check_end(std::span<const std::byte> in, std::size_t bits) {
 }
 
 [[noreturn]] void fail_run(std::uint64_t len, std::size_t at, std::size_t n) {
-  codec_fail(fmt::format("zrle decode: run of {} zeros at element {} exceeds the {} elements left",
-                         len, at, n - at));
+  codec_fail(fmt::format("zrle decode: run of {} zeros at element {} exceeds the {} elements left", len, at, n - at));
 }
 [[noreturn]] void fail_zero_value(std::size_t at) {
   codec_fail(fmt::format("zrle decode: element {} is coded as nonzero but its value is zero", at));
 }
 [[noreturn]] void fail_split(std::size_t at) {
-  codec_fail(fmt::format("zrle decode: run token at element {} follows a short run (the encoder "
-                         "would have merged them)",
-                         at));
+  codec_fail(
+      fmt::format("zrle decode: run token at element {} follows a short run (the encoder "
+                  "would have merged them)",
+                  at));
 }
 
 // ---- fast path: 64-bit bit buffer ----
@@ -133,8 +132,7 @@ std::size_t zrle_max_encoded_size(std::size_t bytes, std::size_t width) noexcept
   return (n * std::max<std::size_t>(1 + 8 * width, 1 + kZrleMaxK) + 7) / 8 + 16;
 }
 
-std::size_t zrle_encode_reference(std::span<const std::byte> in, std::size_t width, int k,
-                                  std::span<std::byte> out) {
+std::size_t zrle_encode_reference(std::span<const std::byte> in, std::size_t width, int k, std::span<std::byte> out) {
   check_encode_args(in, width, k, out);
   const std::size_t n = in.size() / width;
   const std::uint64_t max_run = std::uint64_t{1} << k;
@@ -162,8 +160,7 @@ std::size_t zrle_encode_reference(std::span<const std::byte> in, std::size_t wid
   return (bw.bit + 7) / 8;
 }
 
-void zrle_decode_reference(std::span<const std::byte> in, std::size_t width, int k,
-                           std::span<std::byte> out) {
+void zrle_decode_reference(std::span<const std::byte> in, std::size_t width, int k, std::span<std::byte> out) {
   detail::check_width(out.size(), width, "zrle decode");
   check_k(k, "zrle decode");
   const std::size_t n = out.size() / width;
@@ -229,16 +226,13 @@ std::size_t zrle_encode_fast(std::span<const std::byte> in, int k, std::span<std
             if (run & (full - 1)) bw.put(((run & (full - 1)) - 1) << 1, rlen);
             run = 0;
           }
-          const unsigned seg =
-              std::min<unsigned>(static_cast<unsigned>(std::countr_one(rest)), nb - pos);
+          const unsigned seg = std::min<unsigned>(static_cast<unsigned>(std::countr_one(rest)), nb - pos);
           const std::byte* e = base + (wi * 64 + pos) * width;
-          for (unsigned j = 0; j < seg; ++j, e += width)
-            bw.put(1 | detail::load_le(e, width) << 1, vlen);
+          for (unsigned j = 0; j < seg; ++j, e += width) bw.put(1 | detail::load_le(e, width) << 1, vlen);
           pos += seg;
         } else {
           const unsigned seg =
-              rest ? std::min<unsigned>(static_cast<unsigned>(std::countr_zero(rest)), nb - pos)
-                   : nb - pos;
+              rest ? std::min<unsigned>(static_cast<unsigned>(std::countr_zero(rest)), nb - pos) : nb - pos;
           run += seg;
           pos += seg;
         }
@@ -254,13 +248,15 @@ std::size_t zrle_encode_fast(std::span<const std::byte> in, int k, std::span<std
 
 }  // namespace
 
-std::size_t zrle_encode(std::span<const std::byte> in, std::size_t width, int k,
-                        std::span<std::byte> out) {
+std::size_t zrle_encode(std::span<const std::byte> in, std::size_t width, int k, std::span<std::byte> out) {
   check_encode_args(in, width, k, out);
   switch (width) {
-    case 1: return zrle_encode_fast<1>(in, k, out);
-    case 2: return zrle_encode_fast<2>(in, k, out);
-    default: return zrle_encode_fast<4>(in, k, out);
+    case 1:
+      return zrle_encode_fast<1>(in, k, out);
+    case 2:
+      return zrle_encode_fast<2>(in, k, out);
+    default:
+      return zrle_encode_fast<4>(in, k, out);
   }
 }
 
@@ -335,8 +331,7 @@ void zrle_decode_fast(std::span<const std::byte> in, int k, std::span<std::byte>
     }
   }
   if (i < n)
-    codec_fail(fmt::format("zrle decode: stream of {} bytes ends inside the token of element {}",
-                           in.size(), i));
+    codec_fail(fmt::format("zrle decode: stream of {} bytes ends inside the token of element {}", in.size(), i));
   check_end(in, br.consumed_bits());
 }
 
@@ -346,9 +341,12 @@ void zrle_decode(std::span<const std::byte> in, std::size_t width, int k, std::s
   detail::check_width(out.size(), width, "zrle decode");
   check_k(k, "zrle decode");
   switch (width) {
-    case 1: return zrle_decode_fast<1>(in, k, out);
-    case 2: return zrle_decode_fast<2>(in, k, out);
-    default: return zrle_decode_fast<4>(in, k, out);
+    case 1:
+      return zrle_decode_fast<1>(in, k, out);
+    case 2:
+      return zrle_decode_fast<2>(in, k, out);
+    default:
+      return zrle_decode_fast<4>(in, k, out);
   }
 }
 

@@ -1,11 +1,11 @@
 // ZVC: the line-by-line reference of CODECS.md and the dispatch to the SIMD kernels.
-#include <cdma/formats/zvc.hpp>
 #include <cdma/formats/zero_scan.hpp>
+#include <cdma/formats/zvc.hpp>
 
 #include "codec_internal.hpp"
 
-#include <bit>
 #include <fmt/format.h>
+#include <bit>
 
 namespace cdma::formats {
 
@@ -18,19 +18,18 @@ std::size_t zvc_max_encoded_size(std::size_t bytes, std::size_t width) noexcept 
 
 namespace {
 
-void check_encode_args(std::span<const std::byte> in, std::size_t width,
-                       std::span<std::byte> out) {
+void check_encode_args(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) {
   detail::check_width(in.size(), width, "zvc encode");
   if (out.size() < zvc_max_encoded_size(in.size(), width))
-    codec_fail(fmt::format("zvc encode: output buffer of {} bytes is smaller than the {} bytes "
-                           "zvc_max_encoded_size() asks for",
-                           out.size(), zvc_max_encoded_size(in.size(), width)));
+    codec_fail(
+        fmt::format("zvc encode: output buffer of {} bytes is smaller than the {} bytes "
+                    "zvc_max_encoded_size() asks for",
+                    out.size(), zvc_max_encoded_size(in.size(), width)));
 }
 
 }  // namespace
 
-std::size_t zvc_encode_reference(std::span<const std::byte> in, std::size_t width,
-                                 std::span<std::byte> out) {
+std::size_t zvc_encode_reference(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) {
   check_encode_args(in, width, out);
   const std::size_t n = in.size() / width;
   std::size_t o = 0;
@@ -52,32 +51,29 @@ std::size_t zvc_encode_reference(std::span<const std::byte> in, std::size_t widt
   return o;
 }
 
-void zvc_decode_reference(std::span<const std::byte> in, std::size_t width,
-                          std::span<std::byte> out) {
+void zvc_decode_reference(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) {
   detail::check_width(out.size(), width, "zvc decode");
   const std::size_t n = out.size() / width;
   std::size_t ip = 0;
   for (std::size_t first = 0; first < n; first += 32) {
     const std::size_t b = std::min<std::size_t>(32, n - first);
     if (in.size() - ip < 4)
-      codec_fail(fmt::format("zvc decode: stream of {} bytes ends inside the mask of block {}",
-                             in.size(), first / 32));
+      codec_fail(fmt::format("zvc decode: stream of {} bytes ends inside the mask of block {}", in.size(), first / 32));
     const std::uint32_t mask = detail::load32(in.data() + ip);
     ip += 4;
     if (b < 32 && (mask >> b) != 0)
-      codec_fail(fmt::format("zvc decode: mask of the last block sets bits past element {} of {}",
-                             b, b));
+      codec_fail(fmt::format("zvc decode: mask of the last block sets bits past element {} of {}", b, b));
     const std::size_t need = width * static_cast<std::size_t>(std::popcount(mask));
     if (in.size() - ip < need)
-      codec_fail(fmt::format("zvc decode: block {} claims {} nonzero values but the stream holds "
-                             "only {} more bytes",
-                             first / 32, std::popcount(mask), in.size() - ip));
+      codec_fail(
+          fmt::format("zvc decode: block {} claims {} nonzero values but the stream holds "
+                      "only {} more bytes",
+                      first / 32, std::popcount(mask), in.size() - ip));
     for (std::size_t i = 0; i < b; ++i) {
       std::byte* e = out.data() + (first + i) * width;
       if (mask >> i & 1) {
         if (detail::load_le(in.data() + ip, width) == 0)
-          codec_fail(fmt::format("zvc decode: element {} is marked nonzero but its value is zero",
-                                 first + i));
+          codec_fail(fmt::format("zvc decode: element {} is marked nonzero but its value is zero", first + i));
         std::memcpy(e, in.data() + ip, width);
         ip += width;
       } else {
@@ -86,21 +82,21 @@ void zvc_decode_reference(std::span<const std::byte> in, std::size_t width,
     }
   }
   if (ip != in.size())
-    codec_fail(fmt::format("zvc decode: {} trailing bytes after the {} elements",
-                           in.size() - ip, n));
+    codec_fail(fmt::format("zvc decode: {} trailing bytes after the {} elements", in.size() - ip, n));
 }
 
-std::size_t zvc_encode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out,
-                       SimdLevel level) {
+std::size_t zvc_encode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out, SimdLevel level) {
   check_encode_args(in, width, out);
   const std::size_t n = in.size() / width;
 #if CDMA_X86
   switch (clamp_simd_level(level)) {
-    case SimdLevel::avx512: return detail::zvc_encode_avx512(in.data(), n, width, out.data());
+    case SimdLevel::avx512:
+      return detail::zvc_encode_avx512(in.data(), n, width, out.data());
     case SimdLevel::avx2:
       if (width != 1) return detail::zvc_encode_avx2(in.data(), n, width, out.data());
       break;
-    case SimdLevel::scalar: break;
+    case SimdLevel::scalar:
+      break;
   }
 #else
   (void)level;
@@ -109,8 +105,7 @@ std::size_t zvc_encode(std::span<const std::byte> in, std::size_t width, std::sp
   return zvc_encode_reference(in, width, out);
 }
 
-void zvc_decode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out,
-                SimdLevel level) {
+void zvc_decode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out, SimdLevel level) {
   detail::check_width(out.size(), width, "zvc decode");
   const std::size_t n = out.size() / width;
 #if CDMA_X86
@@ -120,7 +115,8 @@ void zvc_decode(std::span<const std::byte> in, std::size_t width, std::span<std:
     case SimdLevel::avx2:
       if (width != 1) return detail::zvc_decode_avx2(in.data(), in.size(), width, out.data(), n);
       break;
-    case SimdLevel::scalar: break;
+    case SimdLevel::scalar:
+      break;
   }
 #else
   (void)level;

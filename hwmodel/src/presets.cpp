@@ -48,8 +48,7 @@ class Fields {
   // `schema` must be `name` and `schema_version` an integer this loader knows (1).
   void check_schema(const json& root, const char* name) const {
     if (!root.is_object()) fail("expected a JSON object");
-    if (!root.contains("schema") || !root["schema"].is_string())
-      fail(fmt::format("needs \"schema\": \"{}\"", name));
+    if (!root.contains("schema") || !root["schema"].is_string()) fail(fmt::format("needs \"schema\": \"{}\"", name));
     if (root["schema"].get<std::string>() != name)
       fail(fmt::format("schema is '{}', expected '{}'", formats::clean_text(root["schema"].get<std::string>()), name));
     if (!root.contains("schema_version") || !root["schema_version"].is_number_integer())
@@ -111,7 +110,8 @@ class Fields {
     std::map<std::string, double> out;
     for (const auto& [k, v] : j.items()) {
       if (!known.empty() && std::find(known.begin(), known.end(), k) == known.end())
-        fail(fmt::format("{}: unknown key '{}' (expected one of: {})", who, formats::clean_text(k), fmt::join(known, ", ")));
+        fail(fmt::format("{}: unknown key '{}' (expected one of: {})", who, formats::clean_text(k),
+                         fmt::join(known, ", ")));
       out[k] = number_value(v, who + "." + k, lo, lo_ok, hi);
     }
     return out;
@@ -133,10 +133,10 @@ class Fields {
 
 // Plausibility ceilings: far above any real device, low enough that the replay's arithmetic (times
 // in picoseconds, bytes per second) cannot overflow.
-constexpr double kMaxGbps = 1e6;      // 1 PB/s
-constexpr double kMaxTflops = 1e6;    // 1 EFLOP/s
-constexpr double kMaxGib = 1e6;       // 1 PiB of device memory
-constexpr double kMaxLatencyUs = 1e6; // 1 s per transfer
+constexpr double kMaxGbps = 1e6;       // 1 PB/s
+constexpr double kMaxTflops = 1e6;     // 1 EFLOP/s
+constexpr double kMaxGib = 1e6;        // 1 PiB of device memory
+constexpr double kMaxLatencyUs = 1e6;  // 1 s per transfer
 }  // namespace
 
 double GpuPreset::peak_flops(const std::string& precision) const {
@@ -193,8 +193,7 @@ PresetCatalog PresetCatalog::load(const std::filesystem::path& dir) {
     const Fields f(dir / "engines.json");
     const json root = read_json(dir / "engines.json");
     f.check_schema(root, "cdma-engine-presets");
-    if (!root.contains("placements") || !root["placements"].is_object())
-      f.fail("expected an object 'placements'");
+    if (!root.contains("placements") || !root["placements"].is_object()) f.fail("expected an object 'placements'");
     const std::vector<std::string> placements{"dma", "mc", "sm"};
     for (const auto& [k, v] : root["placements"].items()) {
       if (std::find(placements.begin(), placements.end(), k) == placements.end())

@@ -14,9 +14,9 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
-#include <sstream>
 #include <map>
 #include <set>
+#include <sstream>
 
 namespace cdma::hwmodel {
 
@@ -203,7 +203,8 @@ bool stored_row(const json& row, int trace_index) {
 // A row's ratios per codec. null ratios (unknown: byte codecs on /stats rows) are left out, so the
 // layer counts as unmeasured for that codec; anything else that is not a positive finite number is
 // an error naming the file and the field.
-std::map<std::string, double> codec_ratios(const json& row, const std::filesystem::path& path, const std::string& where) {
+std::map<std::string, double> codec_ratios(const json& row, const std::filesystem::path& path,
+                                           const std::string& where) {
   std::map<std::string, double> out;
   if (!row.contains("codecs")) return out;
   if (!row["codecs"].is_object()) bad(path, where + ".codecs: expected an object");
@@ -229,8 +230,8 @@ RatioTable ratio_table_from_json(const json& root, const std::filesystem::path& 
   if (!root.contains("schema_version") || !root["schema_version"].is_number_integer())
     bad(path, "missing integer \"schema_version\"");
   if (root["schema_version"].get<std::int64_t>() != 1)
-    bad(path, fmt::format("schema_version {} is not the version this reader supports (1)",
-                          root["schema_version"].dump()));
+    bad(path,
+        fmt::format("schema_version {} is not the version this reader supports (1)", root["schema_version"].dump()));
   if (!root.contains("layer") || !root["layer"].is_array()) bad(path, "missing array \"layer\"");
   RatioTable t;
   t.path = path;

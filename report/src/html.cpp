@@ -15,8 +15,8 @@
 
 namespace cdma::report {
 
-using nlohmann::json;
 using formats::human_bytes;
+using nlohmann::json;
 
 namespace {
 
@@ -62,8 +62,8 @@ std::string scroll(const std::string& svg) { return "<div class=scroll>" + svg +
 
 std::string section(const std::string& id, const std::string& title, const std::string& intro,
                     const std::string& body) {
-  return fmt::format(R"~(<section id="{}"><h2>{}</h2><p class="intro">{}</p>{}</section>)~", id, escape(title),
-                     intro, body);
+  return fmt::format(R"~(<section id="{}"><h2>{}</h2><p class="intro">{}</p>{}</section>)~", id, escape(title), intro,
+                     body);
 }
 
 std::string summary_table(const json& a) {
@@ -78,8 +78,8 @@ std::string summary_table(const json& a) {
     for (const auto& tr : a["traces"])
       if (tr.value("index", -1) == t) source = tr.value("source", "");
     h += fmt::format("<tr><td>{}</td><td>{}</td><td class=num>{}</td><td class=num>{}</td><td class=num>{}</td>",
-                     escape(trace_label(a, t)), escape(source), row.value("tensors", 0),
-                     human_bytes(num(row["bytes"])), fmt_pct(num(row["density"])));
+                     escape(trace_label(a, t)), escape(source), row.value("tensors", 0), human_bytes(num(row["bytes"])),
+                     fmt_pct(num(row["density"])));
     for (const auto& c : codecs) h += "<td class=num>" + fmt_ratio(codec_ratio(row, c)) + "</td>";
     h += "</tr>";
   }
@@ -155,9 +155,8 @@ std::string ratio_section(const json& a) {
     std::vector<const json*> rows;
     for (const auto& r : a["layer"])
       if (r.value("trace", -1) == t && stored_variant(r)) rows.push_back(&r);
-    std::sort(rows.begin(), rows.end(), [](const json* x, const json* y) {
-      return x->value("layer_index", 0) < y->value("layer_index", 0);
-    });
+    std::sort(rows.begin(), rows.end(),
+              [](const json* x, const json* y) { return x->value("layer_index", 0) < y->value("layer_index", 0); });
     for (const json* r : rows) {
       cats.push_back(r->value("layer", "") + " (" + r->value("op", "") + ")");
       for (std::size_t k = 0; k < codecs.size(); ++k) series[k].y.push_back(codec_ratio(*r, codecs[k]));
@@ -192,8 +191,7 @@ std::string variants_section(const json& a) {
     std::vector<std::string> cats;
     std::vector<Series> series;
     for (const auto& c : codecs) series.push_back({c, {}, {}});
-    std::string table =
-        "<table><thead><tr><th>layout</th><th>dtype</th><th>density</th><th>bytes</th>";
+    std::string table = "<table><thead><tr><th>layout</th><th>dtype</th><th>density</th><th>bytes</th>";
     for (const auto& c : codecs) table += "<th>" + escape(c) + "</th>";
     table += "</tr></thead><tbody>";
     for (const auto& r : a["network"]) {
@@ -246,21 +244,23 @@ std::string render_html(const ReportInputs& in) {
   if (!a.is_object() || a.value("schema", "") != "cdma-analysis" || !a.contains("schema_version") ||
       !a["schema_version"].is_number_integer() || a["schema_version"].get<int>() > 1)
     throw std::invalid_argument("analysis document is not schema cdma-analysis v1");
-  std::string html = "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
-                     "<meta name=viewport content=\"width=device-width,initial-scale=1\"><title>" +
-                     escape(in.title) + "</title><style>" + kStyle + "</style></head><body>";
+  std::string html =
+      "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+      "<meta name=viewport content=\"width=device-width,initial-scale=1\"><title>" +
+      escape(in.title) + "</title><style>" + kStyle + "</style></head><body>";
   html += "<h1>" + escape(in.title) + "</h1>";
-  html += fmt::format("<p class=meta>Generated {} by <code>{}</code></p>", escape(in.generated),
-                      escape(in.command));
-  html += "<nav><a href=#summary>summary</a><a href=#density>density</a><a href=#ratios>ratios</a>"
-          "<a href=#variants>layouts &amp; dtypes</a><a href=#replay>replay</a></nav>";
-  html += section("summary", "Network summary",
-                  "Byte-weighted compression ratio (uncompressed / compressed bytes) of every captured activation "
-                  "of each trace, stored layout and dtype. The cDMA paper reports 2.6x on average for ZVC. Where a trace "
-                  "records ReLU as a layer of its own, that layer's input (a conv or FC output) is dense; frameworks "
-                  "that run ReLU in place offload only its output (make the report with --ops conv,pool,linear,dropout "
-                  "to see that).",
-                  summary_table(a));
+  html += fmt::format("<p class=meta>Generated {} by <code>{}</code></p>", escape(in.generated), escape(in.command));
+  html +=
+      "<nav><a href=#summary>summary</a><a href=#density>density</a><a href=#ratios>ratios</a>"
+      "<a href=#variants>layouts &amp; dtypes</a><a href=#replay>replay</a></nav>";
+  html +=
+      section("summary", "Network summary",
+              "Byte-weighted compression ratio (uncompressed / compressed bytes) of every captured activation "
+              "of each trace, stored layout and dtype. The cDMA paper reports 2.6x on average for ZVC. Where a trace "
+              "records ReLU as a layer of its own, that layer's input (a conv or FC output) is dense; frameworks "
+              "that run ReLU in place offload only its output (make the report with --ops conv,pool,linear,dropout "
+              "to see that).",
+              summary_table(a));
   html += density_section(a);
   html += ratio_section(a);
   html += variants_section(a);

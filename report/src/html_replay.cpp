@@ -16,7 +16,9 @@ namespace {
 double num(const json& j, const char* k) {
   return j.contains(k) && j[k].is_number() ? j[k].get<double>() : std::nan("");
 }
-std::string str(const json& j, const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : ""; }
+std::string str(const json& j, const char* k) {
+  return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : "";
+}
 }  // namespace
 
 std::string replay_section(const json& replay, const std::vector<std::string>& timelines) {
@@ -26,10 +28,11 @@ std::string replay_section(const json& replay, const std::vector<std::string>& t
     std::string link = run.contains("link") ? str(run["link"], "name") : "";
     double link_gbps = run.contains("link") ? num(run["link"], "effective_gbps") : std::nan("");
     if (!str(run, "report_label").empty()) body += "<h3>" + escape(str(run, "report_label")) + "</h3>";
-    body += fmt::format("<p class=meta><b>{}</b> (batch {:.0f}) on {} + {} ({:.1f} GB/s effective), policy {}, compute: "
-                        "{}</p>",
-                        escape(str(run, "network")), num(run, "batch"), escape(str(run, "gpu")), escape(link),
-                        link_gbps, escape(str(run, "policy")), escape(str(run, "compute")));
+    body += fmt::format(
+        "<p class=meta><b>{}</b> (batch {:.0f}) on {} + {} ({:.1f} GB/s effective), policy {}, compute: "
+        "{}</p>",
+        escape(str(run, "network")), num(run, "batch"), escape(str(run, "gpu")), escape(link), link_gbps,
+        escape(str(run, "policy")), escape(str(run, "compute")));
     if (run.contains("ratio_sources") && run["ratio_sources"].is_array() && !run["ratio_sources"].empty()) {
       std::string src;
       for (const auto& s : run["ratio_sources"]) src += (src.empty() ? "" : "; ") + s.get<std::string>();
@@ -41,17 +44,18 @@ std::string replay_section(const json& replay, const std::vector<std::string>& t
       std::string names;
       for (const auto& s : u["layers"]) names += (names.empty() ? "" : ", ") + s.get<std::string>();
       const bool none = str(u, "fill") == "none";
-      body += fmt::format("<p class=meta><b>Not measured:</b> {} offloaded tensors ({}/iteration) had no measured "
-                          "ratio and were replayed {}: {}</p>",
-                          u["layers"].size(), formats::human_bytes(num(u, "bytes_per_iteration")),
-                          none ? "uncompressed" : "with the fill rule '" + escape(str(u, "fill")) + "'",
-                          escape(names));
+      body += fmt::format(
+          "<p class=meta><b>Not measured:</b> {} offloaded tensors ({}/iteration) had no measured "
+          "ratio and were replayed {}: {}</p>",
+          u["layers"].size(), formats::human_bytes(num(u, "bytes_per_iteration")),
+          none ? "uncompressed" : "with the fill rule '" + escape(str(u, "fill")) + "'", escape(names));
     }
     // Totals: bars of iteration time, table with overhead and speedup.
     std::vector<std::string> cats;
     Series t{"iteration time (ms)", {}, {}};
-    std::string table = "<table><thead><tr><th>configuration</th><th>iteration (ms)</th><th>stall (ms)</th>"
-                        "<th>link bytes</th><th>over oracle</th><th>speedup vs vDNN</th></tr></thead><tbody>";
+    std::string table =
+        "<table><thead><tr><th>configuration</th><th>iteration (ms)</th><th>stall (ms)</th>"
+        "<th>link bytes</th><th>over oracle</th><th>speedup vs vDNN</th></tr></thead><tbody>";
     std::vector<std::string> configs;
     for (const auto& tot : run.value("totals", json::array())) {
       std::string c = str(tot, "config");

@@ -43,7 +43,8 @@ std::vector<double> ticks(double lo, double hi, bool log) {
       step *= m;
       break;
     }
-  for (double v = std::ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) t.push_back(std::abs(v) < step * 1e-9 ? 0 : v);
+  for (double v = std::ceil(lo / step) * step; v <= hi + step * 1e-9; v += step)
+    t.push_back(std::abs(v) < step * 1e-9 ? 0 : v);
   return t;
 }
 
@@ -68,10 +69,12 @@ std::string axes_svg(const Axes& a, const Scale& ys, int x0, int x1, int y0, int
   for (double t : ticks(ys.lo, ys.hi, ys.log)) {
     double y = ys(t);
     s += fmt::format(R"~(<line x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}" class="grid"/>)~", x0, x1, y, y);
-    s += fmt::format(R"~(<text x="{}" y="{:.1f}" text-anchor="end" class="tick">{}</text>)~", x0 - 6, y + 4, fmt_num(t));
+    s +=
+        fmt::format(R"~(<text x="{}" y="{:.1f}" text-anchor="end" class="tick">{}</text>)~", x0 - 6, y + 4, fmt_num(t));
   }
-  s += fmt::format(R"~(<line x1="{0}" x2="{0}" y1="{1}" y2="{2}" class="axis"/><line x1="{0}" x2="{3}" y1="{2}" y2="{2}" class="axis"/>)~",
-                   x0, y0, y1, x1);
+  s += fmt::format(
+      R"~(<line x1="{0}" x2="{0}" y1="{1}" y2="{2}" class="axis"/><line x1="{0}" x2="{3}" y1="{2}" y2="{2}" class="axis"/>)~",
+      x0, y0, y1, x1);
   s += fmt::format(R"~(<text x="{}" y="{}" text-anchor="middle" class="label">{}</text>)~", (x0 + x1) / 2, a.height - 8,
                    escape(a.x_label));
   s += fmt::format(R"~(<text transform="translate(16,{}) rotate(-90)" text-anchor="middle" class="label">{}</text>)~",
@@ -83,8 +86,9 @@ std::string legend_svg(const std::vector<std::string>& names, const std::vector<
   std::string s;
   for (std::size_t i = 0; i < names.size(); ++i) {
     int yy = y + static_cast<int>(i) * 16;
-    s += fmt::format(R"~(<rect x="{}" y="{}" width="10" height="10" fill="{}"/><text x="{}" y="{}" class="legend">{}</text>)~",
-                     x, yy, palette(colours[i]), x + 14, yy + 9, escape(names[i]));
+    s += fmt::format(
+        R"~(<rect x="{}" y="{}" width="10" height="10" fill="{}"/><text x="{}" y="{}" class="legend">{}</text>)~", x,
+        yy, palette(colours[i]), x + 14, yy + 9, escape(names[i]));
   }
   return s;
 }
@@ -104,11 +108,20 @@ std::string escape(const std::string& s) {
   std::string o;
   for (char c : s) {
     switch (c) {
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '&': o += "&amp;"; break;
-      case '"': o += "&quot;"; break;
-      default: o += c;
+      case '<':
+        o += "&lt;";
+        break;
+      case '>':
+        o += "&gt;";
+        break;
+      case '&':
+        o += "&amp;";
+        break;
+      case '"':
+        o += "&quot;";
+        break;
+      default:
+        o += c;
     }
   }
   return o;
@@ -136,7 +149,8 @@ std::string line_chart(const Axes& a, const std::vector<Series>& series) {
   Scale ys = y_scale(a, a.log_y ? ylo : std::min(0.0, ylo), yhi * (a.log_y ? 1.2 : 1.05), y0, y1);
   out += axes_svg(a, ys, x0, x1, y0, y1);
   for (double t : ticks(xlo, xhi, false))
-    out += fmt::format(R"~(<text x="{:.1f}" y="{}" text-anchor="middle" class="tick">{}</text>)~", xs(t), y1 + 16, fmt_num(t));
+    out += fmt::format(R"~(<text x="{:.1f}" y="{}" text-anchor="middle" class="tick">{}</text>)~", xs(t), y1 + 16,
+                       fmt_num(t));
   std::vector<std::string> names;
   std::vector<int> colours;
   for (std::size_t k = 0; k < series.size(); ++k) {
@@ -145,12 +159,13 @@ std::string line_chart(const Axes& a, const std::vector<Series>& series) {
     for (std::size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
       if (std::isnan(s.y[i]) || (a.log_y && s.y[i] <= 0)) continue;
       pts += fmt::format("{:.1f},{:.1f} ", xs(s.x[i]), ys(s.y[i]));
-      dots += fmt::format(R"~(<circle cx="{:.1f}" cy="{:.1f}" r="2.5" fill="{}"><title>{}: x={} y={}</title></circle>)~",
-                          xs(s.x[i]), ys(s.y[i]), palette(static_cast<int>(k)), escape(s.name), fmt_num(s.x[i]),
-                          fmt_num(s.y[i]));
+      dots += fmt::format(
+          R"~(<circle cx="{:.1f}" cy="{:.1f}" r="2.5" fill="{}"><title>{}: x={} y={}</title></circle>)~", xs(s.x[i]),
+          ys(s.y[i]), palette(static_cast<int>(k)), escape(s.name), fmt_num(s.x[i]), fmt_num(s.y[i]));
     }
     out += fmt::format(R"~(<polyline fill="none" stroke="{}" stroke-width="1.8" points="{}" class="series"/>)~",
-                       palette(static_cast<int>(k)), pts) + dots;
+                       palette(static_cast<int>(k)), pts) +
+           dots;
     names.push_back(s.name);
     colours.push_back(static_cast<int>(k));
   }
@@ -188,8 +203,9 @@ std::string bar_chart(const Axes& a, const std::vector<std::string>& cats, const
           palette(static_cast<int>(k)), escape(cats[j]), escape(series[k].name), fmt_num(v));
     }
     double cx = gx + group_w * 0.4;
-    out += fmt::format(R"~(<text transform="translate({:.1f},{}) rotate(-35)" text-anchor="end" class="tick">{}</text>)~",
-                       cx, y1 + 12, escape(cats[j]));
+    out +=
+        fmt::format(R"~(<text transform="translate({:.1f},{}) rotate(-35)" text-anchor="end" class="tick">{}</text>)~",
+                    cx, y1 + 12, escape(cats[j]));
   }
   if (series.size() > 1) {
     std::vector<std::string> names;
@@ -224,14 +240,16 @@ std::string timeline_chart(const Axes& a, const std::vector<std::string>& lanes,
         xs(s.start), y, std::max(xs(s.end) - xs(s.start), 0.3), lane_h * 0.7, palette(s.colour), escape(s.label));
   }
   for (double t : ticks(tlo, thi, false))
-    out += fmt::format(R"~(<line x1="{0:.1f}" x2="{0:.1f}" y1="{1}" y2="{2}" class="grid"/><text x="{0:.1f}" y="{3}" text-anchor="middle" class="tick">{4}</text>)~",
-                       xs(t), y0, y1, y1 + 16, fmt_num(t));
-  out += fmt::format(R"~(<text x="{}" y="{}" text-anchor="middle" class="label">{}</text>)~", (x0 + x1) / 2, a.height - 8,
-                     escape(a.x_label));
+    out += fmt::format(
+        R"~(<line x1="{0:.1f}" x2="{0:.1f}" y1="{1}" y2="{2}" class="grid"/><text x="{0:.1f}" y="{3}" text-anchor="middle" class="tick">{4}</text>)~",
+        xs(t), y0, y1, y1 + 16, fmt_num(t));
+  out += fmt::format(R"~(<text x="{}" y="{}" text-anchor="middle" class="label">{}</text>)~", (x0 + x1) / 2,
+                     a.height - 8, escape(a.x_label));
   int lx = x0;
   for (const auto& [c, name] : legend) {
-    out += fmt::format(R"~(<rect x="{}" y="{}" width="10" height="10" fill="{}"/><text x="{}" y="{}" class="legend">{}</text>)~",
-                       lx, a.height - 30, palette(c), lx + 14, a.height - 21, escape(name));
+    out += fmt::format(
+        R"~(<rect x="{}" y="{}" width="10" height="10" fill="{}"/><text x="{}" y="{}" class="legend">{}</text>)~", lx,
+        a.height - 30, palette(c), lx + 14, a.height - 21, escape(name));
     lx += 24 + static_cast<int>(name.size()) * 7;
   }
   return out + "</svg>";
@@ -282,8 +300,8 @@ std::string heatmap(const Axes& a, const std::vector<std::string>& rows, const s
     out += fmt::format(R"~(<rect x="{}" y="{:.1f}" width="12" height="{:.1f}" fill="{}"/>)~", bx,
                        y0 + (y1 - y0) * i / 20.0, (y1 - y0) / 20.0 + 0.5, seq_colour(t));
   }
-  out += fmt::format(R"~(<text x="{}" y="{}" class="tick">{}</text><text x="{}" y="{}" class="tick">{}</text>)~", bx + 15,
-                     y0 + 8, fmt_num(hi), bx + 15, y1, fmt_num(lo));
+  out += fmt::format(R"~(<text x="{}" y="{}" class="tick">{}</text><text x="{}" y="{}" class="tick">{}</text>)~",
+                     bx + 15, y0 + 8, fmt_num(hi), bx + 15, y1, fmt_num(lo));
   out += fmt::format(R"~(<text transform="translate({},{}) rotate(90)" text-anchor="middle" class="label">{}</text>)~",
                      bx + 50, (y0 + y1) / 2, escape(a.y_label));
   return out + "</svg>";

@@ -26,9 +26,9 @@ class AnalyzeReliability : public ::testing::Test {
   test::TempDir dir;
   std::filesystem::path damaged(const std::string& kind) {
     auto p = dir / (kind + ".h5");
-    auto r = run_command(quote(test::h5py_python()) + " " +
-                         quote(std::string(CDMA_TEST_FORMATS_DIR) + "/h5py_damaged.py") + " " + quote(p.string()) +
-                         " " + kind);
+    auto r =
+        run_command(quote(test::h5py_python()) + " " + quote(std::string(CDMA_TEST_FORMATS_DIR) + "/h5py_damaged.py") +
+                    " " + quote(p.string()) + " " + kind);
     EXPECT_EQ(r.exit_code, 0) << r.output;
     return p;
   }
@@ -126,9 +126,10 @@ TEST_F(AnalyzeReliability, NoOutputIsLostSilently) {
   // An output that names an input, another output, nothing or a directory is refused before work.
   const std::string before = slurp(p);
   const auto x = dir / "x.out";
-  for (const std::string& args : std::vector<std::string>{"--json " + t, "--csv " + t, "--json ./" + quote(p.filename().string()),
-                                 "--json " + quote(x.string()) + " --csv " + quote(x.string()), "--json ''",
-                                 "--csv ''", "--json " + quote(dir.path().string()), "--json - --csv -"}) {
+  for (const std::string& args :
+       std::vector<std::string>{"--json " + t, "--csv " + t, "--json ./" + quote(p.filename().string()),
+                                "--json " + quote(x.string()) + " --csv " + quote(x.string()), "--json ''", "--csv ''",
+                                "--json " + quote(dir.path().string()), "--json - --csv -"}) {
     auto r = run_command("cd " + quote(dir.path().string()) + " && " + cdma() + " analyze -q " + t + " " + args);
     EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.output;
     EXPECT_FALSE(std::filesystem::exists(x)) << args;
@@ -139,16 +140,15 @@ TEST_F(AnalyzeReliability, NoOutputIsLostSilently) {
 TEST_F(AnalyzeReliability, BadCommandLineValuesExitTwo) {
   const auto p = damaged("good");
   const std::string t = quote(p.string());
-  for (const std::string args : {"-j 100000", "-j -1", "--chunk -4K", "--chunk 99999999999999999999",
-                                 "--chunk 1.5K", "--chunk 4X", "--chunk 8E", "--chunk ''", "--codecs zrle-17",
-                                 "--codecs zlib-10"}) {
+  for (const std::string args : {"-j 100000", "-j -1", "--chunk -4K", "--chunk 99999999999999999999", "--chunk 1.5K",
+                                 "--chunk 4X", "--chunk 8E", "--chunk ''", "--codecs zrle-17", "--codecs zlib-10"}) {
     auto r = run_command(cdma() + " analyze -q " + t + " " + args);
     EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.output;
   }
   const std::string out = quote((dir / "s.h5").string());
-  for (const std::string args : {"--mean-run 0", "--mean-run -3", "--dead-share 2", "--density 1.5",
-                                 "--shape 4294967296,4294967296,4,1", "--shape -1,2", "--shape 2,x", "--bytes -1",
-                                 "--bytes 0", "--bytes 1e300G", "--layers 0", "--iterations 0"}) {
+  for (const std::string args :
+       {"--mean-run 0", "--mean-run -3", "--dead-share 2", "--density 1.5", "--shape 4294967296,4294967296,4,1",
+        "--shape -1,2", "--shape 2,x", "--bytes -1", "--bytes 0", "--bytes 1e300G", "--layers 0", "--iterations 0"}) {
     auto r = run_command(cdma() + " synth -o " + out + " " + args);
     EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.output;
     EXPECT_FALSE(std::filesystem::exists(dir / "s.h5")) << args;

@@ -11,9 +11,9 @@
 
 #include <gtest/gtest.h>
 #include <lz4.h>
-#include <nlohmann/json.hpp>
 #include <zlib.h>
 #include <zstd.h>
+#include <nlohmann/json.hpp>
 
 #include "test_util.hpp"
 
@@ -196,7 +196,7 @@ TEST(AnalyzeWindows, StreamRefusesMisfedWindowsAndPermutations) {
   TensorAnalyzer an2(o);
   TensorStream ts(an2, meta_of(spec), ws, "t");
   EXPECT_THROW(ts.feed(std::span(data).subspan(0, 100)), formats::Error);  // not a whole window
-  EXPECT_THROW(ts.finish(), formats::Error);                              // nothing fed
+  EXPECT_THROW(ts.finish(), formats::Error);                               // nothing fed
 }
 
 // zlib and zstd keep one compression state per thread between calls (compress2 and ZSTD_compress

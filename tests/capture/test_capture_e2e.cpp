@@ -17,9 +17,9 @@
 #include <vector>
 
 namespace fs = std::filesystem;
-using cdma::formats::TraceReader;
 using cdma::capture_test::Capture;
 using cdma::capture_test::kCdma;
+using cdma::formats::TraceReader;
 
 namespace {
 

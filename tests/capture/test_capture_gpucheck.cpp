@@ -43,15 +43,19 @@ TEST_F(Capture, GpuCheckScriptChecksSpools) {
     std::ofstream f(dir_ / "mk.py");
     f << "import hashlib, json, struct\n"
          "h = set()\n"
-         "with open('" << (dir_ / "expected.bin").string() << "', 'rb') as f:\n"
+         "with open('"
+      << (dir_ / "expected.bin").string()
+      << "', 'rb') as f:\n"
          "    while True:\n"
          "        b = f.read(4)\n"
          "        if not b: break\n"
          "        n = struct.unpack('<I', b)[0]; name = f.read(n).decode()\n"
          "        it, nb = struct.unpack('<qQ', f.read(16)); data = f.read(nb)\n"
-         "        if it == 1: h.add(hashlib.sha1(data + (b'x' if " << (corrupt ? "name == 'conv1'" : "False") << " else b'')).hexdigest())\n"
-         "json.dump({'check_iter': 1, 'conv_shapes': " << shapes << ", 'saved_hashes': sorted(h)}, open('" << path
-      << "', 'w'))\n";
+         "        if it == 1: h.add(hashlib.sha1(data + (b'x' if "
+      << (corrupt ? "name == 'conv1'" : "False")
+      << " else b'')).hexdigest())\n"
+         "json.dump({'check_iter': 1, 'conv_shapes': "
+      << shapes << ", 'saved_hashes': sorted(h)}, open('" << path << "', 'w'))\n";
     f.close();
     return sh(py + " " + (dir_ / "mk.py").string()) == 0;
   };
@@ -73,14 +77,13 @@ TEST_F(Capture, GpuCheckScriptChecksSpools) {
     f.seekp(64 + 3);  // the first record's magic
     f.put('Z');
   }
-  EXPECT_EQ(sh(py + " " + tools + "/train.py --check-only " + sp + " --out " + (dir_ / "dmg.json").string() +
-               " >/dev/null"),
-            1);
+  EXPECT_EQ(
+      sh(py + " " + tools + "/train.py --check-only " + sp + " --out " + (dir_ / "dmg.json").string() + " >/dev/null"),
+      1);
   std::ifstream dj(dir_ / "dmg.json");
   std::string dmg(std::istreambuf_iterator<char>(dj), {});
   EXPECT_NE(dmg.find("bad record magic"), std::string::npos) << dmg;
 }
-
 
 // The output folder of a run: at most 8 files, each under 16 MiB (what comes back from the GPU
 // machine), the summary text and JSON, and an archive that holds no full-capture spool.
@@ -120,10 +123,10 @@ TEST_F(Capture, GpuCheckDryRun) {
   // time reads UNAVAILABLE on its own line, and the exit status stays 0.
   const std::string sp2 = (dir_ / "sp2").string();
   ASSERT_EQ(capture("--cupti off --keep-spool --spool-dir " + sp2, CDMA_LEGACY_NET, "--iterations 2"), 0);
-  ASSERT_EQ(sh("bash " + kTools + "/run.sh --dry-run --python " + kPy + " --spool " + sp2 + " --out " +
-               (dir_ / "out2").string() + " --work " + (dir_ / "work2").string() + " > " +
-               (dir_ / "stdout2.txt").string()),
-            0)
+  ASSERT_EQ(
+      sh("bash " + kTools + "/run.sh --dry-run --python " + kPy + " --spool " + sp2 + " --out " +
+         (dir_ / "out2").string() + " --work " + (dir_ / "work2").string() + " > " + (dir_ / "stdout2.txt").string()),
+      0)
       << stderr_text() << slurp(dir_ / "stdout2.txt");
   const std::string text2 = slurp(dir_ / "stdout2.txt");
   EXPECT_NE(text2.find("== capture checks: PASSED"), std::string::npos) << text2;
@@ -218,8 +221,8 @@ TEST_F(Capture, GpuCheckRefusesBadSettings) {
   EXPECT_EQ(sh(run + " --frobnicate"), 2);
   // Without a GPU (the real trainer's probe fails: no torch, or no device) the check says so, exit 1.
   const fs::path out = dir_ / "out";
-  EXPECT_EQ(sh(run + " --lib " + CDMA_CAPTURE_LIB + " --out " + out.string() + " --work " +
-               (dir_ / "w").string() + " > " + (dir_ / "o.txt").string()),
+  EXPECT_EQ(sh(run + " --lib " + CDMA_CAPTURE_LIB + " --out " + out.string() + " --work " + (dir_ / "w").string() +
+               " > " + (dir_ / "o.txt").string()),
             1);
   EXPECT_NE(slurp(dir_ / "o.txt").find("usable GPU"), std::string::npos) << slurp(dir_ / "o.txt");
   expect_small_output(out);
@@ -263,8 +266,7 @@ TEST_F(Capture, InterposerBringsNoCudaCudnnCuptiOrHdf5) {
   }
   EXPECT_TRUE(needed.count("libc.so.6"));
   for (const auto& lib : needed)
-    EXPECT_TRUE(lib == "libc.so.6" || lib == "libdl.so.2" || lib == "libpthread.so.0" ||
-                lib.rfind("ld-linux", 0) == 0)
+    EXPECT_TRUE(lib == "libc.so.6" || lib == "libdl.so.2" || lib == "libpthread.so.0" || lib.rfind("ld-linux", 0) == 0)
         << lib << " is a DT_NEEDED of the interposer";
 }
 

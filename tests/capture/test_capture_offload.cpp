@@ -13,9 +13,9 @@
 namespace fs = std::filesystem;
 using cdma::capture::SpoolReader;
 using cdma::capture::SpoolRecord;
-using cdma::formats::TraceReader;
 using cdma::capture_test::Capture;
 using cdma::capture_test::kCdma;
+using cdma::formats::TraceReader;
 namespace spool = cdma::capture::spool;
 
 namespace {
@@ -159,8 +159,7 @@ TEST_F(Capture, RetriedBackendPlansDoNotShiftIterations) {
 // says complete = 1 (none at all; an older file at the output path stays as it was).
 TEST_F(Capture, DamagedSpoolLeavesNoTraceMarkedComplete) {
   const fs::path sp = dir_ / "sp";
-  ASSERT_EQ(capture("--keep-spool --spool-dir " + sp.string(), CDMA_LEGACY_NET, "--iterations 2"), 0)
-      << stderr_text();
+  ASSERT_EQ(capture("--keep-spool --spool-dir " + sp.string(), CDMA_LEGACY_NET, "--iterations 2"), 0) << stderr_text();
   const fs::path file = only_spool(sp);
   const auto recs = records_of(file);
   std::vector<std::uint64_t> tensors;

@@ -11,8 +11,7 @@ using namespace cdma::formats;
 using cdma::test::random_tensor;
 
 namespace {
-const char* kAll[] = {"zvc", "zrle-1", "zrle-4", "zrle-16", "zlib-1", "zlib-6", "zlib-9",
-                      "zstd-1", "zstd-3", "lz4"};
+const char* kAll[] = {"zvc", "zrle-1", "zrle-4", "zrle-16", "zlib-1", "zlib-6", "zlib-9", "zstd-1", "zstd-3", "lz4"};
 }
 
 TEST(CodecRegistry, NamesAndDefaults) {
@@ -24,8 +23,8 @@ TEST(CodecRegistry, NamesAndDefaults) {
   EXPECT_EQ(make_codec("zstd-19")->name(), "zstd-19");
   EXPECT_EQ(make_codec("lz4")->name(), "lz4");
   EXPECT_EQ(codec_families().size(), 5u);
-  for (const char* bad : {"", "zvc-2", "zrle-0", "zrle-17", "zrle-", "zrle-x", "zlib-10", "zstd-0",
-                          "lz5", "ZVC", "zlib-6 "}) {
+  for (const char* bad :
+       {"", "zvc-2", "zrle-0", "zrle-17", "zrle-", "zrle-x", "zlib-10", "zstd-0", "lz5", "ZVC", "zlib-6 "}) {
     try {
       (void)make_codec(bad);
       ADD_FAILURE() << "accepted '" << bad << "'";

@@ -28,8 +28,7 @@ std::string compute_table() {
         s.clustering = c;
         s.seed = 2018;
         const auto v = synth_activations(s);
-        os << to_string(c) << '\t' << to_string(t) << '\t' << d << '\t' << s.seed << '\t'
-           << v.size();
+        os << to_string(c) << '\t' << to_string(t) << '\t' << d << '\t' << s.seed << '\t' << v.size();
         for (const char* name : {"zvc", "zrle-2", "zrle-4", "zrle-8"})
           os << '\t' << make_codec(name)->compressed_size(v, dtype_size(t));
         os << '\n';

@@ -92,10 +92,10 @@ TEST(Synth, HalfConversionsRoundToNearestEven) {
   EXPECT_EQ(f32_to_f16_bits(1.0f), 0x3c00);
   EXPECT_EQ(f32_to_f16_bits(-2.0f), 0xc000);
   EXPECT_EQ(f32_to_f16_bits(65504.0f), 0x7bff);
-  EXPECT_EQ(f32_to_f16_bits(65520.0f), 0x7c00);  // rounds up to inf
-  EXPECT_EQ(f32_to_f16_bits(std::ldexp(1.0f, -24)), 0x0001);  // smallest subnormal
-  EXPECT_EQ(f32_to_f16_bits(std::ldexp(1.0f, -25)), 0x0000);  // tie -> even (0)
-  EXPECT_EQ(f32_to_f16_bits(std::ldexp(3.0f, -25)), 0x0002);  // 1.5 quanta -> 2 (even)
+  EXPECT_EQ(f32_to_f16_bits(65520.0f), 0x7c00);                      // rounds up to inf
+  EXPECT_EQ(f32_to_f16_bits(std::ldexp(1.0f, -24)), 0x0001);         // smallest subnormal
+  EXPECT_EQ(f32_to_f16_bits(std::ldexp(1.0f, -25)), 0x0000);         // tie -> even (0)
+  EXPECT_EQ(f32_to_f16_bits(std::ldexp(3.0f, -25)), 0x0002);         // 1.5 quanta -> 2 (even)
   EXPECT_EQ(f32_to_f16_bits(1.0f + std::ldexp(1.0f, -11)), 0x3c00);  // tie -> even
   EXPECT_EQ(f32_to_f16_bits(1.0f + std::ldexp(3.0f, -11)), 0x3c02);  // tie -> even (up)
   EXPECT_EQ(f32_to_f16_bits(std::nanf("")) & 0x7c00, 0x7c00);

@@ -39,8 +39,7 @@ TEST(ZeroScan, FastPathsMatchReferenceOnRandomInputs) {
     const auto in = random_tensor(rng, n, w, d, max_run);
     const ZeroScan ref = zero_scan_reference(in, w);
     for (SimdLevel l : runnable_levels()) {
-      ASSERT_EQ(zero_scan(in, w, l), ref)
-          << "iter " << iter << " level " << to_string(l) << " w " << w << " n " << n;
+      ASSERT_EQ(zero_scan(in, w, l), ref) << "iter " << iter << " level " << to_string(l) << " w " << w << " n " << n;
     }
     ASSERT_EQ(count_nonzeros(in, w), ref.nonzeros);
   }
@@ -52,11 +51,9 @@ TEST(ZeroScan, SizesEqualEncodedSizes) {
     const std::size_t w = std::size_t{1} << (iter % 3);
     const auto in = random_tensor(rng, rng() % 3000, w, static_cast<double>(rng() % 11) / 10.0, 1 + rng() % 300);
     const ZeroScan s = zero_scan(in, w);
-    std::vector<std::byte> out(std::max(zvc_max_encoded_size(in.size(), w),
-                                        zrle_max_encoded_size(in.size(), w)));
+    std::vector<std::byte> out(std::max(zvc_max_encoded_size(in.size(), w), zrle_max_encoded_size(in.size(), w)));
     EXPECT_EQ(zvc_size(s.elements, s.nonzeros, w), zvc_encode(in, w, out));
-    for (int k = kZrleMinK; k <= kZrleMaxK; ++k)
-      EXPECT_EQ(zrle_size(s, w, k), zrle_encode(in, w, k, out)) << "k " << k;
+    for (int k = kZrleMinK; k <= kZrleMaxK; ++k) EXPECT_EQ(zrle_size(s, w, k), zrle_encode(in, w, k, out)) << "k " << k;
   }
 }
 

@@ -49,8 +49,8 @@ TEST(Zvc, EdgeCasesRoundTripEveryWidth) {
     SCOPED_TRACE(w);
     for (std::size_t n : {0, 1, 31, 32, 33, 63, 64, 65, 100, 1000, 4097}) {
       SCOPED_TRACE(n);
-      expect_round_trip(std::vector<std::byte>(n * w, std::byte{0}), w);       // all zero
-      expect_round_trip(std::vector<std::byte>(n * w, std::byte{0x3c}), w);    // all nonzero
+      expect_round_trip(std::vector<std::byte>(n * w, std::byte{0}), w);     // all zero
+      expect_round_trip(std::vector<std::byte>(n * w, std::byte{0x3c}), w);  // all nonzero
     }
   }
 }

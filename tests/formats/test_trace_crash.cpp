@@ -5,10 +5,10 @@
 
 #include <gtest/gtest.h>
 
-#include <csignal>
 #include <sys/wait.h>
-#include <thread>
 #include <unistd.h>
+#include <csignal>
+#include <thread>
 
 using namespace cdma;
 using namespace cdma::formats;
@@ -71,19 +71,18 @@ TEST_P(Crash, KilledWriterLeavesReadableTrace) {
   for (std::size_t i = 0; i < r.tensors().size(); ++i) {
     auto m = crash_meta(static_cast<int>(i));
     ASSERT_EQ(r.tensors()[i].dims, m.dims);
-    EXPECT_EQ(r.read(r.tensors()[i]),
-              test::random_bytes(static_cast<std::size_t>(m.bytes()), static_cast<unsigned>(i)))
+    EXPECT_EQ(r.read(r.tensors()[i]), test::random_bytes(static_cast<std::size_t>(m.bytes()), static_cast<unsigned>(i)))
         << "tensor " << i;
   }
-  auto res = test::run_command(test::h5py_python() + " " +
-                               test::quote(std::string(CDMA_TEST_FORMATS_DIR) + "/h5py_list.py") + " " +
-                               test::quote(path.string()));
+  auto res =
+      test::run_command(test::h5py_python() + " " + test::quote(std::string(CDMA_TEST_FORMATS_DIR) + "/h5py_list.py") +
+                        " " + test::quote(path.string()));
   EXPECT_EQ(res.exit_code, 0) << res.output;
   EXPECT_EQ(std::stoi(res.output), static_cast<int>(r.tensors().size()));
 }
 
 INSTANTIATE_TEST_SUITE_P(KillPoints, Crash,
-                         ::testing::Values(std::pair{1, 0}, std::pair{2, 300}, std::pair{3, 1500},
-                                           std::pair{5, 50}, std::pair{8, 3000}, std::pair{4, 800}));
+                         ::testing::Values(std::pair{1, 0}, std::pair{2, 300}, std::pair{3, 1500}, std::pair{5, 50},
+                                           std::pair{8, 3000}, std::pair{4, 800}));
 
 }  // namespace

@@ -31,7 +31,7 @@ TEST(Interop, H5pyReadsWhatCdmaWrites) {
   auto path = dir / "cdma.h5";
   json exp;
   exp["root"] = {{"format", "cdma-trace"}, {"format_version", 1}, {"producer", "cdma-test 0"},
-                 {"source", "synthetic"}, {"complete", 1}, {"model", "unit"}};
+                 {"source", "synthetic"},  {"complete", 1},       {"model", "unit"}};
   exp["tensors"] = json::array();
   {
     WriterOptions o;
@@ -51,10 +51,17 @@ TEST(Interop, H5pyReadsWhatCdmaWrites) {
         w.append_tensor(m, bytes);
         char name[16];
         std::snprintf(name, sizeof name, "%010d", i);
-        exp["tensors"].push_back({{"name", name}, {"dims", m.dims}, {"dtype", to_string(d)},
-                                  {"layout", to_string(l)}, {"layer", m.layer}, {"op", m.op}, {"role", "x"},
-                                  {"phase", "forward"}, {"iteration", m.iteration},
-                                  {"layer_index", m.layer_index}, {"hex", hex(bytes)},
+        exp["tensors"].push_back({{"name", name},
+                                  {"dims", m.dims},
+                                  {"dtype", to_string(d)},
+                                  {"layout", to_string(l)},
+                                  {"layer", m.layer},
+                                  {"op", m.op},
+                                  {"role", "x"},
+                                  {"phase", "forward"},
+                                  {"iteration", m.iteration},
+                                  {"layer_index", m.layer_index},
+                                  {"hex", hex(bytes)},
                                   {"offload", m.offload ? json(*m.offload ? 1 : 0) : json(nullptr)}});
         ++i;
       }

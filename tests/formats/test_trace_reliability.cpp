@@ -25,12 +25,14 @@ TEST(TraceText, ValidUtf8IsKeptAndEverythingElseEscaped) {
   EXPECT_TRUE(is_clean_text("conv1.weight"));
   EXPECT_TRUE(is_clean_text("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));  // 2-, 3- and 4-byte sequences
   EXPECT_EQ(clean_text("caf\xc3\xa9"), "caf\xc3\xa9");
-  EXPECT_EQ(clean_text("\xff\xfe\x80" "bad"), "\\xFF\\xFE\\x80bad");
-  EXPECT_EQ(clean_text("a\tb\x7f"), "a\\x09b\\x7F");                 // control characters
-  EXPECT_EQ(clean_text("\xc0\xaf"), "\\xC0\\xAF");                   // overlong '/'
-  EXPECT_EQ(clean_text("\xed\xa0\x80"), "\\xED\\xA0\\x80");          // a UTF-16 surrogate
+  EXPECT_EQ(clean_text("\xff\xfe\x80"
+                       "bad"),
+            "\\xFF\\xFE\\x80bad");
+  EXPECT_EQ(clean_text("a\tb\x7f"), "a\\x09b\\x7F");                  // control characters
+  EXPECT_EQ(clean_text("\xc0\xaf"), "\\xC0\\xAF");                    // overlong '/'
+  EXPECT_EQ(clean_text("\xed\xa0\x80"), "\\xED\\xA0\\x80");           // a UTF-16 surrogate
   EXPECT_EQ(clean_text("\xf4\x90\x80\x80"), "\\xF4\\x90\\x80\\x80");  // above U+10FFFF
-  EXPECT_EQ(clean_text("x\xe2\x82"), "x\\xE2\\x82");                 // truncated sequence
+  EXPECT_EQ(clean_text("x\xe2\x82"), "x\\xE2\\x82");                  // truncated sequence
   for (std::string s : {"\xff", "a\x01", "\xc3", "\xe2\x82\xac\x80"}) {
     EXPECT_FALSE(is_clean_text(s)) << s;
     EXPECT_TRUE(is_clean_text(clean_text(s))) << s;

@@ -27,8 +27,7 @@ inline formats::TensorMeta make_meta(formats::DType dt, formats::Layout lay, std
   m.phase = "forward";
   m.layout = lay;
   m.dtype = dt;
-  m.dims = lay == formats::Layout::NC ? std::vector<std::int64_t>{3, 17}
-                                      : std::vector<std::int64_t>{2, 3, 5, 7};
+  m.dims = lay == formats::Layout::NC ? std::vector<std::int64_t>{3, 17} : std::vector<std::int64_t>{2, 3, 5, 7};
   m.call = 100 + idx;
   return m;
 }

@@ -47,8 +47,8 @@ std::vector<std::uint8_t> mutate(std::vector<std::uint8_t> v, Rng& r) {
         v.resize(r.below(v.size() + 1));
         break;
       case 3:  // insert random bytes
-        v.insert(v.begin() + static_cast<std::ptrdiff_t>(r.below(v.size() + 1)),
-                 1 + r.below(8), static_cast<std::uint8_t>(r.next()));
+        v.insert(v.begin() + static_cast<std::ptrdiff_t>(r.below(v.size() + 1)), 1 + r.below(8),
+                 static_cast<std::uint8_t>(r.next()));
         break;
       case 4:  // delete a range
         if (!v.empty()) {
@@ -110,8 +110,7 @@ int main(int argc, char** argv) {
   long runs = 0;
   for (const auto& f : files) {
     std::ifstream in(f, std::ios::binary);
-    const std::vector<std::uint8_t> seed((std::istreambuf_iterator<char>(in)),
-                                         std::istreambuf_iterator<char>());
+    const std::vector<std::uint8_t> seed((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     LLVMFuzzerTestOneInput(seed.data(), seed.size());
     ++runs;
     std::uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a of the file name: same mutations everywhere
@@ -119,8 +118,9 @@ int main(int argc, char** argv) {
     Rng r{h};
     for (long m = 0; m < mutations; ++m, ++runs) {
       const auto v = mutate(seed, r);
-      if (save) std::ofstream(save, std::ios::binary | std::ios::trunc)
-                    .write(reinterpret_cast<const char*>(v.data()), static_cast<std::streamsize>(v.size()));
+      if (save)
+        std::ofstream(save, std::ios::binary | std::ios::trunc)
+            .write(reinterpret_cast<const char*>(v.data()), static_cast<std::streamsize>(v.size()));
       LLVMFuzzerTestOneInput(v.data(), v.size());
     }
   }

@@ -23,8 +23,8 @@ namespace cdma::fuzz {
 struct Input {
   std::size_t width = 4;
   bool decode = false;
-  unsigned param = 0;                // 0..31
-  std::size_t elements = 0;          // decode mode
+  unsigned param = 0;        // 0..31
+  std::size_t elements = 0;  // decode mode
   std::span<const std::byte> payload;
 };
 
@@ -51,8 +51,7 @@ inline bool parse(const std::uint8_t* data, std::size_t size, Input& in) {
 }
 
 // Encode with `codec`, decode, compare; and check compressed_size() agrees.
-inline std::vector<std::byte> round_trip(const formats::Codec& codec, std::span<const std::byte> t,
-                                         std::size_t w) {
+inline std::vector<std::byte> round_trip(const formats::Codec& codec, std::span<const std::byte> t, std::size_t w) {
   std::vector<std::byte> enc(codec.max_encoded_size(t.size(), w));
   enc.resize(codec.encode(t, w, enc));
   if (codec.compressed_size(t, w) != enc.size()) fail("compressed_size() != encoded size");

@@ -25,8 +25,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (enc != ref) cdma::fuzz::fail("zvc: SIMD encode differs from the reference");
       std::vector<std::byte> back(t.size());
       zvc_decode(enc, w, back, l);
-      if (!std::equal(back.begin(), back.end(), t.begin(), t.end()))
-        cdma::fuzz::fail("zvc: round trip differs");
+      if (!std::equal(back.begin(), back.end(), t.begin(), t.end())) cdma::fuzz::fail("zvc: round trip differs");
     }
     cdma::fuzz::round_trip(*make_codec("zvc"), t, w);
     return 0;

@@ -23,8 +23,8 @@ int main(int argc, char** argv) {
     const char* codec;
     unsigned param;
   };
-  const Target targets[] = {{"zvc", "zvc", 0}, {"zrle", "zrle-4", 3}, {"zlib", "zlib-6", 6},
-                            {"zstd", "zstd-1", 0}, {"lz4", "lz4", 0}};
+  const Target targets[] = {
+      {"zvc", "zvc", 0}, {"zrle", "zrle-4", 3}, {"zlib", "zlib-6", 6}, {"zstd", "zstd-1", 0}, {"lz4", "lz4", 0}};
   struct Case {
     DType t;
     double d;
@@ -58,8 +58,7 @@ int main(int argc, char** argv) {
       enc.resize(codec->encode(t, w, enc));
       const std::size_t n = t.size() / w;
       std::vector<unsigned char> dec{static_cast<unsigned char>(wsel | 4u | tg.param << 3),
-                                     static_cast<unsigned char>(n & 0xff),
-                                     static_cast<unsigned char>(n >> 8)};
+                                     static_cast<unsigned char>(n & 0xff), static_cast<unsigned char>(n >> 8)};
       for (auto b : enc) dec.push_back(std::to_integer<unsigned char>(b));
       for (const auto* v : {&rt, &dec}) {
         const auto path = root / tg.dir / ("seed_" + std::to_string(i++) + ".bin");

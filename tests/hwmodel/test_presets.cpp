@@ -3,8 +3,8 @@
 
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
 #include <sys/stat.h>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <fstream>
@@ -87,7 +87,9 @@ TEST(HwPresets, EveryBadValueNamesFileAndField) {
     std::vector<std::string> words;
   };
   const std::vector<Case> cases = {
-      {"gpus.json", [](json& j) { j["schema"] = "cdma-link-presets"; }, {"schema is 'cdma-link-presets'", "cdma-gpu-presets"}},
+      {"gpus.json",
+       [](json& j) { j["schema"] = "cdma-link-presets"; },
+       {"schema is 'cdma-link-presets'", "cdma-gpu-presets"}},
       {"gpus.json", [](json& j) { j.erase("schema"); }, {"\"schema\""}},
       {"gpus.json", [](json& j) { j["schema_version"] = std::uint64_t{1} << 40; }, {"1099511627776", "newer"}},
       {"gpus.json", [](json& j) { j["schema_version"] = 0; }, {"schema_version 0"}},
@@ -95,8 +97,12 @@ TEST(HwPresets, EveryBadValueNamesFileAndField) {
       {"gpus.json", [](json& j) { j["gpus"][1]["peak_tflops"]["fp32"] = 0; }, {"titan-xp.peak_tflops.fp32 = 0", "(0"}},
       {"gpus.json", [](json& j) { j["gpus"][1]["peak_tflops"]["fp16"] = -5; }, {"titan-xp.peak_tflops.fp16"}},
       {"gpus.json", [](json& j) { j["gpus"][1]["dram_gbps"] = 0; }, {"titan-xp.dram_gbps = 0"}},
-      {"gpus.json", [](json& j) { j["gpus"][1]["dram_gbps"] = "547.7"; }, {"titan-xp.dram_gbps must be a number", "string"}},
-      {"gpus.json", [](json& j) { j["gpus"][1]["compute_efficiency"] = 1.5; }, {"titan-xp.compute_efficiency = 1.5", "1]"}},
+      {"gpus.json",
+       [](json& j) { j["gpus"][1]["dram_gbps"] = "547.7"; },
+       {"titan-xp.dram_gbps must be a number", "string"}},
+      {"gpus.json",
+       [](json& j) { j["gpus"][1]["compute_efficiency"] = 1.5; },
+       {"titan-xp.compute_efficiency = 1.5", "1]"}},
       {"gpus.json", [](json& j) { j["gpus"][1]["dram_efficiency"] = 0; }, {"titan-xp.dram_efficiency = 0"}},
       {"gpus.json", [](json& j) { j["gpus"][1]["memory_gib"] = 1e300; }, {"titan-xp.memory_gib"}},
       {"gpus.json", [](json& j) { j["gpus"][1]["long_name"] = 7; }, {"titan-xp.long_name must be a string"}},
@@ -110,15 +116,21 @@ TEST(HwPresets, EveryBadValueNamesFileAndField) {
       {"links.json", [](json& j) { j["links"][0]["nominal_gbps"] = 0; }, {"pcie3.nominal_gbps = 0"}},
       {"links.json", [](json& j) { j["links"][0]["latency_us"] = -1; }, {"pcie3.latency_us = -1"}},
       {"links.json", [](json& j) { j["links"][0]["latency_us"] = 1e300; }, {"pcie3.latency_us"}},
-      {"links.json", [](json& j) { j["links"][0]["latency_us"] = nullptr; }, {"pcie3.latency_us must be a number", "null"}},
+      {"links.json",
+       [](json& j) { j["links"][0]["latency_us"] = nullptr; },
+       {"pcie3.latency_us must be a number", "null"}},
       {"links.json", [](json& j) { j["schema_version"] = 2; }, {"schema_version 2 is newer"}},
       {"engines.json", [](json& j) { j["placements"] = json::object(); }, {"placements needs 'dma'"}},
       {"engines.json", [](json& j) { j["placements"]["gpu"] = j["placements"]["mc"]; }, {"unknown placement 'gpu'"}},
-      {"engines.json", [](json& j) { j["placements"]["dma"]["read_share_of_dram"] = 2; }, {"placements.dma.read_share_of_dram = 2"}},
+      {"engines.json",
+       [](json& j) { j["placements"]["dma"]["read_share_of_dram"] = 2; },
+       {"placements.dma.read_share_of_dram = 2"}},
       {"engines.json", [](json& j) { j["placements"]["mc"] = 1; }, {"placements.mc must be an object"}},
       {"engines.json", [](json& j) { j["compressor_gbps"]["zsdt"] = 3; }, {"compressor_gbps: unknown key 'zsdt'"}},
       {"engines.json", [](json& j) { j["compressor_gbps"]["zlib"] = -16; }, {"compressor_gbps.zlib = -16"}},
-      {"engines.json", [](json& j) { j["software_kernel_gbps"]["lz4"] = "fast"; }, {"software_kernel_gbps.lz4 must be a number"}},
+      {"engines.json",
+       [](json& j) { j["software_kernel_gbps"]["lz4"] = "fast"; },
+       {"software_kernel_gbps.lz4 must be a number"}},
       {"engines.json", [](json& j) { j["schema"] = 1; }, {"\"schema\""}},
   };
   auto d = copy_presets("classes");
@@ -126,7 +138,8 @@ TEST(HwPresets, EveryBadValueNamesFileAndField) {
     std::ifstream in(presets() / c.file);
     json j = json::parse(in);
     c.damage(j);
-    for (auto f : {"gpus.json", "links.json", "engines.json"}) fs::copy_file(presets() / f, d / f, fs::copy_options::overwrite_existing);
+    for (auto f : {"gpus.json", "links.json", "engines.json"})
+      fs::copy_file(presets() / f, d / f, fs::copy_options::overwrite_existing);
     write(d / c.file, j.dump(1));
     try {
       hw::PresetCatalog::load(d);
@@ -138,7 +151,8 @@ TEST(HwPresets, EveryBadValueNamesFileAndField) {
     }
   }
   // A preset path that is a FIFO is refused at once instead of blocking the open.
-  for (auto f : {"gpus.json", "links.json", "engines.json"}) fs::copy_file(presets() / f, d / f, fs::copy_options::overwrite_existing);
+  for (auto f : {"gpus.json", "links.json", "engines.json"})
+    fs::copy_file(presets() / f, d / f, fs::copy_options::overwrite_existing);
   fs::remove(d / "links.json");
   ASSERT_EQ(::mkfifo((d / "links.json").c_str(), 0600), 0);
   try {

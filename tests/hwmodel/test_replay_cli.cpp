@@ -264,8 +264,8 @@ TEST_F(HwReplayCli, FilteredAnalysisLeavesUnmeasuredLayersUncompressed) {
   ASSERT_EQ(analyze(t.string() + " -q --codecs zvc --json " + full.string()).code, 0);
   ASSERT_EQ(analyze(t.string() + " -q --codecs zvc --ops conv --json " + conv.string()).code, 0);
   auto speedup = [&](const fs::path& ratios, nlohmann::json* run) {
-    auto r = replay(t.string() + " --compute trace --engine mc:zvc --ratios " + ratios.string() + " --json " +
-                    j.string());
+    auto r =
+        replay(t.string() + " --compute trace --engine mc:zvc --ratios " + ratios.string() + " --json " + j.string());
     EXPECT_EQ(r.code, 0) << r.out;
     *run = load(j)["runs"][0];
     return (*run)["totals"][2]["speedup_vs_vdnn"].get<double>();
@@ -344,11 +344,13 @@ TEST_F(HwReplayCli, TraceWithoutTimelineFallsBackToTheRooflineAndSaysSo) {
   auto r = replay(t.string() + " --json " + j.string() + " -q");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(load(j)["runs"][0]["compute"].get<std::string>().find("the trace has no /timeline"), std::string::npos);
-  r = sh(cdma_bin() + " report " + t.string() + " --zoo-net vgg16 --layouts stored --dtypes stored -o " + html.string());
+  r = sh(cdma_bin() + " report " + t.string() + " --zoo-net vgg16 --layouts stored --dtypes stored -o " +
+         html.string());
   ASSERT_EQ(r.code, 0) << r.out;
   std::ifstream in(html);
   std::string page((std::istreambuf_iterator<char>(in)), {});
-  EXPECT_NE(page.find("vgg16 from the zoo (full size, batch 256) with the ratios measured on " + t.filename().string()), std::string::npos);
+  EXPECT_NE(page.find("vgg16 from the zoo (full size, batch 256) with the ratios measured on " + t.filename().string()),
+            std::string::npos);
   EXPECT_NE(page.find("Not measured:"), std::string::npos) << "vgg16's layers have no counterpart in a synth trace";
   EXPECT_EQ(page.find("cdma-report-"), std::string::npos) << "a temporary path leaked into the page";
   EXPECT_EQ(sh(cdma_bin() + " report " + t.string() + " --zoo-net lenet -o " + html.string()).code, 2);

@@ -34,8 +34,9 @@ TEST(ReportBrowser, PageRendersWithEveryPlot) {
                   " --compute roofline --threads 1");
   ASSERT_EQ(r.exit_code, 0) << r.output;
 
-  std::string flags = " --headless --no-sandbox --disable-gpu --hide-scrollbars --user-data-dir=" +
-                      quote((dir / "profile").string()) + " ";
+  std::string flags =
+      " --headless --no-sandbox --disable-gpu --hide-scrollbars --user-data-dir=" + quote((dir / "profile").string()) +
+      " ";
   auto dom = dir / "dom.html";
   auto png = dir / "shot.png";
   r = run_command("timeout 120 " + browser + flags + "--enable-logging=stderr --v=0 --dump-dom file://" +
@@ -47,8 +48,8 @@ TEST(ReportBrowser, PageRendersWithEveryPlot) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   ASSERT_TRUE(std::filesystem::exists(png));
   // density heatmap + density line + ratio bars + variants bars + iteration-time bars + stall bars
-  r = run_command(cdma::test::h5py_python() + " " + quote(std::string(CDMA_TEST_REPORT_DIR) + "/check_page.py") +
-                  " " + quote(dom.string()) + " " + quote(png.string()) + " 6");
+  r = run_command(cdma::test::h5py_python() + " " + quote(std::string(CDMA_TEST_REPORT_DIR) + "/check_page.py") + " " +
+                  quote(dom.string()) + " " + quote(png.string()) + " 6");
   EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 

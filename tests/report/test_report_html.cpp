@@ -9,18 +9,29 @@ using nlohmann::json;
 namespace {
 
 json measures(double density, double zvc) {
-  return {{"tensors", 1}, {"iterations", 1}, {"elements", 100}, {"bytes", 400}, {"nonzeros", density * 100},
-          {"zero_runs", 3}, {"density", density},
+  return {{"tensors", 1},
+          {"iterations", 1},
+          {"elements", 100},
+          {"bytes", 400},
+          {"nonzeros", density * 100},
+          {"zero_runs", 3},
+          {"density", density},
           {"codecs", {{"zvc", {{"bytes", 400 / zvc}, {"ratio", zvc}, {"mean_ratio", zvc}}}}}};
 }
 
 json analysis() {
-  json a = {{"schema", "cdma-analysis"}, {"schema_version", 1},
+  json a = {{"schema", "cdma-analysis"},
+            {"schema_version", 1},
             {"options", {{"codecs", {"zvc"}}, {"layouts", {"stored"}}, {"dtypes", {"stored"}}}},
             {"traces", {{{"index", 0}, {"path", "x/<evil>.h5"}, {"model", "net<script>"}, {"source", "synthetic"}}}}};
   json l = measures(0.25, 3.2);
-  l.update({{"trace", 0}, {"layer", "conv1"}, {"layer_index", 0}, {"op", "conv"}, {"role", "x"},
-            {"layout", "stored"}, {"dtype", "stored"}});
+  l.update({{"trace", 0},
+            {"layer", "conv1"},
+            {"layer_index", 0},
+            {"op", "conv"},
+            {"role", "x"},
+            {"layout", "stored"},
+            {"dtype", "stored"}});
   a["layer"] = {l};
   json li = l;
   li["iteration"] = 5;
@@ -44,8 +55,8 @@ TEST(ReportHtml, SectionsAndEscaping) {
     EXPECT_NE(html.find(id), std::string::npos) << id;
   EXPECT_EQ(html.find("net<script>"), std::string::npos);
   EXPECT_NE(html.find("net&lt;script&gt;"), std::string::npos);
-  EXPECT_NE(html.find("3.20x"), std::string::npos);  // the summary table's ZVC ratio
-  EXPECT_NE(html.find("25.0%"), std::string::npos);  // its density
+  EXPECT_NE(html.find("3.20x"), std::string::npos);                          // the summary table's ZVC ratio
+  EXPECT_NE(html.find("25.0%"), std::string::npos);                          // its density
   EXPECT_EQ(html.find("http://"), html.find("http://www.w3.org/2000/svg"));  // no external resources
 }
 

@@ -45,7 +45,8 @@ void write_gz(const fs::path& p, const std::vector<unsigned char>& v) {
 }
 
 void write_plain(const fs::path& p, const std::vector<unsigned char>& v) {
-  std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(v.data()), static_cast<std::streamsize>(v.size()));
+  std::ofstream(p, std::ios::binary)
+      .write(reinterpret_cast<const char*>(v.data()), static_cast<std::streamsize>(v.size()));
 }
 
 std::string error_of(const fs::path& dir, const char* prefix) {

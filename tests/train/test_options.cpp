@@ -1,8 +1,8 @@
 // Option validation and the capture schedule of cdma-train.
 #include "options.hpp"
 
-#include <CLI/CLI.hpp>
 #include <gtest/gtest.h>
+#include <CLI/CLI.hpp>
 
 #include <string>
 #include <vector>
@@ -98,8 +98,8 @@ TEST(TrainOptions, ValidateRejectsBadValues) {
 }
 
 TEST(TrainOptions, CommandLineParsing) {
-  auto o = parse({"--net", "squeezenet", "-b", "8", "-i", "12", "--capture-at", "0,5,11", "--capture-batch", "2",
-                  "-o", "x.h5", "--seed", "42", "--threads", "1"});
+  auto o = parse({"--net", "squeezenet", "-b", "8", "-i", "12", "--capture-at", "0,5,11", "--capture-batch", "2", "-o",
+                  "x.h5", "--seed", "42", "--threads", "1"});
   EXPECT_EQ(o.net, "squeezenet");
   EXPECT_EQ(o.batch, 8);
   EXPECT_EQ(o.iterations, 12);

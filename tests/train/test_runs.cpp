@@ -34,7 +34,7 @@ std::string tiny(const std::string& net, const fs::path& out, const std::string&
          " --test-limit 64 --threads 1 -o " + quote(out.string()) + " " + extra;
 }
 
-#define REQUIRE_DATA()                                                               \
+#define REQUIRE_DATA() \
   if (!have_data()) GTEST_SKIP() << "Fashion-MNIST not installed at " << kData
 
 torch::Tensor to_tensor(const F::TraceReader& rd, const F::TensorMeta& m) {

@@ -6,10 +6,10 @@
 #include <cdma/capture/config.hpp>
 #include <cdma/formats/trace.hpp>
 
+#include <unistd.h>
 #include <algorithm>
 #include <cstring>
 #include <limits>
-#include <unistd.h>
 #include <unordered_map>
 
 namespace cdma::capture {
@@ -61,8 +61,7 @@ std::string check_tensor(const SpoolRecord& r) {
   if (t.dtype > 4) return "unknown dtype code " + std::to_string(t.dtype) + of;
   if (t.layout > 3) return "unknown layout code " + std::to_string(t.layout) + of;
   const int rank = t.layout == 3 ? 2 : 4;
-  if (t.ndims != rank)
-    return "rank " + std::to_string(t.ndims) + ", its layout needs " + std::to_string(rank) + of;
+  if (t.ndims != rank) return "rank " + std::to_string(t.ndims) + ", its layout needs " + std::to_string(rank) + of;
   if (t.phase > 1) return "unknown phase code " + std::to_string(t.phase) + of;
   if (!one_of(t.op, kOpNames)) return "unknown op '" + shown(t.op) + "'" + of;
   if (!one_of(t.role, kRoleNames)) return "unknown role '" + shown(t.role) + "'" + of;
@@ -75,9 +74,11 @@ std::string check_tensor(const SpoolRecord& r) {
     if (d != 0 && bytes > std::numeric_limits<std::uint64_t>::max() / d) return "dimensions overflow 64 bits" + of;
     bytes *= d;
   }
-  if (t.data_bytes != bytes) return "data_bytes " + std::to_string(t.data_bytes) + ", dims need " + std::to_string(bytes) + of;
+  if (t.data_bytes != bytes)
+    return "data_bytes " + std::to_string(t.data_bytes) + ", dims need " + std::to_string(bytes) + of;
   if (r.payload_bytes - sizeof(t) != t.data_bytes)
-    return "holds " + std::to_string(r.payload_bytes - sizeof(t)) + " data bytes, expected " + std::to_string(bytes) + of;
+    return "holds " + std::to_string(r.payload_bytes - sizeof(t)) + " data bytes, expected " + std::to_string(bytes) +
+           of;
   return {};
 }
 
@@ -100,22 +101,33 @@ std::string str(const char (&f)[N]) {
 
 DType dtype_of(std::uint8_t d, const fs::path& p) {
   switch (d) {
-    case 0: return DType::f32;
-    case 1: return DType::f16;
-    case 2: return DType::bf16;
-    case 3: return DType::i8;
-    case 4: return DType::u8;
-    default: throw CaptureError("spool " + p.string() + ": tensor with unknown dtype code " + std::to_string(d));
+    case 0:
+      return DType::f32;
+    case 1:
+      return DType::f16;
+    case 2:
+      return DType::bf16;
+    case 3:
+      return DType::i8;
+    case 4:
+      return DType::u8;
+    default:
+      throw CaptureError("spool " + p.string() + ": tensor with unknown dtype code " + std::to_string(d));
   }
 }
 
 Layout layout_of(std::uint8_t l, const fs::path& p) {
   switch (l) {
-    case 0: return Layout::NCHW;
-    case 1: return Layout::NHWC;
-    case 2: return Layout::CHWN;
-    case 3: return Layout::NC;
-    default: throw CaptureError("spool " + p.string() + ": tensor with unknown layout code " + std::to_string(l));
+    case 0:
+      return Layout::NCHW;
+    case 1:
+      return Layout::NHWC;
+    case 2:
+      return Layout::CHWN;
+    case 3:
+      return Layout::NC;
+    default:
+      throw CaptureError("spool " + p.string() + ": tensor with unknown layout code " + std::to_string(l));
   }
 }
 
@@ -133,7 +145,8 @@ std::string check_record(const SpoolRecord& r) {
       if (a.key_bytes == 0) return "attribute record with an empty key";
       return {};
     }
-    case spool::RecordType::kTensor: return check_tensor(r);
+    case spool::RecordType::kTensor:
+      return check_tensor(r);
     case spool::RecordType::kTimeline: {
       if (auto e = check_fixed(r, sizeof(spool::TimelineRecord), "timeline"); !e.empty()) return e;
       auto t = as<spool::TimelineRecord>(r);
@@ -141,11 +154,15 @@ std::string check_record(const SpoolRecord& r) {
       if (!one_of(t.op, kOpNames)) return "timeline row with unknown op '" + shown(t.op) + "'";
       return {};
     }
-    case spool::RecordType::kStats: return check_stats(r);
-    case spool::RecordType::kCorr: return check_fixed(r, sizeof(spool::CorrRecord), "CUPTI correlation");
-    case spool::RecordType::kKernel: return check_fixed(r, sizeof(spool::KernelRecord), "CUPTI kernel");
+    case spool::RecordType::kStats:
+      return check_stats(r);
+    case spool::RecordType::kCorr:
+      return check_fixed(r, sizeof(spool::CorrRecord), "CUPTI correlation");
+    case spool::RecordType::kKernel:
+      return check_fixed(r, sizeof(spool::KernelRecord), "CUPTI kernel");
     case spool::RecordType::kCounters:
-    case spool::RecordType::kEnd: return check_fixed(r, sizeof(spool::CountersRecord), "counters");
+    case spool::RecordType::kEnd:
+      return check_fixed(r, sizeof(spool::CountersRecord), "counters");
   }
   return "unknown record type " + std::to_string(static_cast<int>(r.type));
 }
@@ -191,10 +208,10 @@ void write_data(const fs::path& spool_path, formats::TraceWriter& w, ConvertSumm
           sum.offload_unknown++;  // older spool: the trace format's default rule applies
         }
         if (rec.payload.size() != sizeof(t) + t.data_bytes)  // the file changed since pass 1
-          throw CaptureError("spool " + spool_path.string() + ": tensor record at offset " + std::to_string(rec.offset) +
-                             " changed while being converted");
-        w.append_tensor(m, std::span<const std::byte>(reinterpret_cast<const std::byte*>(rec.payload.data()) + sizeof(t),
-                                                      t.data_bytes));
+          throw CaptureError("spool " + spool_path.string() + ": tensor record at offset " +
+                             std::to_string(rec.offset) + " changed while being converted");
+        w.append_tensor(m, std::span<const std::byte>(
+                               reinterpret_cast<const std::byte*>(rec.payload.data()) + sizeof(t), t.data_bytes));
         sum.tensors++;
         sum.tensor_bytes += static_cast<std::int64_t>(t.data_bytes);
         sum.ops[m.op]++;
@@ -243,7 +260,8 @@ void write_data(const fs::path& spool_path, formats::TraceWriter& w, ConvertSumm
         sum.timeline_rows++;
         break;
       }
-      default: break;
+      default:
+        break;
     }
   }
 }
@@ -295,7 +313,8 @@ ConvertSummary convert_spool(const fs::path& spool_path, const fs::path& trace_p
           have_counters = true;
           sum.clean_end = true;
           break;
-        default: break;
+        default:
+          break;
       }
     }
     if (r.damaged())
@@ -324,8 +343,8 @@ ConvertSummary convert_spool(const fs::path& spool_path, const fs::path& trace_p
   wo.deflate_level = opts.deflate_level;
   wo.flush_every = 64;  // the spool stays until the trace is renamed into place, so the file need not be crash-safe
   // Written beside the trace under a temporary name, renamed once closed.
-  const fs::path tmp = trace_path.parent_path() /
-                       ("." + trace_path.filename().string() + ".partial-" + std::to_string(::getpid()));
+  const fs::path tmp =
+      trace_path.parent_path() / ("." + trace_path.filename().string() + ".partial-" + std::to_string(::getpid()));
   try {
     formats::TraceWriter w(tmp, attrs, wo);
     write_data(spool_path, w, sum, device_ns);
@@ -337,15 +356,14 @@ ConvertSummary convert_spool(const fs::path& spool_path, const fs::path& trace_p
       sum.skipped_unsafe = counters.skipped_unsafe;
       sum.skipped_failed = counters.skipped_failed;
       w.set_dropped_tensors(counters.dropped_tensors);
-      w.set_attribute("capture_counters",
-                      "calls=" + std::to_string(counters.calls) + " dropped_budget=" +
-                          std::to_string(counters.dropped_budget) + " dropped_ring=" +
-                          std::to_string(counters.dropped_ring) + " skipped_graph_capture=" +
-                          std::to_string(counters.skipped_graph) + " skipped_unsafe=" +
-                          std::to_string(counters.skipped_unsafe) + " skipped_failed_calls=" +
-                          std::to_string(counters.skipped_failed) + " cupti_dropped=" +
-                          std::to_string(counters.cupti_dropped) + " stats_rows_not_offloaded=" +
-                          std::to_string(sum.stats_not_offloaded));
+      w.set_attribute("capture_counters", "calls=" + std::to_string(counters.calls) +
+                                              " dropped_budget=" + std::to_string(counters.dropped_budget) +
+                                              " dropped_ring=" + std::to_string(counters.dropped_ring) +
+                                              " skipped_graph_capture=" + std::to_string(counters.skipped_graph) +
+                                              " skipped_unsafe=" + std::to_string(counters.skipped_unsafe) +
+                                              " skipped_failed_calls=" + std::to_string(counters.skipped_failed) +
+                                              " cupti_dropped=" + std::to_string(counters.cupti_dropped) +
+                                              " stats_rows_not_offloaded=" + std::to_string(sum.stats_not_offloaded));
     }
     for (const char* k : {"capture_options", "cudnn_version"})
       if (sum.attrs.count(k)) w.set_attribute(k, sum.attrs[k]);
@@ -355,8 +373,9 @@ ConvertSummary convert_spool(const fs::path& spool_path, const fs::path& trace_p
                                            ? "unknown (older spool): tensors carry no offload attribute"
                                            : "offload = 1: forward x not overwritten by its own call; 0: the rest");
     w.set_attribute("capture_end", sum.clean_end ? "clean"
-                                   : sum.truncated ? "truncated: the process died while writing a record"
-                                                   : "abrupt: the process ended without finalising (killed or crashed)");
+                                   : sum.truncated
+                                       ? "truncated: the process died while writing a record"
+                                       : "abrupt: the process ended without finalising (killed or crashed)");
     for (const auto& [k, v] : opts.extra_attrs) w.set_attribute(k, v);
     w.close();
     std::error_code ec;

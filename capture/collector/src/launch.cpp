@@ -1,12 +1,12 @@
 #include <cdma/capture/collector.hpp>
 
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
-#include <fcntl.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 namespace cdma::capture {
 
@@ -54,7 +54,8 @@ LaunchResult run_traced(const LaunchOptions& opts) {
   close(pipefd[0]);
 
   g_child = pid;
-  struct sigaction sa {}, old_int{}, old_term{}, old_hup{};
+  struct sigaction sa {
+  }, old_int{}, old_term{}, old_hup{};
   sa.sa_handler = forward_signal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, &old_int);

@@ -38,9 +38,9 @@ SpoolReader::SpoolReader(const std::filesystem::path& path) : path_(path) {
   }
   if (header_.version == 0 || header_.header_bytes < sizeof(header_) || header_.header_bytes > size_) {
     std::fclose(f_);
-    throw CaptureError("spool " + path.string() + ": damaged file header (version " +
-                       std::to_string(header_.version) + ", header_bytes " + std::to_string(header_.header_bytes) +
-                       ", file of " + std::to_string(size_) + " bytes)");
+    throw CaptureError("spool " + path.string() + ": damaged file header (version " + std::to_string(header_.version) +
+                       ", header_bytes " + std::to_string(header_.header_bytes) + ", file of " + std::to_string(size_) +
+                       " bytes)");
   }
   pos_ = header_.header_bytes;
 }

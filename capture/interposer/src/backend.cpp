@@ -42,8 +42,8 @@ CDMA_EXPORT cudnnStatus_t cudnnBackendSetAttribute(cudnnBackendDescriptor_t desc
   REAL(cudnnBackendSetAttribute);
   cudnnStatus_t st = real(descriptor, attributeName, attributeType, elementCount, arrayOfElements);
   if (st == CUDNN_STATUS_SUCCESS && shadowing())
-    backend_shadow().on_set(descriptor, static_cast<int>(attributeName), static_cast<int>(attributeType),
-                            elementCount, arrayOfElements);
+    backend_shadow().on_set(descriptor, static_cast<int>(attributeName), static_cast<int>(attributeType), elementCount,
+                            arrayOfElements);
   return st;
 }
 
@@ -53,8 +53,8 @@ CDMA_EXPORT cudnnStatus_t cudnnBackendGetAttribute(cudnnBackendDescriptor_t cons
                                                    int64_t requestedElementCount, int64_t* elementCount,
                                                    void* arrayOfElements) {
   REAL(cudnnBackendGetAttribute);
-  cudnnStatus_t st = real(descriptor, attributeName, attributeType, requestedElementCount, elementCount,
-                          arrayOfElements);
+  cudnnStatus_t st =
+      real(descriptor, attributeName, attributeType, requestedElementCount, elementCount, arrayOfElements);
   if (st == CUDNN_STATUS_SUCCESS && arrayOfElements && shadowing()) {
     int64_t n = elementCount ? *elementCount : requestedElementCount;
     if (n > requestedElementCount) n = requestedElementCount;

@@ -71,7 +71,8 @@ void CUPTIAPI on_complete(CUcontext ctx, uint32_t stream_id, uint8_t* buffer, si
         enqueue_raw_record(static_cast<std::uint16_t>(spool::RecordType::kKernel), &k, sizeof(k));
         break;
       }
-      default: break;
+      default:
+        break;
     }
   }
   size_t dropped = 0;

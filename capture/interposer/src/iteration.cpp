@@ -18,8 +18,8 @@ std::uint64_t IterationTracker::link_key(const char* op, const void* ptr) noexce
   return mix(hash_str(op), reinterpret_cast<std::uintptr_t>(ptr));
 }
 
-std::uint64_t IterationTracker::anchor_key(const char* op, const void* weight,
-                                           const std::int64_t* dims, int nd) noexcept {
+std::uint64_t IterationTracker::anchor_key(const char* op, const void* weight, const std::int64_t* dims,
+                                           int nd) noexcept {
   std::uint64_t h = mix(hash_str(op), reinterpret_cast<std::uintptr_t>(weight));
   for (int i = 0; i < nd; ++i) h = mix(h, static_cast<std::uint64_t>(dims[i]));
   return h;
@@ -71,8 +71,8 @@ LayerAssign IterationTracker::peek_forward(const char* op, std::uint64_t anchor_
   return assign_forward(op, forward_effect(anchor_key));
 }
 
-LayerAssign IterationTracker::on_forward(const char* op, std::uint64_t anchor_key,
-                                         const std::uint64_t* links, int nlinks) {
+LayerAssign IterationTracker::on_forward(const char* op, std::uint64_t anchor_key, const std::uint64_t* links,
+                                         int nlinks) {
   const int effect = forward_effect(anchor_key);
   const LayerAssign a = assign_forward(op, effect);  // exactly what peek_forward said
   if (effect == 1) {

@@ -41,8 +41,7 @@ class IterationTracker {
 
   // A forward call that succeeded. `anchor_key` identifies the call across iterations; `links`
   // are keys a backward call may later present (use link_key()).
-  LayerAssign on_forward(const char* op, std::uint64_t anchor_key, const std::uint64_t* links,
-                         int nlinks);
+  LayerAssign on_forward(const char* op, std::uint64_t anchor_key, const std::uint64_t* links, int nlinks);
   // What on_forward would return now, without changing anything (before the call's status is known).
   LayerAssign peek_forward(const char* op, std::uint64_t anchor_key) const;
   // A backward call that succeeded; `links` as above, first match wins.
@@ -57,8 +56,7 @@ class IterationTracker {
   std::int64_t iterations_seen() const noexcept { return iteration_ + 1; }
 
   static std::uint64_t link_key(const char* op, const void* ptr) noexcept;
-  static std::uint64_t anchor_key(const char* op, const void* weight, const std::int64_t* dims,
-                                  int nd) noexcept;
+  static std::uint64_t anchor_key(const char* op, const void* weight, const std::int64_t* dims, int nd) noexcept;
 
  private:
   void start_iteration();

@@ -7,7 +7,7 @@
 #include <cudnn.h>
 
 #define CDMA_EXPORT extern "C" __attribute__((visibility("default")))
-#define REAL(name)                                                   \
+#define REAL(name)                                                         \
   static const auto real = cdma::capture::real_fn<decltype(&name)>(#name); \
   if (!real) return cdma::capture::kNoRealFunction
 
@@ -81,8 +81,8 @@ CDMA_EXPORT cudnnStatus_t cudnnConvolutionBiasActivationForward(
   cs.link("conv.x", x);
   cs.link("conv.w", w);
   return run_call(cs, [&] {
-    return real(handle, alpha1, xDesc, x, wDesc, w, convDesc, algo, workSpace, workSpaceSizeInBytes, alpha2, zDesc,
-                z, biasDesc, bias, activationDesc, yDesc, y);
+    return real(handle, alpha1, xDesc, x, wDesc, w, convDesc, algo, workSpace, workSpaceSizeInBytes, alpha2, zDesc, z,
+                biasDesc, bias, activationDesc, yDesc, y);
   });
 }
 
@@ -145,10 +145,10 @@ CDMA_EXPORT cudnnStatus_t cudnnActivationForward(cudnnHandle_t handle, cudnnActi
 }
 
 CDMA_EXPORT cudnnStatus_t cudnnActivationBackward(cudnnHandle_t handle, cudnnActivationDescriptor_t activationDesc,
-                                                  const void* alpha, const cudnnTensorDescriptor_t yDesc,
-                                                  const void* y, const cudnnTensorDescriptor_t dyDesc, const void* dy,
-                                                  const cudnnTensorDescriptor_t xDesc, const void* x,
-                                                  const void* beta, const cudnnTensorDescriptor_t dxDesc, void* dx) {
+                                                  const void* alpha, const cudnnTensorDescriptor_t yDesc, const void* y,
+                                                  const cudnnTensorDescriptor_t dyDesc, const void* dy,
+                                                  const cudnnTensorDescriptor_t xDesc, const void* x, const void* beta,
+                                                  const cudnnTensorDescriptor_t dxDesc, void* dx) {
   REAL(cudnnActivationBackward);
   CallSpec cs = spec("cudnnActivationBackward", activation_op(activationDesc), 1, handle);
   cs.add("x", x, xDesc, false);
@@ -157,9 +157,8 @@ CDMA_EXPORT cudnnStatus_t cudnnActivationBackward(cudnnHandle_t handle, cudnnAct
   cs.add("dx", dx, dxDesc, true);
   cs.link("act.x", x);
   cs.link("act.y", y);
-  return run_call(cs, [&] {
-    return real(handle, activationDesc, alpha, yDesc, y, dyDesc, dy, xDesc, x, beta, dxDesc, dx);
-  });
+  return run_call(
+      cs, [&] { return real(handle, activationDesc, alpha, yDesc, y, dyDesc, dy, xDesc, x, beta, dxDesc, dx); });
 }
 
 CDMA_EXPORT cudnnStatus_t cudnnPoolingForward(cudnnHandle_t handle, const cudnnPoolingDescriptor_t poolingDesc,
@@ -185,9 +184,8 @@ CDMA_EXPORT cudnnStatus_t cudnnPoolingBackward(cudnnHandle_t handle, const cudnn
   cs.add("dy", dy, dyDesc, false);
   cs.add("dx", dx, dxDesc, true);
   cs.link("pool.x", x);
-  return run_call(cs, [&] {
-    return real(handle, poolingDesc, alpha, yDesc, y, dyDesc, dy, xDesc, x, beta, dxDesc, dx);
-  });
+  return run_call(cs,
+                  [&] { return real(handle, poolingDesc, alpha, yDesc, y, dyDesc, dy, xDesc, x, beta, dxDesc, dx); });
 }
 
 CDMA_EXPORT cudnnStatus_t cudnnSoftmaxForward(cudnnHandle_t handle, cudnnSoftmaxAlgorithm_t algo,
@@ -275,9 +273,8 @@ CDMA_EXPORT cudnnStatus_t cudnnBatchNormalizationBackward(
   cs.link("bn.x", x);
   cs.link("bn.scale", bnScale);
   return run_call(cs, [&] {
-    return real(handle, mode, alphaDataDiff, betaDataDiff, alphaParamDiff, betaParamDiff, xDesc, x, dyDesc, dy,
-                dxDesc, dx, dBnScaleBiasDesc, bnScale, dBnScaleResult, dBnBiasResult, epsilon, savedMean,
-                savedInvVariance);
+    return real(handle, mode, alphaDataDiff, betaDataDiff, alphaParamDiff, betaParamDiff, xDesc, x, dyDesc, dy, dxDesc,
+                dx, dBnScaleBiasDesc, bnScale, dBnScaleResult, dBnBiasResult, epsilon, savedMean, savedInvVariance);
   });
 }
 
@@ -288,8 +285,8 @@ CDMA_EXPORT cudnnStatus_t cudnnBatchNormalizationBackwardEx(
     const cudnnTensorDescriptor_t dyDesc, const void* dyData, const cudnnTensorDescriptor_t dzDesc, void* dzData,
     const cudnnTensorDescriptor_t dxDesc, void* dxData, const cudnnTensorDescriptor_t dBnScaleBiasDesc,
     const void* bnScaleData, const void* bnBiasData, void* dBnScaleData, void* dBnBiasData, double epsilon,
-    const void* savedMean, const void* savedInvVariance, cudnnActivationDescriptor_t activationDesc,
-    void* workSpace, size_t workSpaceSizeInBytes, void* reserveSpace, size_t reserveSpaceSizeInBytes) {
+    const void* savedMean, const void* savedInvVariance, cudnnActivationDescriptor_t activationDesc, void* workSpace,
+    size_t workSpaceSizeInBytes, void* reserveSpace, size_t reserveSpaceSizeInBytes) {
   REAL(cudnnBatchNormalizationBackwardEx);
   CallSpec cs = spec("cudnnBatchNormalizationBackwardEx", "bn", 1, handle);
   cs.add("x", xData, xDesc, false);
@@ -331,9 +328,8 @@ CDMA_EXPORT cudnnStatus_t cudnnLRNCrossChannelBackward(cudnnHandle_t handle, cud
   cs.add("dy", dy, dyDesc, false);
   cs.add("dx", dx, dxDesc, true);
   cs.link("lrn.x", x);
-  return run_call(cs, [&] {
-    return real(handle, normDesc, lrnMode, alpha, yDesc, y, dyDesc, dy, xDesc, x, beta, dxDesc, dx);
-  });
+  return run_call(
+      cs, [&] { return real(handle, normDesc, lrnMode, alpha, yDesc, y, dyDesc, dy, xDesc, x, beta, dxDesc, dx); });
 }
 
 CDMA_EXPORT cudnnStatus_t cudnnDropoutForward(cudnnHandle_t handle, const cudnnDropoutDescriptor_t dropoutDesc,
@@ -345,7 +341,8 @@ CDMA_EXPORT cudnnStatus_t cudnnDropoutForward(cudnnHandle_t handle, const cudnnD
   cs.add("x", x, xdesc, false);
   cs.add("y", y, ydesc, true);
   cs.link("dropout.r", reserveSpace);
-  return run_call(cs, [&] { return real(handle, dropoutDesc, xdesc, x, ydesc, y, reserveSpace, reserveSpaceSizeInBytes); });
+  return run_call(cs,
+                  [&] { return real(handle, dropoutDesc, xdesc, x, ydesc, y, reserveSpace, reserveSpaceSizeInBytes); });
 }
 
 CDMA_EXPORT cudnnStatus_t cudnnDropoutBackward(cudnnHandle_t handle, const cudnnDropoutDescriptor_t dropoutDesc,
@@ -357,9 +354,8 @@ CDMA_EXPORT cudnnStatus_t cudnnDropoutBackward(cudnnHandle_t handle, const cudnn
   cs.add("dy", dy, dydesc, false);
   cs.add("dx", dx, dxdesc, true);
   cs.link("dropout.r", reserveSpace);
-  return run_call(cs, [&] {
-    return real(handle, dropoutDesc, dydesc, dy, dxdesc, dx, reserveSpace, reserveSpaceSizeInBytes);
-  });
+  return run_call(
+      cs, [&] { return real(handle, dropoutDesc, dydesc, dy, dxdesc, dx, reserveSpace, reserveSpaceSizeInBytes); });
 }
 
 // --- element-wise -------------------------------------------------------------------------------------

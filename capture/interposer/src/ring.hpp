@@ -37,8 +37,10 @@ class Ring {
       }
     } else {
       // Wrapped (head <= tail with data): free space is [head, tail).
-      if (tail_ - head_ >= n) off = head_;
-      else return false;
+      if (tail_ - head_ >= n)
+        off = head_;
+      else
+        return false;
     }
     if (waste) {
       // Account the unusable end as part of the previous slot, or as its own freed slot.

@@ -84,8 +84,8 @@ struct Item {
 };
 
 struct Counters {
-  std::atomic<std::int64_t> calls{0}, tensors{0}, stats{0}, bytes{0}, dropped{0}, dropped_budget{0},
-      dropped_ring{0}, skipped_graph{0}, skipped_unsafe{0}, cupti_dropped{0}, skipped_failed{0};
+  std::atomic<std::int64_t> calls{0}, tensors{0}, stats{0}, bytes{0}, dropped{0}, dropped_budget{0}, dropped_ring{0},
+      skipped_graph{0}, skipped_unsafe{0}, cupti_dropped{0}, skipped_failed{0};
 };
 
 struct State {
@@ -135,7 +135,7 @@ State& S() noexcept {
 
 thread_local int t_depth = 0;
 std::atomic<bool> g_forked_child{false};
-std::atomic<int> g_signal_flush{0};   // 1: a signal handler asks the writer to drain
+std::atomic<int> g_signal_flush{0};  // 1: a signal handler asks the writer to drain
 std::atomic<int> g_signal_done{0};
 
 void disable(const char* why) noexcept {
@@ -391,13 +391,17 @@ std::string describe_config(const Config& c) {
   std::snprintf(buf, sizeof(buf),
                 "mode=%s ops=0x%x roles=0x%x phases=0x%x every=%lld skip=%lld first=%lld budget=%lld ring=%lld "
                 "iteration=%s cupti=%s copy=%s",
-                c.mode == Mode::kFull ? "full" : c.mode == Mode::kInsitu ? "insitu" : "timeline", c.ops, c.roles,
-                c.phases, static_cast<long long>(c.every), static_cast<long long>(c.skip),
+                c.mode == Mode::kFull     ? "full"
+                : c.mode == Mode::kInsitu ? "insitu"
+                                          : "timeline",
+                c.ops, c.roles, c.phases, static_cast<long long>(c.every), static_cast<long long>(c.skip),
                 static_cast<long long>(c.first), static_cast<long long>(c.budget), static_cast<long long>(c.ring),
                 c.iteration == IterationMode::kAuto     ? "auto"
                 : c.iteration == IterationMode::kMarker ? "marker"
                                                         : "calls",
-                c.cupti == CuptiMode::kAuto ? "auto" : c.cupti == CuptiMode::kOn ? "on" : "off",
+                c.cupti == CuptiMode::kAuto ? "auto"
+                : c.cupti == CuptiMode::kOn ? "on"
+                                            : "off",
                 c.inline_copy ? "inline" : "fork");
   return buf;
 }
@@ -417,8 +421,10 @@ void init() noexcept {
     st.GetTensorNd = real_fn<decltype(&::cudnnGetTensorNdDescriptor)>("cudnnGetTensorNdDescriptor");
     const char* why = "";
     if (st.cfg.mode != Mode::kTimeline) {
-      if (load_driver(st.drv, why)) st.data_ok = true;
-      else warn_once("driver", "no tensor data will be captured: %s", why);
+      if (load_driver(st.drv, why))
+        st.data_ok = true;
+      else
+        warn_once("driver", "no tensor data will be captured: %s", why);
     } else {
       load_driver(st.drv, why);  // optional: device name
     }
@@ -516,7 +522,7 @@ bool ensure_ring(State& st) {
   if (st.ring_tried) return false;
   st.ring_tried = true;
   std::size_t cap = static_cast<std::size_t>(st.cfg.mode == Mode::kInsitu ? std::min<std::int64_t>(st.cfg.ring, 1 << 20)
-                                                                           : st.cfg.ring);
+                                                                          : st.cfg.ring);
   void* p = nullptr;
   if (st.drv.MemHostAlloc(&p, cap, CU_MEMHOSTALLOC_PORTABLE) != CUDA_SUCCESS || !p) {
     warn_once("ring", "cannot allocate %zu bytes of pinned memory; no tensor data will be captured", cap);
@@ -550,7 +556,8 @@ bool insitu_ready(State& st, CtxRes* c) {
   if (r == CUDA_SUCCESS) r = st.drv.MemAlloc(&c->counters, 16);
   if (r != CUDA_SUCCESS) {
     c->stats_fn = nullptr;
-    warn_once("insitu", "in-situ statistics unavailable: loading the kernel failed (CUDA error %d)", static_cast<int>(r));
+    warn_once("insitu", "in-situ statistics unavailable: loading the kernel failed (CUDA error %d)",
+              static_cast<int>(r));
     return false;
   }
   return true;
@@ -620,7 +627,7 @@ void note_cupti_dropped(std::int64_t n) noexcept { S().n.cupti_dropped += n; }
 struct CallState {
   std::int64_t seq = 0;
   std::int64_t t0 = 0;
-  LayerAssign layer;        // peeked before the call; reported to the tracker after it succeeded
+  LayerAssign layer;         // peeked before the call; reported to the tracker after it succeeded
   std::uint64_t anchor = 0;  // forward calls: the tracker's anchor key
   TensorDesc descs[CallSpec::kMaxOperands];
   bool described[CallSpec::kMaxOperands] = {};
@@ -694,8 +701,8 @@ bool device_gate(State& st, CallSpec& cs, CallState& s) {
 bool pointer_ok(State& st, CallState& s, const void* p) {
   if (!p || !s.ctx) return false;
   int ordinal = -1;
-  if (st.drv.PointerGetAttribute(&ordinal, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL,
-                                 reinterpret_cast<CUdeviceptr>(p)) != CUDA_SUCCESS)
+  if (st.drv.PointerGetAttribute(&ordinal, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL, reinterpret_cast<CUdeviceptr>(p)) !=
+      CUDA_SUCCESS)
     return false;
   return ordinal == s.ctx->device;
 }
@@ -815,8 +822,10 @@ void capture_operand(State& st, CallSpec& cs, CallState& s, int i, bool inplace,
     it.trec.data_bytes = static_cast<std::uint64_t>(plan.elements * dtype_size(plan.dtype));
   }
   name_item(cs, s, it, o.role);
-  if (defer) defer->push_back(std::move(it));
-  else enqueue(std::move(it));
+  if (defer)
+    defer->push_back(std::move(it));
+  else
+    enqueue(std::move(it));
 }
 
 // Iteration, layer and call of a tensor or stats record, from the call's current assignment.
@@ -926,8 +935,10 @@ CallState* call_begin(CallSpec& cs) noexcept {
       }
     }
     if (!s.device_ok && any) {
-      if (s.flags & spool::kTlGraphCapture) st.n.skipped_graph++;
-      else st.n.skipped_unsafe++;
+      if (s.flags & spool::kTlGraphCapture)
+        st.n.skipped_graph++;
+      else
+        st.n.skipped_unsafe++;
     }
   } catch (...) {
     disable("internal error before a call");

@@ -71,8 +71,8 @@ struct Reentry {
   int depth_;
 };
 
-bool capture_active() noexcept;   // initialises on first use; false when disabled
-CallState* call_begin(CallSpec& cs) noexcept;             // before the real call
+bool capture_active() noexcept;                                  // initialises on first use; false when disabled
+CallState* call_begin(CallSpec& cs) noexcept;                    // before the real call
 void call_end(CallSpec& cs, CallState* s, int status) noexcept;  // after it
 
 BackendShadow& backend_shadow() noexcept;

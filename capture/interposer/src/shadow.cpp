@@ -59,7 +59,8 @@ const char* role_of(int type, int name) {
       if (name == CUDNN_ATTR_OPERATION_RESAMPLE_BWD_XDESC) return "x";
       if (name == CUDNN_ATTR_OPERATION_RESAMPLE_BWD_YDESC) return "y";
       break;
-    default: break;
+    default:
+      break;
   }
   return nullptr;
 }
@@ -79,15 +80,22 @@ bool is_operation(int type) {
     case CUDNN_BACKEND_OPERATION_GEN_STATS_DESCRIPTOR:
     case CUDNN_BACKEND_OPERATION_RNG_DESCRIPTOR:
       return true;
-    default: return false;
+    default:
+      return false;
   }
 }
 
 void name_op(OpSnap& op, int norm_mode) {
   switch (op.type) {
-    case CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR: op.op = "conv"; op.phase = 0; break;
+    case CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR:
+      op.op = "conv";
+      op.phase = 0;
+      break;
     case CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_DATA_DESCRIPTOR:
-    case CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_FILTER_DESCRIPTOR: op.op = "conv"; op.phase = 1; break;
+    case CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_FILTER_DESCRIPTOR:
+      op.op = "conv";
+      op.phase = 1;
+      break;
     case CUDNN_BACKEND_OPERATION_NORM_FORWARD_DESCRIPTOR:
       op.op = norm_mode == CUDNN_BATCH_NORM || norm_mode < 0 ? "bn" : "other";
       op.phase = 0;
@@ -96,18 +104,33 @@ void name_op(OpSnap& op, int norm_mode) {
       op.op = norm_mode == CUDNN_BATCH_NORM || norm_mode < 0 ? "bn" : "other";
       op.phase = 1;
       break;
-    case CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR: op.op = "linear"; op.phase = 0; break;
-    case CUDNN_BACKEND_OPERATION_RESAMPLE_FWD_DESCRIPTOR: op.op = "pool"; op.phase = 0; break;
-    case CUDNN_BACKEND_OPERATION_RESAMPLE_BWD_DESCRIPTOR: op.op = "pool"; op.phase = 1; break;
+    case CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR:
+      op.op = "linear";
+      op.phase = 0;
+      break;
+    case CUDNN_BACKEND_OPERATION_RESAMPLE_FWD_DESCRIPTOR:
+      op.op = "pool";
+      op.phase = 0;
+      break;
+    case CUDNN_BACKEND_OPERATION_RESAMPLE_BWD_DESCRIPTOR:
+      op.op = "pool";
+      op.phase = 1;
+      break;
     case CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR: {
       int m = op.pointwise_mode;
       op.phase = m >= 200 && m < 300 ? 1 : 0;  // *_BWD modes are numbered from 200
-      if (m == CUDNN_POINTWISE_RELU_FWD || m == CUDNN_POINTWISE_RELU_BWD) op.op = "relu";
-      else if (m == CUDNN_POINTWISE_ADD) op.op = "add";
-      else op.op = "other";
+      if (m == CUDNN_POINTWISE_RELU_FWD || m == CUDNN_POINTWISE_RELU_BWD)
+        op.op = "relu";
+      else if (m == CUDNN_POINTWISE_ADD)
+        op.op = "add";
+      else
+        op.op = "other";
       break;
     }
-    default: op.op = "other"; op.phase = 0; break;
+    default:
+      op.op = "other";
+      op.phase = 0;
+      break;
   }
 }
 
@@ -204,7 +227,8 @@ void BackendShadow::on_set(void* desc, int name, int attr_type, std::int64_t cou
         s.link = descs()[0];
       break;
     case CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR:
-      if (name == CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS && attr_type == CUDNN_TYPE_INT64) i64(s.uids);
+      if (name == CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS && attr_type == CUDNN_TYPE_INT64)
+        i64(s.uids);
       else if (name == CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS && attr_type == CUDNN_TYPE_VOID_PTR) {
         const auto* p = static_cast<void* const*>(elems);
         s.pointers.assign(p, p + count);
@@ -270,8 +294,7 @@ void BackendShadow::on_finalize(void* desc) {
     }
     s.graph_snap = std::move(g);
   } else if (s.type == CUDNN_BACKEND_ENGINE_DESCRIPTOR || s.type == CUDNN_BACKEND_ENGINECFG_DESCRIPTOR ||
-             s.type == CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR ||
-             s.type == CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR) {
+             s.type == CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR || s.type == CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR) {
     // Freeze the graph now: the descriptors the link goes through may be destroyed later.
     s.graph_snap = graph_of_locked(s.link, 0);
   }
@@ -283,8 +306,10 @@ void BackendShadow::on_get(void* desc, int name, int attr_type, std::int64_t cou
   auto it = map_.find(desc);
   if (it == map_.end()) return;
   std::shared_ptr<const GraphSnap> g;
-  if (name == CUDNN_ATTR_ENGINEHEUR_RESULTS || name == CUDNN_ATTR_ENGINECFG_ENGINE) g = graph_of_locked(desc, 0);
-  else return;
+  if (name == CUDNN_ATTR_ENGINEHEUR_RESULTS || name == CUDNN_ATTR_ENGINECFG_ENGINE)
+    g = graph_of_locked(desc, 0);
+  else
+    return;
   if (!g) return;
   const auto* p = static_cast<void* const*>(elems);
   for (std::int64_t i = 0; i < count; ++i) {

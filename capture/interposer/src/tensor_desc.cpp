@@ -8,33 +8,52 @@ namespace cdma::capture {
 bool dtype_from_cudnn(int t, spool::DType& out) noexcept {
   // cudnnDataType_t: FLOAT 0, HALF 2, INT8 3, UINT8 6, BFLOAT16 9 (cudnn_graph.h).
   switch (t) {
-    case 0: out = spool::DType::f32; return true;
-    case 2: out = spool::DType::f16; return true;
-    case 3: out = spool::DType::i8; return true;
-    case 6: out = spool::DType::u8; return true;
-    case 9: out = spool::DType::bf16; return true;
-    default: return false;
+    case 0:
+      out = spool::DType::f32;
+      return true;
+    case 2:
+      out = spool::DType::f16;
+      return true;
+    case 3:
+      out = spool::DType::i8;
+      return true;
+    case 6:
+      out = spool::DType::u8;
+      return true;
+    case 9:
+      out = spool::DType::bf16;
+      return true;
+    default:
+      return false;
   }
 }
 
 int dtype_size(spool::DType t) noexcept {
   switch (t) {
-    case spool::DType::f32: return 4;
+    case spool::DType::f32:
+      return 4;
     case spool::DType::f16:
-    case spool::DType::bf16: return 2;
+    case spool::DType::bf16:
+      return 2;
     case spool::DType::i8:
-    case spool::DType::u8: return 1;
+    case spool::DType::u8:
+      return 1;
   }
   return 0;
 }
 
 const char* dtype_name(spool::DType t) noexcept {
   switch (t) {
-    case spool::DType::f32: return "float32";
-    case spool::DType::f16: return "float16";
-    case spool::DType::bf16: return "bfloat16";
-    case spool::DType::i8: return "int8";
-    case spool::DType::u8: return "uint8";
+    case spool::DType::f32:
+      return "float32";
+    case spool::DType::f16:
+      return "float16";
+    case spool::DType::bf16:
+      return "bfloat16";
+    case spool::DType::i8:
+      return "int8";
+    case spool::DType::u8:
+      return "uint8";
   }
   return "?";
 }
@@ -90,8 +109,7 @@ StoragePlan plan_storage(const TensorDesc& d) noexcept {
   } else {
     // Order the dims by decreasing stride (size-1 dims never decide); pick the matching layout.
     static const int kOrders[3][4] = {{0, 1, 2, 3}, {0, 2, 3, 1}, {1, 2, 3, 0}};
-    static const spool::Layout kLayouts[3] = {spool::Layout::NCHW, spool::Layout::NHWC,
-                                              spool::Layout::CHWN};
+    static const spool::Layout kLayouts[3] = {spool::Layout::NCHW, spool::Layout::NHWC, spool::Layout::CHWN};
     int chosen = 0;
     for (int o = 0; o < 3; ++o) {
       bool fits = true;

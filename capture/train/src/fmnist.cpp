@@ -21,7 +21,8 @@ using Gz = std::unique_ptr<std::remove_pointer_t<gzFile>, GzCloser>;
 Gz open_gz(const std::filesystem::path& file) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(file, ec))
-    throw TrainError("cannot read '" + file.string() + "': no such file (install Debian's dataset-fashion-mnist "
+    throw TrainError("cannot read '" + file.string() +
+                     "': no such file (install Debian's dataset-fashion-mnist "
                      "or pass --data-dir)");
   gzFile f = gzopen(file.c_str(), "rb");
   if (!f) throw TrainError("cannot open '" + file.string() + "'");
@@ -85,8 +86,8 @@ void read_idx_labels(const std::filesystem::path& file, Split& s) {
   read_exact(f.get(), file, s.labels.data(), s.labels.size(), "the labels");
   for (std::size_t i = 0; i < s.labels.size(); ++i)
     if (s.labels[i] > 9)
-      throw TrainError("'" + file.string() + "': label " + std::to_string(i) + " is " +
-                       std::to_string(s.labels[i]) + ", expected 0..9");
+      throw TrainError("'" + file.string() + "': label " + std::to_string(i) + " is " + std::to_string(s.labels[i]) +
+                       ", expected 0..9");
 }
 
 Split load_split(const std::filesystem::path& dir, const char* prefix, std::int64_t limit) {
@@ -96,8 +97,10 @@ Split load_split(const std::filesystem::path& dir, const char* prefix, std::int6
     if (std::filesystem::exists(gz, ec)) return gz;
     auto plain = dir / base;
     if (std::filesystem::exists(plain, ec)) return plain;
-    throw TrainError("Fashion-MNIST file '" + gz.string() + "' not found (install Debian's dataset-fashion-mnist "
-                     "or pass --data-dir DIR holding " + base + "[.gz])");
+    throw TrainError("Fashion-MNIST file '" + gz.string() +
+                     "' not found (install Debian's dataset-fashion-mnist "
+                     "or pass --data-dir DIR holding " +
+                     base + "[.gz])");
   };
   Split s = read_idx_images(pick(std::string(prefix) + "-images-idx3-ubyte"), limit);
   read_idx_labels(pick(std::string(prefix) + "-labels-idx1-ubyte"), s);

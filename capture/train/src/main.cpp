@@ -5,16 +5,16 @@
 
 #include <cdma/version.hpp>
 
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 
 namespace {
 
@@ -31,8 +31,14 @@ int list(bool json) {
     for (const auto& n : nets) {
       nlohmann::json layers = nlohmann::json::array();
       for (const auto& [name, op] : n.layers) layers.push_back({{"name", name}, {"op", op}});
-      j.push_back({{"name", n.name}, {"summary", n.summary}, {"input_size", n.input_size}, {"batch", n.batch},
-                   {"iterations", n.iterations}, {"lr", n.lr}, {"parameters", n.parameters}, {"layers", layers}});
+      j.push_back({{"name", n.name},
+                   {"summary", n.summary},
+                   {"input_size", n.input_size},
+                   {"batch", n.batch},
+                   {"iterations", n.iterations},
+                   {"lr", n.lr},
+                   {"parameters", n.parameters},
+                   {"layers", layers}});
     }
     fmt::print("{}\n", j.dump(2));
     return 0;

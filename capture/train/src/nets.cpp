@@ -46,9 +46,7 @@ int Net::lrn(const std::string& name) {
 }
 int Net::dropout(const std::string& name, double p) { return add(name, "dropout", nn::Dropout(p)); }
 int Net::bn(const std::string& name, int channels) { return add(name, "bn", nn::BatchNorm2d(channels)); }
-int Net::softmax(const std::string& name) {
-  return add(name, "softmax", nn::LogSoftmax(nn::LogSoftmaxOptions(1)));
-}
+int Net::softmax(const std::string& name) { return add(name, "softmax", nn::LogSoftmax(nn::LogSoftmaxOptions(1))); }
 
 void Net::flatten(int id) { layers_[static_cast<std::size_t>(id)].flatten_input = true; }
 
@@ -122,7 +120,7 @@ class AlexNet : public SeqNet {
     push(relu("relu4"));
     push(conv("conv5", 96, 64, 3, 1, 1));
     push(relu("relu5"));
-    push(maxpool("pool5", 3, 2));  // 3x3
+    push(maxpool("pool5", 3, 2));          // 3x3
     flatten(push(dropout("drop6", 0.5)));  // as torchvision: flatten, dropout, FC
     push(linear("fc6", 64 * 3 * 3, 256));
     push(relu("relu6"));
@@ -289,15 +287,21 @@ class SqueezeNet : public Net {
 class GoogLeNet : public Net {
  public:
   GoogLeNet() : Net(32) {
-    stem_ = {conv("conv1", 1, 32, 3, 1, 1),        relu("relu1"),          maxpool("pool1", 3, 2, 1),  // 16x16
-             lrn("norm1"),                         conv("conv2_reduce", 32, 32, 1), relu("conv2_reduce_relu"),
-             conv("conv2", 32, 64, 3, 1, 1),        relu("relu2"),          lrn("norm2"),
+    stem_ = {conv("conv1", 1, 32, 3, 1, 1),
+             relu("relu1"),
+             maxpool("pool1", 3, 2, 1),  // 16x16
+             lrn("norm1"),
+             conv("conv2_reduce", 32, 32, 1),
+             relu("conv2_reduce_relu"),
+             conv("conv2", 32, 64, 3, 1, 1),
+             relu("relu2"),
+             lrn("norm2"),
              maxpool("pool2", 3, 2, 1)};  // 8x8
     link(stem_);
-    inc3a_ = inception("inc3a", 64, 16, 24, 32, 4, 8, 8);      // 64 out
-    inc3b_ = inception("inc3b", 64, 32, 32, 48, 8, 16, 16);    // 112 out
-    pool3_ = maxpool("pool3", 3, 2, 1);                        // 4x4
-    inc4a_ = inception("inc4a", 112, 48, 24, 52, 4, 12, 16);   // 128 out
+    inc3a_ = inception("inc3a", 64, 16, 24, 32, 4, 8, 8);     // 64 out
+    inc3b_ = inception("inc3b", 64, 32, 32, 48, 8, 16, 16);   // 112 out
+    pool3_ = maxpool("pool3", 3, 2, 1);                       // 4x4
+    inc4a_ = inception("inc4a", 112, 48, 24, 52, 4, 12, 16);  // 128 out
     tail_ = {global_avgpool("pool4"), dropout("drop4", 0.4), linear("fc", 128, 10, true), softmax("prob")};
     link(tail_);
   }
@@ -419,13 +423,20 @@ const NetInfo& net_info(const std::string& name) {
 std::shared_ptr<Net> make_net(const std::string& name) {
   net_info(name);  // validates
   std::shared_ptr<Net> n;
-  if (name == "alexnet") n = std::make_shared<AlexNet>();
-  else if (name == "overfeat") n = std::make_shared<OverFeat>();
-  else if (name == "nin") n = std::make_shared<NiN>();
-  else if (name == "vgg") n = std::make_shared<Vgg>();
-  else if (name == "squeezenet") n = std::make_shared<SqueezeNet>();
-  else if (name == "googlenet") n = std::make_shared<GoogLeNet>();
-  else n = std::make_shared<ResNet>();
+  if (name == "alexnet")
+    n = std::make_shared<AlexNet>();
+  else if (name == "overfeat")
+    n = std::make_shared<OverFeat>();
+  else if (name == "nin")
+    n = std::make_shared<NiN>();
+  else if (name == "vgg")
+    n = std::make_shared<Vgg>();
+  else if (name == "squeezenet")
+    n = std::make_shared<SqueezeNet>();
+  else if (name == "googlenet")
+    n = std::make_shared<GoogLeNet>();
+  else
+    n = std::make_shared<ResNet>();
   return n;
 }
 

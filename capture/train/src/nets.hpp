@@ -17,12 +17,12 @@ namespace cdma::train {
 // Element-wise adds (ResNet) and channel concatenations (fire, inception) are not layers: their
 // inputs are outputs of recorded layers and their output is recorded as the next layer's input.
 struct LayerDef {
-  std::string name;              // unique within the network ("conv1", "fire2.squeeze", "inc3a.b3x3")
-  std::string op;                // trace-format op: conv, linear, relu, pool, bn, lrn, dropout, softmax
+  std::string name;  // unique within the network ("conv1", "fire2.squeeze", "inc3a.b3x3")
+  std::string op;    // trace-format op: conv, linear, relu, pool, bn, lrn, dropout, softmax
   torch::nn::AnyModule module;
-  bool in_place = false;         // the module overwrites its input (ReLU): that input is not offloaded
-  bool flatten_input = false;    // the input is flattened to [N, F] first (first FC after the convs)
-  std::string next;              // the layer that alone consumes this layer's output, "" when none
+  bool in_place = false;       // the module overwrites its input (ReLU): that input is not offloaded
+  bool flatten_input = false;  // the input is flattened to [N, F] first (first FC after the convs)
+  std::string next;            // the layer that alone consumes this layer's output, "" when none
 };
 
 // Sees every layer call of a forward pass; returns the layer's output (normally layer.module.forward(x)).
@@ -78,10 +78,10 @@ class Net : public torch::nn::Module {
 struct NetInfo {
   std::string name;
   std::string summary;
-  int input_size;          // images are upsampled (bilinear) from 28x28 to this
-  int batch;               // default batch size
-  std::int64_t iterations; // default iterations (about two minutes on two cores)
-  double lr;               // default learning rate (Adam)
+  int input_size;           // images are upsampled (bilinear) from 28x28 to this
+  int batch;                // default batch size
+  std::int64_t iterations;  // default iterations (about two minutes on two cores)
+  double lr;                // default learning rate (Adam)
 };
 
 // The networks cdma-train knows, in a fixed order.

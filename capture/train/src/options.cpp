@@ -22,14 +22,14 @@ void add_options(CLI::App& app, Options& o) {
   app.add_option("--momentum", o.momentum, "SGD momentum")->capture_default_str();
   app.add_option("--weight-decay", o.weight_decay, "L2 weight decay")->capture_default_str();
   app.add_option("-s,--seed", o.seed, "random seed (weights, data order, dropout)")->capture_default_str();
-  app.add_option("-t,--threads", o.threads, "CPU threads for libtorch (0 = all cores). Results are reproducible for a "
-                                            "given seed and thread count; 1 is fastest on a busy machine")
+  app.add_option("-t,--threads", o.threads,
+                 "CPU threads for libtorch (0 = all cores). Results are reproducible for a "
+                 "given seed and thread count; 1 is fastest on a busy machine")
       ->capture_default_str();
 
   auto* g = app.add_option_group("capture", "when and what to record (the union of the rules given)");
   g->add_option("--capture-every", o.capture_every, "capture every N iterations (0, N, 2N, ...)");
-  g->add_option("--capture-at", o.capture_at, "capture at these iterations (comma-separated, 0-based)")
-      ->delimiter(',');
+  g->add_option("--capture-at", o.capture_at, "capture at these iterations (comma-separated, 0-based)")->delimiter(',');
   g->add_option("--capture-first", o.capture_first, "capture the first K iterations");
   g->add_option("--capture-last", o.capture_last, "capture the last K iterations");
   g->add_option("--capture-spread", o.capture_spread,
@@ -73,8 +73,8 @@ void validate(const Options& o) {
   for (auto i : o.capture_at)
     if (i < 0) bad("--capture-at iterations must be >= 0, got " + std::to_string(i));
   if (o.capture_batch < 0) bad("--capture-batch must not be negative");
-  if (o.no_capture && (o.capture_every || !o.capture_at.empty() || o.capture_first || o.capture_last ||
-                       o.capture_spread))
+  if (o.no_capture &&
+      (o.capture_every || !o.capture_at.empty() || o.capture_first || o.capture_last || o.capture_spread))
     bad("--no-capture cannot be combined with a --capture-* rule");
   if (o.deflate < 0 || o.deflate > 9) bad("--deflate must be in 0..9, got " + std::to_string(o.deflate));
   if (o.train_limit < 0 || o.test_limit < 0) bad("--train-limit and --test-limit must not be negative");
@@ -112,7 +112,8 @@ std::string command_line(int argc, const char* const* argv) {
   for (int i = 0; i < argc; ++i) {
     std::string a = argv[i];
     bool plain = !a.empty() && std::all_of(a.begin(), a.end(), [](char c) {
-      return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("-_./=:,+@%").find(c) != std::string_view::npos;
+      return std::isalnum(static_cast<unsigned char>(c)) ||
+             std::string_view("-_./=:,+@%").find(c) != std::string_view::npos;
     });
     if (i) out += ' ';
     if (plain) {

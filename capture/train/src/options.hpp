@@ -30,15 +30,15 @@ inline constexpr const char* kDefaultDataDir = "/usr/share/datasets/fashion-mnis
 
 struct Options {
   std::string net = "vgg";
-  int batch = 0;                 // 0: the network's default
-  std::int64_t iterations = 0;   // 0: from epochs, else the network's default
-  double epochs = 0;             // > 0: iterations = epochs * (train images / batch)
-  double lr = 0;                 // 0: the network's default
-  std::string optimizer = "adam"; // adam or sgd (with momentum)
+  int batch = 0;                   // 0: the network's default
+  std::int64_t iterations = 0;     // 0: from epochs, else the network's default
+  double epochs = 0;               // > 0: iterations = epochs * (train images / batch)
+  double lr = 0;                   // 0: the network's default
+  std::string optimizer = "adam";  // adam or sgd (with momentum)
   double momentum = 0.9;
   double weight_decay = 5e-4;
   std::uint64_t seed = 1;
-  int threads = 1;               // libtorch intra-op threads (0: all hardware threads)
+  int threads = 1;  // libtorch intra-op threads (0: all hardware threads)
 
   // Capture schedule: the union of every rule given; none given = 5 captures spread over the run.
   std::int64_t capture_every = 0;
@@ -47,14 +47,14 @@ struct Options {
   std::int64_t capture_last = 0;
   std::int64_t capture_spread = 0;
   bool no_capture = false;
-  int capture_batch = 4;         // images of the batch whose activations are recorded (0: all)
+  int capture_batch = 4;  // images of the batch whose activations are recorded (0: all)
   // ReLU runs in place (as cuDNN frameworks run it), so its input, the dense conv/FC output, is
   // overwritten and never offloaded. With this set it is still recorded, with offload = 0.
   bool record_relu_inputs = false;
 
-  std::string output;            // trace path; "" = <net>-fmnist.h5
-  bool force = false;            // overwrite an existing output
-  int deflate = 4;               // HDF5 deflate level of captured tensors (0 = contiguous)
+  std::string output;  // trace path; "" = <net>-fmnist.h5
+  bool force = false;  // overwrite an existing output
+  int deflate = 4;     // HDF5 deflate level of captured tensors (0 = contiguous)
   std::string data_dir = kDefaultDataDir;
   std::int64_t train_limit = 0;  // use only the first N training images (0 = all)
   std::int64_t test_limit = 0;   // evaluate on the first N test images (0 = all)
@@ -62,7 +62,7 @@ struct Options {
   bool json = false;             // summary as JSON on stdout
   bool list_nets = false;
 
-  std::string command;           // the exact command line, recorded in the trace
+  std::string command;  // the exact command line, recorded in the trace
 };
 
 // Registers every option on `app` (CLI11), writing into `o`.

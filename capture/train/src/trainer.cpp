@@ -12,8 +12,8 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
-#include <exception>
 #include <cstdlib>
+#include <exception>
 #include <fstream>
 #include <memory>
 #include <numeric>
@@ -112,7 +112,8 @@ class Recorder : public LayerObserver {
     std::vector<const Fwd*> bwd;
     for (const auto& f : fwd_)
       if (marks_[2 * f.id] >= 0 && marks_[2 * f.id + 1] >= marks_[2 * f.id]) bwd.push_back(&f);
-    std::sort(bwd.begin(), bwd.end(), [&](const Fwd* a, const Fwd* b) { return marks_[2 * a->id] < marks_[2 * b->id]; });
+    std::sort(bwd.begin(), bwd.end(),
+              [&](const Fwd* a, const Fwd* b) { return marks_[2 * a->id] < marks_[2 * b->id]; });
     for (const Fwd* f : bwd)
       writer_->append_timeline(row(*f, 1, next_call_++, marks_[2 * f->id], marks_[2 * f->id + 1]));
   }
@@ -179,7 +180,7 @@ class Recorder : public LayerObserver {
   F::TraceWriter* writer_;
   std::int64_t cap_batch_;
   bool record_in_place_;
-  std::int64_t first_call_ = 0;  // call number of the iteration's first layer call (network input)
+  std::int64_t first_call_ = 0;      // call number of the iteration's first layer call (network input)
   std::vector<torch::Tensor> held_;  // inputs recorded in this iteration
   std::vector<std::int64_t> marks_;  // [2*id] backward start, [2*id+1] backward end
   std::vector<Fwd> fwd_;
@@ -205,10 +206,10 @@ torch::Tensor make_images(const Split& s, const std::vector<std::int64_t>& idx, 
     std::copy_n(s.pixels.data() + idx[from + i] * px, px, dst + static_cast<std::int64_t>(i) * px);
   auto x = u8.to(torch::kFloat32).div_(255.0).sub_(kMean).div_(kStd);
   if (size != s.rows || size != s.cols)
-    x = torch::nn::functional::interpolate(
-        x, torch::nn::functional::InterpolateFuncOptions().size(std::vector<std::int64_t>{size, size})
-               .mode(torch::kBilinear)
-               .align_corners(false));
+    x = torch::nn::functional::interpolate(x, torch::nn::functional::InterpolateFuncOptions()
+                                                  .size(std::vector<std::int64_t>{size, size})
+                                                  .mode(torch::kBilinear)
+                                                  .align_corners(false));
   return x;
 }
 
@@ -309,8 +310,9 @@ RunResult run_training(const Options& o, const ProgressFn& progress, const std::
                      std::to_string(train.count) + " training images");
   const std::int64_t per_epoch = train.count / r.batch;
   r.planned_iterations = o.iterations > 0 ? o.iterations
-                         : o.epochs > 0   ? std::max<std::int64_t>(1, std::llround(o.epochs * static_cast<double>(per_epoch)))
-                                          : info.iterations;
+                         : o.epochs > 0
+                             ? std::max<std::int64_t>(1, std::llround(o.epochs * static_cast<double>(per_epoch)))
+                             : info.iterations;
   const auto schedule = capture_schedule(o, r.planned_iterations);
 
   torch::set_num_threads(r.threads);

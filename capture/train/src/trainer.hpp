@@ -15,12 +15,12 @@ namespace cdma::train {
 
 struct IterationStats {
   std::int64_t iteration = 0;
-  std::int64_t total = 0;      // iterations in the run
-  double loss = 0;             // training loss of this batch
-  double accuracy = 0;         // training accuracy of this batch (0..1)
+  std::int64_t total = 0;  // iterations in the run
+  double loss = 0;         // training loss of this batch
+  double accuracy = 0;     // training accuracy of this batch (0..1)
   bool captured = false;
-  double density = -1;         // nonzero fraction of everything captured this iteration; -1 if none
-  double elapsed_s = 0;        // since training started
+  double density = -1;   // nonzero fraction of everything captured this iteration; -1 if none
+  double elapsed_s = 0;  // since training started
 };
 
 struct RunResult {
@@ -32,9 +32,9 @@ struct RunResult {
   int threads = 0;
   int input_size = 0;
   std::int64_t train_images = 0, test_images = 0;
-  double test_accuracy = -1;    // -1 when not evaluated (interrupted)
+  double test_accuracy = -1;  // -1 when not evaluated (interrupted)
   double train_seconds = 0, eval_seconds = 0;
-  std::string trace;            // "" when nothing was captured
+  std::string trace;  // "" when nothing was captured
   std::int64_t captured_tensors = 0;
   std::int64_t trace_bytes = 0;
   std::vector<std::int64_t> captured_iterations;

@@ -198,8 +198,8 @@ FAKE_EXPORT CUresult cuModuleGetFunction(CUfunction* f, CUmodule, const char* na
   *f = reinterpret_cast<CUfunction>(&g_function_tag);
   return CUDA_SUCCESS;
 }
-FAKE_EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
-                                    unsigned, CUstream s, void** params, void**) {
+FAKE_EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+                                    CUstream s, void** params, void**) {
   if (f != reinterpret_cast<CUfunction>(&g_function_tag) || !params) return CUDA_ERROR_INVALID_VALUE;
   const auto& p = *static_cast<const CdmaZeroStatsParams*>(params[0]);
   logf("launch cdma_zero_stats elements=%lld stream=%d", static_cast<long long>(p.elements), sid(s));

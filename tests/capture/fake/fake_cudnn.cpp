@@ -82,7 +82,9 @@ float* F(const void* p) { return static_cast<float*>(const_cast<void*>(p)); }
 }  // namespace
 
 FAKE_EXPORT size_t cudnnGetVersion(void) { return 91900; }
-FAKE_EXPORT const char* cudnnGetErrorString(cudnnStatus_t s) { return s == CUDNN_STATUS_SUCCESS ? "CUDNN_STATUS_SUCCESS" : "fake cuDNN error"; }
+FAKE_EXPORT const char* cudnnGetErrorString(cudnnStatus_t s) {
+  return s == CUDNN_STATUS_SUCCESS ? "CUDNN_STATUS_SUCCESS" : "fake cuDNN error";
+}
 FAKE_EXPORT cudnnStatus_t cudnnCreate(cudnnHandle_t* h) {
   *h = new cudnnContext;
   return CUDNN_STATUS_SUCCESS;
@@ -298,20 +300,23 @@ FAKE_EXPORT cudnnStatus_t cudnnPoolingBackward(cudnnHandle_t, const cudnnPooling
   kernel("cudnnPoolingBackward", 1000);
   return CUDNN_STATUS_SUCCESS;
 }
-FAKE_EXPORT cudnnStatus_t cudnnBatchNormalizationForwardTraining(
-    cudnnHandle_t, cudnnBatchNormMode_t, const void*, const void*, const cudnnTensorDescriptor_t xDesc, const void* x,
-    const cudnnTensorDescriptor_t, void* y, const cudnnTensorDescriptor_t, const void* scale, const void*, double,
-    void*, void*, double, void*, void*) {
+FAKE_EXPORT cudnnStatus_t cudnnBatchNormalizationForwardTraining(cudnnHandle_t, cudnnBatchNormMode_t, const void*,
+                                                                 const void*, const cudnnTensorDescriptor_t xDesc,
+                                                                 const void* x, const cudnnTensorDescriptor_t, void* y,
+                                                                 const cudnnTensorDescriptor_t, const void* scale,
+                                                                 const void*, double, void*, void*, double, void*,
+                                                                 void*) {
   if (!x || !y || !scale) return CUDNN_STATUS_BAD_PARAM;
   if (x != y) std::memcpy(y, x, static_cast<size_t>(extent(xDesc)) * 4);
   kernel("cudnnBatchNormalizationForwardTraining", 2000);
   return CUDNN_STATUS_SUCCESS;
 }
-FAKE_EXPORT cudnnStatus_t cudnnBatchNormalizationBackward(
-    cudnnHandle_t, cudnnBatchNormMode_t, const void*, const void*, const void*, const void*,
-    const cudnnTensorDescriptor_t xDesc, const void* x, const cudnnTensorDescriptor_t, const void* dy,
-    const cudnnTensorDescriptor_t, void* dx, const cudnnTensorDescriptor_t, const void* scale, void*, void*, double,
-    const void*, const void*) {
+FAKE_EXPORT cudnnStatus_t cudnnBatchNormalizationBackward(cudnnHandle_t, cudnnBatchNormMode_t, const void*, const void*,
+                                                          const void*, const void*, const cudnnTensorDescriptor_t xDesc,
+                                                          const void* x, const cudnnTensorDescriptor_t, const void* dy,
+                                                          const cudnnTensorDescriptor_t, void* dx,
+                                                          const cudnnTensorDescriptor_t, const void* scale, void*,
+                                                          void*, double, const void*, const void*) {
   if (!x || !dy || !dx || !scale) return CUDNN_STATUS_BAD_PARAM;
   std::memcpy(dx, dy, static_cast<size_t>(extent(xDesc)) * 4);
   kernel("cudnnBatchNormalizationBackward", 2000);
@@ -361,10 +366,14 @@ BDesc* graph_of(BDesc* d) {
   for (int i = 0; d && i < 4; ++i) {
     if (d->type == CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR) return d;
     if (d->graph) return d->graph;
-    if (d->type == CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR) d = one_desc(d, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG);
-    else if (d->type == CUDNN_BACKEND_ENGINECFG_DESCRIPTOR) d = one_desc(d, CUDNN_ATTR_ENGINECFG_ENGINE);
-    else if (d->type == CUDNN_BACKEND_ENGINE_DESCRIPTOR) d = one_desc(d, CUDNN_ATTR_ENGINE_OPERATION_GRAPH);
-    else return nullptr;
+    if (d->type == CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR)
+      d = one_desc(d, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG);
+    else if (d->type == CUDNN_BACKEND_ENGINECFG_DESCRIPTOR)
+      d = one_desc(d, CUDNN_ATTR_ENGINECFG_ENGINE);
+    else if (d->type == CUDNN_BACKEND_ENGINE_DESCRIPTOR)
+      d = one_desc(d, CUDNN_ATTR_ENGINE_OPERATION_GRAPH);
+    else
+      return nullptr;
   }
   return nullptr;
 }
@@ -447,7 +456,8 @@ FAKE_EXPORT cudnnStatus_t cudnnBackendGetAttribute(cudnnBackendDescriptor_t cons
   auto it = b->attrs.find(name);
   if (it == b->attrs.end()) return CUDNN_STATUS_NOT_SUPPORTED;
   if (count) *count = 1;
-  if (elems) std::memcpy(elems, it->second.data(), std::min<size_t>(it->second.size(), 8 * static_cast<size_t>(requested)));
+  if (elems)
+    std::memcpy(elems, it->second.data(), std::min<size_t>(it->second.size(), 8 * static_cast<size_t>(requested)));
   return CUDNN_STATUS_SUCCESS;
 }
 namespace {
@@ -456,7 +466,8 @@ int g_fail_executes = 0;
 // Test hook (named cudnn* so that the version script exports it).
 FAKE_EXPORT void cudnnFakeFailNextExecutes(int n) { g_fail_executes = n; }
 
-FAKE_EXPORT cudnnStatus_t cudnnBackendExecute(cudnnHandle_t, cudnnBackendDescriptor_t plan, cudnnBackendDescriptor_t vp) {
+FAKE_EXPORT cudnnStatus_t cudnnBackendExecute(cudnnHandle_t, cudnnBackendDescriptor_t plan,
+                                              cudnnBackendDescriptor_t vp) {
   if (g_fail_executes > 0) {
     --g_fail_executes;
     return CUDNN_STATUS_NOT_SUPPORTED;
@@ -483,13 +494,15 @@ FAKE_EXPORT cudnnStatus_t cudnnBackendExecute(cudnnHandle_t, cudnnBackendDescrip
   attr(g, CUDNN_ATTR_OPERATIONGRAPH_OPS, ops);
   for (BDesc* op : ops) {
     if (op->type == CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR) {
-      T x = tensor(op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X), y = tensor(op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y);
+      T x = tensor(op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X),
+        y = tensor(op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y);
       if (!x.ok || !y.ok) return CUDNN_STATUS_BAD_PARAM;
       float *xp = ptr(x), *yp = ptr(y);
       for (int64_t i = 0; i < y.elems; ++i) yp[i] = 0.5f * xp[i % x.elems] - 0.25f;
       kernel("backend.conv_fwd", 5000);
     } else if (op->type == CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_DATA_DESCRIPTOR) {
-      T dy = tensor(op, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DY), dx = tensor(op, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DX);
+      T dy = tensor(op, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DY),
+        dx = tensor(op, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DX);
       if (!dy.ok || !dx.ok) return CUDNN_STATUS_BAD_PARAM;
       float *a = ptr(dy), *c = ptr(dx);
       for (int64_t i = 0; i < dx.elems; ++i) c[i] = a[i % dy.elems];

@@ -25,9 +25,12 @@ thread_local std::vector<uint64_t> t_ext[8];
 
 size_t record_size(CUpti_ActivityKind k) {
   switch (k) {
-    case CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL: return sizeof(CUpti_ActivityKernel10);
-    case CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION: return sizeof(CUpti_ActivityExternalCorrelation);
-    default: return 0;
+    case CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL:
+      return sizeof(CUpti_ActivityKernel10);
+    case CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION:
+      return sizeof(CUpti_ActivityExternalCorrelation);
+    default:
+      return 0;
   }
 }
 
@@ -65,7 +68,8 @@ FAKE_EXPORT void fakecupti_kernel(uint64_t duration_ns) {
     if (g_enabled[CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION]) {
       for (int kind = 0; kind < 8; ++kind) {
         if (t_ext[kind].empty()) continue;
-        auto* r = static_cast<CUpti_ActivityExternalCorrelation*>(append_locked(sizeof(CUpti_ActivityExternalCorrelation), full));
+        auto* r = static_cast<CUpti_ActivityExternalCorrelation*>(
+            append_locked(sizeof(CUpti_ActivityExternalCorrelation), full));
         if (!r) return;
         r->kind = CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION;
         r->externalKind = static_cast<CUpti_ExternalCorrelationKind>(kind);

@@ -94,7 +94,8 @@ cudnnBackendDescriptor_t conv_op(cudnnBackendDescriptorType_t type, cudnnBackend
                                  cudnnBackendDescriptor_t tc, std::vector<cudnnBackendDescriptor_t>& garbage) {
   auto conv = make(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
   int64_t spatial = 2;
-  check(cudnnBackendSetAttribute(conv, CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, 1, &spatial), "conv dims");
+  check(cudnnBackendSetAttribute(conv, CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, 1, &spatial),
+        "conv dims");
   check(cudnnBackendFinalize(conv), "conv finalize");
   auto op = make(type);
   set_desc(op, a, ta);
@@ -158,17 +159,18 @@ int main(int argc, char** argv) {
   const int64_t X = 'x', W = 'w', Y = 'y', C = 'C';
   std::vector<cudnnBackendDescriptor_t> g;
   // conv0 forward: plain convolution.
-  auto p0 = plan_for(h,
-                     {conv_op(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR,
-                              CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, tensor(X, xa),
-                              CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, tensor(W, wa),
-                              CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, tensor(Y, ya), g)},
-                     g);
+  auto p0 = plan_for(
+      h,
+      {conv_op(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X,
+               tensor(X, xa), CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, tensor(W, wa),
+               CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, tensor(Y, ya), g)},
+      g);
   g.clear();
   // conv1 forward: conv (virtual output C) + ReLU.
-  auto conv1 = conv_op(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X,
-                       tensor(X, ya), CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, tensor(W, wb),
-                       CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, tensor(C, ya, true), g);
+  auto conv1 =
+      conv_op(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X,
+              tensor(X, ya), CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, tensor(W, wb),
+              CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, tensor(C, ya, true), g);
   auto pw = make(CUDNN_BACKEND_POINTWISE_DESCRIPTOR);
   cudnnPointwiseMode_t relu = CUDNN_POINTWISE_RELU_FWD;
   check(cudnnBackendSetAttribute(pw, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &relu), "pw mode");
@@ -185,12 +187,12 @@ int main(int argc, char** argv) {
   auto p1 = plan_for(h, {conv1, act}, g);
   g.clear();
   // conv1 backward data and filter, conv0 backward filter (PyTorch's UID roles).
-  auto p1d = plan_for(h,
-                      {conv_op(CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_DATA_DESCRIPTOR,
-                               CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DX, tensor(X, ya),
-                               CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_W, tensor(W, wb),
-                               CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DY, tensor(Y, ya), g)},
-                      g);
+  auto p1d = plan_for(
+      h,
+      {conv_op(CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_DATA_DESCRIPTOR,
+               CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DX, tensor(X, ya), CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_W,
+               tensor(W, wb), CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DY, tensor(Y, ya), g)},
+      g);
   g.clear();
   auto p1f = plan_for(h,
                       {conv_op(CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_FILTER_DESCRIPTOR,

@@ -66,7 +66,8 @@ extern "C" __attribute__((visibility("default"))) int cdma_glibc_compat_probe(ch
   auto t0 = std::chrono::steady_clock::now();
   bool woke = cv.wait_for(lk, std::chrono::milliseconds(30), [] { return false; });
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  if (woke || ms < 29 || ms > 5000) return fail("condition_variable::wait_for(30 ms) took " + std::to_string(ms) + " ms");
+  if (woke || ms < 29 || ms > 5000)
+    return fail("condition_variable::wait_for(30 ms) took " + std::to_string(ms) + " ms");
   lk.unlock();
   // 4. A thread runs and joins, and wakes a waiter before its deadline.
   bool done = false;

@@ -13,8 +13,8 @@
 
 #include <cudnn.h>
 
-#include <csignal>
 #include <unistd.h>
+#include <csignal>
 
 extern "C" void fakecuda_set_capturing(int);
 
@@ -22,7 +22,8 @@ namespace {
 int g_bad = 0;
 void expect_status(cudnnStatus_t got, cudnnStatus_t want, const char* what) {
   if (got != want) {
-    std::fprintf(stderr, "legacy_net: %s returned %d, expected %d\n", what, static_cast<int>(got), static_cast<int>(want));
+    std::fprintf(stderr, "legacy_net: %s returned %d, expected %d\n", what, static_cast<int>(got),
+                 static_cast<int>(want));
     g_bad = 1;
   }
 }
@@ -80,10 +81,11 @@ int main(int argc, char** argv) {
   cudnnCreatePoolingDescriptor(&pd);
 
   void *x0 = prog::dalloc(x0_bytes), *y1 = prog::dalloc(bytes4(N, 4, 8, 8)), *y2 = prog::dalloc(bytes4(N, 4, 4, 4)),
-       *y3 = prog::dalloc(bytes4(N, 8, 4, 4)), *y4 = prog::dalloc(bytes4(N, 8, 4, 4)), *y5 = prog::dalloc(bytes4(N, 8, 4, 4)),
-       *w0 = prog::dalloc(4 * 3 * 9 * 4), *w1 = prog::dalloc(8 * 4 * 9 * 4), *bias = prog::dalloc(8 * 4),
-       *scale = prog::dalloc(8 * 4), *bnb = prog::dalloc(8 * 4), *dw = prog::dalloc(8 * 4 * 9 * 4),
-       *g1 = prog::dalloc(bytes4(N, 8, 8, 8)), *g2 = prog::dalloc(bytes4(N, 8, 8, 8)), *ws = prog::dalloc(1024);
+       *y3 = prog::dalloc(bytes4(N, 8, 4, 4)), *y4 = prog::dalloc(bytes4(N, 8, 4, 4)),
+       *y5 = prog::dalloc(bytes4(N, 8, 4, 4)), *w0 = prog::dalloc(4 * 3 * 9 * 4), *w1 = prog::dalloc(8 * 4 * 9 * 4),
+       *bias = prog::dalloc(8 * 4), *scale = prog::dalloc(8 * 4), *bnb = prog::dalloc(8 * 4),
+       *dw = prog::dalloc(8 * 4 * 9 * 4), *g1 = prog::dalloc(bytes4(N, 8, 8, 8)),
+       *g2 = prog::dalloc(bytes4(N, 8, 8, 8)), *ws = prog::dalloc(1024);
   prog::fill(w0, 4 * 3 * 9, 1000);
   prog::fill(w1, 8 * 4 * 9, 1001);
   prog::fill(bias, 8, 1002);
@@ -92,11 +94,11 @@ int main(int argc, char** argv) {
 
   // Status passthrough: the fake returns NOT_SUPPORTED for algo 7 and BAD_PARAM for null data.
   if (prog::flag(argc, argv, "--status-checks")) {
-  expect_status(cudnnConvolutionForward(h, &one, x0d, x0, w0d, w0, cd, static_cast<cudnnConvolutionFwdAlgo_t>(7), ws,
-                                        1024, &zero, y1d, y1),
-                CUDNN_STATUS_NOT_SUPPORTED, "cudnnConvolutionForward(algo 7)");
-  expect_status(cudnnActivationForward(h, relu, &one, y1d, nullptr, &zero, y1d, y1), CUDNN_STATUS_BAD_PARAM,
-                "cudnnActivationForward(x = NULL)");
+    expect_status(cudnnConvolutionForward(h, &one, x0d, x0, w0d, w0, cd, static_cast<cudnnConvolutionFwdAlgo_t>(7), ws,
+                                          1024, &zero, y1d, y1),
+                  CUDNN_STATUS_NOT_SUPPORTED, "cudnnConvolutionForward(algo 7)");
+    expect_status(cudnnActivationForward(h, relu, &one, y1d, nullptr, &zero, y1d, y1), CUDNN_STATUS_BAD_PARAM,
+                  "cudnnActivationForward(x = NULL)");
   }
 
   for (int it = 0; it < iterations; ++it) {
@@ -121,7 +123,8 @@ int main(int argc, char** argv) {
                                           1024, &zero, y1d, y1),
                   CUDNN_STATUS_SUCCESS, "conv0");
     rec("relu0", y1, bytes4(N, 4, 8, 8));
-    expect_status(cudnnActivationForward(h, relu, &one, y1d, y1, &zero, y1d, y1), CUDNN_STATUS_SUCCESS, "relu0 (in place)");
+    expect_status(cudnnActivationForward(h, relu, &one, y1d, y1, &zero, y1d, y1), CUDNN_STATUS_SUCCESS,
+                  "relu0 (in place)");
     rec("pool0", y1, bytes4(N, 4, 8, 8));
     expect_status(cudnnPoolingForward(h, pd, &one, y1d, y1, &zero, y2d, y2), CUDNN_STATUS_SUCCESS, "pool0");
     rec("conv1", y2, bytes4(N, 4, 4, 4));
@@ -135,23 +138,24 @@ int main(int argc, char** argv) {
     rec("add0", y4, bytes4(N, 8, 4, 4));
     expect_status(cudnnAddTensor(h, &one, biasd, bias, &one, y3d, y4), CUDNN_STATUS_SUCCESS, "add0 (in place)");
     rec("softmax0", y4, bytes4(N, 8, 4, 4));
-    expect_status(cudnnSoftmaxForward(h, CUDNN_SOFTMAX_ACCURATE, CUDNN_SOFTMAX_MODE_INSTANCE, &one, smd, y4, &zero, smd, y5),
-                  CUDNN_STATUS_SUCCESS, "softmax0");
+    expect_status(
+        cudnnSoftmaxForward(h, CUDNN_SOFTMAX_ACCURATE, CUDNN_SOFTMAX_MODE_INSTANCE, &one, smd, y4, &zero, smd, y5),
+        CUDNN_STATUS_SUCCESS, "softmax0");
     // Backward.
     prog::fill(g1, bytes4(N, 8, 4, 4) / 4, 5000 + static_cast<std::uint64_t>(it));
-    expect_status(cudnnBatchNormalizationBackward(h, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &zero, y3d, y3, y3d, g1,
-                                                  y3d, g2, bnd, scale, dw, dw, 1e-5, nullptr, nullptr),
+    expect_status(cudnnBatchNormalizationBackward(h, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &zero, y3d, y3, y3d,
+                                                  g1, y3d, g2, bnd, scale, dw, dw, 1e-5, nullptr, nullptr),
                   CUDNN_STATUS_SUCCESS, "bn0 backward");
     expect_status(cudnnConvolutionBackwardFilter(h, &one, y2d, y2, y3d, g2, cd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, ws,
                                                  1024, &zero, w1d, dw),
                   CUDNN_STATUS_SUCCESS, "conv1 backward filter");
-    expect_status(cudnnConvolutionBackwardData(h, &one, w1d, w1, y3d, g2, cd, CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, ws, 1024,
-                                               &zero, y2d, g1),
+    expect_status(cudnnConvolutionBackwardData(h, &one, w1d, w1, y3d, g2, cd, CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, ws,
+                                               1024, &zero, y2d, g1),
                   CUDNN_STATUS_SUCCESS, "conv1 backward data");
     expect_status(cudnnPoolingBackward(h, pd, &one, y2d, y2, y2d, g1, y1d, y1, &zero, y1d, g2), CUDNN_STATUS_SUCCESS,
                   "pool0 backward");
-    expect_status(cudnnActivationBackward(h, relu, &one, y1d, y1, y1d, g2, y1d, y1, &zero, y1d, g1), CUDNN_STATUS_SUCCESS,
-                  "relu0 backward");
+    expect_status(cudnnActivationBackward(h, relu, &one, y1d, y1, y1d, g2, y1d, y1, &zero, y1d, g1),
+                  CUDNN_STATUS_SUCCESS, "relu0 backward");
     expect_status(cudnnConvolutionBackwardFilter(h, &one, x0d, x0, y1d, g1, cd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, ws,
                                                  1024, &zero, w0d, dw),
                   CUDNN_STATUS_SUCCESS, "conv0 backward filter");

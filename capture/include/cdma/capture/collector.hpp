@@ -27,7 +27,7 @@ class CaptureError : public formats::Error {
 // the data; skip_data readers get the fixed part only and `data_offset` to read the rest).
 struct SpoolRecord {
   spool::RecordType type{};
-  std::uint16_t flags = 0;        // spool::RecordFlags (tensor and stats records)
+  std::uint16_t flags = 0;  // spool::RecordFlags (tensor and stats records)
   std::vector<unsigned char> payload;
   std::uint64_t payload_bytes = 0;
   std::uint64_t offset = 0;       // file offset of the record header
@@ -70,10 +70,10 @@ class SpoolReader {
 std::string check_record(const SpoolRecord& rec);
 
 struct ConvertOptions {
-  std::string model;                  // root attribute `model` when not empty
-  std::string framework;              // root attribute `framework` when not empty
-  std::string command;                // overrides the spool's own command line when not empty
-  int deflate_level = 0;              // 0: contiguous tensors; 1-9: chunked + shuffle + deflate
+  std::string model;      // root attribute `model` when not empty
+  std::string framework;  // root attribute `framework` when not empty
+  std::string command;    // overrides the spool's own command line when not empty
+  int deflate_level = 0;  // 0: contiguous tensors; 1-9: chunked + shuffle + deflate
   bool overwrite = true;
   std::vector<std::pair<std::string, std::string>> extra_attrs;
 };
@@ -83,13 +83,13 @@ struct ConvertSummary {
   std::int64_t pid = 0;
   std::int64_t tensors = 0, tensor_bytes = 0, stats_rows = 0, timeline_rows = 0, timed_rows = 0;
   std::int64_t dropped = 0, iterations = 0, calls = 0, skipped_graph = 0, skipped_unsafe = 0;
-  std::int64_t skipped_failed = 0;        // tensors of calls that returned an error (not kept)
-  std::int64_t offloaded = 0;             // tensors written with offload = 1
-  std::int64_t not_offloaded = 0;         // tensors written with offload = 0 (in-place inputs, y, dy, dx)
-  std::int64_t offload_unknown = 0;       // tensors of an older spool: attribute left out
-  std::int64_t stats_not_offloaded = 0;   // /stats rows of role x left out: not offloaded (in place, backward)
-  bool clean_end = false;  // the process finalised its spool (exit or handled signal)
-  bool truncated = false;  // the spool ended inside a record
+  std::int64_t skipped_failed = 0;           // tensors of calls that returned an error (not kept)
+  std::int64_t offloaded = 0;                // tensors written with offload = 1
+  std::int64_t not_offloaded = 0;            // tensors written with offload = 0 (in-place inputs, y, dy, dx)
+  std::int64_t offload_unknown = 0;          // tensors of an older spool: attribute left out
+  std::int64_t stats_not_offloaded = 0;      // /stats rows of role x left out: not offloaded (in place, backward)
+  bool clean_end = false;                    // the process finalised its spool (exit or handled signal)
+  bool truncated = false;                    // the spool ended inside a record
   std::map<std::string, std::string> attrs;  // producer, command, device, cudnn_version, ...
   std::map<std::string, std::int64_t> ops;   // tensors per op
 };
@@ -108,9 +108,9 @@ ConvertSummary convert_spool(const std::filesystem::path& spool, const std::file
 std::vector<std::filesystem::path> find_spools(const std::filesystem::path& dir);
 
 struct LaunchOptions {
-  std::vector<std::string> argv;                            // the command; argv[0] searched in PATH
-  std::filesystem::path preload;                            // libcdma_capture.so
-  std::vector<std::pair<std::string, std::string>> env;     // CDMA_CAPTURE_* settings
+  std::vector<std::string> argv;                         // the command; argv[0] searched in PATH
+  std::filesystem::path preload;                         // libcdma_capture.so
+  std::vector<std::pair<std::string, std::string>> env;  // CDMA_CAPTURE_* settings
 };
 
 struct LaunchResult {

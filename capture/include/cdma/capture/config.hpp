@@ -29,40 +29,49 @@ enum class CuptiMode : std::uint8_t { kAuto, kOn, kOff };
 
 // Bit sets over op kinds, roles and phases.
 enum OpBit : std::uint32_t {
-  kOpConv = 1u << 0, kOpLinear = 1u << 1, kOpRelu = 1u << 2, kOpPool = 1u << 3, kOpBn = 1u << 4,
-  kOpLrn = 1u << 5, kOpDropout = 1u << 6, kOpAdd = 1u << 7, kOpConcat = 1u << 8,
-  kOpSoftmax = 1u << 9, kOpOther = 1u << 10, kOpAll = (1u << 11) - 1,
+  kOpConv = 1u << 0,
+  kOpLinear = 1u << 1,
+  kOpRelu = 1u << 2,
+  kOpPool = 1u << 3,
+  kOpBn = 1u << 4,
+  kOpLrn = 1u << 5,
+  kOpDropout = 1u << 6,
+  kOpAdd = 1u << 7,
+  kOpConcat = 1u << 8,
+  kOpSoftmax = 1u << 9,
+  kOpOther = 1u << 10,
+  kOpAll = (1u << 11) - 1,
 };
 enum RoleBit : std::uint32_t { kRoleX = 1, kRoleY = 2, kRoleDy = 4, kRoleDx = 8, kRoleAll = 15 };
 enum PhaseBit : std::uint32_t { kPhaseForward = 1, kPhaseBackward = 2, kPhaseAll = 3 };
 
 inline constexpr std::pair<std::string_view, std::uint32_t> kOpNames[] = {
-    {"conv", kOpConv}, {"linear", kOpLinear}, {"relu", kOpRelu}, {"pool", kOpPool},
-    {"bn", kOpBn}, {"lrn", kOpLrn}, {"dropout", kOpDropout}, {"add", kOpAdd},
-    {"concat", kOpConcat}, {"softmax", kOpSoftmax}, {"other", kOpOther}, {"all", kOpAll}};
+    {"conv", kOpConv},     {"linear", kOpLinear},   {"relu", kOpRelu},       {"pool", kOpPool},
+    {"bn", kOpBn},         {"lrn", kOpLrn},         {"dropout", kOpDropout}, {"add", kOpAdd},
+    {"concat", kOpConcat}, {"softmax", kOpSoftmax}, {"other", kOpOther},     {"all", kOpAll}};
 inline constexpr std::pair<std::string_view, std::uint32_t> kRoleNames[] = {
     {"x", kRoleX}, {"y", kRoleY}, {"dy", kRoleDy}, {"dx", kRoleDx}, {"all", kRoleAll}};
 inline constexpr std::pair<std::string_view, std::uint32_t> kPhaseNames[] = {
     {"forward", kPhaseForward}, {"backward", kPhaseBackward}, {"all", kPhaseAll}};
 
 struct Config {
-  std::string dir = ".";              // CDMA_CAPTURE_DIR: where spool files go
-  Mode mode = Mode::kFull;            // CDMA_CAPTURE_MODE: full | insitu | timeline
-  std::uint32_t ops = kOpAll;         // CDMA_CAPTURE_OPS: comma list of op names
-  std::uint32_t roles = kRoleX;       // CDMA_CAPTURE_ROLES: x,y,dy,dx
-  std::uint32_t phases = kPhaseForward;  // CDMA_CAPTURE_PHASES: forward,backward
-  std::int64_t every = 1;             // CDMA_CAPTURE_EVERY: every N-th iteration
-  std::int64_t skip = 0;              // CDMA_CAPTURE_SKIP: skip the first K iterations
-  std::int64_t first = 0;             // CDMA_CAPTURE_FIRST: at most K sampled iterations (0: all)
-  std::int64_t budget = std::int64_t{1} << 30;  // CDMA_CAPTURE_BUDGET: tensor bytes kept, total
-  std::int64_t ring = std::int64_t{256} << 20;  // CDMA_CAPTURE_RING: pinned staging bytes
-  std::int64_t ring_wait_ms = 0;      // CDMA_CAPTURE_RING_WAIT_MS: wait for ring space, then drop
+  std::string dir = ".";                           // CDMA_CAPTURE_DIR: where spool files go
+  Mode mode = Mode::kFull;                         // CDMA_CAPTURE_MODE: full | insitu | timeline
+  std::uint32_t ops = kOpAll;                      // CDMA_CAPTURE_OPS: comma list of op names
+  std::uint32_t roles = kRoleX;                    // CDMA_CAPTURE_ROLES: x,y,dy,dx
+  std::uint32_t phases = kPhaseForward;            // CDMA_CAPTURE_PHASES: forward,backward
+  std::int64_t every = 1;                          // CDMA_CAPTURE_EVERY: every N-th iteration
+  std::int64_t skip = 0;                           // CDMA_CAPTURE_SKIP: skip the first K iterations
+  std::int64_t first = 0;                          // CDMA_CAPTURE_FIRST: at most K sampled iterations (0: all)
+  std::int64_t budget = std::int64_t{1} << 30;     // CDMA_CAPTURE_BUDGET: tensor bytes kept, total
+  std::int64_t ring = std::int64_t{256} << 20;     // CDMA_CAPTURE_RING: pinned staging bytes
+  std::int64_t ring_wait_ms = 0;                   // CDMA_CAPTURE_RING_WAIT_MS: wait for ring space, then drop
   IterationMode iteration = IterationMode::kAuto;  // CDMA_CAPTURE_ITERATION: auto|marker|calls:N
   std::int64_t iteration_calls = 0;
   CuptiMode cupti = CuptiMode::kAuto;  // CDMA_CAPTURE_CUPTI: auto|on|off
-  std::string cupti_path;             // CDMA_CAPTURE_CUPTI_PATH: libcupti to load when `on`
-  bool inline_copy = false;           // CDMA_CAPTURE_COPY=inline: copy on the cuDNN stream
-  bool verbose = false;               // CDMA_CAPTURE_VERBOSE=1: one line per event on stderr
+  std::string cupti_path;              // CDMA_CAPTURE_CUPTI_PATH: libcupti to load when `on`
+  bool inline_copy = false;            // CDMA_CAPTURE_COPY=inline: copy on the cuDNN stream
+  bool verbose = false;                // CDMA_CAPTURE_VERBOSE=1: one line per event on stderr
 };
 
 namespace config_detail {
@@ -122,12 +131,17 @@ inline std::string set_option(Config& c, std::string_view name, std::string_view
     if (value.empty()) return bad("a directory");
     c.dir = std::string(value);
   } else if (name == "CDMA_CAPTURE_MODE") {
-    if (value == "full") c.mode = Mode::kFull;
-    else if (value == "insitu") c.mode = Mode::kInsitu;
-    else if (value == "timeline") c.mode = Mode::kTimeline;
-    else return bad("full, insitu or timeline");
+    if (value == "full")
+      c.mode = Mode::kFull;
+    else if (value == "insitu")
+      c.mode = Mode::kInsitu;
+    else if (value == "timeline")
+      c.mode = Mode::kTimeline;
+    else
+      return bad("full, insitu or timeline");
   } else if (name == "CDMA_CAPTURE_OPS") {
-    if (!parse_set(value, kOpNames, c.ops)) return bad("a comma list of conv,linear,relu,pool,bn,lrn,dropout,add,concat,softmax,other,all");
+    if (!parse_set(value, kOpNames, c.ops))
+      return bad("a comma list of conv,linear,relu,pool,bn,lrn,dropout,add,concat,softmax,other,all");
   } else if (name == "CDMA_CAPTURE_ROLES") {
     if (!parse_set(value, kRoleNames, c.roles)) return bad("a comma list of x,y,dy,dx,all");
   } else if (name == "CDMA_CAPTURE_PHASES") {
@@ -151,23 +165,33 @@ inline std::string set_option(Config& c, std::string_view name, std::string_view
     if (!parse_int(value, n)) return bad("milliseconds >= 0");
     c.ring_wait_ms = n;
   } else if (name == "CDMA_CAPTURE_ITERATION") {
-    if (value == "auto") c.iteration = IterationMode::kAuto;
-    else if (value == "marker") c.iteration = IterationMode::kMarker;
+    if (value == "auto")
+      c.iteration = IterationMode::kAuto;
+    else if (value == "marker")
+      c.iteration = IterationMode::kMarker;
     else if (value.substr(0, 6) == "calls:" && parse_int(value.substr(6), n) && n >= 1) {
       c.iteration = IterationMode::kCalls;
       c.iteration_calls = n;
-    } else return bad("auto, marker or calls:N");
+    } else
+      return bad("auto, marker or calls:N");
   } else if (name == "CDMA_CAPTURE_CUPTI") {
-    if (value == "auto") c.cupti = CuptiMode::kAuto;
-    else if (value == "on") c.cupti = CuptiMode::kOn;
-    else if (value == "off") c.cupti = CuptiMode::kOff;
-    else return bad("auto, on or off");
+    if (value == "auto")
+      c.cupti = CuptiMode::kAuto;
+    else if (value == "on")
+      c.cupti = CuptiMode::kOn;
+    else if (value == "off")
+      c.cupti = CuptiMode::kOff;
+    else
+      return bad("auto, on or off");
   } else if (name == "CDMA_CAPTURE_CUPTI_PATH") {
     c.cupti_path = std::string(value);
   } else if (name == "CDMA_CAPTURE_COPY") {
-    if (value == "fork") c.inline_copy = false;
-    else if (value == "inline") c.inline_copy = true;
-    else return bad("fork or inline");
+    if (value == "fork")
+      c.inline_copy = false;
+    else if (value == "inline")
+      c.inline_copy = true;
+    else
+      return bad("fork or inline");
   } else if (name == "CDMA_CAPTURE_VERBOSE") {
     c.verbose = !(value.empty() || value == "0");
   } else {
@@ -178,11 +202,10 @@ inline std::string set_option(Config& c, std::string_view name, std::string_view
 
 // Every option name set_option() knows, in documentation order.
 inline constexpr std::string_view kOptionNames[] = {
-    "CDMA_CAPTURE_DIR", "CDMA_CAPTURE_MODE", "CDMA_CAPTURE_OPS", "CDMA_CAPTURE_ROLES",
-    "CDMA_CAPTURE_PHASES", "CDMA_CAPTURE_EVERY", "CDMA_CAPTURE_SKIP", "CDMA_CAPTURE_FIRST",
-    "CDMA_CAPTURE_BUDGET", "CDMA_CAPTURE_RING", "CDMA_CAPTURE_RING_WAIT_MS",
-    "CDMA_CAPTURE_ITERATION", "CDMA_CAPTURE_CUPTI", "CDMA_CAPTURE_CUPTI_PATH", "CDMA_CAPTURE_COPY",
-    "CDMA_CAPTURE_VERBOSE"};
+    "CDMA_CAPTURE_DIR",    "CDMA_CAPTURE_MODE",       "CDMA_CAPTURE_OPS",          "CDMA_CAPTURE_ROLES",
+    "CDMA_CAPTURE_PHASES", "CDMA_CAPTURE_EVERY",      "CDMA_CAPTURE_SKIP",         "CDMA_CAPTURE_FIRST",
+    "CDMA_CAPTURE_BUDGET", "CDMA_CAPTURE_RING",       "CDMA_CAPTURE_RING_WAIT_MS", "CDMA_CAPTURE_ITERATION",
+    "CDMA_CAPTURE_CUPTI",  "CDMA_CAPTURE_CUPTI_PATH", "CDMA_CAPTURE_COPY",         "CDMA_CAPTURE_VERBOSE"};
 
 // Reads every CDMA_CAPTURE_* option from the environment. Returns "" or the first error.
 inline std::string config_from_env(Config& c) {

@@ -24,12 +24,12 @@ inline constexpr std::uint32_t kRecordMagic = 0x52414D43u;  // "CMAR" little-end
 
 #pragma pack(push, 1)
 struct FileHeader {
-  char magic[8];                // kMagic
-  std::uint32_t version;        // kVersion
-  std::uint32_t header_bytes;   // sizeof(FileHeader) == 64
+  char magic[8];               // kMagic
+  std::uint32_t version;       // kVersion
+  std::uint32_t header_bytes;  // sizeof(FileHeader) == 64
   std::int64_t pid;
-  std::int64_t start_unix_ns;   // wall clock at spool creation
-  std::int64_t start_mono_ns;   // CLOCK_MONOTONIC at creation (timeline clock origin)
+  std::int64_t start_unix_ns;  // wall clock at spool creation
+  std::int64_t start_mono_ns;  // CLOCK_MONOTONIC at creation (timeline clock origin)
   char reserved[24];
 };
 static_assert(sizeof(FileHeader) == 64);
@@ -76,13 +76,13 @@ enum class Layout : std::uint8_t { NCHW = 0, NHWC = 1, CHWN = 2, NC = 3 };
 inline constexpr int kMaxDims = 8;
 
 struct TensorRecord {
-  std::int64_t call;         // sequence number of the intercepted call
-  std::int64_t iteration;    // -1 when unknown
-  std::int32_t layer_index;  // -1 when unknown
-  std::uint8_t phase;        // 0 forward, 1 backward
-  std::uint8_t dtype;        // DType
-  std::uint8_t layout;       // Layout
-  std::uint8_t ndims;        // 2 (NC) or 4
+  std::int64_t call;            // sequence number of the intercepted call
+  std::int64_t iteration;       // -1 when unknown
+  std::int32_t layer_index;     // -1 when unknown
+  std::uint8_t phase;           // 0 forward, 1 backward
+  std::uint8_t dtype;           // DType
+  std::uint8_t layout;          // Layout
+  std::uint8_t ndims;           // 2 (NC) or 4
   std::int64_t dims[kMaxDims];  // in stored layout order
   char op[16];
   char role[8];
@@ -91,12 +91,12 @@ struct TensorRecord {
 };
 
 enum TimelineFlags : std::uint32_t {
-  kTlDataCaptured = 1u << 0,    // at least one tensor of the call was copied
-  kTlGraphCapture = 1u << 1,    // the stream was capturing a CUDA graph: metadata only
-  kTlUnsafe = 1u << 2,          // device/context check failed: metadata only
-  kTlFailed = 1u << 3,          // the real call returned an error status
-  kTlBackend = 1u << 4,         // cudnnBackendExecute (graph API)
-  kTlUnknownPlan = 1u << 5,     // backend plan whose operations were not shadowed
+  kTlDataCaptured = 1u << 0,  // at least one tensor of the call was copied
+  kTlGraphCapture = 1u << 1,  // the stream was capturing a CUDA graph: metadata only
+  kTlUnsafe = 1u << 2,        // device/context check failed: metadata only
+  kTlFailed = 1u << 3,        // the real call returned an error status
+  kTlBackend = 1u << 4,       // cudnnBackendExecute (graph API)
+  kTlUnknownPlan = 1u << 5,   // backend plan whose operations were not shadowed
 };
 
 struct TimelineRecord {
@@ -107,11 +107,11 @@ struct TimelineRecord {
   std::uint8_t pad0[3];
   char op[16];
   char layer[64];
-  char api[48];            // the intercepted function, e.g. "cudnnConvolutionForward"
-  std::int64_t start_ns;   // CLOCK_MONOTONIC
+  char api[48];           // the intercepted function, e.g. "cudnnConvolutionForward"
+  std::int64_t start_ns;  // CLOCK_MONOTONIC
   std::int64_t end_ns;
-  std::int32_t status;     // the real call's return value
-  std::uint32_t flags;     // TimelineFlags
+  std::int32_t status;  // the real call's return value
+  std::uint32_t flags;  // TimelineFlags
 };
 
 struct StatsRecord {
@@ -139,27 +139,26 @@ struct KernelRecord {
   std::uint64_t start_ns;  // GPU timestamps (CUPTI clock)
   std::uint64_t end_ns;
   std::uint32_t device;
-  std::uint32_t kind;      // 0 kernel, 1 memset, 2 memcpy
+  std::uint32_t kind;  // 0 kernel, 1 memset, 2 memcpy
 };
 
 struct CountersRecord {
-  std::int64_t calls;             // intercepted calls
-  std::int64_t tensors;           // tensor records written
-  std::int64_t stats;             // stats records written
-  std::int64_t bytes;             // tensor bytes written
-  std::int64_t dropped_tensors;   // chosen but not kept (budget, ring full, copy error)
-  std::int64_t dropped_budget;    // of which: byte budget reached
-  std::int64_t dropped_ring;      // of which: pinned ring full or tensor larger than the ring
-  std::int64_t skipped_graph;     // tensors not copied because a CUDA graph was being captured
-  std::int64_t skipped_unsafe;    // tensors not copied: pointer/device/dtype not supported
-  std::int64_t cupti_dropped;     // CUPTI records lost
-  std::int64_t iterations;        // iterations seen (last iteration + 1)
-  std::int64_t skipped_failed;    // tensors not kept because their call returned an error status
-                                  // (0 in spools written before this counter existed)
+  std::int64_t calls;            // intercepted calls
+  std::int64_t tensors;          // tensor records written
+  std::int64_t stats;            // stats records written
+  std::int64_t bytes;            // tensor bytes written
+  std::int64_t dropped_tensors;  // chosen but not kept (budget, ring full, copy error)
+  std::int64_t dropped_budget;   // of which: byte budget reached
+  std::int64_t dropped_ring;     // of which: pinned ring full or tensor larger than the ring
+  std::int64_t skipped_graph;    // tensors not copied because a CUDA graph was being captured
+  std::int64_t skipped_unsafe;   // tensors not copied: pointer/device/dtype not supported
+  std::int64_t cupti_dropped;    // CUPTI records lost
+  std::int64_t iterations;       // iterations seen (last iteration + 1)
+  std::int64_t skipped_failed;   // tensors not kept because their call returned an error status
+                                 // (0 in spools written before this counter existed)
   std::int64_t reserved[4];
 };
 #pragma pack(pop)
-
 
 // Copies a string into a fixed, NUL-padded field (truncating; the field always ends in NUL).
 template <std::size_t N>

@@ -29,13 +29,11 @@ class Codec {
 
   // Encodes `in` (a whole number of `width`-byte elements, width 1, 2 or 4) into `out`, which must
   // hold max_encoded_size() bytes. Returns the encoded size.
-  virtual std::size_t encode(std::span<const std::byte> in, std::size_t width,
-                             std::span<std::byte> out) const = 0;
+  virtual std::size_t encode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) const = 0;
 
   // Decodes `in` into exactly out.size() bytes. Throws CodecError when the stream is malformed,
   // too short, too long, or decodes to a different size.
-  virtual void decode(std::span<const std::byte> in, std::size_t width,
-                      std::span<std::byte> out) const = 0;
+  virtual void decode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) const = 0;
 
   // Encoded size of `in` (may be computed without producing output).
   virtual std::size_t compressed_size(std::span<const std::byte> in, std::size_t width) const;
@@ -54,7 +52,7 @@ std::vector<std::string> codec_families();
 
 // Sum of compressed sizes when `in` is cut into independent chunks of `chunk_bytes` (rounded
 // down to whole elements; 0 = whole tensor).
-std::size_t chunked_compressed_size(const Codec& codec, std::span<const std::byte> in,
-                                    std::size_t width, std::size_t chunk_bytes);
+std::size_t chunked_compressed_size(const Codec& codec, std::span<const std::byte> in, std::size_t width,
+                                    std::size_t chunk_bytes);
 
 }  // namespace cdma::formats

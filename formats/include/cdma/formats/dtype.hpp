@@ -14,11 +14,14 @@ enum class Layout : std::uint8_t { NCHW, NHWC, CHWN, NC };
 // Bytes per element: 4, 2, 2, 1, 1.
 constexpr std::size_t dtype_size(DType t) noexcept {
   switch (t) {
-    case DType::f32: return 4;
+    case DType::f32:
+      return 4;
     case DType::f16:
-    case DType::bf16: return 2;
+    case DType::bf16:
+      return 2;
     case DType::i8:
-    case DType::u8: return 1;
+    case DType::u8:
+      return 1;
   }
   return 0;
 }

@@ -34,13 +34,13 @@ struct TraceAttrs {
 
 // Metadata of one captured tensor (a dataset under /tensors).
 struct TensorMeta {
-  std::string name;              // dataset name: 10-digit sequence number (reader fills it)
+  std::string name;  // dataset name: 10-digit sequence number (reader fills it)
   std::int64_t iteration = -1;
   std::string layer;
   std::int32_t layer_index = 0;
-  std::string op;                // conv, linear, relu, pool, bn, lrn, dropout, add, concat, softmax, other
-  std::string role = "x";        // x, y, dy, dx
-  std::string phase = "forward"; // forward, backward
+  std::string op;                 // conv, linear, relu, pool, bn, lrn, dropout, add, concat, softmax, other
+  std::string role = "x";         // x, y, dy, dx
+  std::string phase = "forward";  // forward, backward
   Layout layout = Layout::NCHW;
   DType dtype = DType::f32;
   std::vector<std::int64_t> dims;  // in stored layout order
@@ -65,9 +65,9 @@ struct TimelineRow {
   std::int64_t iteration = -1;
   std::int64_t call = 0;
   std::int32_t layer_index = 0;
-  std::int8_t phase = 0;        // 0 forward, 1 backward
-  std::string op;               // at most 15 bytes kept
-  std::string layer;            // at most 63 bytes kept
+  std::int8_t phase = 0;  // 0 forward, 1 backward
+  std::string op;         // at most 15 bytes kept
+  std::string layer;      // at most 63 bytes kept
   std::int64_t start_ns = 0;
   std::int64_t end_ns = 0;
   std::int64_t device_ns = -1;  // -1 when unknown
@@ -88,8 +88,8 @@ struct StatsRow {
 };
 
 struct WriterOptions {
-  bool overwrite = false;     // replace an existing file (else: error if it exists)
-  int deflate_level = 0;      // 0: contiguous storage; 1-9: chunked + shuffle + deflate
+  bool overwrite = false;  // replace an existing file (else: error if it exists)
+  int deflate_level = 0;   // 0: contiguous storage; 1-9: chunked + shuffle + deflate
   // Flush HDF5 metadata to the file after every N tensors (1 = after each; crash loses at most
   // the tensor being written). 0 disables (fast, not crash-safe).
   int flush_every = 1;

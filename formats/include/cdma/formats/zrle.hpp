@@ -16,8 +16,7 @@ std::size_t zrle_max_encoded_size(std::size_t bytes, std::size_t width) noexcept
 
 // Encodes with run field width k (1..16); returns the stream size. Throws CodecError on a bad
 // width or k, or when out is smaller than zrle_max_encoded_size().
-std::size_t zrle_encode(std::span<const std::byte> in, std::size_t width, int k,
-                        std::span<std::byte> out);
+std::size_t zrle_encode(std::span<const std::byte> in, std::size_t width, int k, std::span<std::byte> out);
 
 // Decodes into exactly out.size() bytes. Throws CodecError (never reading or writing out of bounds)
 // when the stream is truncated, has trailing bytes or nonzero padding bits, holds a run longer than
@@ -26,9 +25,7 @@ std::size_t zrle_encode(std::span<const std::byte> in, std::size_t width, int k,
 void zrle_decode(std::span<const std::byte> in, std::size_t width, int k, std::span<std::byte> out);
 
 // Bit-by-bit implementations of the spec, the reference of the fast paths.
-std::size_t zrle_encode_reference(std::span<const std::byte> in, std::size_t width, int k,
-                                  std::span<std::byte> out);
-void zrle_decode_reference(std::span<const std::byte> in, std::size_t width, int k,
-                           std::span<std::byte> out);
+std::size_t zrle_encode_reference(std::span<const std::byte> in, std::size_t width, int k, std::span<std::byte> out);
+void zrle_decode_reference(std::span<const std::byte> in, std::size_t width, int k, std::span<std::byte> out);
 
 }  // namespace cdma::formats

@@ -16,20 +16,16 @@ std::size_t zvc_max_encoded_size(std::size_t bytes, std::size_t width) noexcept;
 // Encodes; returns the stream size. Throws CodecError when width is not 1, 2, 4, in.size() is not a
 // multiple of width, or out is smaller than zvc_max_encoded_size().
 std::size_t zvc_encode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out);
-std::size_t zvc_encode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out,
-                       SimdLevel level);
+std::size_t zvc_encode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out, SimdLevel level);
 
 // Decodes into exactly out.size() bytes. Throws CodecError (never reads or writes out of bounds)
 // when the stream is truncated, has trailing bytes, sets mask bits past the tensor's end, or marks
 // as nonzero an element whose bytes are all zero (such a stream is not what encode produces).
 void zvc_decode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out);
-void zvc_decode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out,
-                SimdLevel level);
+void zvc_decode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out, SimdLevel level);
 
 // Line-by-line implementations of the spec, the reference of the fast paths.
-std::size_t zvc_encode_reference(std::span<const std::byte> in, std::size_t width,
-                                 std::span<std::byte> out);
-void zvc_decode_reference(std::span<const std::byte> in, std::size_t width,
-                          std::span<std::byte> out);
+std::size_t zvc_encode_reference(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out);
+void zvc_decode_reference(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out);
 
 }  // namespace cdma::formats

@@ -13,14 +13,14 @@
 namespace cdma::report {
 
 struct ReportInputs {
-  nlohmann::json analysis;               // cdma-analysis v1
+  nlohmann::json analysis;  // cdma-analysis v1
   // Replay runs: {"runs": [run, ...]} where each run is hwmodel::run_json()'s object (schema
   // cdma-replay v1: network, gpu, link, policy, totals[], layers[]).
   std::optional<nlohmann::json> replay;
   std::vector<std::string> replay_timelines;  // pre-rendered SVG timelines (hwmodel::timeline_svg)
   std::string title = "cdma report";
-  std::string command;                   // the command line that made the report (shown in the page)
-  std::string generated;                 // ISO-8601 time
+  std::string command;    // the command line that made the report (shown in the page)
+  std::string generated;  // ISO-8601 time
 };
 
 // Throws std::invalid_argument when the analysis document is not schema cdma-analysis v1.
