@@ -3,10 +3,11 @@
 
     scripts/check-architecture.py [--root DIR] [--verbose]
 
-Scans the #include lines of every tracked C/C++ source (git ls-files; a plain directory walk when
-DIR is not the top of a git work tree) and the target_link_libraries() calls of every
-CMakeLists.txt, and prints one line per broken rule, "file:line: rule", exiting 1 when there is
-any (0 when none, 2 on bad usage). Standard library only.
+Scans the #include lines of every C/C++ source git knows of (git ls-files: tracked, and untracked
+but not ignored, as CMake's globs see them; a plain directory walk when DIR is not the top of a git
+work tree) and the target_link_libraries() calls of every CMakeLists.txt, and prints one line per
+broken rule, "file:line: rule", exiting 1 when there is any (0 when none, 2 on bad usage).
+Standard library only.
 
 The allowed graph is COMPONENTS below; docs/ARCHITECTURE.md mirrors it. Change both together.
 """
@@ -31,9 +32,11 @@ COMPONENTS = {
     "report":             dict(paths=["report/"], deps=["formats"],
                                third=["fmt", "json"]),
     # spool.hpp and config.hpp: the record layout and settings that the interposer and the
-    # collector share; header-only, standard library only.
-    "capture/common":     dict(paths=["capture/include/"], deps=[], third=[]),
-    "capture/collector":  dict(paths=["capture/collector/", "capture/include/cdma/capture/collector.hpp"],
+    # collector share; header-only, standard library only. Named one by one: every other header
+    # of capture/include/ is the collector's public API.
+    "capture/common":     dict(paths=["capture/include/cdma/capture/spool.hpp",
+                                      "capture/include/cdma/capture/config.hpp"], deps=[], third=[]),
+    "capture/collector":  dict(paths=["capture/collector/", "capture/include/"],
                                deps=["formats", "capture/common"], third=[]),
     # libcdma_capture.so is preloaded into foreign processes (scripts/build-capture.sh): no cdma
     # library and no third-party library other than the CUDA headers, threads and libdl.
@@ -61,7 +64,8 @@ SRC_EXCEPTIONS = [
      "white-box tests of the trainer (cdma_train_base/core export src/)"),
 ]
 
-# Third-party libraries: header patterns (regex on the include path) and CMake link items.
+# Third-party libraries: header patterns (regexes matched at the start of the include path or of
+# one of its components) and CMake link items (regexes matched against the whole item).
 THIRD_PARTY = {
     "hdf5":      dict(headers=[r"hdf5(_hl)?\.h$", r"H5[A-Za-z]*\.h$"], links=[r"\$\{HDF5_\w*LIBRARIES\}", r"hdf5::.*"]),
     "zlib":      dict(headers=[r"zlib\.h$"], links=[r"ZLIB::ZLIB"]),
@@ -111,7 +115,7 @@ def allowed_third(src, lib):
 
 def third_party_of_header(inc):
     for lib, t in THIRD_PARTY.items():
-        if any(re.search(h, inc) for h in t["headers"]):
+        if any(re.search(r"(^|/)" + h, inc) for h in t["headers"]):
             return lib
     return None
 
@@ -124,12 +128,15 @@ def third_party_of_link(item):
 
 
 def list_files(root):
-    """Tracked files (git ls-files) when root is the top of a work tree, else every file."""
+    """Tracked and untracked, not ignored files (git ls-files) when root is the top of a work tree,
+    else every file except hidden and build* directories."""
     try:
         top = subprocess.run(["git", "-C", root, "rev-parse", "--show-toplevel"], capture_output=True,
                              text=True, check=True).stdout.strip()
         if os.path.realpath(top) == os.path.realpath(root):
-            out = subprocess.run(["git", "-C", root, "ls-files", "-z"], capture_output=True, check=True).stdout
+            # Untracked files that git does not ignore count too: CMake's globs build them.
+            out = subprocess.run(["git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                                 capture_output=True, check=True).stdout
             return sorted(f for f in out.decode().split("\0") if f and os.path.isfile(os.path.join(root, f)))
     except (OSError, subprocess.CalledProcessError):
         pass
