@@ -58,7 +58,7 @@ struct CallSpec {
   void link(const char* link_op, const void* ptr);
 };
 
-struct CallState;  // per-call scratch (runtime.cpp)
+struct CallState;  // per-call scratch (runtime_state.hpp)
 
 // Reentrancy guard: the interposer's own cuDNN calls (getters) and nested cuDNN calls are passed
 // straight through.
@@ -93,7 +93,7 @@ void cupti_push(std::uint64_t call) noexcept;
 void cupti_pop() noexcept;
 void cupti_flush(bool forced) noexcept;
 
-// Writer queue access for CUPTI records (runtime.cpp).
+// Writer queue access for CUPTI records (spool_writer.cpp).
 void enqueue_raw_record(std::uint16_t type, const void* payload, std::size_t bytes) noexcept;
 void note_cupti_dropped(std::int64_t n) noexcept;
 void warn_once(const char* key, const char* fmt, ...) noexcept;
