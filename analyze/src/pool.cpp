@@ -1,0 +1,221 @@
+// The worker pool of an analysis run: threads that take tensors off a bounded queue and run the
+// analyzer on them, and the file mappings whose pages they fault in.
+#include "run_internal.hpp"
+
+#include <algorithm>
+#include <system_error>
+#include <tuple>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace cdma::analyze::detail {
+
+std::shared_ptr<const Mapping> Mapping::open(const std::filesystem::path& p, std::atomic<std::uint64_t>* unmap_ns) {
+  const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return nullptr;
+  struct stat st {};
+  std::shared_ptr<Mapping> m;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+    void* a = mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
+    if (a != MAP_FAILED) m = std::shared_ptr<Mapping>(new Mapping(a, static_cast<std::size_t>(st.st_size), unmap_ns));
+  }
+  ::close(fd);
+  return m;
+}
+
+Mapping::~Mapping() {
+  const double t0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+  munmap(addr_, size_);
+  unmap_ns_->fetch_add(static_cast<std::uint64_t>((cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - t0) * 1e9));
+}
+
+// Faults the pages of a mapped tensor in (so that the codecs' time does not include it), in the
+// worker's thread. Touching one byte per page lets each fault map a whole fault-around window
+// (64 KiB by default); on this kernel that costs about a third of MADV_POPULATE_READ.
+void prefault(std::span<const std::byte> d) {
+  const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  std::uint8_t acc = 0;
+  const auto* p = reinterpret_cast<const volatile std::uint8_t*>(d.data());
+  for (std::size_t i = 0; i < d.size(); i += page) acc = static_cast<std::uint8_t>(acc ^ p[i]);
+  if (!d.empty()) acc = static_cast<std::uint8_t>(acc ^ p[d.size() - 1]);
+  asm volatile("" : : "r"(acc));
+}
+
+// Drops the page-table entries of the pages that lie wholly inside a mapped tensor once it is
+// analysed, so that this cost is paid by the workers in parallel rather than by one final munmap.
+// The page cache keeps the data; a later access would simply fault it in again.
+void release_pages(std::span<const std::byte> d) {
+  const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto begin = (reinterpret_cast<std::uintptr_t>(d.data()) + page - 1) & ~(page - 1);
+  const auto end = (reinterpret_cast<std::uintptr_t>(d.data()) + d.size()) & ~(page - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+namespace {
+// Runs f, adding the CPU time it takes in this thread to `acc`.
+template <class F>
+void timed(double& acc, F&& f) {
+  const double t0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+  f();
+  acc += cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - t0;
+}
+}  // namespace
+
+WorkerPool::WorkerPool(const TensorAnalyzer& an, const Options& opts, std::vector<TensorResult>& results,
+                       unsigned threads)
+    : an_(an), opts_(opts), results_(results), spaces_(threads), fault_s_(threads, 0.0) {
+  const std::size_t nbuf = 2 * static_cast<std::size_t>(threads);
+  buffers_.resize(nbuf);
+  for (std::size_t i = 0; i < nbuf; ++i) free_buffers_.push_back(i);
+  threads_.reserve(threads);
+  try {
+    for (unsigned i = 0; i < threads; ++i) threads_.emplace_back(&WorkerPool::work, this, i);
+  } catch (const std::system_error& e) {
+    close();
+    throw formats::Error("cannot start " + std::to_string(threads) + " worker threads (" + e.what() +
+                         "); use fewer (-j)");
+  }
+}
+
+void WorkerPool::close() {
+  {
+    std::lock_guard lk(mu_);
+    closed_ = true;
+  }
+  cv_jobs_.notify_all();
+  for (auto& th : threads_)
+    if (th.joinable()) th.join();
+}
+
+std::optional<std::size_t> WorkerPool::take_buffer(const std::function<void()>& waiting) {
+  std::unique_lock lk(mu_);
+  while (free_buffers_.empty() && !abort_) {
+    cv_free_.wait_for(lk, std::chrono::milliseconds(100));
+    lk.unlock();
+    waiting();
+    lk.lock();
+  }
+  if (abort_) return std::nullopt;
+  const std::size_t b = free_buffers_.back();
+  free_buffers_.pop_back();
+  return b;
+}
+
+void WorkerPool::submit(Job job) {
+  {
+    std::lock_guard lk(mu_);
+    jobs_.push_back(std::move(job));
+  }
+  cv_jobs_.notify_one();
+}
+
+void WorkerPool::give_back(std::size_t b, std::uint64_t bytes) {
+  std::lock_guard lk(mu_);
+  free_buffers_.push_back(b);
+  bytes_done_ += bytes;
+  ++tensors_done_;
+}
+
+bool WorkerPool::aborted() {
+  std::lock_guard lk(mu_);
+  return abort_;
+}
+
+std::pair<std::uint64_t, std::uint64_t> WorkerPool::done() {
+  std::lock_guard lk(mu_);
+  return {bytes_done_, tensors_done_};
+}
+
+double WorkerPool::codec_s() const {
+  double s = 0;
+  for (const auto& ws : spaces_) s += static_cast<double>(ws.codec_ns) * 1e-9;
+  return s;
+}
+
+double WorkerPool::fault_s() const {
+  double s = 0;
+  for (double f : fault_s_) s += f;
+  return s;
+}
+
+void WorkerPool::fail(std::exception_ptr e) {
+  std::lock_guard lk(mu_);
+  if (!error_) error_ = std::move(e);
+  abort_ = true;
+}
+
+// One job's analysis, errors included: a round-trip mismatch always stops the run; a bad tensor
+// is skipped under -k.
+void WorkerPool::analyze(Job& job, Workspace& ws, double& fault) {
+  try {
+    if (job.windowed) {
+      // A big mapped tensor: one window at a time, its pages dropped once analysed, so that
+      // memory stays bounded by the window whatever the tensor's size.
+      TensorStream ts(an_, job.meta, ws, job.where);
+      const std::uint64_t win = an_.window_elements(job.meta) * formats::dtype_size(job.meta.dtype);
+      for (std::uint64_t off = 0; off < job.mapped.size(); off += win) {
+        const auto piece = job.mapped.subspan(off, std::min<std::uint64_t>(win, job.mapped.size() - off));
+        timed(fault, [&] { prefault(piece); });
+        ts.feed(piece);
+        timed(fault, [&] { release_pages(piece); });
+      }
+      results_[job.slot].variants = ts.finish();
+    } else {
+      const std::span<const std::byte> buf = job.map ? job.mapped : std::span<const std::byte>(buffers_[job.buffer]);
+      results_[job.slot].variants = an_.analyze(buf, job.meta, ws, job.where);
+    }
+  } catch (const VerifyError&) {
+    fail(std::current_exception());
+  } catch (const formats::Error& e) {
+    if (!opts_.keep_going) {
+      fail(std::current_exception());
+      return;
+    }
+    std::lock_guard lk(mu_);
+    worker_skips_.emplace_back(job.slot, Skipped{object_of(job.meta), e.what()});
+  } catch (...) {
+    fail(std::current_exception());
+  }
+}
+
+void WorkerPool::work(unsigned id) {
+  Workspace& ws = spaces_[id];
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock lk(mu_);
+      cv_jobs_.wait(lk, [&] { return !jobs_.empty() || closed_; });
+      if (jobs_.empty()) return;
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+    const bool whole_map = job.map && !job.windowed;
+    if (whole_map) timed(fault_s_[id], [&] { prefault(job.mapped); });
+    analyze(job, ws, fault_s_[id]);
+    if (whole_map) timed(fault_s_[id], [&] { release_pages(job.mapped); });
+    const std::size_t bytes = job.map ? job.mapped.size() : buffers_[job.buffer].size();
+    {
+      std::lock_guard lk(mu_);
+      bytes_done_ += bytes;
+      ++tensors_done_;
+      free_buffers_.push_back(job.buffer);
+    }
+    job.map.reset();
+    cv_free_.notify_one();
+  }
+}
+
+void Reporter::operator()(bool force) {
+  if (!hooks_.on_progress) return;
+  auto now = Clock::now();
+  if (!force && now - last_ < std::chrono::milliseconds(100)) return;
+  last_ = now;
+  Progress p = totals_;
+  std::tie(p.bytes_done, p.tensors_done) = pool_.done();
+  hooks_.on_progress(p);
+}
+
+}  // namespace cdma::analyze::detail
