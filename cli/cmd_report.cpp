@@ -2,38 +2,35 @@
 // density per layer over training, ratio per layer per codec, layouts and dtypes, the network
 // summary, and the hardware-model replay (oracle / vDNN / cDMA) with its timeline.
 //
-// The analysis runs in-process (cdma::analyze). The replay runs as `cdma replay` on this same
-// executable (fed the analysis JSON as --ratios), so the page shows exactly what that command
-// prints and its flags mean the same here.
+// Everything runs in this process: the analysis (cdma::analyze), then the replays
+// (hwmodel::run_study, the same study `cdma replay` runs) with the ratios taken from the analysis's
+// typed rows, then the page (cdma::report).
 #include "util.hpp"
 #include "verbs.hpp"
 
 #include <cdma/analyze/output.hpp>
 #include <cdma/analyze/pipeline.hpp>
 #include <cdma/formats/trace.hpp>
+#include <cdma/hwmodel/study.hpp>
 #include <cdma/hwmodel/zoo.hpp>
 #include <cdma/report/html.hpp>
+#include <cdma/report/timeline.hpp>
 #include <cdma/version.hpp>
 
 #include <fmt/core.h>
 #include <fmt/ranges.h>
+#include <unistd.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include <sys/wait.h>
-#include <unistd.h>
 #include <algorithm>
-#include <cerrno>
-#include <csignal>
-#include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <sstream>
 
 namespace cdma::cli {
 namespace {
 
 namespace fs = std::filesystem;
+namespace hw = cdma::hwmodel;
 using nlohmann::json;
 
 struct ReportOptions {
@@ -53,54 +50,78 @@ struct ReportOptions {
   std::string analysis_out;
 };
 
-// Runs this executable with `args`; returns its exit code (or -1 when it could not run).
-int run_self(const std::vector<std::string>& args) {
-  std::vector<char*> argv;
-  std::string self = fs::read_symlink("/proc/self/exe").string();
-  argv.push_back(self.data());
-  std::vector<std::string> copy = args;
-  for (auto& a : copy) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = fork();
-  if (pid < 0) return -1;
-  if (pid == 0) {
-    execv(self.c_str(), argv.data());
-    _exit(127);
-  }
-  int st = 0;
-  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-  }
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-class ScratchDir {
- public:
-  ScratchDir() {
-    std::string t = (fs::temp_directory_path() / "cdma-report-XXXXXX").string();
-    if (!mkdtemp(t.data())) throw formats::Error("cannot create a temporary directory");
-    path_ = t;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
 std::string command_line(int argc, char** argv) {
   std::string s = "cdma";
   for (int i = 0; i < argc; ++i) s += std::string(" ") + argv[i];
   return s;
+}
+
+// The zoo networks to replay for a trace: --zoo-net, else the one its model is a small version of.
+std::vector<std::string> zoo_for(const ReportOptions& o, const analyze::TraceSummary& t) {
+  std::vector<std::string> zoo;
+  if (!o.zoo_nets.empty()) {
+    for (const auto& z : o.zoo_nets)
+      if (z != "none") zoo.push_back(z);
+    return zoo;
+  }
+  std::string m = t.model.value_or("");
+  if (m == "vgg") m = "vgg16";
+  if (m == "resnet") m = "resnet50";
+  const auto known = hw::zoo_names();
+  if (std::find(known.begin(), known.end(), m) != known.end()) zoo.push_back(m);
+  return zoo;
+}
+
+// The replays of the page: per trace, its own network with the ratios this analysis measured (and
+// its timeline), then the matching zoo networks at full size with those ratios (--fill average:
+// the page states the rule and lists the layers it applied to).
+void add_replays(const ReportOptions& o, const analyze::Analysis& a, report::ReportInputs& in) {
+  json runs = json::array();
+  for (std::size_t i = 0; i < a.traces.size(); ++i) {
+    const std::string label = fs::path(a.traces[i].path).filename().string();
+    hw::StudyRequest base;
+    base.gpu = o.gpu;
+    base.link = o.link;
+    base.policy = hw::parse_policy(o.policy);
+    base.compute = hw::parse_compute_source(o.compute);
+    base.engines = o.engines;
+    base.ratios.table = hw::ratio_table_from_analysis(a, static_cast<int>(i));
+    base.ratios.table_label = label;
+    auto run = [&](hw::StudyRequest req, const std::string& what, const std::string& report_label) {
+      hw::StudyReport rep;
+      try {
+        rep = hw::run_study(req);
+      } catch (const formats::UsageError&) {
+        throw;
+      } catch (const std::exception& e) {
+        throw formats::Error(fmt::format("{}: the replay of {} failed: {} (--no-replay leaves the replay out)",
+                                         a.traces[i].path, what, e.what()));
+      }
+      json doc = hw::study_json(rep);
+      for (auto& r : doc["runs"]) {
+        r["report_label"] = report_label;
+        runs.push_back(std::move(r));
+      }
+      if (req.keep_events)
+        in.replay_timelines.push_back(report::replay_timeline(
+            hw::study_events_json(rep)["replays"].get<std::vector<json>>(),
+            fmt::format("cdma replay: {} on {} + {} ({})", rep.runs.front().net.name, rep.gpu, rep.link, o.policy),
+            false));
+    };
+    hw::StudyRequest own = base;
+    own.traces = {a.traces[i].path};
+    own.keep_events = true;
+    run(own, "trace", fmt::format("{}: the trace's own network", label));
+    for (const auto& z : zoo_for(o, a.traces[i])) {
+      hw::StudyRequest zoo = base;
+      zoo.networks = {z};
+      zoo.batch = o.zoo_batch;
+      zoo.ratios.fill = hw::RatioFill::average;
+      run(zoo, z,
+          fmt::format("{} from the zoo (full size, batch {}) with the ratios measured on {}", z, o.zoo_batch, label));
+    }
+  }
+  in.replay = json{{"runs", runs}};
 }
 
 int run_report(int argc, char** argv) {
@@ -140,9 +161,12 @@ int run_report(int argc, char** argv) {
   app.add_flag("--no-replay", o.no_replay, "leave out the hardware-model replay");
   app.add_option("--gpu", o.gpu, "replay: GPU preset (see cdma replay --list)")->capture_default_str();
   app.add_option("--link", o.link, "replay: link preset")->capture_default_str();
-  app.add_option("--policy", o.policy, "replay: vdnn-all or vdnn-conv")->capture_default_str();
+  app.add_option("--policy", o.policy, "replay: vdnn-all or vdnn-conv")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"vdnn-all", "vdnn-conv"}));
   app.add_option("--compute", o.compute, "replay: compute times from 'trace', 'roofline' or 'auto'")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "trace", "roofline"}));
   app.add_option("--engine", o.engines, "replay: cDMA engine PLACEMENT[:CODEC], repeatable (as cdma replay)");
   try {
     app.parse(argc, argv);
@@ -151,7 +175,7 @@ int run_report(int argc, char** argv) {
   }
 
   for (const auto& z : o.zoo_nets) {
-    const auto known = hwmodel::zoo_names();
+    const auto known = hw::zoo_names();
     if (z != "none" && std::find(known.begin(), known.end(), z) == known.end()) {
       fmt::print(stderr, "cdma report: --zoo-net: unknown network '{}' (known: {}, none)\n", z, fmt::join(known, ", "));
       return kExitUsage;
@@ -167,69 +191,21 @@ int run_report(int argc, char** argv) {
     ao.filters.offloaded_only = !o.all_tensors;
     std::vector<fs::path> paths(o.traces.begin(), o.traces.end());
     if (isatty(STDERR_FILENO)) fmt::print(stderr, "cdma report: analysing {} trace(s)...\n", paths.size());
-    analyze::Analysis a = analyze::run_analysis(paths, ao);
+    const analyze::Analysis a = analyze::run_analysis(paths, ao);
     for (const auto& t : a.traces)
       for (const auto& w : t.warnings) fmt::print(stderr, "cdma report: warning: {}\n", w);
-    std::ostringstream js;
-    analyze::write_json(js, a);
+    if (!o.analysis_out.empty()) write_output(o.analysis_out, [&](std::ostream& os) { analyze::write_json(os, a); });
     report::ReportInputs in;
-    in.analysis = json::parse(js.str());
-    if (!o.analysis_out.empty()) write_output(o.analysis_out, js.str());
-
-    if (!o.no_replay) {
-      ScratchDir scratch;
-      fs::path ajson = scratch.path() / "analysis.json";
-      write_output(ajson.string(), js.str());
-      json runs = json::array();
-      // One replay: the trace's own network (its offloaded tensors, ratios from this analysis), or a
-      // zoo network with those ratios. Layers without a row are listed by the replay; for the zoo the
-      // fill rule is stated in the page.
-      auto replay = [&](std::size_t i, const std::string& what, bool zoo, const std::string& label) {
-        fs::path rj = scratch.path() / fmt::format("replay{}-{}.json", i, what);
-        fs::path rs = scratch.path() / fmt::format("replay{}-{}.svg", i, what);
-        std::vector<std::string> args{
-            "replay",    "--ratios", ajson.string(), "--ratios-label", label,      "--trace-index", std::to_string(i),
-            "--gpu",     o.gpu,      "--link",       o.link,           "--policy", o.policy,        "--json",
-            rj.string(), "-q"};
-        if (zoo) {
-          args.insert(args.end(), {"--net", what, "--batch", std::to_string(o.zoo_batch), "--fill", "average"});
-        } else {
-          args.insert(args.end(), {paths[i].string(), "--compute", o.compute, "--svg", rs.string()});
-        }
-        for (const auto& e : o.engines) args.insert(args.end(), {"--engine", e});
-        int rc = run_self(args);
-        if (rc != 0)
-          throw formats::Error(
-              fmt::format("{}: the replay of {} failed (exit {}); see the message above, or use "
-                          "--no-replay",
-                          paths[i].string(), what, rc));
-        json doc = json::parse(read_file(rj));
-        for (auto& r : doc.value("runs", json::array())) {
-          r["report_label"] = zoo ? fmt::format("{} from the zoo (full size, batch {}) with the ratios measured on {}",
-                                                what, o.zoo_batch, label)
-                                  : fmt::format("{}: the trace's own network", label);
-          runs.push_back(r);
-        }
-        if (!zoo) in.replay_timelines.push_back(read_file(rs));
-      };
-      const auto zoo_known = hwmodel::zoo_names();
-      for (std::size_t i = 0; i < paths.size(); ++i) {
-        const std::string label = paths[i].filename().string();
-        replay(i, "trace", false, label);
-        std::vector<std::string> zoo = o.zoo_nets;
-        if (zoo.empty()) {
-          // The zoo network this trace's model is a small version of.
-          std::string m = a.traces[i].model.value_or("");
-          if (m == "vgg") m = "vgg16";
-          if (m == "resnet") m = "resnet50";
-          if (std::find(zoo_known.begin(), zoo_known.end(), m) != zoo_known.end()) zoo.push_back(m);
-        }
-        for (const auto& z : zoo)
-          if (z != "none") replay(i, z, true, label);
-      }
-      in.replay = json{{"runs", runs}};
+    {
+      // The page draws no tensor rows and, below the network level, only the stored variant.
+      std::ostringstream js;
+      analyze::write_json(js, a, -1, analyze::JsonRows{false, false});
+      in.analysis = json::parse(js.str());
     }
-
+    if (!o.no_replay) {
+      if (isatty(STDERR_FILENO)) fmt::print(stderr, "cdma report: replaying...\n");
+      add_replays(o, a, in);
+    }
     if (o.title.empty()) {
       std::string models;
       for (const auto& t : a.traces)
@@ -239,10 +215,13 @@ int run_report(int argc, char** argv) {
     in.title = o.title;
     in.command = command_line(argc, argv);
     in.generated = formats::iso8601_utc_now();
-    std::string html = report::render_html(in);
+    const std::string html = report::render_html(in);
     write_output(o.output, html);
     fmt::print("cdma report: wrote {} ({} KiB)\n", o.output, html.size() / 1024);
     return kExitOk;
+  } catch (const formats::UsageError& e) {
+    fmt::print(stderr, "cdma report: {}\n", e.what());
+    return kExitUsage;
   } catch (const std::exception& e) {
     fmt::print(stderr, "cdma report: error: {}\n", e.what());
     return kExitFailure;

@@ -1,5 +1,6 @@
 // JSON and SVG outputs of a replay.
 #include <cdma/hwmodel/report.hpp>
+#include <cdma/hwmodel/study.hpp>
 
 #include <cdma/version.hpp>
 
@@ -14,28 +15,6 @@ using nlohmann::json;
 
 double sec(Ps t) { return static_cast<double>(t) / static_cast<double>(kPsPerSecond); }
 
-std::string xml_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '<':
-        o += "&lt;";
-        break;
-      case '>':
-        o += "&gt;";
-        break;
-      case '&':
-        o += "&amp;";
-        break;
-      case '"':
-        o += "&quot;";
-        break;
-      default:
-        o += c;
-    }
-  }
-  return o;
-}
 }  // namespace
 
 json run_json(const Network& net, const Scenario& sc, const std::vector<ReplayResult>& results) {
@@ -137,64 +116,53 @@ json events_json(const Network& net, const EventReplay& replay, const std::strin
   return j;
 }
 
-std::string timeline_svg(const Network& net, const std::vector<std::pair<std::string, EventReplay>>& rows,
-                         const std::string& title) {
-  const double width = 1200, left = 150, right = 20, lane = 18, gap = 14, top = 40;
-  Ps span = 1;
-  for (const auto& [label, r] : rows) span = std::max(span, r.total_ps);
-  const double scale = (width - left - right) / static_cast<double>(span);
-  const double height = top + static_cast<double>(rows.size()) * (2 * lane + gap) + 40;
-  std::string s = fmt::format(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{:.0f}\" height=\"{:.0f}\" font-family=\"sans-serif\" "
-      "font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-      "<text x=\"10\" y=\"20\" font-size=\"14\">{}</text>\n",
-      width, height, xml_escape(title));
-  auto color = [](const std::string& kind) {
-    if (kind == "forward") return "#4c78a8";
-    if (kind == "backward") return "#54a24b";
-    if (kind == "compress" || kind == "decompress") return "#b279a2";
-    if (kind == "fetch") return "#e45756";
-    return "#f58518";  // offload, prefetch
-  };
-  double y = top;
-  for (const auto& [label, r] : rows) {
-    s += fmt::format("<text x=\"10\" y=\"{:.1f}\">{}</text>\n", y + lane - 4, xml_escape(label));
-    s += fmt::format("<text x=\"10\" y=\"{:.1f}\" fill=\"#666\">{:.1f} ms</text>\n", y + 2 * lane - 4,
-                     sec(r.total_ps) * 1e3);
-    s += fmt::format("<text x=\"{:.0f}\" y=\"{:.1f}\" fill=\"#666\" text-anchor=\"end\">compute</text>\n", left - 4,
-                     y + lane - 5);
-    s += fmt::format("<text x=\"{:.0f}\" y=\"{:.1f}\" fill=\"#666\" text-anchor=\"end\">memory</text>\n", left - 4,
-                     y + 2 * lane - 5);
-    for (const auto& e : r.events) {
-      if (e.end_ps <= e.start_ps) continue;
-      const double x0 = left + static_cast<double>(e.start_ps) * scale;
-      const double w = std::max(0.5, static_cast<double>(e.end_ps - e.start_ps) * scale);
-      const double ly = e.stream == "compute" ? y : y + lane;
-      std::string name = e.layer >= 0 && e.layer < static_cast<int>(net.layers.size()) ? net.layers[e.layer].name : "";
-      s += fmt::format(
-          "<rect x=\"{:.2f}\" y=\"{:.1f}\" width=\"{:.2f}\" height=\"{:.1f}\" fill=\"{}\" stroke=\"white\" "
-          "stroke-width=\"0.3\"><title>{} {} {:.3f}-{:.3f} ms{}</title></rect>\n",
-          x0, ly + 1, w, lane - 2, color(e.kind), e.kind, xml_escape(name), sec(e.start_ps) * 1e3, sec(e.end_ps) * 1e3,
-          e.bytes > 0 ? fmt::format(" {} B", e.bytes) : "");
+json study_json(const StudyReport& report) {
+  json doc = {{"schema", "cdma-replay"},
+              {"schema_version", kReplaySchemaVersion},
+              {"producer", fmt::format("cdma-replay {}", cdma::kVersion)}};
+  json runs = json::array(), summary = json::array(), sweeps = json::array();
+  for (const auto& run : report.runs) {
+    std::vector<ReplayResult> results;
+    for (const ReplayResult* r : run.configurations()) results.push_back(*r);
+    runs.push_back(run_json(run.net, run.scenario, results));
+    const double oracle = static_cast<double>(run.oracle.total_ps), vdnn = static_cast<double>(run.vdnn.total_ps);
+    json row = {{"network", run.net.name},
+                {"oracle_s", oracle / 1e12},
+                {"vdnn_s", vdnn / 1e12},
+                {"vdnn_overhead", run.vdnn_overhead()}};
+    for (std::size_t k = 0; k < run.engines.size(); ++k) row[run.engines[k].label] = run.speedup(k);
+    summary.push_back(row);
+    if (report.sweep == SweepParameter::none) continue;
+    json rows = json::array();
+    for (const auto& sr : run.sweep) {
+      const double v = static_cast<double>(sr.vdnn_ps);
+      json eng = json::object();
+      for (std::size_t k = 0; k < sr.engine_ps.size() && k < report.engines.size(); ++k)
+        eng[report.engines[k].label] = {{"time_s", static_cast<double>(sr.engine_ps[k]) / 1e9 / 1e3},
+                                        {"speedup_vs_vdnn", v / static_cast<double>(sr.engine_ps[k]) - 1}};
+      rows.push_back({{"value", sr.value},
+                      {"oracle_s", static_cast<double>(sr.oracle_ps) / 1e9 / 1e3},
+                      {"vdnn_s", v / 1e12},
+                      {"engines", eng}});
     }
-    y += 2 * lane + gap;
+    sweeps.push_back({{"parameter", to_string(report.sweep)}, {"network", run.net.name}, {"rows", rows}});
   }
-  // Time axis.
-  const double axis = y;
-  s += fmt::format("<line x1=\"{:.0f}\" y1=\"{:.1f}\" x2=\"{:.0f}\" y2=\"{:.1f}\" stroke=\"#333\"/>\n", left, axis,
-                   width - right, axis);
-  for (int k = 0; k <= 10; ++k) {
-    const double x = left + (width - left - right) * k / 10.0;
-    s += fmt::format(
-        "<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"#333\"/>"
-        "<text x=\"{0:.1f}\" y=\"{3:.1f}\" text-anchor=\"middle\">{4:.1f} ms</text>\n",
-        x, axis, axis + 4, axis + 16, sec(span) * 1e3 * k / 10.0);
+  doc["runs"] = runs;
+  doc["summary"] = summary;
+  if (report.sweep != SweepParameter::none) doc["sweeps"] = sweeps;
+  return doc;
+}
+
+json study_events_json(const StudyReport& report) {
+  json replays = json::array();
+  for (const auto& run : report.runs) {
+    const auto configs = run.configurations();
+    for (std::size_t k = 0; k < run.events.size() && k < configs.size(); ++k) {
+      const std::string label = report.runs.size() > 1 ? run.net.name + " " + configs[k]->label : configs[k]->label;
+      replays.push_back(events_json(run.net, run.events[k], label, report.link_params));
+    }
   }
-  s += "<text x=\"10\" y=\"" + fmt::format("{:.1f}", axis + 32) +
-       "\" fill=\"#666\">blue: forward, green: backward, orange: offload/prefetch, red: on-demand fetch, purple: "
-       "(de)compression kernel; gaps on the compute lane are stalls</text>\n";
-  s += "</svg>\n";
-  return s;
+  return {{"replays", replays}};
 }
 
 }  // namespace cdma::hwmodel

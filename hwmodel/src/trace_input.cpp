@@ -1,7 +1,6 @@
 // Networks from traces (/timeline + tensor metadata) and ratios from the analyzer's JSON.
 #include <cdma/hwmodel/trace_input.hpp>
 
-#include <cdma/analyze/output.hpp>
 #include <cdma/analyze/pipeline.hpp>
 
 #include <cdma/formats/codec.hpp>
@@ -15,8 +14,8 @@
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
-#include <sstream>
 
 namespace cdma::hwmodel {
 
@@ -359,15 +358,59 @@ ApplyRatiosReport apply_ratios(Network& net, const RatioTable& table, bool match
   return rep;
 }
 
+RatioTable ratio_table_from_analysis(const analyze::Analysis& a, int trace_index) {
+  if (trace_index < 0 || static_cast<std::size_t>(trace_index) >= a.traces.size())
+    throw ModelError(
+        fmt::format("the analysis has {} trace(s); trace index {} does not exist", a.traces.size(), trace_index));
+  const analyze::TraceSummary& tr = a.traces[static_cast<std::size_t>(trace_index)];
+  RatioTable t;
+  t.path = tr.path;
+  // The variant of the stored layout and dtype (the only one the replay uses).
+  std::optional<std::size_t> stored;
+  for (std::size_t v = 0; v < a.variants.size(); ++v)
+    if (a.variants[v].layout == "stored" && a.variants[v].dtype == "stored") stored = v;
+  auto ratios = [&](const analyze::Measures& m) {
+    std::map<std::string, double> out;
+    for (std::size_t c = 0; c < a.codec_names.size() && c < m.codecs.size(); ++c) {
+      const auto& r = m.codecs[c].ratio;
+      if (r && *r > 0 && std::isfinite(*r)) out[a.codec_names[c]] = *r;  // unknown ratios stay unmeasured
+    }
+    return out;
+  };
+  if (stored) {
+    for (const auto& row : a.rows(analyze::Level::layer)) {
+      if (row.trace != trace_index || row.variant != *stored || row.role.value_or("x") != "x") continue;
+      LayerRatios r;
+      r.layer = row.layer.value_or("");
+      r.layer_index = row.layer_index.value_or(-1);
+      r.op = row.op.value_or("");
+      r.bytes_per_iteration = static_cast<std::int64_t>(row.m.bytes / std::max<std::uint64_t>(1, row.m.iterations));
+      r.density = row.m.density();
+      r.ratio = ratios(row.m);
+      t.layers.push_back(std::move(r));
+    }
+    for (const auto& row : a.rows(analyze::Level::network))
+      if (row.trace == trace_index && row.variant == *stored) {
+        t.network = ratios(row.m);
+        t.network_density = row.m.density();
+        break;
+      }
+  }
+  if (!tr.offload_attribute && !t.layers.empty()) {
+    t.input_layer_index = t.layers.front().layer_index;
+    for (const auto& r : t.layers) t.input_layer_index = std::min(t.input_layer_index, r.layer_index);
+  }
+  return t;
+}
+
 RatioTable measure_ratio_table(const std::filesystem::path& trace, const std::vector<std::string>& codecs) {
   // The analyzer measures (one implementation of CODECS.md's sizes, /stats rows included); this
-  // only reshapes its layer rows.
+  // only takes its typed layer rows.
   analyze::Options opts;
   opts.codecs = codecs;
   opts.filters.roles = std::vector<std::string>{"x"};
-  std::ostringstream doc;
-  analyze::write_json(doc, analyze::run_analysis({trace}, opts));
-  RatioTable table = ratio_table_from_json(json::parse(doc.str()), trace, 0);
+  RatioTable table = ratio_table_from_analysis(analyze::run_analysis({trace}, opts), 0);
+  table.path = trace;
   if (table.layers.empty())
     throw ModelError(fmt::format("{}: no tensors of role \"x\" to measure ratios on", trace.string()));
   // Network ratio over what vDNN offloads: every layer but the network input's. A codec unknown for

@@ -4,6 +4,7 @@
 #include <cdma/report/html.hpp>
 #include <cdma/report/svg.hpp>
 
+#include <cdma/formats/error.hpp>
 #include <cdma/formats/text.hpp>
 
 #include <fmt/core.h>
@@ -243,7 +244,7 @@ std::string render_html(const ReportInputs& in) {
   const json& a = in.analysis;
   if (!a.is_object() || a.value("schema", "") != "cdma-analysis" || !a.contains("schema_version") ||
       !a["schema_version"].is_number_integer() || a["schema_version"].get<int>() > 1)
-    throw std::invalid_argument("analysis document is not schema cdma-analysis v1");
+    throw formats::Error("report: the analysis document is not schema cdma-analysis v1");
   std::string html =
       "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
       "<meta name=viewport content=\"width=device-width,initial-scale=1\"><title>" +

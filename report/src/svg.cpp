@@ -58,10 +58,16 @@ std::string fmt_num(double v) {
 }
 
 std::string open_svg(const Axes& a) {
+  const char* style = a.standalone ? R"~(<rect width="100%" height="100%" fill="#fff"/><style>)~"
+                                     R"~(text{font-family:sans-serif}.title{font-size:14px;font-weight:600})~"
+                                     R"~(.tick{font-size:11px;fill:#333}.label{font-size:12px;fill:#222})~"
+                                     R"~(.legend{font-size:11px}.grid{stroke:#e5e5e5}.axis{stroke:#333}</style>)~"
+                                   : "";
   return fmt::format(
       R"~(<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{t}">)~"
-      R"~(<text x="{cx}" y="18" text-anchor="middle" class="title">{t}</text>)~",
-      fmt::arg("w", a.width), fmt::arg("h", a.height), fmt::arg("cx", a.width / 2), fmt::arg("t", escape(a.title)));
+      R"~({s}<text x="{cx}" y="18" text-anchor="middle" class="title">{t}</text>)~",
+      fmt::arg("s", style), fmt::arg("w", a.width), fmt::arg("h", a.height), fmt::arg("cx", a.width / 2),
+      fmt::arg("t", escape(a.title)));
 }
 
 std::string axes_svg(const Axes& a, const Scale& ys, int x0, int x1, int y0, int y1) {
@@ -221,7 +227,9 @@ std::string bar_chart(const Axes& a, const std::vector<std::string>& cats, const
 
 std::string timeline_chart(const Axes& a, const std::vector<std::string>& lanes, const std::vector<Span>& spans,
                            const std::vector<std::pair<int, std::string>>& legend) {
-  int x0 = 110, x1 = a.width - kRight, y0 = kTop, y1 = a.height - kBottom;
+  std::size_t longest = 0;  // the left margin fits the longest lane name
+  for (const auto& l : lanes) longest = std::max(longest, l.size());
+  int x0 = std::max(110, 16 + static_cast<int>(longest) * 6), x1 = a.width - kRight, y0 = kTop, y1 = a.height - kBottom;
   double tlo = 0, thi = 0;
   for (const auto& s : spans) thi = std::max(thi, s.end);
   std::string out = open_svg(a);

@@ -1,4 +1,5 @@
 // render_html on hand-made documents: sections present, text escaped, wrong schema rejected.
+#include <cdma/formats/error.hpp>
 #include <cdma/report/html.hpp>
 #include <cdma/report/svg.hpp>
 
@@ -63,9 +64,9 @@ TEST(ReportHtml, SectionsAndEscaping) {
 TEST(ReportHtml, RejectsOtherDocuments) {
   cdma::report::ReportInputs in;
   in.analysis = json{{"schema", "cdma-analysis"}, {"schema_version", 2}};
-  EXPECT_THROW(cdma::report::render_html(in), std::invalid_argument);
+  EXPECT_THROW(cdma::report::render_html(in), cdma::formats::Error);
   in.analysis = json::array();
-  EXPECT_THROW(cdma::report::render_html(in), std::invalid_argument);
+  EXPECT_THROW(cdma::report::render_html(in), cdma::formats::Error);
 }
 
 TEST(ReportSvg, BarHeightsFollowValues) {

@@ -12,6 +12,14 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A request is invalid as given (an unknown preset, network or codec name, a value out of range,
+// options that exclude each other): the caller's input, not a file, is wrong. Command lines map
+// it to exit status 2 (every other Error: 1).
+class UsageError : public Error {
+ public:
+  using Error::Error;
+};
+
 // A trace file could not be opened, read or written, or does not follow trace format v1.
 // file() and object() name where the problem is ("" when not applicable).
 class TraceError : public Error {

@@ -1,5 +1,6 @@
-// Outputs of a replay: the versioned JSON document ("cdma-replay" v1, docs/HWMODEL_RESULTS.md),
-// the event trace as JSON, and a self-contained SVG timeline.
+// The JSON of a replay: one run of the "cdma-replay" v1 document (docs/HWMODEL_RESULTS.md; the whole
+// document is study_json in study.hpp) and the event trace of one replay. This file is the one writer
+// of both schemas.
 #pragma once
 
 #include <cdma/hwmodel/replay.hpp>
@@ -36,11 +37,5 @@ nlohmann::json run_json(const Network& net, const Scenario& sc, const std::vecto
 // "events": [{stream, kind, layer, tensor, start_ps, end_ps, bytes}]}.
 nlohmann::json events_json(const Network& net, const EventReplay& replay, const std::string& label,
                            const LinkParams& link);
-
-// SVG with one pair of lanes (compute, memory) per replay, on a shared time axis; forward ops in
-// blue, backward in green, transfers in orange, (de)compression kernels in purple, stalls visible
-// as gaps on the compute lane.
-std::string timeline_svg(const Network& net, const std::vector<std::pair<std::string, EventReplay>>& rows,
-                         const std::string& title);
 
 }  // namespace cdma::hwmodel

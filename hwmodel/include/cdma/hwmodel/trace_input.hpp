@@ -10,6 +10,10 @@
 #include <string>
 #include <vector>
 
+namespace cdma::analyze {
+struct Analysis;
+}
+
 namespace cdma::hwmodel {
 
 struct TraceNetworkOptions {
@@ -93,6 +97,11 @@ ApplyRatiosReport apply_ratios(Network& net, const RatioTable& table, bool match
 // receives those per-codec averages whatever the fill rule.
 ApplyRatiosReport apply_ratios_to_zoo(Network& net, const RatioTable& table, RatioFill fill,
                                       std::map<std::string, double>* averages = nullptr);
+
+// The rows of one trace (trace_index) of an analysis in memory: its layer rows of role x in the
+// stored layout and dtype, and its network row (the same rows `load_analysis_json` reads back from
+// the analysis JSON, without the text). Throws ModelError when the trace index does not exist.
+RatioTable ratio_table_from_analysis(const analyze::Analysis& analysis, int trace_index = 0);
 
 // Measures compression ratios of a trace's offloaded tensors by running the analyzer
 // (cdma::analyze; codec names as make_codec accepts them): its layer rows (ratio = sum of

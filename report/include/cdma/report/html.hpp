@@ -6,7 +6,6 @@
 #include <nlohmann/json.hpp>
 
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -17,13 +16,13 @@ struct ReportInputs {
   // Replay runs: {"runs": [run, ...]} where each run is hwmodel::run_json()'s object (schema
   // cdma-replay v1: network, gpu, link, policy, totals[], layers[]).
   std::optional<nlohmann::json> replay;
-  std::vector<std::string> replay_timelines;  // pre-rendered SVG timelines (hwmodel::timeline_svg)
+  std::vector<std::string> replay_timelines;  // pre-rendered SVG timelines (report::replay_timeline)
   std::string title = "cdma report";
   std::string command;    // the command line that made the report (shown in the page)
   std::string generated;  // ISO-8601 time
 };
 
-// Throws std::invalid_argument when the analysis document is not schema cdma-analysis v1.
+// Throws formats::Error when the analysis document is not schema cdma-analysis v1.
 std::string render_html(const ReportInputs& in);
 
 }  // namespace cdma::report

@@ -18,6 +18,9 @@ struct Axes {
   bool log_y = false;
   std::optional<double> y_min, y_max;
   int width = 720, height = 320;
+  // A file of its own (white background, the chart styles embedded) rather than a chart inside the
+  // report page, whose style sheet styles it.
+  bool standalone = false;
 };
 
 // One line (with point markers) per series over numeric x.
