@@ -820,8 +820,8 @@ std::vector<Rec> read_rows(hid_t fid, const char* name, hid_t mtype, const std::
 
 namespace {
 // Fixed-size text fields of /timeline and /stats rows as clean text; returns how many rows changed.
-template <typename Row>
-std::size_t clean_rows(std::vector<Row>& rows, std::initializer_list<std::string Row::*> fields) {
+template <typename Row, std::size_t N>
+std::size_t clean_rows(std::vector<Row>& rows, std::string Row::*const (&fields)[N]) {
   std::size_t changed = 0;
   for (auto& r : rows) {
     bool c = false;
@@ -843,7 +843,7 @@ std::vector<TimelineRow> TraceReader::timeline() const {
   const auto recs = read_rows<detail::TimelineRec>(impl_->fid, "timeline", t, impl_->file);
   out.reserve(recs.size());
   for (const auto& r : recs) out.push_back(detail::from_rec(r));
-  if (std::size_t n = clean_rows(out, {&TimelineRow::op, &TimelineRow::layer}))
+  if (std::size_t n = clean_rows(out, detail::kTimelineText))
     impl_->warn("/timeline text findings", impl_->file + ": /timeline: " + std::to_string(n) +
                                                " rows hold text that is not valid UTF-8 (or control characters); "
                                                "read escaped as \\xHH");
@@ -857,7 +857,7 @@ std::vector<StatsRow> TraceReader::stats() const {
   const auto recs = read_rows<detail::StatsRec>(impl_->fid, "stats", t, impl_->file);
   out.reserve(recs.size());
   for (const auto& r : recs) out.push_back(detail::from_rec(r));
-  if (std::size_t n = clean_rows(out, {&StatsRow::layer, &StatsRow::op, &StatsRow::role, &StatsRow::dtype}))
+  if (std::size_t n = clean_rows(out, detail::kStatsText))
     impl_->warn("/stats text findings", impl_->file + ": /stats: " + std::to_string(n) +
                                             " rows hold text that is not valid UTF-8 (or control characters); read "
                                             "escaped as \\xHH");

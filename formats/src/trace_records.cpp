@@ -3,8 +3,10 @@
 #include <cdma/formats/text.hpp>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 namespace cdma::formats::detail {
 
@@ -18,96 +20,66 @@ void put(char* dst, std::size_t n, const std::string& s) {
 }
 std::string get(const char* src, std::size_t n) { return std::string(src, strnlen(src, n)); }
 
+template <typename T>
+hid_t native_int() {
+  static_assert(std::is_same_v<T, std::int64_t> || std::is_same_v<T, std::int32_t> || std::is_same_v<T, std::int8_t>);
+  if constexpr (std::is_same_v<T, std::int64_t>)
+    return H5T_NATIVE_INT64;
+  else if constexpr (std::is_same_v<T, std::int32_t>)
+    return H5T_NATIVE_INT32;
+  else
+    return H5T_NATIVE_INT8;
+}
+
 void insert_str(hid_t t, const char* name, std::size_t off, std::size_t len) {
   h5::Id s = h5::string_type_fixed(len);
   H5Tinsert(t, name, off, s);
 }
 }  // namespace
 
+// Each generator below expands a column list of trace.hpp over one record type `Rec`.
+#define CDMA_H5_INT_(type, name, init) H5Tinsert(t, #name, offsetof(Rec, name), native_int<type>());
+#define CDMA_H5_STR_(name, size) insert_str(t, #name, offsetof(Rec, name), size);
+#define CDMA_TO_INT_(type, name, init) o.name = r.name;
+#define CDMA_TO_STR_(name, size) put(o.name, size, r.name);
+#define CDMA_FROM_INT_(type, name, init) o.name = r.name;
+#define CDMA_FROM_STR_(name, size) o.name = get(r.name, size);
+
 h5::Id timeline_mem_type() {
-  h5::Id t(H5Tcreate(H5T_COMPOUND, sizeof(TimelineRec)));
-  H5Tinsert(t, "iteration", HOFFSET(TimelineRec, iteration), H5T_NATIVE_INT64);
-  H5Tinsert(t, "call", HOFFSET(TimelineRec, call), H5T_NATIVE_INT64);
-  H5Tinsert(t, "layer_index", HOFFSET(TimelineRec, layer_index), H5T_NATIVE_INT32);
-  H5Tinsert(t, "phase", HOFFSET(TimelineRec, phase), H5T_NATIVE_INT8);
-  insert_str(t, "op", HOFFSET(TimelineRec, op), kOpLen);
-  insert_str(t, "layer", HOFFSET(TimelineRec, layer), kLayerLen);
-  H5Tinsert(t, "start_ns", HOFFSET(TimelineRec, start_ns), H5T_NATIVE_INT64);
-  H5Tinsert(t, "end_ns", HOFFSET(TimelineRec, end_ns), H5T_NATIVE_INT64);
-  H5Tinsert(t, "device_ns", HOFFSET(TimelineRec, device_ns), H5T_NATIVE_INT64);
+  using Rec = TimelineRec;
+  h5::Id t(H5Tcreate(H5T_COMPOUND, sizeof(Rec)));
+  CDMA_TRACE_TIMELINE_COLUMNS(CDMA_H5_INT_, CDMA_H5_STR_)
   return t;
 }
 
 h5::Id stats_mem_type() {
-  h5::Id t(H5Tcreate(H5T_COMPOUND, sizeof(StatsRec)));
-  H5Tinsert(t, "iteration", HOFFSET(StatsRec, iteration), H5T_NATIVE_INT64);
-  H5Tinsert(t, "call", HOFFSET(StatsRec, call), H5T_NATIVE_INT64);
-  H5Tinsert(t, "layer_index", HOFFSET(StatsRec, layer_index), H5T_NATIVE_INT32);
-  insert_str(t, "layer", HOFFSET(StatsRec, layer), kLayerLen);
-  insert_str(t, "op", HOFFSET(StatsRec, op), kOpLen);
-  insert_str(t, "role", HOFFSET(StatsRec, role), kRoleLen);
-  insert_str(t, "dtype", HOFFSET(StatsRec, dtype), kDtypeLen);
-  H5Tinsert(t, "elements", HOFFSET(StatsRec, elements), H5T_NATIVE_INT64);
-  H5Tinsert(t, "nonzeros", HOFFSET(StatsRec, nonzeros), H5T_NATIVE_INT64);
-  H5Tinsert(t, "zero_runs", HOFFSET(StatsRec, zero_runs), H5T_NATIVE_INT64);
+  using Rec = StatsRec;
+  h5::Id t(H5Tcreate(H5T_COMPOUND, sizeof(Rec)));
+  CDMA_TRACE_STATS_COLUMNS(CDMA_H5_INT_, CDMA_H5_STR_)
   return t;
 }
 
 TimelineRec to_rec(const TimelineRow& r) {
   TimelineRec o{};
-  o.iteration = r.iteration;
-  o.call = r.call;
-  o.layer_index = r.layer_index;
-  o.phase = r.phase;
-  put(o.op, kOpLen, r.op);
-  put(o.layer, kLayerLen, r.layer);
-  o.start_ns = r.start_ns;
-  o.end_ns = r.end_ns;
-  o.device_ns = r.device_ns;
+  CDMA_TRACE_TIMELINE_COLUMNS(CDMA_TO_INT_, CDMA_TO_STR_)
   return o;
 }
 
 TimelineRow from_rec(const TimelineRec& r) {
   TimelineRow o;
-  o.iteration = r.iteration;
-  o.call = r.call;
-  o.layer_index = r.layer_index;
-  o.phase = r.phase;
-  o.op = get(r.op, kOpLen);
-  o.layer = get(r.layer, kLayerLen);
-  o.start_ns = r.start_ns;
-  o.end_ns = r.end_ns;
-  o.device_ns = r.device_ns;
+  CDMA_TRACE_TIMELINE_COLUMNS(CDMA_FROM_INT_, CDMA_FROM_STR_)
   return o;
 }
 
 StatsRec to_rec(const StatsRow& r) {
   StatsRec o{};
-  o.iteration = r.iteration;
-  o.call = r.call;
-  o.layer_index = r.layer_index;
-  put(o.layer, kLayerLen, r.layer);
-  put(o.op, kOpLen, r.op);
-  put(o.role, kRoleLen, r.role);
-  put(o.dtype, kDtypeLen, r.dtype);
-  o.elements = r.elements;
-  o.nonzeros = r.nonzeros;
-  o.zero_runs = r.zero_runs;
+  CDMA_TRACE_STATS_COLUMNS(CDMA_TO_INT_, CDMA_TO_STR_)
   return o;
 }
 
 StatsRow from_rec(const StatsRec& r) {
   StatsRow o;
-  o.iteration = r.iteration;
-  o.call = r.call;
-  o.layer_index = r.layer_index;
-  o.layer = get(r.layer, kLayerLen);
-  o.op = get(r.op, kOpLen);
-  o.role = get(r.role, kRoleLen);
-  o.dtype = get(r.dtype, kDtypeLen);
-  o.elements = r.elements;
-  o.nonzeros = r.nonzeros;
-  o.zero_runs = r.zero_runs;
+  CDMA_TRACE_STATS_COLUMNS(CDMA_FROM_INT_, CDMA_FROM_STR_)
   return o;
 }
 

@@ -1,4 +1,5 @@
-// In-memory records of /timeline and /stats and their HDF5 compound types (internal).
+// Fixed-size records of /timeline and /stats and their HDF5 compound types (internal), derived
+// from the column lists of trace.hpp.
 #pragma once
 
 #include "h5.hpp"
@@ -6,35 +7,35 @@
 #include <cdma/formats/trace.hpp>
 
 #include <cstdint>
+#include <string>
 
 namespace cdma::formats::detail {
 
-inline constexpr std::size_t kOpLen = 16, kLayerLen = 64, kRoleLen = 8, kDtypeLen = 16;
+#define CDMA_TRACE_REC_INT_(type, name, init) type name;
+#define CDMA_TRACE_REC_STR_(name, size) char name[size];
 
 struct TimelineRec {
-  std::int64_t iteration;
-  std::int64_t call;
-  std::int32_t layer_index;
-  std::int8_t phase;
-  char op[kOpLen];
-  char layer[kLayerLen];
-  std::int64_t start_ns;
-  std::int64_t end_ns;
-  std::int64_t device_ns;
+  CDMA_TRACE_TIMELINE_COLUMNS(CDMA_TRACE_REC_INT_, CDMA_TRACE_REC_STR_)
 };
 
 struct StatsRec {
-  std::int64_t iteration;
-  std::int64_t call;
-  std::int32_t layer_index;
-  char layer[kLayerLen];
-  char op[kOpLen];
-  char role[kRoleLen];
-  char dtype[kDtypeLen];
-  std::int64_t elements;
-  std::int64_t nonzeros;
-  std::int64_t zero_runs;
+  CDMA_TRACE_STATS_COLUMNS(CDMA_TRACE_REC_INT_, CDMA_TRACE_REC_STR_)
 };
+
+#undef CDMA_TRACE_REC_INT_
+#undef CDMA_TRACE_REC_STR_
+
+// The text columns of each row (the STR columns of the list).
+#define CDMA_TRACE_NO_INT_(type, name, init)
+#define CDMA_TRACE_TL_STR_(name, size) &TimelineRow::name,
+#define CDMA_TRACE_ST_STR_(name, size) &StatsRow::name,
+inline constexpr std::string TimelineRow::*kTimelineText[] = {
+    CDMA_TRACE_TIMELINE_COLUMNS(CDMA_TRACE_NO_INT_, CDMA_TRACE_TL_STR_)};
+inline constexpr std::string StatsRow::*kStatsText[] = {
+    CDMA_TRACE_STATS_COLUMNS(CDMA_TRACE_NO_INT_, CDMA_TRACE_ST_STR_)};
+#undef CDMA_TRACE_NO_INT_
+#undef CDMA_TRACE_TL_STR_
+#undef CDMA_TRACE_ST_STR_
 
 // Memory compound types matching the structs (fixed NULLPAD strings). File types are the
 // packed copies of these.

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <unordered_map>
 
 namespace cdma::capture {
@@ -98,6 +99,30 @@ template <std::size_t N>
 std::string str(const char (&f)[N]) {
   return std::string(f, spool::str_len(f));
 }
+
+// A /timeline or /stats row from a spool record: every column of the row (trace.hpp's column
+// lists, the one definition of each) that the record has under the same name, whose string fields
+// must be as long as the column. Columns the spool does not have (device_ns) keep their initial
+// value; spool fields the trace does not have (api, status, flags) are left behind.
+#define CDMA_COPY_INT_(type, name, init) \
+  if constexpr (requires { rec.name; }) row.name = static_cast<type>(rec.name);
+#define CDMA_COPY_STR_(name, size)                                                                            \
+  if constexpr (requires { rec.name; }) {                                                                     \
+    static_assert(sizeof(rec.name) == (size), "spool field " #name " differs in size from its trace column"); \
+    row.name = str(rec.name);                                                                                 \
+  }
+template <class Row, class Rec>
+Row row_of(const Rec& rec) {
+  Row row;
+  if constexpr (std::is_same_v<Row, formats::TimelineRow>) {
+    CDMA_TRACE_TIMELINE_COLUMNS(CDMA_COPY_INT_, CDMA_COPY_STR_)
+  } else {
+    CDMA_TRACE_STATS_COLUMNS(CDMA_COPY_INT_, CDMA_COPY_STR_)
+  }
+  return row;
+}
+#undef CDMA_COPY_INT_
+#undef CDMA_COPY_STR_
 
 DType dtype_of(std::uint8_t d, const fs::path& p) {
   switch (d) {
@@ -226,17 +251,7 @@ void write_data(const fs::path& spool_path, formats::TraceWriter& w, ConvertSumm
           sum.stats_not_offloaded++;
           break;
         }
-        formats::StatsRow row;
-        row.iteration = s.iteration;
-        row.call = s.call;
-        row.layer_index = s.layer_index;
-        row.layer = str(s.layer);
-        row.op = str(s.op);
-        row.role = str(s.role);
-        row.dtype = str(s.dtype);
-        row.elements = s.elements;
-        row.nonzeros = s.nonzeros;
-        row.zero_runs = s.zero_runs;
+        formats::StatsRow row = row_of<formats::StatsRow>(s);
         w.append_stats(row);
         sum.stats_rows++;
         sum.ops[row.op]++;
@@ -244,15 +259,9 @@ void write_data(const fs::path& spool_path, formats::TraceWriter& w, ConvertSumm
       }
       case spool::RecordType::kTimeline: {
         auto t = as<spool::TimelineRecord>(rec);
-        formats::TimelineRow row;
-        row.iteration = t.iteration;
-        row.call = t.call;
-        row.layer_index = t.layer_index;
-        row.phase = t.phase;
-        row.op = str(t.op);
-        row.layer = str(t.layer);
-        row.start_ns = t.start_ns - t0;
-        row.end_ns = t.end_ns - t0;
+        formats::TimelineRow row = row_of<formats::TimelineRow>(t);
+        row.start_ns -= t0;
+        row.end_ns -= t0;
         auto it = device_ns.find(static_cast<std::uint64_t>(t.call));
         row.device_ns = it != device_ns.end() ? it->second : -1;
         if (row.device_ns >= 0) sum.timed_rows++;

@@ -11,7 +11,9 @@ namespace cdma::capture::rt {
 
 namespace {
 
-void fill_names(CallSpec& cs, CallState& s, const char* role, spool::TensorRecord& r) {
+// The call's fields of a tensor or stats record (spool.hpp): both have them under the same names.
+template <class Rec>
+void fill_names(CallSpec& cs, CallState& s, const char* role, Rec& r) {
   r.call = s.seq;
   r.iteration = s.layer.iteration;
   r.layer_index = s.layer.layer_index;
@@ -153,18 +155,10 @@ void capture_operand(State& st, CallSpec& cs, CallState& s, int i, bool inplace,
 
 // Iteration, layer and call of a tensor or stats record, from the call's current assignment.
 void name_item(CallSpec& cs, CallState& s, Item& it, const char* role) {
-  if (it.kind == Item::kStats) {
-    auto& r = it.srec;
-    r.call = s.seq;
-    r.iteration = s.layer.iteration;
-    r.layer_index = s.layer.layer_index;
-    r.phase = static_cast<std::uint8_t>(cs.phase);
-    spool::put_str(r.layer, s.layer.layer.c_str());
-    spool::put_str(r.op, cs.op);
-    spool::put_str(r.role, role);
-  } else {
+  if (it.kind == Item::kStats)
+    fill_names(cs, s, role, it.srec);
+  else
     fill_names(cs, s, role, it.trec);
-  }
 }
 
 bool overlaps(const CallSpec& cs, const CallState& s, int i) {

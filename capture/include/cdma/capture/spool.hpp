@@ -160,6 +160,17 @@ struct CountersRecord {
 };
 #pragma pack(pop)
 
+// The binary layout, pinned (tools/gpu-check/cdma_spool.py reads the same sizes). The collector
+// copies timeline and stats fields into trace rows by name (trace.hpp's column lists), so a field
+// shared with a trace column keeps the column's name and string size.
+static_assert(sizeof(AttrRecord) == 8);
+static_assert(sizeof(TensorRecord) == 184);
+static_assert(sizeof(TimelineRecord) == 176);
+static_assert(sizeof(StatsRecord) == 152);
+static_assert(sizeof(CorrRecord) == 16);
+static_assert(sizeof(KernelRecord) == 32);
+static_assert(sizeof(CountersRecord) == 128);
+
 // Copies a string into a fixed, NUL-padded field (truncating; the field always ends in NUL).
 template <std::size_t N>
 inline void put_str(char (&dst)[N], const char* src) noexcept {

@@ -60,32 +60,52 @@ struct TensorMeta {
   std::int64_t bytes() const noexcept;
 };
 
+// The columns of /timeline and /stats, in file order: the one definition of each row. The names,
+// types, order and string sizes are the on-disk contract (TRACE_FORMAT.md; h5py and other tools
+// read them). From each list come the row struct below, the HDF5 compound type and its
+// fixed-size record (formats/src/trace_records.*), and the capture collector's copy of a spool
+// record (by column name).
+//   INT(type, name, initial value)  an integer column
+//   STR(name, size)                 a fixed NUL-padded string of `size` bytes: at most size - 1
+//                                   bytes of clean text kept, cut at a UTF-8 boundary
+#define CDMA_TRACE_TIMELINE_COLUMNS(INT, STR)            \
+  INT(std::int64_t, iteration, -1) /* -1 when unknown */ \
+  INT(std::int64_t, call, 0)                             \
+  INT(std::int32_t, layer_index, 0)                      \
+  INT(std::int8_t, phase, 0) /* 0 forward, 1 backward */ \
+  STR(op, 16)                                            \
+  STR(layer, 64)                                         \
+  INT(std::int64_t, start_ns, 0)                         \
+  INT(std::int64_t, end_ns, 0)                           \
+  INT(std::int64_t, device_ns, -1) /* GPU time of the call; -1 when unknown */
+
+#define CDMA_TRACE_STATS_COLUMNS(INT, STR) \
+  INT(std::int64_t, iteration, -1)         \
+  INT(std::int64_t, call, 0)               \
+  INT(std::int32_t, layer_index, 0)        \
+  STR(layer, 64)                           \
+  STR(op, 16)                              \
+  STR(role, 8)                             \
+  STR(dtype, 16)                           \
+  INT(std::int64_t, elements, 0)           \
+  INT(std::int64_t, nonzeros, 0)           \
+  INT(std::int64_t, zero_runs, 0)
+
+#define CDMA_TRACE_ROW_INT_(type, name, init) type name = init;
+#define CDMA_TRACE_ROW_STR_(name, size) std::string name;
+
 // One intercepted library call (row of /timeline).
 struct TimelineRow {
-  std::int64_t iteration = -1;
-  std::int64_t call = 0;
-  std::int32_t layer_index = 0;
-  std::int8_t phase = 0;  // 0 forward, 1 backward
-  std::string op;         // at most 15 bytes kept
-  std::string layer;      // at most 63 bytes kept
-  std::int64_t start_ns = 0;
-  std::int64_t end_ns = 0;
-  std::int64_t device_ns = -1;  // -1 when unknown
+  CDMA_TRACE_TIMELINE_COLUMNS(CDMA_TRACE_ROW_INT_, CDMA_TRACE_ROW_STR_)
 };
 
 // Statistics of a tensor whose bytes were not kept (row of /stats).
 struct StatsRow {
-  std::int64_t iteration = -1;
-  std::int64_t call = 0;
-  std::int32_t layer_index = 0;
-  std::string layer;  // <= 63 bytes
-  std::string op;     // <= 15
-  std::string role;   // <= 7
-  std::string dtype;  // <= 15
-  std::int64_t elements = 0;
-  std::int64_t nonzeros = 0;
-  std::int64_t zero_runs = 0;
+  CDMA_TRACE_STATS_COLUMNS(CDMA_TRACE_ROW_INT_, CDMA_TRACE_ROW_STR_)
 };
+
+#undef CDMA_TRACE_ROW_INT_
+#undef CDMA_TRACE_ROW_STR_
 
 struct WriterOptions {
   bool overwrite = false;  // replace an existing file (else: error if it exists)
