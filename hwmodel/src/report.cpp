@@ -2,6 +2,7 @@
 #include <cdma/hwmodel/report.hpp>
 #include <cdma/hwmodel/study.hpp>
 
+#include <cdma/formats/text.hpp>
 #include <cdma/version.hpp>
 
 #include <fmt/core.h>
@@ -13,22 +14,31 @@ namespace cdma::hwmodel {
 namespace {
 using nlohmann::json;
 
+// Names and phrases come from files and command lines: invalid UTF-8 is escaped (formats::clean_text).
+std::string clean(const std::string& s) { return formats::clean_text(s); }
+std::vector<std::string> clean(const std::vector<std::string>& v) {
+  std::vector<std::string> out;
+  for (const auto& s : v) out.push_back(formats::clean_text(s));
+  return out;
+}
+
 double sec(Ps t) { return static_cast<double>(t) / static_cast<double>(kPsPerSecond); }
 
 }  // namespace
 
 json run_json(const Network& net, const Scenario& sc, const std::vector<ReplayResult>& results) {
   json run;
-  run["network"] = net.name;
-  run["source"] = net.source;
+  run["network"] = clean(net.name);
+  run["source"] = clean(net.source);
   run["batch"] = net.batch;
   run["gpu"] = sc.gpu;
   run["link"] = {{"name", sc.link}, {"effective_gbps", sc.link_gbps_effective}, {"latency_us", sc.latency_us}};
   run["precision"] = sc.precision;
-  run["compute"] = sc.compute;
+  run["compute"] = clean(sc.compute);
   run["policy"] = to_string(sc.policy);
-  run["ratio_sources"] = sc.ratio_sources;
-  run["unmeasured"] = {{"layers", sc.unmeasured}, {"bytes_per_iteration", sc.unmeasured_bytes}, {"fill", sc.fill}};
+  run["ratio_sources"] = clean(sc.ratio_sources);
+  run["unmeasured"] = {
+      {"layers", clean(sc.unmeasured)}, {"bytes_per_iteration", sc.unmeasured_bytes}, {"fill", sc.fill}};
   const Ps oracle = results.empty() ? 0 : results.front().total_ps;
   Ps vdnn = 0;
   for (const auto& r : results)
@@ -54,7 +64,7 @@ json run_json(const Network& net, const Scenario& sc, const std::vector<ReplayRe
   for (size_t i = 0; i < net.layers.size(); ++i) {
     const Layer& l = net.layers[i];
     json row = {{"index", i},
-                {"name", l.name},
+                {"name", clean(l.name)},
                 {"op", l.op},
                 {"fwd_s", sec(l.fwd_ps)},
                 {"bwd_s", sec(l.bwd_ps)},
@@ -88,15 +98,15 @@ json events_json(const Network& net, const EventReplay& replay, const std::strin
   json j = {{"schema", "cdma-replay-events"},
             {"schema_version", kReplaySchemaVersion},
             {"producer", fmt::format("cdma-replay {}", cdma::kVersion)},
-            {"network", net.name},
-            {"config", label},
+            {"network", clean(net.name)},
+            {"config", clean(label)},
             {"total_ps", replay.total_ps},
             {"forward_ps", replay.forward_ps},
             {"link_bytes_per_s", link.bytes_per_s},
             {"latency_ps", link.latency_ps}};
   json layers = json::array();
   for (const auto& l : net.layers)
-    layers.push_back({{"name", l.name},
+    layers.push_back({{"name", clean(l.name)},
                       {"op", l.op},
                       {"fwd_ps", l.fwd_ps},
                       {"bwd_ps", l.bwd_ps},
@@ -126,7 +136,7 @@ json study_json(const StudyReport& report) {
     for (const ReplayResult* r : run.configurations()) results.push_back(*r);
     runs.push_back(run_json(run.net, run.scenario, results));
     const double oracle = static_cast<double>(run.oracle.total_ps), vdnn = static_cast<double>(run.vdnn.total_ps);
-    json row = {{"network", run.net.name},
+    json row = {{"network", clean(run.net.name)},
                 {"oracle_s", oracle / 1e12},
                 {"vdnn_s", vdnn / 1e12},
                 {"vdnn_overhead", run.vdnn_overhead()}};
@@ -145,7 +155,7 @@ json study_json(const StudyReport& report) {
                       {"vdnn_s", v / 1e12},
                       {"engines", eng}});
     }
-    sweeps.push_back({{"parameter", to_string(report.sweep)}, {"network", run.net.name}, {"rows", rows}});
+    sweeps.push_back({{"parameter", to_string(report.sweep)}, {"network", clean(run.net.name)}, {"rows", rows}});
   }
   doc["runs"] = runs;
   doc["summary"] = summary;

@@ -356,3 +356,19 @@ TEST_F(HwReplayCli, TraceWithoutTimelineFallsBackToTheRooflineAndSaysSo) {
   EXPECT_EQ(sh(cdma_bin() + " report " + t.string() + " --zoo-net lenet -o " + html.string()).code, 2);
   for (const auto& p : {t, j, html}) fs::remove(p);
 }
+
+// Paths come from the command line and may hold any bytes: the JSON escapes what is not UTF-8
+// instead of failing (issue 13, class 1).
+TEST_F(HwReplayCli, PathsThatAreNotUtf8AreEscapedInTheJson) {
+  const fs::path src = fs::path(CDMA_SOURCE_DIR) / "data" / "vgg-fmnist.h5";
+  const fs::path bad = tmp("bad\xff\xfe.h5"), j = tmp("bad.json");
+  fs::copy_file(src, bad, fs::copy_options::overwrite_existing);
+  auto r = replay("--net vgg16 --ratios '" + bad.string() + "' -q --json " + j.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  json doc = load(j);  // parses: valid UTF-8
+  const std::string sources = doc["runs"][0]["ratio_sources"][0].get<std::string>();
+  EXPECT_EQ(sources.find('\xff'), std::string::npos) << sources;
+  EXPECT_NE(sources.find("bad"), std::string::npos) << sources;
+  fs::remove(bad);
+  fs::remove(j);
+}
