@@ -1,12 +1,21 @@
-// The network zoo (layer lists after the original papers; PAPERS.md) and the roofline.
+// The network zoo: networks read from data files (data/zoo; zoo.hpp), their shapes, FLOPs and
+// DRAM bytes computed here by a builder that tracks per-sample shapes; and the roofline.
 #include <cdma/hwmodel/zoo.hpp>
 
 #include <fmt/core.h>
 #include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include <cdma/formats/text.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
-#include <functional>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <string_view>
 
 namespace cdma::hwmodel {
 
@@ -35,6 +44,7 @@ class Builder {
   }
 
   T input(Shape s) {
+    check_size(s);
     T t{next_++, s, false};
     net_.input_tensor = t.id;
     return t;
@@ -100,15 +110,21 @@ class Builder {
  private:
   static std::int64_t out_dim(std::int64_t in, int k, int stride, int pad, bool ceil_mode) {
     std::int64_t span = in + 2 * pad - k;
-    if (span < 0) throw ModelError(fmt::format("zoo: kernel {} larger than input {}", k, in));
+    if (span < 0) throw ModelError(fmt::format("kernel {} larger than its input ({} + 2 x pad {})", k, in, pad));
     std::int64_t o = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
     if (ceil_mode && pad > 0 && (o - 1) * stride >= in + pad) --o;  // last window must start inside
     return o;
   }
   double bytes(const Shape& s) const { return D(s.elems()) * batch_ * eb_; }
+  // Byte counts are int64 (Layer::x_bytes): a tensor of more than 2^62 bytes is refused.
+  void check_size(const Shape& s) const {
+    if (D(s.c) * D(s.h) * D(s.w) * batch_ * eb_ > 0x1p62)
+      throw ModelError(fmt::format("output {}x{}x{} at batch {} is more than 2^62 bytes", s.c, s.h, s.w, batch_));
+  }
 
   T emit(const std::string& name, const char* op, const T& x, Shape o, double flops, double weights, bool relu,
          bool needs_x = true) {
+    check_size(o);
     Layer l;
     l.name = name;
     l.op = op;
@@ -133,227 +149,332 @@ class Builder {
   int next_ = 0;
 };
 
-Network alexnet(int batch, int eb) {
-  Builder b("alexnet", batch, eb);  // Krizhevsky et al. 2012 (two-tower grouping kept as groups=2)
-  T x = b.input({3, 224, 224});
-  x = b.conv("conv1", x, 96, 11, 4, 2);
-  x = b.lrn("norm1", x);
-  x = b.pool("pool1", x, 3, 2);
-  x = b.conv("conv2", x, 256, 5, 1, 2, true, 2);
-  x = b.lrn("norm2", x);
-  x = b.pool("pool2", x, 3, 2);
-  x = b.conv("conv3", x, 384, 3, 1, 1);
-  x = b.conv("conv4", x, 384, 3, 1, 1, true, 2);
-  x = b.conv("conv5", x, 256, 3, 1, 1, true, 2);
-  x = b.pool("pool5", x, 3, 2);
-  x = b.fc("fc6", x, 4096);
-  x = b.dropout("drop6", x);
-  x = b.fc("fc7", x, 4096);
-  x = b.dropout("drop7", x);
-  x = b.fc("fc8", x, 1000, false);
-  b.softmax("prob", x);
-  return b.take();
-}
+using nlohmann::json;
 
-Network overfeat(int batch, int eb) {
-  Builder b("overfeat", batch, eb);  // Sermanet et al. 2013, "fast" model, Table 1
-  T x = b.input({3, 231, 231});
-  x = b.conv("conv1", x, 96, 11, 4);
-  x = b.pool("pool1", x, 2, 2);
-  x = b.conv("conv2", x, 256, 5, 1);
-  x = b.pool("pool2", x, 2, 2);
-  x = b.conv("conv3", x, 512, 3, 1, 1);
-  x = b.conv("conv4", x, 1024, 3, 1, 1);
-  x = b.conv("conv5", x, 1024, 3, 1, 1);
-  x = b.pool("pool5", x, 2, 2);
-  x = b.fc("fc6", x, 3072);
-  x = b.dropout("drop6", x);
-  x = b.fc("fc7", x, 4096);
-  x = b.dropout("drop7", x);
-  x = b.fc("fc8", x, 1000, false);
-  b.softmax("prob", x);
-  return b.take();
-}
+std::string shown(const std::filesystem::path& p) { return formats::clean_text(p.string()); }
 
-Network nin(int batch, int eb) {
-  Builder b("nin", batch, eb);  // Lin et al. 2013, ImageNet model (mlpconv = conv + two 1x1 "cccp")
-  T x = b.input({3, 224, 224});
-  x = b.conv("conv1", x, 96, 11, 4);
-  x = b.conv("cccp1", x, 96, 1);
-  x = b.conv("cccp2", x, 96, 1);
-  x = b.pool("pool1", x, 3, 2, 0, true);
-  x = b.conv("conv2", x, 256, 5, 1, 2);
-  x = b.conv("cccp3", x, 256, 1);
-  x = b.conv("cccp4", x, 256, 1);
-  x = b.pool("pool2", x, 3, 2, 0, true);
-  x = b.conv("conv3", x, 384, 3, 1, 1);
-  x = b.conv("cccp5", x, 384, 1);
-  x = b.conv("cccp6", x, 384, 1);
-  x = b.pool("pool3", x, 3, 2, 0, true);
-  x = b.dropout("drop", x);
-  x = b.conv("conv4", x, 1024, 3, 1, 1);
-  x = b.conv("cccp7", x, 1024, 1);
-  x = b.conv("cccp8", x, 1000, 1);
-  x = b.pool("pool4", x, static_cast<int>(x.s.h), 1);  // global average pooling
-  b.softmax("prob", x);
-  return b.take();
-}
-
-Network vgg16(int batch, int eb) {
-  Builder b("vgg16", batch, eb);  // Simonyan & Zisserman 2014, configuration D
-  T x = b.input({3, 224, 224});
-  const int widths[5] = {64, 128, 256, 512, 512};
-  const int convs[5] = {2, 2, 3, 3, 3};
-  for (int s = 0; s < 5; ++s) {
-    for (int c = 0; c < convs[s]; ++c) x = b.conv(fmt::format("conv{}_{}", s + 1, c + 1), x, widths[s], 3, 1, 1);
-    x = b.pool(fmt::format("pool{}", s + 1), x, 2, 2);
+json read_json(const std::filesystem::path& p) {
+  // Only a regular file: a FIFO (or a device) would block the open or never end.
+  std::error_code ec;
+  const auto st = std::filesystem::status(p, ec);
+  if (ec || !std::filesystem::exists(st)) throw ModelError(fmt::format("cannot open zoo file {}", shown(p)));
+  if (!std::filesystem::is_regular_file(st))
+    throw ModelError(fmt::format("zoo file {} is not a regular file", shown(p)));
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw ModelError(fmt::format("cannot open zoo file {}", shown(p)));
+  try {
+    return json::parse(in);
+  } catch (const json::exception& e) {
+    throw ModelError(fmt::format("{}: not valid JSON ({})", shown(p), e.what()));
   }
-  x = b.fc("fc6", x, 4096);
-  x = b.dropout("drop6", x);
-  x = b.fc("fc7", x, 4096);
-  x = b.dropout("drop7", x);
-  x = b.fc("fc8", x, 1000, false);
-  b.softmax("prob", x);
-  return b.take();
 }
 
-T fire(Builder& b, const std::string& n, const T& x, int s, int e) {
-  T sq = b.conv(n + "/squeeze1x1", x, s, 1);
-  T e1 = b.conv(n + "/expand1x1", sq, e, 1);
-  T e3 = b.conv(n + "/expand3x3", sq, e, 3, 1, 1);
-  return b.concat(n + "/concat", {e1, e3});
-}
+// Checked access to one zoo file: every message names the file and the field.
+class Fields {
+ public:
+  explicit Fields(std::filesystem::path file) : file_(std::move(file)) {}
+  [[noreturn]] void fail(const std::string& what) const { throw ModelError(prefix() + what); }
+  std::string prefix() const { return shown(file_) + ": "; }
 
-Network squeezenet(int batch, int eb, bool v11) {
-  Builder b(v11 ? "squeezenet1.1" : "squeezenet", batch, eb);  // Iandola et al. 2016
-  T x = b.input({3, 224, 224});
-  if (!v11) {
-    x = b.conv("conv1", x, 96, 7, 2);
-    x = b.pool("pool1", x, 3, 2, 0, true);
-    x = fire(b, "fire2", x, 16, 64);
-    x = fire(b, "fire3", x, 16, 64);
-    x = fire(b, "fire4", x, 32, 128);
-    x = b.pool("pool4", x, 3, 2, 0, true);
-    x = fire(b, "fire5", x, 32, 128);
-    x = fire(b, "fire6", x, 48, 192);
-    x = fire(b, "fire7", x, 48, 192);
-    x = fire(b, "fire8", x, 64, 256);
-    x = b.pool("pool8", x, 3, 2, 0, true);
-    x = fire(b, "fire9", x, 64, 256);
-  } else {
-    x = b.conv("conv1", x, 64, 3, 2);
-    x = b.pool("pool1", x, 3, 2, 0, true);
-    x = fire(b, "fire2", x, 16, 64);
-    x = fire(b, "fire3", x, 16, 64);
-    x = b.pool("pool3", x, 3, 2, 0, true);
-    x = fire(b, "fire4", x, 32, 128);
-    x = fire(b, "fire5", x, 32, 128);
-    x = b.pool("pool5", x, 3, 2, 0, true);
-    x = fire(b, "fire6", x, 48, 192);
-    x = fire(b, "fire7", x, 48, 192);
-    x = fire(b, "fire8", x, 64, 256);
-    x = fire(b, "fire9", x, 64, 256);
-  }
-  x = b.dropout("drop9", x);
-  x = b.conv("conv10", x, 1000, 1);
-  x = b.pool("pool10", x, static_cast<int>(x.s.h), 1);
-  b.softmax("prob", x);
-  return b.take();
-}
-
-T inception(Builder& b, const std::string& n, const T& x, int c1, int c3r, int c3, int c5r, int c5, int pp) {
-  T b1 = b.conv(n + "/1x1", x, c1, 1);
-  T b2 = b.conv(n + "/3x3_reduce", x, c3r, 1);
-  b2 = b.conv(n + "/3x3", b2, c3, 3, 1, 1);
-  T b3 = b.conv(n + "/5x5_reduce", x, c5r, 1);
-  b3 = b.conv(n + "/5x5", b3, c5, 5, 1, 2);
-  T b4 = b.pool(n + "/pool", x, 3, 1, 1);
-  b4 = b.conv(n + "/pool_proj", b4, pp, 1);
-  return b.concat(n + "/output", {b1, b2, b3, b4});
-}
-
-Network googlenet(int batch, int eb) {
-  Builder b("googlenet", batch, eb);  // Szegedy et al. 2014, Table 1 (auxiliary classifiers left out)
-  T x = b.input({3, 224, 224});
-  x = b.conv("conv1/7x7_s2", x, 64, 7, 2, 3);
-  x = b.pool("pool1/3x3_s2", x, 3, 2, 0, true);
-  x = b.lrn("pool1/norm1", x);
-  x = b.conv("conv2/3x3_reduce", x, 64, 1);
-  x = b.conv("conv2/3x3", x, 192, 3, 1, 1);
-  x = b.lrn("conv2/norm2", x);
-  x = b.pool("pool2/3x3_s2", x, 3, 2, 0, true);
-  x = inception(b, "inception_3a", x, 64, 96, 128, 16, 32, 32);
-  x = inception(b, "inception_3b", x, 128, 128, 192, 32, 96, 64);
-  x = b.pool("pool3/3x3_s2", x, 3, 2, 0, true);
-  x = inception(b, "inception_4a", x, 192, 96, 208, 16, 48, 64);
-  x = inception(b, "inception_4b", x, 160, 112, 224, 24, 64, 64);
-  x = inception(b, "inception_4c", x, 128, 128, 256, 24, 64, 64);
-  x = inception(b, "inception_4d", x, 112, 144, 288, 32, 64, 64);
-  x = inception(b, "inception_4e", x, 256, 160, 320, 32, 128, 128);
-  x = b.pool("pool4/3x3_s2", x, 3, 2, 0, true);
-  x = inception(b, "inception_5a", x, 256, 160, 320, 32, 128, 128);
-  x = inception(b, "inception_5b", x, 384, 192, 384, 48, 128, 128);
-  x = b.pool("pool5/7x7_s1", x, 7, 1);
-  x = b.dropout("pool5/drop", x);
-  x = b.fc("loss3/classifier", x, 1000, false);
-  b.softmax("prob", x);
-  return b.take();
-}
-
-Network resnet50(int batch, int eb) {
-  Builder b("resnet50", batch, eb);  // He et al. 2015, 50-layer, stride in the first 1x1 (v1)
-  T x = b.input({3, 224, 224});
-  x = b.conv("conv1", x, 64, 7, 2, 3, false);
-  x = b.bn("bn_conv1", x, true);
-  x = b.pool("pool1", x, 3, 2, 1);
-  const int widths[4] = {64, 128, 256, 512};
-  const int blocks[4] = {3, 4, 6, 3};
-  for (int s = 0; s < 4; ++s) {
-    for (int k = 0; k < blocks[s]; ++k) {
-      const std::string n = fmt::format("res{}{}", s + 2, static_cast<char>('a' + k));
-      const int stride = (k == 0 && s > 0) ? 2 : 1;
-      const std::int64_t w = widths[s];
-      T shortcut = x;
-      if (k == 0) {
-        shortcut = b.conv(n + "_branch1", x, 4 * w, 1, stride, 0, false);
-        shortcut = b.bn("bn" + n.substr(3) + "_branch1", shortcut, false);
-      }
-      T y = b.conv(n + "_branch2a", x, w, 1, stride, 0, false);
-      y = b.bn("bn" + n.substr(3) + "_branch2a", y, true);
-      y = b.conv(n + "_branch2b", y, w, 3, 1, 1, false);
-      y = b.bn("bn" + n.substr(3) + "_branch2b", y, true);
-      y = b.conv(n + "_branch2c", y, 4 * w, 1, 1, 0, false);
-      y = b.bn("bn" + n.substr(3) + "_branch2c", y, false);
-      x = b.add(n, y, shortcut, true);
+  void check_schema(const json& root, const char* name) const {
+    if (!root.is_object()) fail("expected a JSON object");
+    if (!root.contains("schema") || !root["schema"].is_string()) fail(fmt::format("needs \"schema\": \"{}\"", name));
+    if (root["schema"].get<std::string>() != name)
+      fail(fmt::format("schema is '{}', expected '{}'", formats::clean_text(root["schema"].get<std::string>()), name));
+    if (!root.contains("schema_version") || !root["schema_version"].is_number_integer())
+      fail("needs an integer \"schema_version\" (1)");
+    const json& v = root["schema_version"];
+    if (v.is_number_unsigned() ? v.get<std::uint64_t>() != 1 : v.get<std::int64_t>() != 1) {
+      if (v.is_number_unsigned() && v.get<std::uint64_t>() > 1)
+        fail("schema_version " + v.dump() + " is newer than this cdma supports (1); update cdma");
+      fail("schema_version " + v.dump() + " is invalid (expected 1)");
     }
   }
-  x = b.pool("pool5", x, 7, 1);
-  x = b.fc("fc1000", x, 1000, false);
-  b.softmax("prob", x);
-  return b.take();
+  // Only `known` keys in object `j` (named `who`): a misspelt key is an error, not a default.
+  void only(const json& j, const std::string& who, const std::vector<std::string>& known) const {
+    for (const auto& [k, v] : j.items())
+      if (std::find(known.begin(), known.end(), k) == known.end())
+        fail(fmt::format("{}: unknown key '{}' (expected: {})", who, formats::clean_text(k), fmt::join(known, ", ")));
+  }
+  std::string string(const json& j, const char* key, const std::string& who) const {
+    if (!j.contains(key) || !j[key].is_string() || j[key].get<std::string>().empty())
+      fail(fmt::format("{} needs a non-empty string '{}'", who, key));
+    return j[key].get<std::string>();
+  }
+  std::int64_t integer_value(const json& v, const std::string& field, std::int64_t lo, std::int64_t hi) const {
+    // lo >= 0 and hi < 2^63 here, so an unsigned value is compared as one.
+    bool ok = false;
+    if (v.is_number_unsigned()) {
+      const auto x = v.get<std::uint64_t>();
+      ok = x >= static_cast<std::uint64_t>(lo) && x <= static_cast<std::uint64_t>(hi);
+    } else if (v.is_number_integer()) {
+      const auto x = v.get<std::int64_t>();
+      ok = x >= lo && x <= hi;
+    }
+    if (!ok) fail(fmt::format("{} = {} must be an integer in {}..{}", field, v.dump(), lo, hi));
+    return v.get<std::int64_t>();
+  }
+  // An integer key in [lo, hi], or `dflt` when absent (required when there is none).
+  std::int64_t integer(const json& j, const char* key, const std::string& who, std::int64_t lo, std::int64_t hi,
+                       std::optional<std::int64_t> dflt = std::nullopt) const {
+    if (!j.contains(key)) {
+      if (dflt) return *dflt;
+      fail(fmt::format("{} needs an integer '{}'", who, key));
+    }
+    return integer_value(j[key], who + "." + key, lo, hi);
+  }
+  bool boolean(const json& j, const char* key, const std::string& who, std::optional<bool> dflt) const {
+    if (!j.contains(key)) {
+      if (dflt) return *dflt;
+      fail(fmt::format("{} needs a boolean '{}'", who, key));
+    }
+    if (!j[key].is_boolean()) fail(fmt::format("{}.{} must be true or false, not {}", who, key, j[key].type_name()));
+    return j[key].get<bool>();
+  }
+  const json& array(const json& j, const char* key, const std::string& who) const {
+    if (!j.contains(key) || !j[key].is_array() || j[key].empty())
+      fail(fmt::format("{} needs a non-empty array '{}'", who, key));
+    return j[key];
+  }
+
+ private:
+  std::filesystem::path file_;
+};
+
+// Limits far above any real network, low enough that shapes and byte counts stay exact.
+constexpr std::int64_t kMaxChannels = std::int64_t{1} << 20;
+constexpr std::int64_t kMaxSide = std::int64_t{1} << 20;
+constexpr std::int64_t kMaxKernel = std::int64_t{1} << 16;
+constexpr std::size_t kMaxLayers = 100000;
+
+const std::vector<std::string> kOps{"conv", "linear", "pool", "lrn", "dropout", "bn", "add", "concat", "softmax"};
+
+// One layer of a network file: its inputs resolved among the tensors seen so far.
+class LayerReader {
+ public:
+  LayerReader(const Fields& f, Builder& b, T input) : f_(f), b_(b), prev_(input) { tensors_["input"] = input; }
+
+  void read(const json& l, std::size_t i) {
+    if (!l.is_object()) f_.fail(fmt::format("layers[{}] must be an object", i));
+    const std::string name = f_.string(l, "name", fmt::format("layers[{}]", i));
+    const std::string who = fmt::format("layers[{}] '{}'", i, formats::clean_text(name));
+    if (tensors_.count(name)) f_.fail(fmt::format("{}: the name is taken (by 'input' or an earlier layer)", who));
+    const std::string op = f_.string(l, "op", who);
+    if (std::find(kOps.begin(), kOps.end(), op) == kOps.end())
+      f_.fail(fmt::format("{}: unknown op '{}' (expected: {})", who, formats::clean_text(op), fmt::join(kOps, ", ")));
+    try {
+      prev_ = tensors_[name] = build(l, who, name, op);
+    } catch (const ModelError& e) {
+      if (std::string_view(e.what()).starts_with(f_.prefix())) throw;  // already names the file and field
+      f_.fail(fmt::format("{}: {}", who, e.what()));
+    }
+  }
+
+ private:
+  T in(const json& l, const std::string& who) const {
+    if (!l.contains("input")) return prev_;
+    if (!l["input"].is_string()) f_.fail(fmt::format("{}.input must be a layer name", who));
+    return tensor(l["input"].get<std::string>(), who + ".input");
+  }
+  T tensor(const std::string& n, const std::string& field) const {
+    auto it = tensors_.find(n);
+    if (it == tensors_.end()) f_.fail(fmt::format("{}: no earlier layer '{}'", field, formats::clean_text(n)));
+    return it->second;
+  }
+  std::vector<T> ins(const json& l, const std::string& who, std::size_t min, std::size_t max) const {
+    const json& a = f_.array(l, "inputs", who);
+    if (a.size() < min || a.size() > max) f_.fail(fmt::format("{}.inputs must name {} to {} layers", who, min, max));
+    std::vector<T> out;
+    for (const auto& n : a) {
+      if (!n.is_string()) f_.fail(fmt::format("{}.inputs must be layer names", who));
+      out.push_back(tensor(n.get<std::string>(), who + ".inputs"));
+    }
+    return out;
+  }
+  int small(const json& l, const char* key, const std::string& who, std::int64_t lo, std::int64_t hi,
+            std::optional<std::int64_t> dflt = std::nullopt) const {
+    return static_cast<int>(f_.integer(l, key, who, lo, hi, dflt));
+  }
+
+  T build(const json& l, const std::string& who, const std::string& name, const std::string& op) {
+    if (op == "conv") {
+      f_.only(l, who, {"name", "op", "input", "out", "kernel", "stride", "pad", "groups", "relu"});
+      const T x = in(l, who);
+      const std::int64_t out = f_.integer(l, "out", who, 1, kMaxChannels);
+      const int groups = small(l, "groups", who, 1, kMaxChannels, 1);
+      if (x.s.c % groups != 0 || out % groups != 0)
+        f_.fail(fmt::format("{}: groups = {} must divide the input's {} and the output's {} channels", who, groups,
+                            x.s.c, out));
+      return b_.conv(name, x, out, small(l, "kernel", who, 1, kMaxKernel), small(l, "stride", who, 1, kMaxKernel, 1),
+                     small(l, "pad", who, 0, kMaxKernel, 0), f_.boolean(l, "relu", who, true), groups);
+    }
+    if (op == "linear") {
+      f_.only(l, who, {"name", "op", "input", "out", "relu"});
+      const T x = in(l, who);
+      return b_.fc(name, x, f_.integer(l, "out", who, 1, kMaxChannels), f_.boolean(l, "relu", who, true));
+    }
+    if (op == "pool") {
+      f_.only(l, who, {"name", "op", "input", "kernel", "stride", "pad", "ceil_mode"});
+      const T x = in(l, who);
+      // "global": one window over the whole (square) input, as global average pooling.
+      const bool global = l.contains("kernel") && l["kernel"] == "global";
+      const int k = global ? static_cast<int>(x.s.h) : small(l, "kernel", who, 1, kMaxKernel);
+      return b_.pool(name, x, k, small(l, "stride", who, 1, kMaxKernel), small(l, "pad", who, 0, kMaxKernel, 0),
+                     f_.boolean(l, "ceil_mode", who, false));
+    }
+    if (op == "bn") {
+      f_.only(l, who, {"name", "op", "input", "relu"});
+      const T x = in(l, who);
+      return b_.bn(name, x, f_.boolean(l, "relu", who, std::nullopt));
+    }
+    if (op == "add") {
+      f_.only(l, who, {"name", "op", "inputs", "relu"});
+      const auto xs = ins(l, who, 2, 2);
+      if (xs[0].s.c != xs[1].s.c || xs[0].s.h != xs[1].s.h || xs[0].s.w != xs[1].s.w)
+        f_.fail(fmt::format("{}: inputs of different shapes", who));
+      return b_.add(name, xs[0], xs[1], f_.boolean(l, "relu", who, std::nullopt));
+    }
+    if (op == "concat") {
+      f_.only(l, who, {"name", "op", "inputs"});
+      const auto xs = ins(l, who, 1, 1024);
+      for (const auto& x : xs)
+        if (x.s.h != xs[0].s.h || x.s.w != xs[0].s.w) f_.fail(fmt::format("{}: inputs of different sizes", who));
+      return b_.concat(name, xs);
+    }
+    f_.only(l, who, {"name", "op", "input"});
+    const T x = in(l, who);
+    if (op == "lrn") return b_.lrn(name, x);
+    if (op == "dropout") return b_.dropout(name, x);
+    return b_.softmax(name, x);
+  }
+
+  const Fields& f_;
+  Builder& b_;
+  T prev_;
+  std::map<std::string, T> tensors_;
+};
+
+struct ZooEntry {
+  std::string name;
+  std::vector<std::string> aliases;
+  bool paper = false;
+};
+
+// zoo.json: the networks in order. Names are file stems, so limited to [A-Za-z0-9._-].
+std::vector<ZooEntry> read_index(const std::filesystem::path& dir) {
+  const auto file = dir / "zoo.json";
+  const Fields f(file);
+  const json root = read_json(file);
+  f.check_schema(root, "cdma-zoo-index");
+  f.only(root, "zoo", {"schema", "schema_version", "networks"});
+  std::vector<ZooEntry> out;
+  std::vector<std::string> seen;
+  auto check_name = [&](const std::string& n, const std::string& who) {
+    const bool ok = !n.empty() && n[0] != '.' && std::all_of(n.begin(), n.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+    });
+    if (!ok) f.fail(fmt::format("{}: '{}' is not a plain name ([A-Za-z0-9._-])", who, formats::clean_text(n)));
+    if (std::find(seen.begin(), seen.end(), n) != seen.end()) f.fail(fmt::format("{}: '{}' appears twice", who, n));
+    seen.push_back(n);
+  };
+  const json& nets = f.array(root, "networks", "zoo");
+  for (std::size_t i = 0; i < nets.size(); ++i) {
+    const json& e = nets[i];
+    const std::string who = fmt::format("networks[{}]", i);
+    if (!e.is_object()) f.fail(who + " must be an object");
+    f.only(e, who, {"name", "aliases", "paper"});
+    ZooEntry z;
+    z.name = f.string(e, "name", who);
+    check_name(z.name, who + ".name");
+    if (e.contains("aliases")) {
+      if (!e["aliases"].is_array()) f.fail(who + ".aliases must be an array of names");
+      for (const auto& a : e["aliases"]) {
+        if (!a.is_string()) f.fail(who + ".aliases must be an array of names");
+        check_name(a.get<std::string>(), who + ".aliases");
+        z.aliases.push_back(a.get<std::string>());
+      }
+    }
+    z.paper = f.boolean(e, "paper", who, false);
+    out.push_back(std::move(z));
+  }
+  return out;
 }
 
 }  // namespace
 
-std::vector<std::string> zoo_names() {
-  return {"alexnet", "overfeat", "nin", "vgg16", "squeezenet", "squeezenet1.1", "googlenet", "resnet50"};
+std::filesystem::path default_zoo_dir() {
+  if (const char* env = std::getenv("CDMA_ZOO"); env && *env) return env;
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    auto installed = exe.parent_path().parent_path() / "share" / "cdma" / "zoo";
+    if (std::filesystem::exists(installed / "zoo.json", ec)) return installed;
+  }
+  return CDMA_HWMODEL_ZOO_DIR;
 }
 
-std::vector<std::string> paper_networks() { return {"alexnet", "overfeat", "nin", "vgg16", "squeezenet", "googlenet"}; }
+std::vector<std::string> zoo_names() {
+  std::vector<std::string> out;
+  for (const auto& e : read_index(default_zoo_dir())) out.push_back(e.name);
+  return out;
+}
 
-Network zoo_network(const std::string& name, int batch, int element_bytes) {
+std::vector<std::string> paper_networks() {
+  std::vector<std::string> out;
+  for (const auto& e : read_index(default_zoo_dir()))
+    if (e.paper) out.push_back(e.name);
+  return out;
+}
+
+Network load_zoo_network(const std::filesystem::path& file, int batch, int element_bytes) {
   if (batch < 1) throw ModelError(fmt::format("batch size must be >= 1, got {}", batch));
   if (element_bytes != 4 && element_bytes != 2)
     throw ModelError(fmt::format("element size must be 4 or 2 bytes, got {}", element_bytes));
-  if (name == "alexnet") return alexnet(batch, element_bytes);
-  if (name == "overfeat") return overfeat(batch, element_bytes);
-  if (name == "nin") return nin(batch, element_bytes);
-  if (name == "vgg16" || name == "vgg") return vgg16(batch, element_bytes);
-  if (name == "squeezenet" || name == "squeezenet1.0") return squeezenet(batch, element_bytes, false);
-  if (name == "squeezenet1.1") return squeezenet(batch, element_bytes, true);
-  if (name == "googlenet") return googlenet(batch, element_bytes);
-  if (name == "resnet50") return resnet50(batch, element_bytes);
-  throw ModelError(fmt::format("unknown network '{}' (zoo: {})", name, fmt::join(zoo_names(), ", ")));
+  const Fields f(file);
+  const json root = read_json(file);
+  f.check_schema(root, "cdma-zoo-network");
+  f.only(root, "network", {"schema", "schema_version", "name", "source", "reference", "input", "layers"});
+  Builder b(f.string(root, "name", "network"), batch, element_bytes);
+  f.string(root, "source", "network");     // "paper", "torchvision", ...: where the layer list comes from
+  f.string(root, "reference", "network");  // the citation
+  const json& shape = f.array(root, "input", "network");
+  if (shape.size() != 3) f.fail("input must be [channels, height, width]");
+  Shape s{f.integer_value(shape[0], "input[0]", 1, kMaxChannels), f.integer_value(shape[1], "input[1]", 1, kMaxSide),
+          f.integer_value(shape[2], "input[2]", 1, kMaxSide)};
+  T x;
+  try {
+    x = b.input(s);
+  } catch (const ModelError& e) {
+    f.fail(fmt::format("input: {}", e.what()));
+  }
+  const json& layers = f.array(root, "layers", "network");
+  if (layers.size() > kMaxLayers) f.fail(fmt::format("more than {} layers", kMaxLayers));
+  LayerReader r(f, b, x);
+  for (std::size_t i = 0; i < layers.size(); ++i) r.read(layers[i], i);
+  return b.take();
+}
+
+Network zoo_network(const std::string& name, int batch, int element_bytes, const std::filesystem::path& dir) {
+  if (batch < 1) throw ModelError(fmt::format("batch size must be >= 1, got {}", batch));
+  if (element_bytes != 4 && element_bytes != 2)
+    throw ModelError(fmt::format("element size must be 4 or 2 bytes, got {}", element_bytes));
+  const auto index = read_index(dir);
+  for (const auto& e : index) {
+    if (e.name != name && std::find(e.aliases.begin(), e.aliases.end(), name) == e.aliases.end()) continue;
+    const auto file = dir / (e.name + ".json");
+    Network net = load_zoo_network(file, batch, element_bytes);
+    if (net.name != e.name)
+      throw ModelError(fmt::format("{}: name is '{}', expected '{}' (zoo.json)", shown(file),
+                                   formats::clean_text(net.name), e.name));
+    return net;
+  }
+  std::vector<std::string> names;
+  for (const auto& e : index) names.push_back(e.name);
+  throw ModelError(fmt::format("unknown network '{}' (zoo: {})", name, fmt::join(names, ", ")));
+}
+
+Network zoo_network(const std::string& name, int batch, int element_bytes) {
+  return zoo_network(name, batch, element_bytes, default_zoo_dir());
 }
 
 void apply_roofline(Network& net, const GpuPreset& gpu, const std::string& precision, double bwd_factor) {
