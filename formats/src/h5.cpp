@@ -71,6 +71,30 @@ Id string_type_fixed(std::size_t size) {
 
 bool has_attr(hid_t obj, const char* name) { return H5Aexists(obj, name) > 0; }
 
+bool exists(hid_t loc, const char* name, const std::string& file, const std::string& where) {
+  return check(H5Lexists(loc, name, H5P_DEFAULT), file, where, (std::string("cannot look up '") + name + "'").c_str()) >
+         0;
+}
+
+TypeInfo type_info(hid_t type, const std::string& file, const std::string& where) {
+  TypeInfo t;
+  t.cls = check(H5Tget_class(type), file, where, "cannot read the element type's class");
+  t.size = H5Tget_size(type);
+  if (t.size == 0) check(-1, file, where, "cannot read the element type's size");
+  if (t.cls == H5T_INTEGER) t.sign = check(H5Tget_sign(type), file, where, "cannot read the element type's sign");
+  return t;
+}
+
+std::optional<haddr_t> data_offset(hid_t ds, hsize_t bytes) noexcept {
+  std::optional<haddr_t> r;
+  if (H5Dget_storage_size(ds) == bytes) {
+    const haddr_t off = H5Dget_offset(ds);
+    if (off != HADDR_UNDEF) r = off;
+  }
+  take_error_stack();
+  return r;
+}
+
 void write_attr_string(hid_t obj, const char* name, const std::string& value, const std::string& file,
                        const std::string& where) {
   Id type = string_type_vlen();

@@ -64,6 +64,22 @@ class Id {
   hid_t id_ = H5I_INVALID_HID;
 };
 
+// Whether `name` is a link in `loc` (HDF5's H5Lexists); throws when HDF5 cannot tell.
+bool exists(hid_t loc, const char* name, const std::string& file, const std::string& where);
+
+// Class, size and sign of a datatype; throws when HDF5 cannot read them.
+struct TypeInfo {
+  H5T_class_t cls = H5T_NO_CLASS;
+  std::size_t size = 0;
+  H5T_sign_t sign = H5T_SGN_ERROR;  // H5T_SGN_ERROR for a type that is not an integer
+};
+TypeInfo type_info(hid_t type, const std::string& file, const std::string& where);
+
+// File offset of a dataset's data when it is stored in one allocated piece of `bytes` bytes; empty
+// otherwise, or when HDF5 cannot say (then its error stack is cleared). Never throws: callers use
+// it only to find a faster path than reading.
+std::optional<haddr_t> data_offset(hid_t ds, hsize_t bytes) noexcept;
+
 // File/memory types used by the trace format.
 hid_t float16_type();  // IEEE half, little-endian (as h5py/numpy write it); owned by this module
 Id string_type_vlen();

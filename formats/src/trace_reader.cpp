@@ -43,32 +43,32 @@ hid_t memory_type_for(DType t) {
 namespace {
 
 // Which dtypes an HDF5 element type can hold, judged by class, size and sign.
-bool type_agrees(hid_t ftype, DType d) {
-  H5T_class_t cls = H5Tget_class(ftype);
-  std::size_t size = H5Tget_size(ftype);
+bool type_agrees(const h5::TypeInfo& t, DType d) {
+  const H5T_class_t cls = t.cls;
+  const std::size_t size = t.size;
   switch (d) {
     case DType::f32:
       return cls == H5T_FLOAT && size == 4;
     case DType::f16:
       return cls == H5T_FLOAT && size == 2;
     case DType::bf16:
-      return cls == H5T_INTEGER && size == 2 && H5Tget_sign(ftype) == H5T_SGN_NONE;
+      return cls == H5T_INTEGER && size == 2 && t.sign == H5T_SGN_NONE;
     case DType::i8:
-      return cls == H5T_INTEGER && size == 1 && H5Tget_sign(ftype) == H5T_SGN_2;
+      return cls == H5T_INTEGER && size == 1 && t.sign == H5T_SGN_2;
     case DType::u8:
-      return cls == H5T_INTEGER && size == 1 && H5Tget_sign(ftype) == H5T_SGN_NONE;
+      return cls == H5T_INTEGER && size == 1 && t.sign == H5T_SGN_NONE;
   }
   return false;
 }
 
-std::string describe_type(hid_t ftype) {
-  H5T_class_t cls = H5Tget_class(ftype);
+std::string describe_type(const h5::TypeInfo& t) {
+  const H5T_class_t cls = t.cls;
   std::string c = cls == H5T_FLOAT      ? "float"
-                  : cls == H5T_INTEGER  ? (H5Tget_sign(ftype) == H5T_SGN_NONE ? "unsigned integer" : "integer")
+                  : cls == H5T_INTEGER  ? (t.sign == H5T_SGN_NONE ? "unsigned integer" : "integer")
                   : cls == H5T_STRING   ? "string"
                   : cls == H5T_COMPOUND ? "compound"
                                         : "non-numeric";
-  return std::to_string(H5Tget_size(ftype) * 8) + "-bit " + c;
+  return std::to_string(t.size * 8) + "-bit " + c;
 }
 
 // A member of /tensors and where its object header is (HADDR_UNDEF for a soft or external link).
@@ -150,7 +150,8 @@ struct TraceReader::Impl {
       std::string stack = h5::take_error_stack();
       fail_incomplete(file, obj, "cannot open dataset" + (stack.empty() ? std::string() : " (HDF5: " + stack + ")"));
     }
-    if (H5Iget_type(ds) != H5I_DATASET) h5::fail(file, obj, "expected a dataset (one per captured tensor)");
+    if (h5::check(H5Iget_type(ds), file, obj, "cannot read the object type") != H5I_DATASET)
+      h5::fail(file, obj, "expected a dataset (one per captured tensor)");
     const std::vector<std::string> have = h5::attribute_names(ds, file, obj);
     auto has = [&](const char* a) { return std::find(have.begin(), have.end(), a) != have.end(); };
     for (const char* a : kRequiredTensorAttrs)
@@ -183,11 +184,11 @@ struct TraceReader::Impl {
     }
 
     h5::Id ftype(h5::check(H5Dget_type(ds), file, obj, "cannot read element type"));
-    if (!type_agrees(ftype, m.dtype))
-      h5::fail(file, obj, "dtype attribute says " + dtype + " but the element type is " + describe_type(ftype));
+    const h5::TypeInfo tinfo = h5::type_info(ftype, file, obj);
+    if (!type_agrees(tinfo, m.dtype))
+      h5::fail(file, obj, "dtype attribute says " + dtype + " but the element type is " + describe_type(tinfo));
     h5::Id space(h5::check(H5Dget_space(ds), file, obj, "cannot read dataspace"));
-    int rank = H5Sget_simple_extent_ndims(space);
-    if (rank < 0) h5::fail(file, obj, "cannot read dataspace rank");
+    const int rank = h5::check(H5Sget_simple_extent_ndims(space), file, obj, "cannot read dataspace rank");
     if (rank != layout_rank(m.layout))
       h5::fail(file, obj,
                "layout " + layout + " needs " + std::to_string(layout_rank(m.layout)) + " dims, the dataset has " +
@@ -208,7 +209,7 @@ struct TraceReader::Impl {
     // Storage: the format allows contiguous or chunked data in this file; anything else would read
     // data that may not exist (a virtual dataset's missing source, a short external file).
     h5::Id dcpl(h5::check(H5Dget_create_plist(ds), file, obj, "cannot read creation properties"));
-    const H5D_layout_t lay = H5Pget_layout(dcpl);
+    const H5D_layout_t lay = h5::check(H5Pget_layout(dcpl), file, obj, "cannot read the storage layout");
     if (lay == H5D_VIRTUAL)
       h5::fail(file, obj,
                "virtual dataset (its data would come from other files); the format allows contiguous or "
@@ -217,10 +218,10 @@ struct TraceReader::Impl {
       h5::fail(file, obj, "compact storage; the format allows contiguous or chunked storage only");
     if (lay != H5D_CONTIGUOUS && lay != H5D_CHUNKED)
       h5::fail(file, obj, "unknown storage layout; the format allows contiguous or chunked storage only");
-    const int nexternal = H5Pget_external_count(dcpl);
+    const int nexternal = h5::check(H5Pget_external_count(dcpl), file, obj, "cannot count external files");
     if (nexternal != 0)
       h5::fail(file, obj, "data in external raw file(s); the format allows data stored in the trace file only");
-    const int nfilters = H5Pget_nfilters(dcpl);
+    const int nfilters = h5::check(H5Pget_nfilters(dcpl), file, obj, "cannot count filters");
     for (int i = 0; i < nfilters; ++i) {
       unsigned flags = 0, cfg = 0;
       std::size_t nelem = 0;
@@ -240,7 +241,8 @@ struct TraceReader::Impl {
       std::uint64_t stored = 1, needed = 1;
       if (lay == H5D_CHUNKED) {
         std::vector<hsize_t> chunk(dims.size());
-        if (H5Pget_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data()) != static_cast<int>(chunk.size()))
+        if (h5::check(H5Pget_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data()), file, obj,
+                      "cannot read the chunk shape") != static_cast<int>(chunk.size()))
           h5::fail(file, obj, "cannot read the chunk shape");
         for (std::size_t k = 0; k < dims.size(); ++k) needed *= chunk[k] ? (dims[k] + chunk[k] - 1) / chunk[k] : 0;
         hsize_t n = 0;
@@ -260,9 +262,9 @@ struct TraceReader::Impl {
 
     raw_out.reset();
     if (std::endian::native == std::endian::little && lay == H5D_CONTIGUOUS && nfilters == 0 && m.elements() > 0 &&
-        H5Tequal(ftype, memory_type_for(m.dtype)) > 0 && H5Dget_storage_size(ds) == static_cast<hsize_t>(m.bytes())) {
-      const haddr_t addr = H5Dget_offset(ds);
-      if (addr != HADDR_UNDEF) raw_out = static_cast<std::uint64_t>(addr) + userblock;
+        h5::check(H5Tequal(ftype, memory_type_for(m.dtype)), file, obj, "cannot compare element types") > 0) {
+      if (auto off = h5::data_offset(ds, static_cast<hsize_t>(m.bytes())))
+        raw_out = static_cast<std::uint64_t>(*off) + userblock;
     }
     h5::take_error_stack();
     return m;
@@ -695,7 +697,7 @@ TraceReader::TraceReader(const std::filesystem::path& path, ReaderOptions opts) 
     m.userblock = ub;
   }
 
-  if (H5Lexists(f, "tensors", H5P_DEFAULT) > 0) {
+  if (h5::exists(f, "tensors", m.file, "/")) {
     m.list_tensors(opts);
   } else if (!has_stats() && !has_timeline()) {
     h5::take_error_stack();
@@ -728,7 +730,7 @@ void TraceReader::read_into(const TensorMeta& meta, std::span<std::byte> out) co
     h5::fail(m.file, obj, "output buffer size does not match the tensor");
   h5::Id ds(h5::check(H5Dopen2(m.fid, obj.c_str(), H5P_DEFAULT), m.file, obj, "cannot open dataset"));
   h5::Id space(h5::check(H5Dget_space(ds), m.file, obj, "cannot read dataspace"));
-  if (H5Sget_simple_extent_npoints(space) != meta.elements())
+  if (h5::check(H5Sget_simple_extent_npoints(space), m.file, obj, "cannot read dataspace") != meta.elements())
     h5::fail(m.file, obj, "dataset size changed since the trace was opened");
   if (meta.elements() == 0) return;
   h5::check(H5Dread(ds, memory_type_for(meta.dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), m.file, obj,
@@ -747,7 +749,7 @@ void TraceReader::read_elements(const TensorMeta& meta, std::uint64_t first, std
   if (count == 0) return;
   h5::Id ds(h5::check(H5Dopen2(m.fid, obj.c_str(), H5P_DEFAULT), m.file, obj, "cannot open dataset"));
   h5::Id fspace(h5::check(H5Dget_space(ds), m.file, obj, "cannot read dataspace"));
-  if (H5Sget_simple_extent_npoints(fspace) != total)
+  if (h5::check(H5Sget_simple_extent_npoints(fspace), m.file, obj, "cannot read dataspace") != total)
     h5::fail(m.file, obj, "dataset size changed since the trace was opened");
   const std::size_t rank = meta.dims.size();
   std::vector<hsize_t> dims(meta.dims.begin(), meta.dims.end());
@@ -797,8 +799,8 @@ std::optional<std::uint64_t> TraceReader::raw_offset(const TensorMeta& meta) con
   return impl_->raw[*i];
 }
 
-bool TraceReader::has_timeline() const { return H5Lexists(impl_->fid, "timeline", H5P_DEFAULT) > 0; }
-bool TraceReader::has_stats() const { return H5Lexists(impl_->fid, "stats", H5P_DEFAULT) > 0; }
+bool TraceReader::has_timeline() const { return h5::exists(impl_->fid, "timeline", impl_->file, "/"); }
+bool TraceReader::has_stats() const { return h5::exists(impl_->fid, "stats", impl_->file, "/"); }
 
 namespace {
 template <typename Rec>
@@ -806,10 +808,11 @@ std::vector<Rec> read_rows(hid_t fid, const char* name, hid_t mtype, const std::
   std::string obj = std::string("/") + name;
   h5::Id ds(h5::check(H5Dopen2(fid, name, H5P_DEFAULT), file, obj, "cannot open dataset"));
   h5::Id ftype(h5::check(H5Dget_type(ds), file, obj, "cannot read type"));
-  if (H5Tget_class(ftype) != H5T_COMPOUND) h5::fail(file, obj, "expected a compound dataset");
+  if (h5::type_info(ftype, file, obj).cls != H5T_COMPOUND) h5::fail(file, obj, "expected a compound dataset");
   h5::Id space(h5::check(H5Dget_space(ds), file, obj, "cannot read dataspace"));
-  if (H5Sget_simple_extent_ndims(space) != 1) h5::fail(file, obj, "expected a 1-D dataset");
-  hssize_t n = H5Sget_simple_extent_npoints(space);
+  if (h5::check(H5Sget_simple_extent_ndims(space), file, obj, "cannot read dataspace rank") != 1)
+    h5::fail(file, obj, "expected a 1-D dataset");
+  const hssize_t n = h5::check(H5Sget_simple_extent_npoints(space), file, obj, "cannot read dataspace");
   std::vector<Rec> rows(static_cast<std::size_t>(std::max<hssize_t>(n, 0)));
   if (n > 0)
     h5::check(H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows.data()), file, obj,

@@ -31,14 +31,20 @@ hid_t native_int() {
     return H5T_NATIVE_INT8;
 }
 
+void insert(hid_t t, const char* name, std::size_t off, hid_t type) {
+  h5::check(H5Tinsert(t, name, off, type), "", name, "cannot build the compound type of a trace row");
+}
 void insert_str(hid_t t, const char* name, std::size_t off, std::size_t len) {
   h5::Id s = h5::string_type_fixed(len);
-  H5Tinsert(t, name, off, s);
+  insert(t, name, off, s);
+}
+h5::Id compound(std::size_t size) {
+  return h5::Id(h5::check(H5Tcreate(H5T_COMPOUND, size), "", "", "cannot create the compound type of a trace row"));
 }
 }  // namespace
 
 // Each generator below expands a column list of trace.hpp over one record type `Rec`.
-#define CDMA_H5_INT_(type, name, init) H5Tinsert(t, #name, offsetof(Rec, name), native_int<type>());
+#define CDMA_H5_INT_(type, name, init) insert(t, #name, offsetof(Rec, name), native_int<type>());
 #define CDMA_H5_STR_(name, size) insert_str(t, #name, offsetof(Rec, name), size);
 #define CDMA_TO_INT_(type, name, init) o.name = r.name;
 #define CDMA_TO_STR_(name, size) put(o.name, size, r.name);
@@ -47,14 +53,14 @@ void insert_str(hid_t t, const char* name, std::size_t off, std::size_t len) {
 
 h5::Id timeline_mem_type() {
   using Rec = TimelineRec;
-  h5::Id t(H5Tcreate(H5T_COMPOUND, sizeof(Rec)));
+  h5::Id t = compound(sizeof(Rec));
   CDMA_TRACE_TIMELINE_COLUMNS(CDMA_H5_INT_, CDMA_H5_STR_)
   return t;
 }
 
 h5::Id stats_mem_type() {
   using Rec = StatsRec;
-  h5::Id t(H5Tcreate(H5T_COMPOUND, sizeof(Rec)));
+  h5::Id t = compound(sizeof(Rec));
   CDMA_TRACE_STATS_COLUMNS(CDMA_H5_INT_, CDMA_H5_STR_)
   return t;
 }

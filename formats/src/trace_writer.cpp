@@ -91,26 +91,27 @@ struct TraceWriter::Impl {
     if (n == 0) return;
     std::string obj = std::string("/") + name;
     h5::Id ds;
-    if (H5Lexists(fid, name, H5P_DEFAULT) > 0) {
+    if (h5::exists(fid, name, file, "/")) {
       ds = h5::Id(h5::check(H5Dopen2(fid, name, H5P_DEFAULT), file, obj, "cannot open dataset"));
     } else {
       hsize_t zero = 0, unlimited = H5S_UNLIMITED;
-      h5::Id space(H5Screate_simple(1, &zero, &unlimited));
-      h5::Id dcpl(H5Pcreate(H5P_DATASET_CREATE));
-      H5Pset_chunk(dcpl, 1, &kRowChunk);
-      h5::Id ftype(H5Tcopy(mtype));
-      H5Tpack(ftype);
+      h5::Id space(h5::check(H5Screate_simple(1, &zero, &unlimited), file, obj, "cannot create dataspace"));
+      h5::Id dcpl(h5::check(H5Pcreate(H5P_DATASET_CREATE), file, obj, "cannot create dataset properties"));
+      h5::check(H5Pset_chunk(dcpl, 1, &kRowChunk), file, obj, "cannot set the chunk shape");
+      h5::Id ftype(h5::check(H5Tcopy(mtype), file, obj, "cannot copy the row type"));
+      h5::check(H5Tpack(ftype), file, obj, "cannot pack the row type");
       ds = h5::Id(h5::check(H5Dcreate2(fid, name, ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT), file, obj,
                             "cannot create dataset"));
     }
     h5::Id space(h5::check(H5Dget_space(ds), file, obj, "cannot read dataspace"));
     hsize_t old = 0;
-    H5Sget_simple_extent_dims(space, &old, nullptr);
+    h5::check(H5Sget_simple_extent_dims(space, &old, nullptr), file, obj, "cannot read the row count");
     hsize_t now = old + n, count_n = n;
     h5::check(H5Dset_extent(ds, &now), file, obj, "cannot extend dataset");
     h5::Id fspace(h5::check(H5Dget_space(ds), file, obj, "cannot read dataspace"));
-    H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &old, nullptr, &count_n, nullptr);
-    h5::Id mspace(H5Screate_simple(1, &count_n, nullptr));
+    h5::check(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &old, nullptr, &count_n, nullptr), file, obj,
+              "cannot select the new rows");
+    h5::Id mspace(h5::check(H5Screate_simple(1, &count_n, nullptr), file, obj, "cannot create dataspace"));
     h5::check(H5Dwrite(ds, mtype, mspace, fspace, H5P_DEFAULT, rows), file, obj, "cannot write rows");
   }
 
@@ -203,7 +204,7 @@ std::int64_t TraceWriter::append_tensor(const TensorMeta& meta, std::span<const 
   std::vector<hsize_t> dims(meta.dims.begin(), meta.dims.end());
   h5::Id space(h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), m.file, obj,
                          "cannot create dataspace"));
-  h5::Id dcpl(H5Pcreate(H5P_DATASET_CREATE));
+  h5::Id dcpl(h5::check(H5Pcreate(H5P_DATASET_CREATE), m.file, obj, "cannot create dataset properties"));
   if (m.opts.deflate_level > 0 && meta.elements() > 0) {
     // Chunk: the whole tensor, halving leading dims until a chunk is at most 1 MiB.
     std::vector<hsize_t> chunk = dims;
@@ -216,9 +217,11 @@ std::int64_t TraceWriter::append_tensor(const TensorMeta& meta, std::span<const 
     for (std::size_t i = 0; i < chunk.size() && bytes() > kMaxChunkBytes; ++i) {
       while (chunk[i] > 1 && bytes() > kMaxChunkBytes) chunk[i] = (chunk[i] + 1) / 2;
     }
-    H5Pset_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data());
-    H5Pset_shuffle(dcpl);
-    H5Pset_deflate(dcpl, static_cast<unsigned>(std::min(9, m.opts.deflate_level)));
+    h5::check(H5Pset_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data()), m.file, obj,
+              "cannot set the chunk shape");
+    h5::check(H5Pset_shuffle(dcpl), m.file, obj, "cannot set the shuffle filter");
+    h5::check(H5Pset_deflate(dcpl, static_cast<unsigned>(std::min(9, m.opts.deflate_level))), m.file, obj,
+              "cannot set the deflate filter");
   }
   h5::Id ds(h5::check(H5Dcreate2(m.tensors, name, file_type_for(meta.dtype), space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
                       m.file, obj, "cannot create dataset"));
@@ -287,8 +290,7 @@ void TraceWriter::close() {
   h5::write_attr_int(m.fid, "complete", 1, H5T_STD_I8LE, m.file, "/");
   h5::check(H5Fflush(m.fid, H5F_SCOPE_GLOBAL), m.file, "", "cannot flush file");
   m.closed = true;
-  herr_t rc = H5Fclose(m.fid.release());
-  h5::check(rc, m.file, "", "cannot close file");
+  h5::check(H5Fclose(m.fid.release()), m.file, "", "cannot close file");
 }
 
 std::int64_t TraceWriter::tensor_count() const noexcept { return impl_->count; }
