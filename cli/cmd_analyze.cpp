@@ -5,9 +5,11 @@
 
 #include <cdma/analyze/output.hpp>
 #include <cdma/analyze/pipeline.hpp>
+#include <cdma/formats/codec.hpp>
 #include <cdma/formats/error.hpp>
 
 #include <fmt/core.h>
+#include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
 #include <unistd.h>
@@ -64,14 +66,14 @@ int run_analyze(int argc, char** argv) {
       "machine-readable output (schema: docs/ANALYSIS_JSON.md).",
       "cdma analyze"};
   std::vector<std::string> paths;
-  std::string codecs = "zvc,zrle-4,zlib-6,zstd-1,lz4", chunk = "0", layouts = "stored", dtypes = "stored";
+  std::string codecs = fmt::format("{}", fmt::join(formats::default_codecs(), ",")), chunk = "0", layouts = "stored",
+              dtypes = "stored";
   std::string iterations, layers, ops, roles, by = "layer", csv_path, json_path;
   bool verify = false, keep_going = false, quiet = false, timing = false, no_mmap = false, all_tensors = false;
   unsigned threads = 0;
   std::string progress = "auto";
   app.add_option("traces", paths, "trace files (HDF5, trace format v1)")->required();
-  app.add_option("-c,--codecs", codecs, "comma-separated codecs: zvc, zrle-K (K 1..16), zlib-L (0..9), zstd-L, lz4")
-      ->capture_default_str();
+  app.add_option("-c,--codecs", codecs, "comma-separated codecs: " + formats::codec_help())->capture_default_str();
   app.add_option("--chunk", chunk,
                  "compress in independent chunks of this size (e.g. 4K; 0 = whole tensors, else >= 4 bytes; byte "
                  "codecs never take more than 64 MiB at once)")

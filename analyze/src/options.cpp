@@ -71,7 +71,11 @@ std::vector<IterRange> parse_iteration_ranges(const std::string& text) {
 }
 
 void Options::validate() {
-  if (codecs.empty()) throw formats::Error("no codec chosen (expected e.g. zvc,zrle-4,zlib-6,zstd-1,lz4)");
+  if (codecs.empty()) {
+    std::string dflt;
+    for (const auto& c : kDefaultCodecs) dflt += (dflt.empty() ? "" : ",") + c;
+    throw formats::Error("no codec chosen (expected e.g. " + dflt + ")");
+  }
   for (auto& c : codecs) c = formats::make_codec(c)->name();  // throws CodecError naming the accepted names
   dedupe(codecs);
   if (chunk_bytes != 0 && chunk_bytes < 4)

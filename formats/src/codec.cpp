@@ -1,5 +1,5 @@
 // The codec registry: ZVC, ZRLE-k and the byte codecs (zlib, zstd, lz4) behind Codec.
-// A new codec is one class and one line in kFamilies.
+// A new codec is one class and one line in codec_table().
 #include <cdma/formats/codec.hpp>
 #include <cdma/formats/zero_scan.hpp>
 #include <cdma/formats/zrle.hpp>
@@ -229,19 +229,63 @@ std::optional<int> parse_param(std::string_view spec, std::string_view family, i
 
 }  // namespace
 
-std::unique_ptr<Codec> make_codec(std::string_view spec) {
-  if (spec == "zvc") return std::make_unique<ZvcCodec>();
-  if (spec == "lz4") return std::make_unique<Lz4Codec>();
-  if (auto k = parse_param(spec, "zrle", 4, kZrleMinK, kZrleMaxK)) return std::make_unique<ZrleCodec>(*k);
-  if (auto l = parse_param(spec, "zlib", 6, 0, 9)) return std::make_unique<ZlibCodec>(*l);
-  if (auto l = parse_param(spec, "zstd", 1, 1, ZSTD_maxCLevel())) return std::make_unique<ZstdCodec>(*l);
-  codec_fail(
-      fmt::format("unknown codec '{}'; expected one of: zvc, zrle[-K] (K 1..16, default 4), "
-                  "zlib[-L] (0..9, default 6), zstd[-L] (1..{}, default 1), lz4",
-                  spec, ZSTD_maxCLevel()));
+namespace {
+template <class C>
+std::unique_ptr<Codec> make_plain(int) {
+  return std::make_unique<C>();
+}
+template <class C>
+std::unique_ptr<Codec> make_with(int p) {
+  return std::make_unique<C>(p);
+}
+}  // namespace
+
+const std::vector<CodecFamily>& codec_table() {
+  // A new codec is one class above and one line here.
+  static const std::vector<CodecFamily> table{
+      CodecFamily{"zvc", 0, 0, 0, 0, &make_plain<ZvcCodec>},
+      CodecFamily{"zrle", 'K', kZrleMinK, kZrleMaxK, 4, &make_with<ZrleCodec>},
+      CodecFamily{"zlib", 'L', 0, 9, 6, &make_with<ZlibCodec>},
+      CodecFamily{"zstd", 'L', 1, ZSTD_maxCLevel(), 1, &make_with<ZstdCodec>},
+      CodecFamily{"lz4", 0, 0, 0, 0, &make_plain<Lz4Codec>},
+  };
+  return table;
 }
 
-std::vector<std::string> codec_families() { return {"zvc", "zrle", "zlib", "zstd", "lz4"}; }
+std::string CodecFamily::default_spec() const { return param ? fmt::format("{}-{}", name, dflt) : name; }
+
+std::unique_ptr<Codec> make_codec(std::string_view spec) {
+  for (const auto& f : codec_table()) {
+    if (!f.param) {
+      if (spec == f.name) return f.make(0);
+    } else if (auto p = parse_param(spec, f.name, f.dflt, f.min, f.max)) {
+      return f.make(*p);
+    }
+  }
+  codec_fail(fmt::format("unknown codec '{}'; expected one of: {}", spec, codec_help()));
+}
+
+std::vector<std::string> codec_families() {
+  std::vector<std::string> out;
+  for (const auto& f : codec_table()) out.push_back(f.name);
+  return out;
+}
+
+std::vector<std::string> default_codecs() {
+  std::vector<std::string> out;
+  for (const auto& f : codec_table()) out.push_back(f.default_spec());
+  return out;
+}
+
+std::string codec_help() {
+  std::string out;
+  for (const auto& f : codec_table()) {
+    if (!out.empty()) out += ", ";
+    out += f.param ? fmt::format("{}[-{}] ({} {}..{}, default {})", f.name, f.param, f.param, f.min, f.max, f.dflt)
+                   : f.name;
+  }
+  return out;
+}
 
 std::size_t chunked_compressed_size(const Codec& codec, std::span<const std::byte> in, std::size_t width,
                                     std::size_t chunk_bytes) {

@@ -4,6 +4,7 @@
 #include <cdma/formats/zero_scan.hpp>
 
 #include <gtest/gtest.h>
+#include <zstd.h>
 
 #include "codec_test_util.hpp"
 
@@ -31,6 +32,26 @@ TEST(CodecRegistry, NamesAndDefaults) {
     } catch (const CodecError& e) {
       EXPECT_NE(std::string(e.what()).find(bad), std::string::npos) << e.what();
     }
+  }
+}
+
+TEST(CodecRegistry, OneTableDrivesNamesDefaultsAndHelp) {
+  EXPECT_EQ(codec_families(), (std::vector<std::string>{"zvc", "zrle", "zlib", "zstd", "lz4"}));
+  EXPECT_EQ(default_codecs(), (std::vector<std::string>{"zvc", "zrle-4", "zlib-6", "zstd-1", "lz4"}));
+  EXPECT_EQ(codec_help(), "zvc, zrle[-K] (K 1..16, default 4), zlib[-L] (L 0..9, default 6), zstd[-L] (L 1.." +
+                              std::to_string(ZSTD_maxCLevel()) + ", default 1), lz4");
+  for (const auto& f : codec_table()) {
+    EXPECT_EQ(make_codec(f.name)->name(), f.default_spec());
+    if (!f.param) continue;
+    for (int p : {f.min, f.dflt, f.max})
+      EXPECT_EQ(make_codec(f.name + "-" + std::to_string(p))->name(), f.name + "-" + std::to_string(p));
+    for (int p : {f.min - 1, f.max + 1}) EXPECT_THROW((void)make_codec(f.name + "-" + std::to_string(p)), CodecError);
+  }
+  try {
+    (void)make_codec("lz5");
+    ADD_FAILURE();
+  } catch (const CodecError& e) {
+    EXPECT_NE(std::string(e.what()).find("expected one of: " + codec_help()), std::string::npos) << e.what();
   }
 }
 

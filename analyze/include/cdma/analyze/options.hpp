@@ -1,6 +1,8 @@
 // Options of an analysis run (`cdma analyze`): codecs, chunking, layout and dtype variants, filters.
 #pragma once
 
+#include <cdma/formats/codec.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -9,8 +11,9 @@
 
 namespace cdma::analyze {
 
-// Default codec list: the paper's three (ZVC, zero-RLE, zlib) plus zstd and lz4.
-inline const std::vector<std::string> kDefaultCodecs{"zvc", "zrle-4", "zlib-6", "zstd-1", "lz4"};
+// Default codec list: the paper's three (ZVC, zero-RLE, zlib) plus zstd and lz4, each at its
+// default parameter (formats::codec_table(): zvc, zrle-4, zlib-6, zstd-1, lz4).
+inline const std::vector<std::string> kDefaultCodecs = formats::default_codecs();
 
 // An inclusive range of iterations.
 struct IterRange {
