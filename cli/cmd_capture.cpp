@@ -148,7 +148,7 @@ int run(int argc, char** argv) {
   SessionResult res;
   try {
     res = run_session(so);
-  } catch (const SettingError& e) {
+  } catch (const formats::UsageError& e) {
     fmt::print(stderr, "cdma capture: {}\n", e.what());
     return kExitUsage;
   } catch (const formats::Error& e) {

@@ -17,10 +17,11 @@
 
 namespace cdma::capture {
 
-// A session setting is not valid (what() is set_option()'s message, e.g. a bad mode or size).
-class SettingError : public CaptureError {
+// A session setting is not valid (what() is set_option()'s message, e.g. a bad mode or size): the
+// caller's input is wrong, so command lines exit 2 (formats::UsageError).
+class SettingError : public formats::UsageError {
  public:
-  using CaptureError::CaptureError;
+  using formats::UsageError::UsageError;
 };
 
 struct SessionOptions {
