@@ -24,7 +24,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <sstream>
 
 namespace cdma::cli {
 namespace {
@@ -196,12 +195,7 @@ int run_report(int argc, char** argv) {
       for (const auto& w : t.warnings) fmt::print(stderr, "cdma report: warning: {}\n", w);
     if (!o.analysis_out.empty()) write_output(o.analysis_out, [&](std::ostream& os) { analyze::write_json(os, a); });
     report::ReportInputs in;
-    {
-      // The page draws no tensor rows and, below the network level, only the stored variant.
-      std::ostringstream js;
-      analyze::write_json(js, a, -1, analyze::JsonRows{false, false});
-      in.analysis = json::parse(js.str());
-    }
+    in.analysis = report::analysis_tables(a);
     if (!o.no_replay) {
       if (isatty(STDERR_FILENO)) fmt::print(stderr, "cdma report: replaying...\n");
       add_replays(o, a, in);

@@ -29,7 +29,7 @@ COMPONENTS = {
                                third=["fmt", "json", "threads"]),
     "hwmodel":            dict(paths=["hwmodel/"], deps=["formats", "analyze"],
                                third=["fmt", "json"]),
-    "report":             dict(paths=["report/"], deps=["formats"],
+    "report":             dict(paths=["report/"], deps=["formats", "analyze"],
                                third=["fmt", "json"]),
     # spool.hpp and config.hpp: the record layout and settings that the interposer and the
     # collector share; header-only, standard library only. Named one by one: every other header

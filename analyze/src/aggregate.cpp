@@ -62,13 +62,13 @@ Key key_of(const TensorResult& t, std::size_t pos, std::size_t v, Level level) {
 }  // namespace
 
 std::vector<GroupRow> aggregate(const std::vector<TensorResult>& tensors, Level level, std::size_t nvariants,
-                                std::size_t ncodecs) {
+                                std::size_t ncodecs, std::optional<std::size_t> only_variant) {
   std::map<Key, Acc> groups;
   for (std::size_t pos = 0; pos < tensors.size(); ++pos) {
     const TensorResult& t = tensors[pos];
     for (std::size_t v = 0; v < nvariants && v < t.variants.size(); ++v) {
       const VariantMeasures& vm = t.variants[v];
-      if (!vm.present) continue;
+      if (!vm.present || (only_variant && v != *only_variant)) continue;
       auto [it, fresh] = groups.try_emplace(key_of(t, pos, v, level));
       Acc& a = it->second;
       if (fresh) {

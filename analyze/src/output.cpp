@@ -5,7 +5,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <optional>
 
 #include <cdma/formats/text.hpp>
 
@@ -147,7 +146,7 @@ std::string dump_at(const ordered_json& j, int indent, int depth) {
 }
 }  // namespace
 
-void write_json(std::ostream& os, const Analysis& a, int indent, const JsonRows& which) {
+void write_json(std::ostream& os, const Analysis& a, int indent) {
   // Written row by row (the document of 100,000 tensors would otherwise be built in memory whole),
   // with exactly the bytes nlohmann's dump(indent) gives for the whole document.
   ordered_json j;
@@ -184,15 +183,6 @@ void write_json(std::ostream& os, const Analysis& a, int indent, const JsonRows&
     traces.push_back(std::move(tj));
   }
   j["traces"] = std::move(traces);
-  if (!which.tensor || !which.all_variants) {
-    ordered_json om = ordered_json::array();
-    if (!which.tensor) om.push_back("tensor rows");
-    if (!which.all_variants) om.push_back("layer, iteration and layer_iteration rows of other than the stored variant");
-    j["omitted"] = std::move(om);
-  }
-  std::optional<std::size_t> stored;
-  for (std::size_t v = 0; v < a.variants.size(); ++v)
-    if (a.variants[v].layout == "stored" && a.variants[v].dtype == "stored") stored = v;
   const bool pretty = indent >= 0;
   const std::string nl = pretty ? "\n" : "", colon = pretty ? ": " : ":";
   const std::string pad1(pretty ? static_cast<std::size_t>(indent) : 0, ' ');
@@ -201,11 +191,8 @@ void write_json(std::ostream& os, const Analysis& a, int indent, const JsonRows&
   head.resize(head.size() - (pretty ? 2 : 1));  // drop the closing "\n}" (or "}")
   os << head;
   for (Level level : {Level::tensor, Level::layer, Level::iteration, Level::layer_iteration, Level::network}) {
-    if (level == Level::tensor && !which.tensor) continue;
     os << ',' << nl << pad1 << '"' << to_string(level) << '"' << colon;
-    auto rows = a.rows(level);
-    if (!which.all_variants && level != Level::network && level != Level::tensor)
-      std::erase_if(rows, [&](const GroupRow& r) { return !stored || r.variant != *stored; });
+    const auto rows = a.rows(level);
     if (rows.empty()) {
       os << "[]";
       continue;

@@ -23,41 +23,28 @@ namespace {
 
 const double kNaN = std::nan("");
 
-double num(const json& j) { return j.is_number() ? j.get<double>() : kNaN; }
-
 std::string fmt_ratio(double r) { return std::isnan(r) ? "–" : fmt::format("{:.2f}x", r); }
 std::string fmt_pct(double d) { return std::isnan(d) ? "–" : fmt::format("{:.1f}%", d * 100); }
 
-bool stored_variant(const json& row) {
-  return row.value("layout", "stored") == "stored" && row.value("dtype", "stored") == "stored";
-}
+bool stored_variant(const AnalysisRow& row) { return row.layout == "stored" && row.dtype == "stored"; }
 
-std::vector<std::string> codec_names(const json& a) {
-  return a.at("options").at("codecs").get<std::vector<std::string>>();
-}
-
-double codec_ratio(const json& row, const std::string& codec, const char* key = "ratio") {
-  if (!row.contains("codecs") || !row["codecs"].contains(codec)) return kNaN;
-  return num(row["codecs"][codec][key]);
-}
-
-std::string trace_label(const json& a, int trace) {
-  for (const auto& t : a["traces"])
-    if (t.value("index", -1) == trace) {
-      std::string m = t.contains("model") && t["model"].is_string() ? t["model"].get<std::string>() : "";
-      std::string p = t.value("path", "");
-      auto slash = p.find_last_of('/');
-      std::string base = slash == std::string::npos ? p : p.substr(slash + 1);
-      return m.empty() ? base : m + " (" + base + ")";
+std::string trace_label(const AnalysisTables& a, int trace) {
+  for (const auto& t : a.traces)
+    if (t.index == trace) {
+      auto slash = t.path.find_last_of('/');
+      std::string base = slash == std::string::npos ? t.path : t.path.substr(slash + 1);
+      return t.model.empty() ? base : t.model + " (" + base + ")";
     }
   return "trace " + std::to_string(trace);
 }
 
-std::vector<int> trace_indices(const json& a) {
+std::vector<int> trace_indices(const AnalysisTables& a) {
   std::vector<int> v;
-  for (const auto& t : a["traces"]) v.push_back(t.value("index", 0));
+  for (const auto& t : a.traces) v.push_back(t.index);
   return v;
 }
+
+double ratio_of(const AnalysisRow& r, std::size_t codec) { return codec < r.ratio.size() ? r.ratio[codec] : kNaN; }
 
 std::string scroll(const std::string& svg) { return "<div class=scroll>" + svg + "</div>"; }
 
@@ -67,21 +54,19 @@ std::string section(const std::string& id, const std::string& title, const std::
                      body);
 }
 
-std::string summary_table(const json& a) {
-  auto codecs = codec_names(a);
+std::string summary_table(const AnalysisTables& a) {
   std::string h = "<table><thead><tr><th>trace</th><th>source</th><th>tensors</th><th>bytes</th><th>density</th>";
-  for (const auto& c : codecs) h += "<th>" + escape(c) + "</th>";
+  for (const auto& c : a.codecs) h += "<th>" + escape(c) + "</th>";
   h += "</tr></thead><tbody>";
-  for (const auto& row : a["network"]) {
+  for (const auto& row : a.network) {
     if (!stored_variant(row)) continue;
-    int t = row.value("trace", 0);
     std::string source;
-    for (const auto& tr : a["traces"])
-      if (tr.value("index", -1) == t) source = tr.value("source", "");
+    for (const auto& tr : a.traces)
+      if (tr.index == row.trace) source = tr.source;
     h += fmt::format("<tr><td>{}</td><td>{}</td><td class=num>{}</td><td class=num>{}</td><td class=num>{}</td>",
-                     escape(trace_label(a, t)), escape(source), row.value("tensors", 0), human_bytes(num(row["bytes"])),
-                     fmt_pct(num(row["density"])));
-    for (const auto& c : codecs) h += "<td class=num>" + fmt_ratio(codec_ratio(row, c)) + "</td>";
+                     escape(trace_label(a, row.trace)), escape(source), row.tensors,
+                     human_bytes(static_cast<double>(row.bytes)), fmt_pct(row.density));
+    for (std::size_t k = 0; k < a.codecs.size(); ++k) h += "<td class=num>" + fmt_ratio(ratio_of(row, k)) + "</td>";
     h += "</tr>";
   }
   return h + "</tbody></table>";
@@ -93,19 +78,18 @@ struct LayerKey {
   bool operator<(const LayerKey& o) const { return std::tie(index, name) < std::tie(o.index, o.name); }
 };
 
-std::string density_section(const json& a) {
+std::string density_section(const AnalysisTables& a) {
   std::string body;
   for (int t : trace_indices(a)) {
     std::set<LayerKey> layers;
     std::set<std::int64_t> iters;
     std::map<std::pair<LayerKey, std::int64_t>, double> dens;
-    for (const auto& r : a["layer_iteration"]) {
-      if (r.value("trace", -1) != t || !stored_variant(r)) continue;
-      LayerKey k{r.value("layer_index", 0), r.value("layer", "")};
-      std::int64_t it = r.value("iteration", std::int64_t{-1});
+    for (const auto& r : a.layer_iteration) {
+      if (r.trace != t || !stored_variant(r)) continue;
+      LayerKey k{r.layer_index, r.layer};
       layers.insert(k);
-      iters.insert(it);
-      dens[{k, it}] = num(r["density"]);
+      iters.insert(r.iteration);
+      dens[{k, r.iteration}] = r.density;
     }
     std::vector<std::string> rows, cols;
     for (const auto& l : layers) rows.push_back(l.name);
@@ -127,10 +111,10 @@ std::string density_section(const json& a) {
     body += scroll(heatmap(ax, rows, cols, v, 0.0, 1.0));
 
     Series s{"network (byte-weighted)", {}, {}};
-    for (const auto& r : a["iteration"]) {
-      if (r.value("trace", -1) != t || !stored_variant(r)) continue;
-      s.x.push_back(num(r["iteration"]));
-      s.y.push_back(num(r["density"]));
+    for (const auto& r : a.iteration) {
+      if (r.trace != t || !stored_variant(r)) continue;
+      s.x.push_back(static_cast<double>(r.iteration));
+      s.y.push_back(r.density);
     }
     Axes lx;
     lx.title = "Network density over training — " + trace_label(a, t);
@@ -146,21 +130,20 @@ std::string density_section(const json& a) {
                  body);
 }
 
-std::string ratio_section(const json& a) {
-  auto codecs = codec_names(a);
+std::string ratio_section(const AnalysisTables& a) {
   std::string body;
   for (int t : trace_indices(a)) {
     std::vector<std::string> cats;
     std::vector<Series> series;
-    for (const auto& c : codecs) series.push_back({c, {}, {}});
-    std::vector<const json*> rows;
-    for (const auto& r : a["layer"])
-      if (r.value("trace", -1) == t && stored_variant(r)) rows.push_back(&r);
-    std::sort(rows.begin(), rows.end(),
-              [](const json* x, const json* y) { return x->value("layer_index", 0) < y->value("layer_index", 0); });
-    for (const json* r : rows) {
-      cats.push_back(r->value("layer", "") + " (" + r->value("op", "") + ")");
-      for (std::size_t k = 0; k < codecs.size(); ++k) series[k].y.push_back(codec_ratio(*r, codecs[k]));
+    for (const auto& c : a.codecs) series.push_back({c, {}, {}});
+    std::vector<const AnalysisRow*> rows;
+    for (const auto& r : a.layer)
+      if (r.trace == t && stored_variant(r)) rows.push_back(&r);
+    std::stable_sort(rows.begin(), rows.end(),
+                     [](const AnalysisRow* x, const AnalysisRow* y) { return x->layer_index < y->layer_index; });
+    for (const AnalysisRow* r : rows) {
+      cats.push_back(r->layer + " (" + r->op + ")");
+      for (std::size_t k = 0; k < a.codecs.size(); ++k) series[k].y.push_back(ratio_of(*r, k));
     }
     Axes ax;
     ax.title = "Compression ratio per layer — " + trace_label(a, t);
@@ -168,7 +151,7 @@ std::string ratio_section(const json& a) {
     ax.y_label = "ratio (uncompressed / compressed)";
     ax.y_min = 0;
     ax.height = 380;
-    ax.width = std::max(720, 160 + 14 * static_cast<int>(cats.size() * codecs.size()));
+    ax.width = std::max(720, 160 + 14 * static_cast<int>(cats.size() * a.codecs.size()));
     body += scroll(bar_chart(ax, cats, series));
   }
   return section("ratios", "Compression ratio per layer and codec",
@@ -178,11 +161,8 @@ std::string ratio_section(const json& a) {
                  body);
 }
 
-std::string variants_section(const json& a) {
-  auto codecs = codec_names(a);
-  auto layouts = a["options"].value("layouts", std::vector<std::string>{"stored"});
-  auto dtypes = a["options"].value("dtypes", std::vector<std::string>{"stored"});
-  if (layouts.size() * dtypes.size() <= 1)
+std::string variants_section(const AnalysisTables& a) {
+  if (a.layouts.size() * a.dtypes.size() <= 1)
     return section("variants", "Layouts and dtypes",
                    "This report was made with the stored layout and dtype only (run with more layouts/dtypes to "
                    "compare).",
@@ -191,18 +171,17 @@ std::string variants_section(const json& a) {
   for (int t : trace_indices(a)) {
     std::vector<std::string> cats;
     std::vector<Series> series;
-    for (const auto& c : codecs) series.push_back({c, {}, {}});
+    for (const auto& c : a.codecs) series.push_back({c, {}, {}});
     std::string table = "<table><thead><tr><th>layout</th><th>dtype</th><th>density</th><th>bytes</th>";
-    for (const auto& c : codecs) table += "<th>" + escape(c) + "</th>";
+    for (const auto& c : a.codecs) table += "<th>" + escape(c) + "</th>";
     table += "</tr></thead><tbody>";
-    for (const auto& r : a["network"]) {
-      if (r.value("trace", -1) != t) continue;
-      std::string lay = r.value("layout", "stored"), dt = r.value("dtype", "stored");
-      cats.push_back(lay + " / " + dt);
-      table += fmt::format("<tr><td>{}</td><td>{}</td><td class=num>{}</td><td class=num>{}</td>", escape(lay),
-                           escape(dt), fmt_pct(num(r["density"])), human_bytes(num(r["bytes"])));
-      for (std::size_t k = 0; k < codecs.size(); ++k) {
-        double v = codec_ratio(r, codecs[k]);
+    for (const auto& r : a.network) {
+      if (r.trace != t) continue;
+      cats.push_back(r.layout + " / " + r.dtype);
+      table += fmt::format("<tr><td>{}</td><td>{}</td><td class=num>{}</td><td class=num>{}</td>", escape(r.layout),
+                           escape(r.dtype), fmt_pct(r.density), human_bytes(static_cast<double>(r.bytes)));
+      for (std::size_t k = 0; k < a.codecs.size(); ++k) {
+        double v = ratio_of(r, k);
         series[k].y.push_back(v);
         table += "<td class=num>" + fmt_ratio(v) + "</td>";
       }
@@ -241,10 +220,7 @@ nav a{margin-right:12px}code{background:#f3f3f3;padding:1px 4px}
 std::string replay_section(const json& replay, const std::vector<std::string>& timelines);  // html_replay.cpp
 
 std::string render_html(const ReportInputs& in) {
-  const json& a = in.analysis;
-  if (!a.is_object() || a.value("schema", "") != "cdma-analysis" || !a.contains("schema_version") ||
-      !a["schema_version"].is_number_integer() || a["schema_version"].get<int>() > 1)
-    throw formats::Error("report: the analysis document is not schema cdma-analysis v1");
+  const AnalysisTables& a = in.analysis;
   std::string html =
       "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
       "<meta name=viewport content=\"width=device-width,initial-scale=1\"><title>" +

@@ -1,9 +1,13 @@
 // render_html on hand-made documents: sections present, text escaped, wrong schema rejected.
+#include <cdma/analyze/output.hpp>
+#include <cdma/analyze/pipeline.hpp>
 #include <cdma/formats/error.hpp>
 #include <cdma/report/html.hpp>
 #include <cdma/report/svg.hpp>
 
 #include <gtest/gtest.h>
+
+#include <sstream>
 
 using nlohmann::json;
 
@@ -49,7 +53,7 @@ json analysis() {
 
 TEST(ReportHtml, SectionsAndEscaping) {
   cdma::report::ReportInputs in;
-  in.analysis = analysis();
+  in.analysis = cdma::report::analysis_tables(analysis());
   in.title = "t";
   std::string html = cdma::report::render_html(in);
   for (const char* id : {"id=\"summary\"", "id=\"density\"", "id=\"ratios\"", "id=\"variants\"", "id=\"replay\""})
@@ -62,11 +66,12 @@ TEST(ReportHtml, SectionsAndEscaping) {
 }
 
 TEST(ReportHtml, RejectsOtherDocuments) {
-  cdma::report::ReportInputs in;
-  in.analysis = json{{"schema", "cdma-analysis"}, {"schema_version", 2}};
-  EXPECT_THROW(cdma::report::render_html(in), cdma::formats::Error);
-  in.analysis = json::array();
-  EXPECT_THROW(cdma::report::render_html(in), cdma::formats::Error);
+  using cdma::report::analysis_tables;
+  EXPECT_THROW(analysis_tables(json{{"schema", "cdma-analysis"}, {"schema_version", 2}}), cdma::formats::Error);
+  EXPECT_THROW(analysis_tables(json::array()), cdma::formats::Error);
+  json a = analysis();
+  a["options"]["codecs"] = 5;  // a field of the wrong type
+  EXPECT_THROW(analysis_tables(a), cdma::formats::Error);
 }
 
 TEST(ReportSvg, BarHeightsFollowValues) {
@@ -85,3 +90,39 @@ TEST(ReportSvg, BarHeightsFollowValues) {
 }
 
 }  // namespace
+
+// The page's two inputs agree: the analysis in memory and the same analysis read back from its JSON
+// give the same tables and the same page.
+TEST(ReportHtml, TablesFromMemoryEqualTablesFromJson) {
+  cdma::analyze::Options o;
+  o.layouts = {"stored", "NHWC"};
+  o.dtypes = {"stored", "float16"};
+  const auto a = cdma::analyze::run_analysis({std::string(CDMA_SOURCE_DIR) + "/data/vgg-fmnist.h5"}, o);
+  std::ostringstream js;
+  cdma::analyze::write_json(js, a);
+  const auto mem = cdma::report::analysis_tables(a);
+  const auto doc = cdma::report::analysis_tables(json::parse(js.str()));
+  ASSERT_GT(mem.layer.size(), 5u);
+  EXPECT_EQ(mem.network.size(), 4u);  // every variant
+  auto same = [](const std::vector<cdma::report::AnalysisRow>& x, const std::vector<cdma::report::AnalysisRow>& y) {
+    ASSERT_EQ(x.size(), y.size());
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      EXPECT_EQ(x[i].layer, y[i].layer);
+      EXPECT_EQ(x[i].layer_index, y[i].layer_index);
+      EXPECT_EQ(x[i].iteration, y[i].iteration);
+      EXPECT_EQ(x[i].layout + x[i].dtype, y[i].layout + y[i].dtype);
+      EXPECT_EQ(x[i].bytes, y[i].bytes);
+      EXPECT_DOUBLE_EQ(x[i].density, y[i].density);
+      ASSERT_EQ(x[i].ratio.size(), y[i].ratio.size());
+      for (std::size_t k = 0; k < x[i].ratio.size(); ++k) EXPECT_DOUBLE_EQ(x[i].ratio[k], y[i].ratio[k]);
+    }
+  };
+  same(mem.network, doc.network);
+  same(mem.layer, doc.layer);
+  same(mem.iteration, doc.iteration);
+  same(mem.layer_iteration, doc.layer_iteration);
+  cdma::report::ReportInputs x, y;
+  x.analysis = mem;
+  y.analysis = doc;
+  EXPECT_EQ(cdma::report::render_html(x), cdma::report::render_html(y));
+}

@@ -71,8 +71,9 @@ struct GroupRow {
 
 // Groups `tensors` at `level`, in a deterministic order: by trace, then variant, then layer index /
 // layer / role (layer levels), iteration, and capture order (tensor level). `ncodecs` is the
-// number of codecs each VariantMeasures holds.
+// number of codecs each VariantMeasures holds. only_variant: the rows of that variant alone (a
+// reader that needs one variant does not pay for the others).
 std::vector<GroupRow> aggregate(const std::vector<TensorResult>& tensors, Level level, std::size_t nvariants,
-                                std::size_t ncodecs);
+                                std::size_t ncodecs, std::optional<std::size_t> only_variant = std::nullopt);
 
 }  // namespace cdma::analyze

@@ -13,17 +13,9 @@ namespace cdma::analyze {
 inline constexpr int kSchemaVersion = 1;
 inline constexpr const char* kSchemaName = "cdma-analysis";
 
-// Which rows write_json writes. The default is the whole analysis; a reader that needs less (the
-// HTML report draws no tensor rows and, below the network level, only the stored layout and dtype)
-// asks for less, and the document says what it left out ("omitted").
-struct JsonRows {
-  bool tensor = true;        // the "tensor" rows (false: "tensor" is absent)
-  bool all_variants = true;  // false: layer, iteration and layer_iteration rows of the stored variant only
-};
-
-// The analysis, every aggregation level (schema cdma-analysis v1). Deterministic: the same
+// The whole analysis, every aggregation level (schema cdma-analysis v1). Deterministic: the same
 // inputs and options give the same bytes whatever the thread count or machine.
-void write_json(std::ostream& os, const Analysis& a, int indent = 1, const JsonRows& rows = {});
+void write_json(std::ostream& os, const Analysis& a, int indent = 1);
 
 // One level as CSV (header line, then one line per row). Unknown values are empty fields.
 void write_csv(std::ostream& os, const Analysis& a, Level level);

@@ -64,8 +64,9 @@ struct Analysis {
   bool interrupted = false;           // the stop flag was raised: results are partial
   RunStats stats;
 
-  std::vector<GroupRow> rows(Level level) const {
-    return aggregate(tensors, level, variants.size(), codec_names.size());
+  // The rows of a level (of one variant only, when given).
+  std::vector<GroupRow> rows(Level level, std::optional<std::size_t> variant = std::nullopt) const {
+    return aggregate(tensors, level, variants.size(), codec_names.size(), variant);
   }
 };
 

@@ -1,0 +1,104 @@
+// The analysis rows the report draws, from the analyzer in memory or from its JSON document.
+#include <cdma/analyze/pipeline.hpp>
+#include <cdma/formats/error.hpp>
+#include <cdma/report/html.hpp>
+
+#include <fmt/core.h>
+
+#include <optional>
+
+namespace cdma::report {
+
+using nlohmann::json;
+
+AnalysisTables analysis_tables(const analyze::Analysis& a) {
+  AnalysisTables t;
+  t.codecs = a.codec_names;
+  t.layouts = a.options.layouts;
+  t.dtypes = a.options.dtypes;
+  for (const auto& tr : a.traces) t.traces.push_back({tr.index, tr.path, tr.model.value_or(""), tr.source});
+  std::optional<std::size_t> stored;
+  for (std::size_t v = 0; v < a.variants.size(); ++v)
+    if (a.variants[v].layout == "stored" && a.variants[v].dtype == "stored") stored = v;
+  auto take = [&](analyze::Level level, std::vector<AnalysisRow>& out, bool every_variant) {
+    if (!every_variant && !stored) return;
+    for (const auto& g : every_variant ? a.rows(level) : a.rows(level, stored)) {
+      AnalysisRow r;
+      r.trace = g.trace;
+      r.layer = g.layer.value_or("");
+      r.op = g.op.value_or("");
+      r.layer_index = g.layer_index.value_or(-1);
+      r.iteration = g.iteration.value_or(-1);
+      r.layout = a.variants[g.variant].layout;
+      r.dtype = a.variants[g.variant].dtype;
+      r.tensors = g.m.tensors;
+      r.bytes = g.m.bytes;
+      r.density = g.m.density();
+      for (const auto& c : g.m.codecs) r.ratio.push_back(c.ratio ? *c.ratio : std::nan(""));
+      out.push_back(std::move(r));
+    }
+  };
+  take(analyze::Level::network, t.network, true);
+  take(analyze::Level::layer, t.layer, false);
+  take(analyze::Level::iteration, t.iteration, false);
+  take(analyze::Level::layer_iteration, t.layer_iteration, false);
+  return t;
+}
+
+namespace {
+
+double num(const json& j) { return j.is_number() ? j.get<double>() : std::nan(""); }
+
+AnalysisRow row_of(const json& j, const std::vector<std::string>& codecs) {
+  AnalysisRow r;
+  r.trace = j.value("trace", 0);
+  r.layer = j.value("layer", "");
+  r.op = j.value("op", "");
+  r.layer_index = j.value("layer_index", -1);
+  r.iteration = j.value("iteration", std::int64_t{-1});
+  r.layout = j.value("layout", "stored");
+  r.dtype = j.value("dtype", "stored");
+  r.tensors = j.value("tensors", std::uint64_t{0});
+  r.bytes = j.contains("bytes") && j["bytes"].is_number() ? static_cast<std::uint64_t>(j["bytes"].get<double>()) : 0;
+  r.density = j.contains("density") ? num(j["density"]) : std::nan("");
+  for (const auto& c : codecs) {
+    const bool known = j.contains("codecs") && j["codecs"].contains(c) && j["codecs"][c].contains("ratio");
+    r.ratio.push_back(known ? num(j["codecs"][c]["ratio"]) : std::nan(""));
+  }
+  return r;
+}
+
+bool stored(const AnalysisRow& r) { return r.layout == "stored" && r.dtype == "stored"; }
+
+}  // namespace
+
+AnalysisTables analysis_tables(const json& a) {
+  if (!a.is_object() || a.value("schema", "") != "cdma-analysis" || !a.contains("schema_version") ||
+      !a["schema_version"].is_number_integer() || a["schema_version"].get<int>() != 1)
+    throw formats::Error("report: the analysis document is not schema cdma-analysis v1");
+  try {
+    AnalysisTables t;
+    t.codecs = a.at("options").at("codecs").get<std::vector<std::string>>();
+    t.layouts = a["options"].value("layouts", std::vector<std::string>{"stored"});
+    t.dtypes = a["options"].value("dtypes", std::vector<std::string>{"stored"});
+    for (const auto& tr : a.value("traces", json::array()))
+      t.traces.push_back({tr.value("index", 0), tr.value("path", ""),
+                          tr.contains("model") && tr["model"].is_string() ? tr["model"].get<std::string>() : "",
+                          tr.value("source", "")});
+    auto take = [&](const char* level, std::vector<AnalysisRow>& out, bool every_variant) {
+      for (const auto& j : a.value(level, json::array())) {
+        AnalysisRow r = row_of(j, t.codecs);
+        if (every_variant || stored(r)) out.push_back(std::move(r));
+      }
+    };
+    take("network", t.network, true);
+    take("layer", t.layer, false);
+    take("iteration", t.iteration, false);
+    take("layer_iteration", t.layer_iteration, false);
+    return t;
+  } catch (const json::exception& e) {
+    throw formats::Error(fmt::format("report: the analysis document has a field of the wrong type ({})", e.what()));
+  }
+}
+
+}  // namespace cdma::report
