@@ -1,5 +1,6 @@
 #include "util.hpp"
 
+#include <cdma/formats/byte_size.hpp>
 #include <cdma/formats/error.hpp>
 
 #include <fmt/core.h>
@@ -59,35 +60,9 @@ void write_output(const std::string& path, const std::string& text) {
 }
 
 std::uint64_t parse_byte_size(const std::string& s, const std::string& option) {
-  const auto bad = [&](const std::string& why) {
-    return formats::Error(option + " '" + s + "': " + why + " (expected e.g. 4096, 4K, 64KiB, 1M, 2G)");
-  };
-  std::size_t i = 0;
-  std::uint64_t v = 0;
-  for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i) {
-    if (v > (~std::uint64_t{0} - 9) / 10) throw bad("too large");
-    v = v * 10 + static_cast<std::uint64_t>(s[i] - '0');
-  }
-  if (i == 0) throw bad(s.empty() ? "empty" : s[0] == '-' ? "must not be negative" : "not a whole number of bytes");
-  std::string unit = s.substr(i);
-  for (auto& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if (unit.size() == 3 && unit.substr(1) == "IB") unit = unit.substr(0, 1);
-  unsigned shift = 0;
-  if (unit.empty() || unit == "B")
-    shift = 0;
-  else if (unit == "K")
-    shift = 10;
-  else if (unit == "M")
-    shift = 20;
-  else if (unit == "G")
-    shift = 30;
-  else if (unit == "T")
-    shift = 40;
-  else
-    throw bad("unknown unit '" + s.substr(i) + "'");
-  constexpr std::uint64_t kMax = std::uint64_t{1} << 62;
-  if (v > (kMax >> shift)) throw bad("more than 2^62 bytes");
-  return v << shift;
+  std::string why;
+  if (auto v = formats::parse_byte_size(s, &why)) return *v;
+  throw formats::Error(formats::byte_size_error(option, s, why));
 }
 
 namespace {

@@ -25,8 +25,9 @@ void write_output(const std::string& path, const std::function<void(std::ostream
 // (disk full, closed pipe), so that a verb never exits 0 having lost its output.
 void finish_stdout();
 
-// A byte size: digits with an optional unit B, K/KiB, M/MiB, G/GiB, T/TiB (binary multiples).
-// No sign, no fraction; refuses values above 2^62. Throws formats::Error naming `option`.
+// A byte size in cdma's one grammar (formats/byte_size.hpp: digits with an optional unit B, K/KiB,
+// M/MiB, G/GiB, T/TiB, binary; no sign, no fraction; at most 2^62). Throws formats::Error naming
+// `option`.
 std::uint64_t parse_byte_size(const std::string& text, const std::string& option);
 
 // An output FILE given to `option` (e.g. "--json"): "-" (stdout) or a path.
