@@ -4,9 +4,8 @@
 #include <cdma/formats/synth.hpp>
 
 #include <gtest/gtest.h>
-#include <lz4.h>
-#include <zlib.h>
-#include <zstd.h>
+
+#include "ref_codec_sizes.hpp"
 
 #include <algorithm>
 
@@ -16,25 +15,10 @@ namespace {
 using formats::DType;
 using formats::Layout;
 
-std::size_t zstd_size(std::span<const std::byte> d, int level) {
-  std::vector<char> out(ZSTD_compressBound(d.size()));
-  std::size_t r = ZSTD_compress(out.data(), out.size(), d.data(), d.size(), level);
-  EXPECT_FALSE(ZSTD_isError(r));
-  return r;
-}
-std::size_t lz4_size(std::span<const std::byte> d) {
-  std::vector<char> out(static_cast<std::size_t>(LZ4_compressBound(static_cast<int>(d.size()))));
-  int r = LZ4_compress_default(reinterpret_cast<const char*>(d.data()), out.data(), static_cast<int>(d.size()),
-                               static_cast<int>(out.size()));
-  EXPECT_GT(r, 0);
-  return static_cast<std::size_t>(r);
-}
-std::size_t zlib_size(std::span<const std::byte> d, int level) {
-  uLongf len = compressBound(d.size());
-  std::vector<Bytef> out(len);
-  EXPECT_EQ(compress2(out.data(), &len, reinterpret_cast<const Bytef*>(d.data()), d.size(), level), Z_OK);
-  return len;
-}
+using test::lz4_size;
+using test::zlib_size;
+using test::zstd_size;
+
 template <class F>
 std::size_t chunked(std::span<const std::byte> d, std::size_t chunk, F f) {
   if (chunk == 0) return f(d);

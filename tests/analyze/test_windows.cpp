@@ -10,11 +10,11 @@
 #include <cdma/formats/trace.hpp>
 
 #include <gtest/gtest.h>
-#include <lz4.h>
 #include <zlib.h>
 #include <zstd.h>
 #include <nlohmann/json.hpp>
 
+#include "ref_codec_sizes.hpp"
 #include "test_util.hpp"
 
 #include <algorithm>
@@ -27,21 +27,10 @@ namespace {
 using formats::DType;
 using formats::Layout;
 
-std::size_t zstd_size(std::span<const std::byte> d, int level) {
-  std::vector<char> out(ZSTD_compressBound(d.size()));
-  return ZSTD_compress(out.data(), out.size(), d.data(), d.size(), level);
-}
-std::size_t lz4_size(std::span<const std::byte> d) {
-  std::vector<char> out(static_cast<std::size_t>(LZ4_compressBound(static_cast<int>(d.size()))));
-  return static_cast<std::size_t>(LZ4_compress_default(reinterpret_cast<const char*>(d.data()), out.data(),
-                                                       static_cast<int>(d.size()), static_cast<int>(out.size())));
-}
-std::size_t zlib_size(std::span<const std::byte> d, int level) {
-  uLongf len = compressBound(d.size());
-  std::vector<Bytef> out(len);
-  compress2(out.data(), &len, reinterpret_cast<const Bytef*>(d.data()), d.size(), level);
-  return len;
-}
+using test::lz4_size;
+using test::zlib_size;
+using test::zstd_size;
+
 // Sum of sizes of consecutive pieces of `step` bytes (the last may be short).
 template <class F>
 std::size_t pieces(std::span<const std::byte> d, std::size_t step, F f) {
