@@ -6,9 +6,10 @@
 // and the value must not exceed a maximum (2^62 bytes unless the caller gives a smaller one).
 // Examples: 4096, 4096B, 4K, 64KiB, 1M, 2G, 1T.
 //
-// Header-only and standard-library-only, no exceptions: the capture interposer, which is built
-// standalone (scripts/build-capture.sh) and must not throw into its host, includes it through
-// capture/include/cdma/capture/config.hpp.
+// Header-only and standard-library-only, no exceptions, so that the capture interposer (built
+// standalone by scripts/build-capture.sh, and never throwing into its host) can use it through
+// capture/include/cdma/capture/config.hpp once docs/ARCHITECTURE.md lets capture/common include
+// this one header (today capture/common may include nothing, and config.hpp keeps its own parser).
 #pragma once
 
 #include <cstdint>
