@@ -7,21 +7,40 @@
 #include "verbs.hpp"
 
 #include <cdma/capture/session.hpp>
+#include <cdma/formats/text.hpp>
 
 #include <fmt/core.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <type_traits>
 
 namespace cdma::cli {
 namespace {
 
 using namespace cdma::capture;
 
+// Paths come from the command line and attribute values from spools: any bytes. nlohmann::json
+// throws on text that is not UTF-8 (type_error 316), so every string enters as clean text.
+std::string text(const std::string& s) { return formats::clean_text(s); }
+
+nlohmann::json clean_map(const auto& m) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : m) {
+    if constexpr (std::is_convertible_v<decltype(v), std::string>)
+      j[text(k)] = text(v);
+    else
+      j[text(k)] = v;
+  }
+  return j;
+}
+
 nlohmann::json to_json(const ConvertSummary& s) {
-  return {{"trace", s.trace.string()},
-          {"spool", s.spool.string()},
+  nlohmann::json warnings = nlohmann::json::array();
+  for (const auto& w : s.warnings) warnings.push_back(text(w));
+  return {{"trace", text(s.trace.string())},
+          {"spool", text(s.spool.string())},
           {"pid", s.pid},
           {"tensors", s.tensors},
           {"tensor_bytes", s.tensor_bytes},
@@ -38,9 +57,13 @@ nlohmann::json to_json(const ConvertSummary& s) {
           {"tensors_not_offloaded", s.not_offloaded},
           {"tensors_offload_unknown", s.offload_unknown},
           {"stats_rows_not_offloaded", s.stats_not_offloaded},
+          {"unmatched_backward_tensors", s.unmatched_tensors},
+          {"unmatched_backward_stats_rows", s.unmatched_stats_rows},
+          {"unmatched_backward_timeline_rows", s.unmatched_timeline_rows},
           {"clean_end", s.clean_end},
-          {"ops", s.ops},
-          {"attrs", s.attrs}};
+          {"ops", clean_map(s.ops)},
+          {"attrs", clean_map(s.attrs)},
+          {"warnings", warnings}};
 }
 
 void print_summary(const ConvertSummary& s) {

@@ -56,6 +56,13 @@ bool valid_op(const std::string& s) {
   return false;
 }
 
+// Why a layer_index is refused: readers accept 0 .. 2^31 - 1 only (TRACE_FORMAT.md), so the
+// writer refuses the rest rather than write a file no reader opens.
+std::string negative_layer_index(std::int32_t li) {
+  return "layer_index " + std::to_string(li) +
+         " is negative; expected 0 .. 2^31 - 1 (the layer's position in forward order)";
+}
+
 hid_t file_type_for(DType t) {
   switch (t) {
     case DType::f32:
@@ -200,6 +207,8 @@ std::int64_t TraceWriter::append_tensor(const TensorMeta& meta, std::span<const 
   if (meta.role != "x" && meta.role != "y" && meta.role != "dy" && meta.role != "dx")
     h5::fail(m.file, obj, "unknown role '" + meta.role + "'");
   if (meta.phase != "forward" && meta.phase != "backward") h5::fail(m.file, obj, "unknown phase '" + meta.phase + "'");
+  // Readers refuse a layer_index outside 0 .. 2^31 - 1: a file holding one would be unreadable.
+  if (meta.layer_index < 0) h5::fail(m.file, obj, negative_layer_index(meta.layer_index));
 
   std::vector<hsize_t> dims(meta.dims.begin(), meta.dims.end());
   h5::Id space(h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), m.file, obj,
@@ -249,6 +258,9 @@ std::int64_t TraceWriter::append_tensor(const TensorMeta& meta, std::span<const 
 void TraceWriter::append_timeline(const TimelineRow& row) {
   auto& m = *impl_;
   m.require_open();
+  if (row.layer_index < 0)
+    h5::fail(m.file, "/timeline",
+             "row of call " + std::to_string(row.call) + ": " + negative_layer_index(row.layer_index));
   m.timeline_buf.push_back(detail::to_rec(row));
   if (m.timeline_buf.size() >= kRowBuffer) m.drain_rows();
 }
@@ -256,6 +268,9 @@ void TraceWriter::append_timeline(const TimelineRow& row) {
 void TraceWriter::append_stats(const StatsRow& row) {
   auto& m = *impl_;
   m.require_open();
+  if (row.layer_index < 0)
+    h5::fail(m.file, "/stats",
+             "row of call " + std::to_string(row.call) + ": " + negative_layer_index(row.layer_index));
   m.stats_buf.push_back(detail::to_rec(row));
   if (m.stats_buf.size() >= kRowBuffer) m.drain_rows();
 }

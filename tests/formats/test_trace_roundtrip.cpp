@@ -148,6 +148,53 @@ TEST(Trace, WriterRejectsInconsistentTensors) {
   EXPECT_EQ(w.tensor_count(), 0);
 }
 
+// Readers refuse layer_index < 0 ("out of range"), so the writer refuses it in tensors and rows,
+// naming the object and the value; the file stays readable with what was accepted.
+TEST(Trace, WriterRefusesNegativeLayerIndex) {
+  test::TempDir dir;
+  auto path = dir / "t.h5";
+  {
+    TraceWriter w(path, test::test_attrs());
+    auto m = make_meta(DType::f32, Layout::NCHW, 0, 0);
+    const std::vector<std::byte> data(static_cast<std::size_t>(m.bytes()));
+    auto bad = m;
+    bad.layer_index = -1;
+    try {
+      w.append_tensor(bad, data);
+      ADD_FAILURE() << "a tensor with layer_index -1 was written";
+    } catch (const TraceError& e) {
+      EXPECT_NE(std::string(e.what()).find("layer_index -1 is negative"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("/tensors/"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(w.tensor_count(), 0);
+    TimelineRow tl;
+    tl.layer_index = -1;
+    tl.call = 7;
+    tl.op = "conv";
+    try {
+      w.append_timeline(tl);
+      ADD_FAILURE() << "a timeline row with layer_index -1 was written";
+    } catch (const TraceError& e) {
+      EXPECT_NE(std::string(e.what()).find("/timeline"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("call 7"), std::string::npos) << e.what();
+    }
+    StatsRow st;
+    st.layer_index = -2;
+    st.op = "conv";
+    st.role = "x";
+    st.dtype = "float32";
+    EXPECT_THROW(w.append_stats(st), TraceError);
+    w.append_tensor(m, data);
+    tl.layer_index = 0;
+    w.append_timeline(tl);
+    w.close();
+  }
+  TraceReader r(path);
+  EXPECT_EQ(r.tensors().size(), 1u);
+  EXPECT_EQ(r.timeline().size(), 1u);
+  EXPECT_FALSE(r.has_stats());
+}
+
 TEST(Trace, WriterRefusesToClobber) {
   test::TempDir dir;
   auto path = dir / "t.h5";

@@ -215,6 +215,10 @@ void write_data(const fs::path& spool_path, formats::TraceWriter& w, ConvertSumm
     switch (rec.type) {
       case spool::RecordType::kTensor: {
         auto t = as<spool::TensorRecord>(rec);
+        if (t.layer_index < 0) {  // a backward call matched to no forward layer: no trace index
+          sum.unmatched_tensors++;
+          break;
+        }
         formats::TensorMeta m;
         m.iteration = t.iteration;
         m.layer = str(t.layer);
@@ -244,6 +248,10 @@ void write_data(const fs::path& spool_path, formats::TraceWriter& w, ConvertSumm
       }
       case spool::RecordType::kStats: {
         auto s = as<spool::StatsRecord>(rec);
+        if (s.layer_index < 0) {
+          sum.unmatched_stats_rows++;
+          break;
+        }
         // /stats has no offload column and analysis counts its role-x rows as offloaded: a row of
         // an input the interposer knows is not offloaded (in-place call, backward phase) is left
         // out rather than written as if it were (docs/CAPTURE.md).
@@ -259,6 +267,10 @@ void write_data(const fs::path& spool_path, formats::TraceWriter& w, ConvertSumm
       }
       case spool::RecordType::kTimeline: {
         auto t = as<spool::TimelineRecord>(rec);
+        if (t.layer_index < 0) {
+          sum.unmatched_timeline_rows++;
+          break;
+        }
         formats::TimelineRow row = row_of<formats::TimelineRow>(t);
         row.start_ns -= t0;
         row.end_ns -= t0;
@@ -357,6 +369,15 @@ ConvertSummary convert_spool(const fs::path& spool_path, const fs::path& trace_p
   try {
     formats::TraceWriter w(tmp, attrs, wo);
     write_data(spool_path, w, sum, device_ns);
+    const std::int64_t unmatched = sum.unmatched_tensors + sum.unmatched_stats_rows + sum.unmatched_timeline_rows;
+    if (unmatched)
+      sum.warnings.push_back(
+          "spool " + spool_path.string() + ": " + std::to_string(sum.unmatched_tensors) + " tensors, " +
+          std::to_string(sum.unmatched_stats_rows) + " stats rows and " + std::to_string(sum.unmatched_timeline_rows) +
+          " timeline rows of backward calls matched to no forward layer (layer_index -1) left out of the trace");
+    // Left-out tensors and stats rows are lost tensors: dropped_tensors makes that loss visible.
+    const std::int64_t lost = sum.unmatched_tensors + sum.unmatched_stats_rows;
+    if (!have_counters && lost) w.set_dropped_tensors(lost);
     if (have_counters) {
       sum.dropped = counters.dropped_tensors;
       sum.iterations = counters.iterations;
@@ -364,15 +385,18 @@ ConvertSummary convert_spool(const fs::path& spool_path, const fs::path& trace_p
       sum.skipped_graph = counters.skipped_graph;
       sum.skipped_unsafe = counters.skipped_unsafe;
       sum.skipped_failed = counters.skipped_failed;
-      w.set_dropped_tensors(counters.dropped_tensors);
-      w.set_attribute("capture_counters", "calls=" + std::to_string(counters.calls) +
-                                              " dropped_budget=" + std::to_string(counters.dropped_budget) +
-                                              " dropped_ring=" + std::to_string(counters.dropped_ring) +
-                                              " skipped_graph_capture=" + std::to_string(counters.skipped_graph) +
-                                              " skipped_unsafe=" + std::to_string(counters.skipped_unsafe) +
-                                              " skipped_failed_calls=" + std::to_string(counters.skipped_failed) +
-                                              " cupti_dropped=" + std::to_string(counters.cupti_dropped) +
-                                              " stats_rows_not_offloaded=" + std::to_string(sum.stats_not_offloaded));
+      w.set_dropped_tensors(counters.dropped_tensors + lost);
+      w.set_attribute(
+          "capture_counters",
+          "calls=" + std::to_string(counters.calls) + " dropped_budget=" + std::to_string(counters.dropped_budget) +
+              " dropped_ring=" + std::to_string(counters.dropped_ring) + " skipped_graph_capture=" +
+              std::to_string(counters.skipped_graph) + " skipped_unsafe=" + std::to_string(counters.skipped_unsafe) +
+              " skipped_failed_calls=" + std::to_string(counters.skipped_failed) +
+              " cupti_dropped=" + std::to_string(counters.cupti_dropped) +
+              " stats_rows_not_offloaded=" + std::to_string(sum.stats_not_offloaded) +
+              " unmatched_backward_tensors=" + std::to_string(sum.unmatched_tensors) +
+              " unmatched_backward_stats_rows=" + std::to_string(sum.unmatched_stats_rows) +
+              " unmatched_backward_timeline_rows=" + std::to_string(sum.unmatched_timeline_rows));
     }
     for (const char* k : {"capture_options", "cudnn_version"})
       if (sum.attrs.count(k)) w.set_attribute(k, sum.attrs[k]);

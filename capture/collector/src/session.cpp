@@ -101,6 +101,7 @@ SessionResult run_session(const SessionOptions& o) {
   for (const auto& s : spools) {
     try {
       res.traces.push_back(convert_spool(s, trace_path_for(res.output, s, spools.size()), copts));
+      for (const auto& w : res.traces.back().warnings) say(o, "warning: " + w);
       if (o.on_trace) o.on_trace(res.traces.back());
     } catch (const formats::Error& e) {
       res.errors.emplace_back(e.what());

@@ -3,6 +3,7 @@
 #include "options.hpp"
 #include "trainer.hpp"
 
+#include <cdma/formats/text.hpp>
 #include <cdma/version.hpp>
 
 #include <fmt/core.h>
@@ -111,7 +112,10 @@ int main(int argc, char** argv) {
     if (!o.metrics.empty()) write_metrics(o.metrics, r);
 
     if (o.json) {
-      nlohmann::json j = {{"net", r.net},
+      // Paths and names may hold any bytes; nlohmann::json throws on text that is not UTF-8
+      // (type_error 316), so they enter as clean text (\xHH escapes).
+      using cdma::formats::clean_text;
+      nlohmann::json j = {{"net", clean_text(r.net)},
                           {"iterations", r.iterations},
                           {"planned_iterations", r.planned_iterations},
                           {"batch", r.batch},
@@ -125,7 +129,7 @@ int main(int argc, char** argv) {
                           {"final_loss", r.curve.empty() ? nlohmann::json() : nlohmann::json(r.curve.back().loss)},
                           {"train_seconds", r.train_seconds},
                           {"eval_seconds", r.eval_seconds},
-                          {"trace", r.trace.empty() ? nlohmann::json() : nlohmann::json(r.trace)},
+                          {"trace", r.trace.empty() ? nlohmann::json() : nlohmann::json(clean_text(r.trace))},
                           {"trace_bytes", r.trace_bytes},
                           {"captured_tensors", r.captured_tensors},
                           {"captured_iterations", r.captured_iterations},

@@ -7,6 +7,8 @@
 //   K is captured into a CUDA graph)  --kill-iter K (SIGKILL itself at the start of iteration K)
 //   --mark (call cdma_capture_mark_iteration each iteration)  --exit-code C
 //   --status-checks (first make two calls that fail, and check their statuses)
+//   --orphan-backward (end each iteration with a ReLU backward call on buffers no forward call
+//   used: the interposer matches it to no forward layer)
 // Exit codes: C (default 0); 3 when a cuDNN status differs from what the fake library returns
 // (the interposer must pass statuses through unchanged).
 #include "prog_common.hpp"
@@ -43,6 +45,7 @@ int main(int argc, char** argv) {
   const int exit_code = std::atoi(prog::arg(argc, argv, "--exit-code", "0"));
   const bool nhwc = prog::flag(argc, argv, "--nhwc"), padded = prog::flag(argc, argv, "--padded");
   const bool mark = prog::flag(argc, argv, "--mark");
+  const bool orphan = prog::flag(argc, argv, "--orphan-backward");
   prog::Expected expected(prog::arg(argc, argv, "--expect", nullptr));
 
   cuInit(0);
@@ -86,6 +89,8 @@ int main(int argc, char** argv) {
        *bias = prog::dalloc(8 * 4), *scale = prog::dalloc(8 * 4), *bnb = prog::dalloc(8 * 4),
        *dw = prog::dalloc(8 * 4 * 9 * 4), *g1 = prog::dalloc(bytes4(N, 8, 8, 8)),
        *g2 = prog::dalloc(bytes4(N, 8, 8, 8)), *ws = prog::dalloc(1024);
+  void *ox = prog::dalloc(bytes4(N, 4, 8, 8)), *oy = prog::dalloc(bytes4(N, 4, 8, 8)),
+       *ody = prog::dalloc(bytes4(N, 4, 8, 8)), *odx = prog::dalloc(bytes4(N, 4, 8, 8));
   prog::fill(w0, 4 * 3 * 9, 1000);
   prog::fill(w1, 8 * 4 * 9, 1001);
   prog::fill(bias, 8, 1002);
@@ -159,6 +164,11 @@ int main(int argc, char** argv) {
     expect_status(cudnnConvolutionBackwardFilter(h, &one, x0d, x0, y1d, g1, cd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, ws,
                                                  1024, &zero, w0d, dw),
                   CUDNN_STATUS_SUCCESS, "conv0 backward filter");
+    if (orphan) {
+      prog::fill(ox, bytes4(N, 4, 8, 8) / 4, 7000 + static_cast<std::uint64_t>(it));
+      expect_status(cudnnActivationBackward(h, relu, &one, y1d, oy, y1d, ody, y1d, ox, &zero, y1d, odx),
+                    CUDNN_STATUS_SUCCESS, "unmatched relu backward");
+    }
   }
   fakecuda_set_capturing(0);
   cudnnDestroy(h);

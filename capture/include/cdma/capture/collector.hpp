@@ -92,6 +92,10 @@ struct ConvertSummary {
   bool truncated = false;                    // the spool ended inside a record
   std::map<std::string, std::string> attrs;  // producer, command, device, cudnn_version, ...
   std::map<std::string, std::int64_t> ops;   // tensors per op
+  // Records of backward calls the interposer matched to no forward layer (spool layer_index -1):
+  // left out of the trace (its layer_index must be 0 .. 2^31 - 1), counted, and named in warnings.
+  std::int64_t unmatched_tensors = 0, unmatched_stats_rows = 0, unmatched_timeline_rows = 0;
+  std::vector<std::string> warnings;  // one sentence each (no prefix, no newline)
 };
 
 // Converts one spool into one trace (complete = 1 once written). Every record is checked first: a
@@ -100,7 +104,9 @@ struct ConvertSummary {
 // temporary name beside `trace` and renamed into place only once closed, so a conversion that
 // fails (damage, full disk, any HDF5 error) leaves no file at `trace` (an older one there stays
 // as it was). A spool whose last record is cut short (crash) converts what precedes it, with
-// capture_end saying so. Throws CaptureError or formats::TraceError.
+// capture_end saying so. Records with layer_index -1 (a backward call matched to no forward layer)
+// are left out and counted (ConvertSummary::unmatched_*, capture_counters; tensors and stats rows
+// also in dropped_tensors), with a warning. Throws CaptureError or formats::TraceError.
 ConvertSummary convert_spool(const std::filesystem::path& spool, const std::filesystem::path& trace,
                              const ConvertOptions& opts);
 
