@@ -35,7 +35,12 @@ COMPONENTS = {
     # collector share; header-only, standard library only. Named one by one: every other header
     # of capture/include/ is the collector's public API.
     "capture/common":     dict(paths=["capture/include/cdma/capture/spool.hpp",
-                                      "capture/include/cdma/capture/config.hpp"], deps=[], third=[]),
+                                      "capture/include/cdma/capture/config.hpp"], deps=["formats/byte_size"],
+                               third=[]),
+    # The byte-size grammar: header-only, standard library only, no exceptions, so that the shared
+    # capture settings (config.hpp, compiled into the standalone interposer) parse sizes like every
+    # other cdma input. Part of formats: whatever may use formats may use it.
+    "formats/byte_size":  dict(paths=["formats/include/cdma/formats/byte_size.hpp"], deps=[], third=[]),
     "capture/collector":  dict(paths=["capture/collector/", "capture/include/"],
                                deps=["formats", "capture/common"], third=[]),
     # libcdma_capture.so is preloaded into foreign processes (scripts/build-capture.sh): no cdma
@@ -105,6 +110,8 @@ def allowed_dep(src, dst):
     if src == dst or dst is None:
         return True
     deps = COMPONENTS[src]["deps"]
+    if dst == "formats/byte_size" and ("formats" in deps or src == "formats"):
+        return True  # a part of formats
     return "*" in deps or dst in deps
 
 

@@ -4,6 +4,11 @@
 // Header-only, no dependencies beyond the standard library: the interposer includes it.
 #pragma once
 
+// Byte sizes (CDMA_CAPTURE_BUDGET, _RING) follow cdma's one grammar. Included by relative path so
+// that the standalone interposer build (capture/interposer, scripts/build-capture.sh) needs no
+// include directory for formats/: the header is header-only and standard-library-only.
+#include "../../../../formats/include/cdma/formats/byte_size.hpp"
+
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -156,11 +161,15 @@ inline std::string set_option(Config& c, std::string_view name, std::string_view
     if (!parse_int(value, n)) return bad("an integer >= 0 (0: no limit)");
     c.first = n;
   } else if (name == "CDMA_CAPTURE_BUDGET") {
-    if (!parse_int(value, n)) return bad("a byte count such as 512M or 2G");
-    c.budget = n;
+    std::string why;
+    const auto v = formats::parse_byte_size(value, &why);
+    if (!v) return bad("a byte count such as 512M or 2G (" + why + ")");
+    c.budget = static_cast<std::int64_t>(*v);
   } else if (name == "CDMA_CAPTURE_RING") {
-    if (!parse_int(value, n) || n < 4096) return bad("a byte count >= 4096 such as 256M");
-    c.ring = n;
+    std::string why;
+    const auto v = formats::parse_byte_size(value, &why);
+    if (!v || *v < 4096) return bad("a byte count >= 4096 such as 256M" + (v ? std::string() : " (" + why + ")"));
+    c.ring = static_cast<std::int64_t>(*v);
   } else if (name == "CDMA_CAPTURE_RING_WAIT_MS") {
     if (!parse_int(value, n)) return bad("milliseconds >= 0");
     c.ring_wait_ms = n;
