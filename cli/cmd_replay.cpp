@@ -4,6 +4,7 @@
 #include "util.hpp"
 #include "verbs.hpp"
 
+#include <cdma/formats/codec.hpp>
 #include <cdma/formats/error.hpp>
 #include <cdma/hwmodel/study.hpp>
 #include <cdma/report/timeline.hpp>
@@ -151,8 +152,8 @@ int run(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"vdnn-all", "vdnn-conv"}));
   app.add_option("--engine", o.engines,
-                 "cDMA engine PLACEMENT[:CODEC], repeatable; placement dma, mc or sm; codec zvc "
-                 "(default), zrle-K, zlib-L, zstd-L, lz4 (default: dma:zvc mc:zvc sm:zvc)");
+                 "cDMA engine PLACEMENT[:CODEC], repeatable; placement dma, mc or sm; CODEC " + formats::codec_help() +
+                     ", zvc when left out (default: dma:zvc mc:zvc sm:zvc)");
   app.add_option("--read-gbps", o.read_gbps,
                  "override the engines' read bandwidth of uncompressed data (GB/s; 0 = the preset's)")
       ->check(finite_range(0, 1e6, true));

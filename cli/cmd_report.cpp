@@ -10,6 +10,7 @@
 
 #include <cdma/analyze/output.hpp>
 #include <cdma/analyze/pipeline.hpp>
+#include <cdma/formats/codec.hpp>
 #include <cdma/formats/trace.hpp>
 #include <cdma/hwmodel/study.hpp>
 #include <cdma/hwmodel/zoo.hpp>
@@ -133,7 +134,9 @@ int run_report(int argc, char** argv) {
   app.add_option("traces", o.traces, "trace files (trace format v1)")->required()->check(CLI::ExistingFile);
   app.add_option("-o,--output", o.output, "HTML file to write")->capture_default_str();
   app.add_option("--title", o.title, "page title (default: from the traces)");
-  app.add_option("--codecs", o.codecs, "codecs to compare (default: the analyzer's: zvc zrle-4 zlib-6 zstd-1 lz4)")
+  app.add_option("--codecs", o.codecs,
+                 "codecs to compare: " + formats::codec_help() +
+                     " (default: the analyzer's: " + fmt::format("{}", fmt::join(formats::default_codecs(), " ")) + ")")
       ->delimiter(',');
   app.add_option("--layouts", o.layouts, "layouts to compare: stored, NCHW, NHWC, CHWN")
       ->delimiter(',')
