@@ -79,7 +79,7 @@ json describe(const TraceReader& r, bool list_tensors) {
   }
   j["tensors"] = total.tensors;
   j["bytes"] = total.bytes;
-  // What a memory-virtualizing framework offloads (TRACE_FORMAT.md `offload`; "default rule" when the
+  // What a memory-virtualizing framework offloads (docs/spec/TRACE_FORMAT.md `offload`; "default rule" when the
   // producer did not say, so forward-phase x counts).
   j["offloaded"] = {{"tensors", offloaded.tensors},
                     {"bytes", offloaded.bytes},

@@ -380,7 +380,7 @@ void write_table(std::ostream& os, const Analysis& a, Level level) {
     tb.print(os);
     os << '\n';
   }
-  os << "ratios: uncompressed / compressed bytes, byte-weighted over each row's tensors (CODECS.md)\n";
+  os << "ratios: uncompressed / compressed bytes, byte-weighted over each row's tensors (docs/spec/CODECS.md)\n";
   if (inexact) os << "<= : ZRLE from /stats rows (run lengths unknown): an upper bound of the ratio\n";
   if (unknown) os << "-  : unknown (byte codecs on /stats rows)\n";
   if (flattened) os << "*  : 2-D tensor analysed in its stored NC layout\n";

@@ -1,5 +1,5 @@
 // In-situ statistics of one tensor: nonzero elements and zero runs (maximal runs of elements
-// whose bits are all zero, CODECS.md), counted in the tensor's stored order without copying it.
+// whose bits are all zero, docs/spec/CODECS.md), counted in the tensor's stored order without copying it.
 //
 // Shared by the CUDA kernel (zero_stats.cu, compiled with nvcc into a fatbin embedded in
 // libcdma_capture.so) and by host code (the fake CUDA driver of the tests runs the same element

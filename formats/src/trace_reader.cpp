@@ -816,7 +816,7 @@ std::vector<Rec> read_rows(hid_t fid, const char* name, hid_t mtype, const std::
   std::vector<Rec> rows(static_cast<std::size_t>(std::max<hssize_t>(n, 0)));
   if (n > 0)
     h5::check(H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows.data()), file, obj,
-              "cannot read rows (fields must match TRACE_FORMAT.md)");
+              "cannot read rows (fields must match docs/spec/TRACE_FORMAT.md)");
   return rows;
 }
 }  // namespace

@@ -56,7 +56,7 @@ bool valid_op(const std::string& s) {
   return false;
 }
 
-// Why a layer_index is refused: readers accept 0 .. 2^31 - 1 only (TRACE_FORMAT.md), so the
+// Why a layer_index is refused: readers accept 0 .. 2^31 - 1 only (docs/spec/TRACE_FORMAT.md), so the
 // writer refuses the rest rather than write a file no reader opens.
 std::string negative_layer_index(std::int32_t li) {
   return "layer_index " + std::to_string(li) +

@@ -1,4 +1,4 @@
-// ZRLE-k: a bit-by-bit reference of CODECS.md, and a fast path (64-bit bit buffer, zero runs found
+// ZRLE-k: a bit-by-bit reference of docs/spec/CODECS.md, and a fast path (64-bit bit buffer, zero runs found
 // from 64-element nonzero bitmasks) tested against it.
 #include <cdma/formats/zero_scan.hpp>
 #include <cdma/formats/zrle.hpp>

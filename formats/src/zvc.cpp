@@ -1,4 +1,4 @@
-// ZVC: the line-by-line reference of CODECS.md and the dispatch to the SIMD kernels.
+// ZVC: the line-by-line reference of docs/spec/CODECS.md and the dispatch to the SIMD kernels.
 #include <cdma/formats/zero_scan.hpp>
 #include <cdma/formats/zvc.hpp>
 

@@ -1,4 +1,4 @@
-// Offload plan, engine timing and the closed-form replay (HWMODEL.md).
+// Offload plan, engine timing and the closed-form replay (docs/spec/HWMODEL.md).
 #include <cdma/hwmodel/replay.hpp>
 
 #include <fmt/core.h>

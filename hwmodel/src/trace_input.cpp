@@ -176,7 +176,7 @@ Network network_from_trace(const std::filesystem::path& trace, const TraceNetwor
     }
     net.layers.push_back(std::move(l));
   }
-  // The network input is never offloaded (HWMODEL.md). A producer that wrote `offload` attributes
+  // The network input is never offloaded (docs/spec/HWMODEL.md). A producer that wrote `offload` attributes
   // left it out of its offload set already; otherwise it is the first layer's input.
   if (!stated)
     for (const auto& l : net.layers)
@@ -404,7 +404,7 @@ RatioTable ratio_table_from_analysis(const analyze::Analysis& a, int trace_index
 }
 
 RatioTable measure_ratio_table(const std::filesystem::path& trace, const std::vector<std::string>& codecs) {
-  // The analyzer measures (one implementation of CODECS.md's sizes, /stats rows included); this
+  // The analyzer measures (one implementation of docs/spec/CODECS.md's sizes, /stats rows included); this
   // only takes its typed layer rows.
   analyze::Options opts;
   opts.codecs = codecs;

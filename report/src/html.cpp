@@ -155,7 +155,7 @@ std::string ratio_section(const AnalysisTables& a) {
     body += scroll(bar_chart(ax, cats, series));
   }
   return section("ratios", "Compression ratio per layer and codec",
-                 "Byte-weighted ratio over all captured iterations of each layer's input (CODECS.md). ZVC's "
+                 "Byte-weighted ratio over all captured iterations of each layer's input (docs/spec/CODECS.md). ZVC's "
                  "ratio depends only on density (32/(1+32d) for fp32); ZRLE and the byte codecs also on how zeros "
                  "cluster.",
                  body);

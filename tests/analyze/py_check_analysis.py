@@ -2,9 +2,9 @@
 
 For every tensor row: the variant's bytes (layout permuted with numpy.transpose, fp16 with numpy's
 astype, bf16 by integer rounding), elements, nonzeros, zero runs, and the sizes of real ZVC and
-ZRLE-k encoders written here from CODECS.md, and zlib (Python's zlib module); chunked when the
+ZRLE-k encoders written here from docs/spec/CODECS.md, and zlib (Python's zlib module); chunked when the
 analysis was. Then every aggregation level is recomputed from these numbers, and /stats rows are
-checked against CODECS.md's formulas. zstd and lz4 are checked by the C++ tests (direct library
+checked against docs/spec/CODECS.md's formulas. zstd and lz4 are checked by the C++ tests (direct library
 calls). Prints the mismatches; exits 1 when there is any.
 
 Usage: py_check_analysis.py TRACE.h5 ANALYSIS.json"""
@@ -152,7 +152,7 @@ def sizes(raw, width):
 
 f = h5py.File(trace_path, "r")
 
-# The tensors analysed: the offload set (TRACE_FORMAT.md: `offload` when present, else forward-phase
+# The tensors analysed: the offload set (docs/spec/TRACE_FORMAT.md: `offload` when present, else forward-phase
 # x; /stats rows count when their role is x), or every tensor when the analysis says so.
 def text(v):
     return v.decode() if isinstance(v, bytes) else str(v)

@@ -1,5 +1,5 @@
 // `cdma analyze` and `cdma synth` end to end: numbers checked by an independent Python (h5py +
-// numpy + zlib) implementation of CODECS.md, bad input, --keep-going, Ctrl-C.
+// numpy + zlib) implementation of docs/spec/CODECS.md, bad input, --keep-going, Ctrl-C.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 

@@ -27,7 +27,7 @@ std::size_t chunked(std::span<const std::byte> d, std::size_t chunk, F f) {
   return s;
 }
 
-// Plain element-by-element counts (CODECS.md: zero = all bits zero).
+// Plain element-by-element counts (docs/spec/CODECS.md: zero = all bits zero).
 struct Plain {
   std::uint64_t nnz = 0, runs = 0;
 };

@@ -38,7 +38,7 @@ with h5py.File(path, "r") as f:
         for k in ("iteration", "layer_index"):
             if int(d.attrs[k]) != t[k]:
                 errors.append(f"{t['name']}: attribute {k} = {d.attrs[k]!r}, expected {t[k]!r}")
-        # `offload`: an int8 attribute when the writer was told, absent otherwise (TRACE_FORMAT.md).
+        # `offload`: an int8 attribute when the writer was told, absent otherwise (docs/spec/TRACE_FORMAT.md).
         want = t.get("offload")
         if want is None:
             if "offload" in d.attrs:

@@ -1,4 +1,4 @@
-"""Writes a trace per shared/design/TRACE_FORMAT.md with h5py alone (no cdma code), as another
+"""Writes a trace per docs/spec/TRACE_FORMAT.md with h5py alone (no cdma code), as another
 producer would: variable-length string attributes, python ints (int64), a chunked+shuffle+deflate
 dataset, float16 and bfloat16 (uint16 + dtype attribute), /timeline and /stats compound datasets.
 

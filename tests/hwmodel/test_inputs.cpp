@@ -101,7 +101,7 @@ TEST(HwTraceInput, TimesBytesAndRatiosFromATrace) {
   o.compute_scale = 0.5;
   EXPECT_EQ(hw::network_from_trace(p, o).layers[1].fwd_ps, 102'500);
 
-  // ZVC (CODECS.md): 4 * ceil(n/32) + 4 * nnz bytes.
+  // ZVC (docs/spec/CODECS.md): 4 * ceil(n/32) + 4 * nnz bytes.
   auto table = hw::measure_ratio_table(p, {"zvc"});
   ASSERT_EQ(table.layers.size(), 3u);
   const double n1 = 2 * 4 * 8 * 8;

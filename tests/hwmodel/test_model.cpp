@@ -1,4 +1,4 @@
-// Timing checks of the replay (HWMODEL.md): limits, edges, monotonicity, and the closed form
+// Timing checks of the replay (docs/spec/HWMODEL.md): limits, edges, monotonicity, and the closed form
 // against the event-by-event reference on random networks.
 #include "hw_test_util.hpp"
 

@@ -169,7 +169,7 @@ def tensor_array(t, data=None):
 
 
 def density(t, data=None):
-    """Fraction of elements whose bits are not all zero (CODECS.md)."""
+    """Fraction of elements whose bits are not all zero (docs/spec/CODECS.md)."""
     w = DTYPE_SIZE[DTYPES.index(t["dtype"])]
     b = t["data"] if data is None else data
     n = len(b) // w

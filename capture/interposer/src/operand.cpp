@@ -23,7 +23,7 @@ void fill_names(CallSpec& cs, CallState& s, const char* role, Rec& r) {
   spool::put_str(r.layer, s.layer.layer.c_str());
 }
 
-// The record flags of operand i: what the trace's `offload` attribute will say (TRACE_FORMAT.md).
+// The record flags of operand i: what the trace's `offload` attribute will say (docs/spec/TRACE_FORMAT.md).
 // Forward-phase inputs of role x are offloaded unless an output of the same call overwrites them.
 std::uint16_t record_flags(const CallSpec& cs, int i, bool inplace) {
   const OperandSpec& o = cs.operands[i];

@@ -80,7 +80,7 @@ class Recorder : public LayerObserver {
     // What a memory-virtualizing framework offloads: every layer's input, except the input of an
     // in-place layer (the previous layer's output buffer, which this layer overwrites: the next
     // layer's input holds the result) and the network input (the data loader's batch, which the
-    // hardware model never offloads, HWMODEL.md).
+    // hardware model never offloads, docs/spec/HWMODEL.md).
     // An input that is the same buffer as an earlier layer's (the two expands of a fire module, the
     // branches of an inception module, a residual shortcut) is offloaded once, at its first consumer;
     // later consumers' records are for study (offload = 0). Recorded inputs are held until the

@@ -1,5 +1,5 @@
 // Aggregation of per-tensor measures into groups (tensor, layer, iteration, layer x iteration,
-// network) with byte-weighted ratios (CODECS.md "Ratios").
+// network) with byte-weighted ratios (docs/spec/CODECS.md "Ratios").
 #pragma once
 
 #include <cdma/analyze/tensor.hpp>

@@ -22,7 +22,7 @@ struct IterRange {
 };
 
 // Which tensors take part. An empty/unset filter passes everything; by default only the offload set
-// (TRACE_FORMAT.md: tensors with offload = 1, or forward-phase x where the attribute is absent) does.
+// (docs/spec/TRACE_FORMAT.md: tensors with offload = 1, or forward-phase x where the attribute is absent) does.
 struct Filters {
   // true: only what a memory-virtualizing framework offloads; false: every recorded tensor.
   // /stats rows (no offload column) count as offloaded when their role is x.

@@ -1,7 +1,7 @@
 // Analysis of one tensor: a pure function of its bytes, its metadata and the options.
 //
 // For every variant (requested layout x requested dtype) it gives elements, bytes, nonzeros,
-// zero runs and the compressed size under every chosen codec (CODECS.md). Aggregation is separate
+// zero runs and the compressed size under every chosen codec (docs/spec/CODECS.md). Aggregation is separate
 // (aggregate.hpp), so that tests can compare these numbers with independent computations.
 #pragma once
 

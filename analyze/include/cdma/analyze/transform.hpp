@@ -1,4 +1,4 @@
-// Layout permutation and float conversion applied before compressing (CODECS.md "Layouts and dtypes").
+// Layout permutation and float conversion applied before compressing (docs/spec/CODECS.md "Layouts and dtypes").
 #pragma once
 
 #include <cdma/formats/dtype.hpp>

@@ -1,5 +1,5 @@
 // The capture spool, version 1: the only thing the preloaded interposer (libcdma_capture.so) and
-// the collector (`cdma capture`) share. Documented in docs/CAPTURE.md; a reference reader in
+// the collector (`cdma capture`) share. Specified in docs/spec/SPOOL_FORMAT.md; a reference reader in
 // Python lives in tools/gpu-check/cdma_spool.py.
 //
 // Header-only and dependency-free on purpose: the interposer must not bring HDF5, fmt or any
@@ -55,7 +55,7 @@ static_assert(sizeof(RecordHeader) == 16);
 
 // Flags of a tensor or stats record (RecordHeader::flags). Spools written before these existed
 // have 0 there: the offload decision is then unknown, and the collector leaves the trace's
-// `offload` attribute out (TRACE_FORMAT.md's default rule applies). Readers ignore unknown bits.
+// `offload` attribute out (docs/spec/TRACE_FORMAT.md's default rule applies). Readers ignore unknown bits.
 enum RecordFlags : std::uint16_t {
   kRecOffloadKnown = 1u << 0,  // the interposer decided whether the tensor is offloaded (kRecOffload)
   kRecOffload = 1u << 1,       // kept for backward in its own buffer: forward-phase x of a call that

@@ -1,4 +1,4 @@
-// Lossless codecs of shared/design/CODECS.md behind one interface, registered by name.
+// Lossless codecs of docs/spec/CODECS.md behind one interface, registered by name.
 //
 // Streams carry no header: the caller knows the tensor's element count and width, as a DMA
 // engine knows the transfer size. Every decoder rejects malformed input with CodecError and

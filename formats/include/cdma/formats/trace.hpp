@@ -1,4 +1,4 @@
-// Trace format v1 (see shared/design/TRACE_FORMAT.md): writer and streaming reader.
+// Trace format v1 (see docs/spec/TRACE_FORMAT.md): writer and streaming reader.
 //
 // All HDF5 access of the project goes through this library. Both classes throw TraceError
 // (file and object named) on any failure; neither prints anything.
@@ -45,7 +45,7 @@ struct TensorMeta {
   DType dtype = DType::f32;
   std::vector<std::int64_t> dims;  // in stored layout order
   std::optional<std::int64_t> call;
-  // The `offload` attribute as written (TRACE_FORMAT.md): true = kept for backward in a buffer of
+  // The `offload` attribute as written (docs/spec/TRACE_FORMAT.md): true = kept for backward in a buffer of
   // its own, so a memory-virtualizing framework offloads it; false = recorded for study only (e.g.
   // the input of an in-place ReLU). Empty when the producer did not say; offloaded() then applies
   // the format's default rule.
@@ -61,7 +61,7 @@ struct TensorMeta {
 };
 
 // The columns of /timeline and /stats, in file order: the one definition of each row. The names,
-// types, order and string sizes are the on-disk contract (TRACE_FORMAT.md; h5py and other tools
+// types, order and string sizes are the on-disk contract (docs/spec/TRACE_FORMAT.md; h5py and other tools
 // read them). From each list come the row struct below, the HDF5 compound type and its
 // fixed-size record (formats/src/trace_records.*), and the capture collector's copy of a spool
 // record (by column name).

@@ -1,5 +1,5 @@
 // Single-pass zero statistics of a tensor, from which the ZVC and every ZRLE-k size follow exactly
-// without encoding (CODECS.md). This is the analyzer's hot loop.
+// without encoding (docs/spec/CODECS.md). This is the analyzer's hot loop.
 #pragma once
 
 #include <cdma/formats/simd.hpp>

@@ -1,4 +1,4 @@
-// ZRLE-k — zero run-length encoding (CODECS.md): an LSB-first bit stream; a nonzero element is bit 1
+// ZRLE-k — zero run-length encoding (docs/spec/CODECS.md): an LSB-first bit stream; a nonzero element is bit 1
 // and its 8*width bits; a run of L zeros (1 <= L <= 2^k) is bit 0 and L-1 in k bits; longer runs
 // are split into runs of 2^k and a remainder; the last byte is padded with zero bits. No header.
 #pragma once

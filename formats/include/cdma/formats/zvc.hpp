@@ -1,4 +1,4 @@
-// ZVC — zero-value compression (CODECS.md): blocks of 32 elements, each a 4-byte little-endian
+// ZVC — zero-value compression (docs/spec/CODECS.md): blocks of 32 elements, each a 4-byte little-endian
 // nonzero mask followed by the block's nonzero elements packed. No header.
 #pragma once
 

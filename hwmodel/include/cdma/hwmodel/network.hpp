@@ -1,5 +1,5 @@
 // The network a replay runs: layers in forward order with their compute times and the tensors
-// their backward pass needs (what vDNN offloads). HWMODEL.md "Inputs".
+// their backward pass needs (what vDNN offloads). docs/spec/HWMODEL.md "Inputs".
 #pragma once
 
 #include <cstdint>
@@ -44,7 +44,7 @@ struct Network {
   std::string source;  // "zoo", or the trace path
   int batch = 0;
   std::vector<Layer> layers;
-  int input_tensor = -1;  // the network input: never offloaded (HWMODEL.md policy)
+  int input_tensor = -1;  // the network input: never offloaded (docs/spec/HWMODEL.md policy)
 
   Ps oracle_ps() const;  // sum of F and B
   // Sets `codec`'s ratio on every layer's tensor. Throws ModelError when ratio <= 0 or NaN.
@@ -54,7 +54,7 @@ struct Network {
   void set_density(double density, int element_bytes = 4);
 };
 
-// fp32 ZVC ratio at density d (CODECS.md): 32 / (1 + 32 d); for w-byte elements 8w / (1 + 8w d).
+// fp32 ZVC ratio at density d (docs/spec/CODECS.md): 32 / (1 + 32 d); for w-byte elements 8w / (1 + 8w d).
 double zvc_ratio(double density, int element_bytes = 4);
 
 }  // namespace cdma::hwmodel

@@ -1,5 +1,5 @@
 // GPU, link and engine presets of the hardware model, loaded from JSON data files
-// (data/presets/{gpus,links,engines}.json; HWMODEL.md "Inputs").
+// (data/presets/{gpus,links,engines}.json; docs/spec/HWMODEL.md "Inputs").
 #pragma once
 
 #include <cdma/formats/error.hpp>

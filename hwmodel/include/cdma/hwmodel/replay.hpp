@@ -1,5 +1,5 @@
 // vDNN / cDMA timing model: offload policies, engines, a closed-form replay and an event-by-event
-// reference replay that must agree with it (HWMODEL.md "Inputs", "Outputs", "Checks").
+// reference replay that must agree with it (docs/spec/HWMODEL.md "Inputs", "Outputs", "Checks").
 //
 // Mechanics (vDNN, MICRO 2016, as PAPERS.md records them): one compute stream and one memory
 // stream. In forward, layer i's compute and the offload of the tensor first consumed by layer i

@@ -39,7 +39,7 @@ struct TraceNetworkOptions {
 // (TraceNetworkOptions::batch); layers without tensor data take U from their /stats rows (role x:
 // elements x element size). A layer with no offloaded tensor (an in-place ReLU) offloads nothing.
 // When the producer wrote no `offload` attributes, the first layer's input is taken to be the
-// network input (never offloaded, HWMODEL.md); when it did, its offload set is used as stated.
+// network input (never offloaded, docs/spec/HWMODEL.md); when it did, its offload set is used as stated.
 // Layers without a measured backward get B = 2F. Throws formats::TraceError / ModelError.
 Network network_from_trace(const std::filesystem::path& trace, const TraceNetworkOptions& opts);
 
@@ -105,7 +105,7 @@ RatioTable ratio_table_from_analysis(const analyze::Analysis& analysis, int trac
 
 // Measures compression ratios of a trace's offloaded tensors by running the analyzer
 // (cdma::analyze; codec names as make_codec accepts them): its layer rows (ratio = sum of
-// uncompressed / sum of compressed bytes over iterations, CODECS.md), and a network row over every
+// uncompressed / sum of compressed bytes over iterations, docs/spec/CODECS.md), and a network row over every
 // layer but the network input's (RatioTable::input_layer_index). Layers known only from /stats rows
 // (in-situ captures) get the exact ZVC ratio from their counts and no byte-codec ratio. Throws
 // formats::Error or ModelError.
