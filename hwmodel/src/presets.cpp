@@ -1,6 +1,8 @@
 // Loading the preset JSON files (data/presets). Every failure names the file and the key.
 #include <cdma/hwmodel/presets.hpp>
 
+#include "data_file.hpp"
+
 #include <fmt/core.h>
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
@@ -19,24 +21,9 @@ namespace cdma::hwmodel {
 namespace {
 using nlohmann::json;
 
-// The file's name for messages: what the user passed (dir / name), as clean text.
-std::string shown(const std::filesystem::path& p) { return formats::clean_text(p.string()); }
+using detail::shown;  // the file's name for messages: what the user passed (dir / name), as clean text
 
-json read_json(const std::filesystem::path& p) {
-  // Only a regular file: a FIFO (or a device) would block the open or never end.
-  std::error_code ec;
-  const auto st = std::filesystem::status(p, ec);
-  if (ec || !std::filesystem::exists(st)) throw ModelError(fmt::format("cannot open preset file {}", shown(p)));
-  if (!std::filesystem::is_regular_file(st))
-    throw ModelError(fmt::format("preset file {} is not a regular file", shown(p)));
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw ModelError(fmt::format("cannot open preset file {}", shown(p)));
-  try {
-    return json::parse(in);
-  } catch (const json::exception& e) {
-    throw ModelError(fmt::format("{}: not valid JSON ({})", shown(p), e.what()));
-  }
-}
+json read_json(const std::filesystem::path& p) { return detail::read_json_file(p, "preset"); }
 
 // Checked access to one preset file: every message names the file and the field ("who.key").
 class Fields {
@@ -46,21 +33,7 @@ class Fields {
   [[noreturn]] void fail(const std::string& what) const { throw ModelError(shown(file_) + ": " + what); }
 
   // `schema` must be `name` and `schema_version` an integer this loader knows (1).
-  void check_schema(const json& root, const char* name) const {
-    if (!root.is_object()) fail("expected a JSON object");
-    if (!root.contains("schema") || !root["schema"].is_string()) fail(fmt::format("needs \"schema\": \"{}\"", name));
-    if (root["schema"].get<std::string>() != name)
-      fail(fmt::format("schema is '{}', expected '{}'", formats::clean_text(root["schema"].get<std::string>()), name));
-    if (!root.contains("schema_version") || !root["schema_version"].is_number_integer())
-      fail("needs an integer \"schema_version\" (1)");
-    const json& v = root["schema_version"];
-    if (v.is_number_unsigned() ? v.get<std::uint64_t>() != 1 : v.get<std::int64_t>() != 1) {
-      const std::string text = v.dump();
-      if (v.is_number_unsigned() && v.get<std::uint64_t>() > 1)
-        fail("schema_version " + text + " is newer than this cdma supports (1); update cdma");
-      fail("schema_version " + text + " is invalid (expected 1)");
-    }
-  }
+  void check_schema(const json& root, const char* name) const { detail::check_schema(file_, root, name); }
 
   // A number in [lo, hi] (lo itself allowed only when lo_ok), named who.key.
   double number(const json& j, const char* key, const std::string& who, double lo, bool lo_ok, double hi) const {

@@ -2,6 +2,8 @@
 // DRAM bytes computed here by a builder that tracks per-sample shapes; and the roofline.
 #include <cdma/hwmodel/zoo.hpp>
 
+#include "data_file.hpp"
+
 #include <fmt/core.h>
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
@@ -151,23 +153,9 @@ class Builder {
 
 using nlohmann::json;
 
-std::string shown(const std::filesystem::path& p) { return formats::clean_text(p.string()); }
+using detail::shown;
 
-json read_json(const std::filesystem::path& p) {
-  // Only a regular file: a FIFO (or a device) would block the open or never end.
-  std::error_code ec;
-  const auto st = std::filesystem::status(p, ec);
-  if (ec || !std::filesystem::exists(st)) throw ModelError(fmt::format("cannot open zoo file {}", shown(p)));
-  if (!std::filesystem::is_regular_file(st))
-    throw ModelError(fmt::format("zoo file {} is not a regular file", shown(p)));
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw ModelError(fmt::format("cannot open zoo file {}", shown(p)));
-  try {
-    return json::parse(in);
-  } catch (const json::exception& e) {
-    throw ModelError(fmt::format("{}: not valid JSON ({})", shown(p), e.what()));
-  }
-}
+json read_json(const std::filesystem::path& p) { return detail::read_json_file(p, "zoo"); }
 
 // Checked access to one zoo file: every message names the file and the field.
 class Fields {
@@ -176,20 +164,7 @@ class Fields {
   [[noreturn]] void fail(const std::string& what) const { throw ModelError(prefix() + what); }
   std::string prefix() const { return shown(file_) + ": "; }
 
-  void check_schema(const json& root, const char* name) const {
-    if (!root.is_object()) fail("expected a JSON object");
-    if (!root.contains("schema") || !root["schema"].is_string()) fail(fmt::format("needs \"schema\": \"{}\"", name));
-    if (root["schema"].get<std::string>() != name)
-      fail(fmt::format("schema is '{}', expected '{}'", formats::clean_text(root["schema"].get<std::string>()), name));
-    if (!root.contains("schema_version") || !root["schema_version"].is_number_integer())
-      fail("needs an integer \"schema_version\" (1)");
-    const json& v = root["schema_version"];
-    if (v.is_number_unsigned() ? v.get<std::uint64_t>() != 1 : v.get<std::int64_t>() != 1) {
-      if (v.is_number_unsigned() && v.get<std::uint64_t>() > 1)
-        fail("schema_version " + v.dump() + " is newer than this cdma supports (1); update cdma");
-      fail("schema_version " + v.dump() + " is invalid (expected 1)");
-    }
-  }
+  void check_schema(const json& root, const char* name) const { detail::check_schema(file_, root, name); }
   // Only `known` keys in object `j` (named `who`): a misspelt key is an error, not a default.
   void only(const json& j, const std::string& who, const std::vector<std::string>& known) const {
     for (const auto& [k, v] : j.items())
