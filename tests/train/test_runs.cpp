@@ -317,6 +317,22 @@ TEST(TrainCli, BadInputExitsOneWithAClearMessage) {
   EXPECT_TRUE(F::TraceReader(out).attrs().complete);
 }
 
+// A trace path that is not UTF-8 (any bytes are a valid Linux path): the --json summary escapes it
+// (formats::clean_text) instead of failing.
+TEST(TrainCli, JsonOfAPathThatIsNotUtf8) {
+  REQUIRE_DATA();
+  TempDir d;
+  auto out = d / "t\xff.h5";
+  auto r = run_command(tiny("vgg", out, "--json"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto at = r.output.find("\"trace\"");
+  ASSERT_NE(at, std::string::npos) << r.output;
+  const std::string line = r.output.substr(at, r.output.find('\n', at) - at);  // "trace": "..."
+  EXPECT_EQ(line.find('\xff'), std::string::npos) << "raw byte in the JSON: " << line;
+  EXPECT_NE(line.find("\\\\xFF"), std::string::npos) << line;  // clean_text's \xFF, its backslash escaped
+  EXPECT_TRUE(F::TraceReader(out).attrs().complete);
+}
+
 TEST(TrainCli, NoCaptureWritesNoTrace) {
   REQUIRE_DATA();
   TempDir d;
