@@ -107,7 +107,9 @@ for r in "${run_list[@]}"; do
   esac
 done
 for v in budget ring; do
-  [[ "${!v}" =~ ^[0-9]+[KMG]?$ ]] || { echo "run.sh: --$v must be bytes with an optional K/M/G suffix, got '${!v}'" >&2; exit 2; }
+  # The shape of cdma's one byte-size grammar (formats/byte_size.hpp; the interposer checks the value itself).
+  [[ "${!v}" =~ ^[0-9]+(B|[KMGT]|[KMGT]iB)?$ ]] ||
+    { echo "run.sh: --$v must be bytes with an optional unit B, K/KiB, M/MiB, G/GiB, T/TiB, got '${!v}'" >&2; exit 2; }
 done
 if [ -z "$lib" ] && [ "$dry" = 0 ]; then
   for c in "$root/build-capture/lib/libcdma_capture.so" "$root/build/lib/libcdma_capture.so" "$root"/build*/lib/libcdma_capture.so; do
