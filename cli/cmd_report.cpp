@@ -191,6 +191,15 @@ int run_report(int argc, char** argv) {
     ao.threads = o.threads;
     if (!o.ops.empty()) ao.filters.ops = o.ops;
     ao.filters.offloaded_only = !o.all_tensors;
+    if (!o.no_replay) {  // an unknown preset is a command-line error, found before the analysis runs
+      const auto presets = hw::PresetCatalog::load(hw::default_preset_dir());
+      try {
+        presets.gpu(o.gpu);
+        presets.link(o.link);
+      } catch (const hw::ModelError& e) {
+        throw formats::UsageError(e.what());
+      }
+    }
     std::vector<fs::path> paths(o.traces.begin(), o.traces.end());
     if (isatty(STDERR_FILENO)) fmt::print(stderr, "cdma report: analysing {} trace(s)...\n", paths.size());
     const analyze::Analysis a = analyze::run_analysis(paths, ao);

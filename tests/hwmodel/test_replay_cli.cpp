@@ -372,3 +372,20 @@ TEST_F(HwReplayCli, PathsThatAreNotUtf8AreEscapedInTheJson) {
   fs::remove(bad);
   fs::remove(j);
 }
+
+// cdma report: an unknown GPU or link preset is a command-line error (exit 2) found before the
+// analysis runs: with a trace that is not HDF5 the preset is what is reported, not the trace.
+TEST_F(HwReplayCli, ReportRefusesAnUnknownPresetBeforeAnalysing) {
+  const fs::path page = tmp("bad-preset.html"), junk = tmp("junk.h5");
+  std::ofstream(junk) << "not an HDF5 file";
+  for (const std::string flag : {"--gpu rtx-nope", "--link pcie9"}) {
+    auto r = sh(cdma_bin() + " report " + junk.string() + " " + flag + " -o " + page.string());
+    EXPECT_EQ(r.code, 2) << flag << ": " << r.out;
+    EXPECT_NE(r.out.find("unknown"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find(junk.filename().string()), std::string::npos) << "the trace was read first: " << r.out;
+    EXPECT_FALSE(fs::exists(page));
+  }
+  auto r = sh(cdma_bin() + " report " + junk.string() + " -o " + page.string());  // good presets: the trace fails
+  EXPECT_EQ(r.code, 1) << r.out;
+  fs::remove(junk);
+}
