@@ -98,7 +98,7 @@ void write_outputs(const Options& o, const hw::StudyReport& rep) {
     fmt::print("{}", tables.str());
   }
   if (!o.json_out.empty()) write_output(o.json_out, hw::study_json(rep).dump(1) + "\n");
-  const nlohmann::json events = rep.runs.empty() || o.svg_out.empty() && o.events_out.empty()
+  const nlohmann::json events = rep.runs.empty() || (o.svg_out.empty() && o.events_out.empty())
                                     ? nlohmann::json::object()
                                     : hw::study_events_json(rep);
   if (!o.svg_out.empty()) {

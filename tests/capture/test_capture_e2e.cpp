@@ -254,7 +254,9 @@ TEST_F(Capture, BackendGraphApiLikePyTorch) {
   ASSERT_EQ(tl.size(), 15u);
   for (const auto& row : tl) {
     EXPECT_GT(row.device_ns, 0);
-    if (row.phase == 1) EXPECT_GE(row.layer_index, 0) << "call " << row.call;
+    if (row.phase == 1) {
+      EXPECT_GE(row.layer_index, 0) << "call " << row.call;
+    }
   }
 }
 

@@ -95,7 +95,7 @@ TEST(StoragePlan, PackGathersPaddedTensorsLikeAReference) {
 
 TEST(Iteration, AutoDetectsTrainingIterations) {
   IterationTracker t(IterationMode::kAuto, 0);
-  int w0, w1;
+  int w0 = 0, w1 = 0;
   std::int64_t dims[4] = {2, 3, 8, 8};
   auto key0 = IterationTracker::anchor_key("conv", &w0, dims, 4);
   auto key1 = IterationTracker::anchor_key("conv", &w1, dims, 4);

@@ -77,9 +77,9 @@ std::vector<Case> all_cases() {
   return v;
 }
 
-INSTANTIATE_TEST_SUITE_P(AllDtypesLayouts, RoundTrip, ::testing::ValuesIn(all_cases()), [](const auto& info) {
-  return std::string(to_string(info.param.dtype)) + "_" + std::string(to_string(info.param.layout)) +
-         (info.param.deflate ? "_deflate" : "_contiguous");
+INSTANTIATE_TEST_SUITE_P(AllDtypesLayouts, RoundTrip, ::testing::ValuesIn(all_cases()), [](const auto& c) {
+  return std::string(to_string(c.param.dtype)) + "_" + std::string(to_string(c.param.layout)) +
+         (c.param.deflate ? "_deflate" : "_contiguous");
 });
 
 TEST(Trace, TimelineStatsAndRootAttributes) {
