@@ -64,11 +64,7 @@ std::vector<std::string> zoo_for(const ReportOptions& o, const analyze::TraceSum
       if (z != "none") zoo.push_back(z);
     return zoo;
   }
-  std::string m = t.model.value_or("");
-  if (m == "vgg") m = "vgg16";
-  if (m == "resnet") m = "resnet50";
-  const auto known = hw::zoo_names();
-  if (std::find(known.begin(), known.end(), m) != known.end()) zoo.push_back(m);
+  if (const auto z = hw::zoo_canonical(t.model.value_or(""))) zoo.push_back(*z);  // e.g. the alias vgg -> vgg16
   return zoo;
 }
 

@@ -394,6 +394,12 @@ std::vector<std::string> zoo_names() {
   return out;
 }
 
+std::optional<std::string> zoo_canonical(const std::string& name) {
+  for (const auto& e : read_index(default_zoo_dir()))
+    if (e.name == name || std::find(e.aliases.begin(), e.aliases.end(), name) != e.aliases.end()) return e.name;
+  return std::nullopt;
+}
+
 std::vector<std::string> paper_networks() {
   std::vector<std::string> out;
   for (const auto& e : read_index(default_zoo_dir()))

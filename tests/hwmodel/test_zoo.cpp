@@ -1,4 +1,5 @@
 // The zoo against the original papers' published shapes and operation counts.
+#include <cdma/hwmodel/study.hpp>
 #include <cdma/hwmodel/zoo.hpp>
 
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 
 namespace hw = cdma::hwmodel;
 
@@ -275,4 +277,17 @@ TEST(HwZooFiles, ErrorsNameTheFileAndTheField) {
   std::filesystem::remove(dir / "alexnet.json");
   EXPECT_THROW(hw::zoo_network("alexnet", 1, 4, dir.path()), hw::ModelError);
   EXPECT_NO_THROW(hw::zoo_network("vgg16", 1, 4, dir.path()));
+}
+
+// Aliases live in zoo.json only: every front door (replay --net, report's model -> zoo match)
+// resolves names through zoo_canonical.
+TEST(HwZoo, AliasesResolveToTheirNetwork) {
+  EXPECT_EQ(hw::zoo_canonical("vgg16"), std::optional<std::string>("vgg16"));
+  EXPECT_EQ(hw::zoo_canonical("vgg"), std::optional<std::string>("vgg16"));
+  EXPECT_EQ(hw::zoo_canonical("resnet"), std::optional<std::string>("resnet50"));
+  EXPECT_EQ(hw::zoo_canonical("squeezenet1.0"), std::optional<std::string>("squeezenet"));
+  EXPECT_EQ(hw::zoo_canonical("vgg19"), std::nullopt);
+  EXPECT_EQ(hw::zoo_canonical(""), std::nullopt);
+  EXPECT_EQ(hw::expand_networks({"vgg", "alexnet"}), (std::vector<std::string>{"vgg16", "alexnet"}));
+  EXPECT_THROW(hw::expand_networks({"vgg19"}), cdma::formats::UsageError);
 }

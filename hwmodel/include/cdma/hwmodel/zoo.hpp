@@ -12,6 +12,7 @@
 #include <cdma/hwmodel/presets.hpp>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,8 @@ std::filesystem::path default_zoo_dir();
 // Names accepted by zoo_network, in the zoo's order: alexnet, overfeat, nin, vgg16, squeezenet
 // (v1.0), squeezenet1.1, googlenet, resnet50. Throws ModelError when zoo.json is missing or bad.
 std::vector<std::string> zoo_names();
+// The zoo name of a name or an alias (zoo.json: "vgg" -> "vgg16"); nullopt when neither.
+std::optional<std::string> zoo_canonical(const std::string& name);
 // The six networks of the cDMA paper, in its order.
 std::vector<std::string> paper_networks();
 
