@@ -37,7 +37,10 @@ struct Options {
 };
 
 // A finite number in [lo, hi] (or (lo, hi] when !lo_closed); NaN and infinities are refused.
-CLI::Validator finite_range(double lo, double hi, bool lo_closed) {
+// The range hwmodel::validate checks, stated in --help and checked at parse time (exit 2).
+CLI::Validator finite_range(const hw::ValueRange& r) {
+  const double lo = r.lo, hi = r.hi;
+  const bool lo_closed = r.lo_closed;
   return CLI::Validator(
       [=](std::string& s) -> std::string {
         double v = 0;
@@ -138,16 +141,18 @@ int run(int argc, char** argv) {
                  "folder with gpus.json, links.json, engines.json (default: $CDMA_PRESETS, "
                  "the install's share/cdma/presets, or the source tree's data/presets)");
   app.add_option("--link-gbps", o.link_gbps, "override the link's nominal GB/s (one direction)")
-      ->check(finite_range(1e-3, 1e6, true));
-  app.add_option("--link-eff", o.link_eff, "override the link's DMA efficiency")->check(finite_range(0, 1, false));
+      ->check(finite_range(hw::ranges::link_gbps));
+  app.add_option("--link-eff", o.link_eff, "override the link's DMA efficiency")
+      ->check(finite_range(hw::ranges::share));
   app.add_option("--latency-us", o.latency_us, "override the per-transfer latency (us)")
-      ->check(finite_range(0, 1e6, true));
+      ->check(finite_range(hw::ranges::latency_us));
   app.add_option("--compute-eff", o.compute_eff, "override the GPU's compute efficiency (share of peak)")
-      ->check(finite_range(0, 1, false));
-  app.add_option("--dram-eff", o.dram_eff, "override the GPU's DRAM efficiency")->check(finite_range(0, 1, false));
+      ->check(finite_range(hw::ranges::share));
+  app.add_option("--dram-eff", o.dram_eff, "override the GPU's DRAM efficiency")
+      ->check(finite_range(hw::ranges::share));
   app.add_option("--bwd-factor", o.bwd_factor, "roofline backward time = factor x forward")
       ->capture_default_str()
-      ->check(finite_range(0, 100, true));
+      ->check(finite_range(hw::ranges::bwd_factor));
   app.add_option("--policy", o.policy, "vdnn-all or vdnn-conv")
       ->capture_default_str()
       ->check(CLI::IsMember({"vdnn-all", "vdnn-conv"}));
@@ -156,15 +161,15 @@ int run(int argc, char** argv) {
                      ", zvc when left out (default: dma:zvc mc:zvc sm:zvc)");
   app.add_option("--read-gbps", o.read_gbps,
                  "override the engines' read bandwidth of uncompressed data (GB/s; 0 = the preset's)")
-      ->check(finite_range(0, 1e6, true));
+      ->check(finite_range(hw::ranges::gbps_override));
   app.add_option("--comp-gbps", o.comp_gbps, "override the compressor (or sm kernel) throughput (GB/s; 0 = preset)")
-      ->check(finite_range(0, 1e6, true));
+      ->check(finite_range(hw::ranges::gbps_override));
   auto* r1 =
       app.add_option("--ratio", o.ratio, "compression ratio of every offloaded tensor (e.g. 2.6, the paper's average)")
-          ->check(finite_range(1e-3, 1e6, true));
+          ->check(finite_range(hw::ranges::ratio));
   auto* r2 =
       app.add_option("--density", o.density, "ZVC ratio from a density of post-ReLU tensors: 32/(1+32d) for fp32")
-          ->check(finite_range(0, 1, true));
+          ->check(finite_range(hw::ranges::density));
   app.add_option("--ratios", o.ratios,
                  "per-layer ratios from `cdma analyze --json` output, or measured on a trace "
                  "(.h5); a zoo layer takes the row with its name and op, else the measured post-ReLU average")
@@ -188,7 +193,7 @@ int run(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "trace", "roofline"}));
   app.add_option("--compute-scale", o.compute_scale, "factor on measured compute times")
       ->capture_default_str()
-      ->check(finite_range(1e-6, 1e6, true));
+      ->check(finite_range(hw::ranges::compute_scale));
   app.add_option("--trace-batch", o.trace_batch,
                  "batch size modelled for traces (0: the trace's batch_size "
                  "attribute, else the captured N); U scales with it")
@@ -220,7 +225,6 @@ int run(int argc, char** argv) {
       return kExitOk;
     }
     const hw::StudyRequest req = request(o);
-    hw::validate(req);  // command-line combinations (exit 2) before any file is read
     write_outputs(o, hw::run_study(req));
     return kExitOk;
   } catch (const formats::UsageError& e) {

@@ -26,7 +26,7 @@ double sec(Ps t) { return static_cast<double>(t) / static_cast<double>(kPsPerSec
 
 }  // namespace
 
-json run_json(const Network& net, const Scenario& sc, const std::vector<ReplayResult>& results) {
+json run_json(const Network& net, const Scenario& sc, const std::vector<const ReplayResult*>& results) {
   json run;
   run["network"] = clean(net.name);
   run["source"] = clean(net.source);
@@ -39,12 +39,13 @@ json run_json(const Network& net, const Scenario& sc, const std::vector<ReplayRe
   run["ratio_sources"] = clean(sc.ratio_sources);
   run["unmeasured"] = {
       {"layers", clean(sc.unmeasured)}, {"bytes_per_iteration", sc.unmeasured_bytes}, {"fill", sc.fill}};
-  const Ps oracle = results.empty() ? 0 : results.front().total_ps;
+  const Ps oracle = results.empty() ? 0 : results.front()->total_ps;
   Ps vdnn = 0;
-  for (const auto& r : results)
-    if (r.label == "vDNN") vdnn = r.total_ps;
+  for (const ReplayResult* r : results)
+    if (r->label == "vDNN") vdnn = r->total_ps;
   json totals = json::array();
-  for (const auto& r : results) {
+  for (const ReplayResult* rp : results) {
+    const ReplayResult& r = *rp;
     json t = {
         {"config", r.label},
         {"time_s", sec(r.total_ps)},
@@ -74,18 +75,18 @@ json run_json(const Network& net, const Scenario& sc, const std::vector<ReplayRe
                 {"flops", l.flops}};
     json configs = json::object();
     for (size_t k = 1; k < results.size(); ++k) {
-      const LayerResult& lr = results[k].layers[i];
-      configs[results[k].label] = {{"offload_s", sec(lr.offload_ps)},
-                                   {"prefetch_s", sec(lr.prefetch_ps)},
-                                   {"demand_fetch_s", sec(lr.demand_ps)},
-                                   {"prefetch_layer", lr.prefetch_layer},
-                                   {"fwd_s", sec(lr.fwd_ps)},
-                                   {"bwd_s", sec(lr.bwd_ps)},
-                                   {"fwd_stall_s", sec(lr.fwd_stall_ps)},
-                                   {"bwd_stall_s", sec(lr.bwd_stall_ps)},
-                                   {"offload_bytes", lr.offload_bytes},
-                                   {"link_bytes", lr.offload_link_bytes},
-                                   {"ratio", lr.ratio}};
+      const LayerResult& lr = results[k]->layers[i];
+      configs[results[k]->label] = {{"offload_s", sec(lr.offload_ps)},
+                                    {"prefetch_s", sec(lr.prefetch_ps)},
+                                    {"demand_fetch_s", sec(lr.demand_ps)},
+                                    {"prefetch_layer", lr.prefetch_layer},
+                                    {"fwd_s", sec(lr.fwd_ps)},
+                                    {"bwd_s", sec(lr.bwd_ps)},
+                                    {"fwd_stall_s", sec(lr.fwd_stall_ps)},
+                                    {"bwd_stall_s", sec(lr.bwd_stall_ps)},
+                                    {"offload_bytes", lr.offload_bytes},
+                                    {"link_bytes", lr.offload_link_bytes},
+                                    {"ratio", lr.ratio}};
     }
     row["configs"] = configs;
     layers.push_back(row);
@@ -132,13 +133,10 @@ json study_json(const StudyReport& report) {
               {"producer", fmt::format("cdma-replay {}", cdma::kVersion)}};
   json runs = json::array(), summary = json::array(), sweeps = json::array();
   for (const auto& run : report.runs) {
-    std::vector<ReplayResult> results;
-    for (const ReplayResult* r : run.configurations()) results.push_back(*r);
-    runs.push_back(run_json(run.net, run.scenario, results));
-    const double oracle = static_cast<double>(run.oracle.total_ps), vdnn = static_cast<double>(run.vdnn.total_ps);
+    runs.push_back(run_json(run.net, run.scenario, run.configurations()));
     json row = {{"network", clean(run.net.name)},
-                {"oracle_s", oracle / 1e12},
-                {"vdnn_s", vdnn / 1e12},
+                {"oracle_s", sec(run.oracle.total_ps)},
+                {"vdnn_s", sec(run.vdnn.total_ps)},
                 {"vdnn_overhead", run.vdnn_overhead()}};
     for (std::size_t k = 0; k < run.engines.size(); ++k) row[run.engines[k].label] = run.speedup(k);
     summary.push_back(row);
@@ -148,12 +146,10 @@ json study_json(const StudyReport& report) {
       const double v = static_cast<double>(sr.vdnn_ps);
       json eng = json::object();
       for (std::size_t k = 0; k < sr.engine_ps.size() && k < report.engines.size(); ++k)
-        eng[report.engines[k].label] = {{"time_s", static_cast<double>(sr.engine_ps[k]) / 1e9 / 1e3},
+        eng[report.engines[k].label] = {{"time_s", sec(sr.engine_ps[k])},
                                         {"speedup_vs_vdnn", v / static_cast<double>(sr.engine_ps[k]) - 1}};
-      rows.push_back({{"value", sr.value},
-                      {"oracle_s", static_cast<double>(sr.oracle_ps) / 1e9 / 1e3},
-                      {"vdnn_s", v / 1e12},
-                      {"engines", eng}});
+      rows.push_back(
+          {{"value", sr.value}, {"oracle_s", sec(sr.oracle_ps)}, {"vdnn_s", sec(sr.vdnn_ps)}, {"engines", eng}});
     }
     sweeps.push_back({{"parameter", to_string(report.sweep)}, {"network", clean(run.net.name)}, {"rows", rows}});
   }

@@ -70,16 +70,16 @@ std::vector<double> default_sweep_values(SweepParameter p) {
 
 std::vector<std::string> expand_networks(const std::vector<std::string>& names) {
   std::vector<std::string> out;
-  const auto known = zoo_names();
   for (const auto& n : names) {
     if (n == "paper") {
       for (const auto& p : paper_networks()) out.push_back(p);
     } else if (n == "all") {
-      for (const auto& p : known) out.push_back(p);
-    } else if (std::find(known.begin(), known.end(), n) == known.end()) {
-      throw formats::UsageError(fmt::format("unknown network '{}' (known: {}, paper, all)", n, fmt::join(known, ", ")));
+      for (const auto& p : zoo_names()) out.push_back(p);
+    } else if (const auto z = zoo_canonical(n)) {  // a name or an alias (zoo.json)
+      out.push_back(*z);
     } else {
-      out.push_back(n);
+      throw formats::UsageError(
+          fmt::format("unknown network '{}' (known: {}, paper, all)", n, fmt::join(zoo_names(), ", ")));
     }
   }
   return out;
@@ -90,11 +90,11 @@ namespace {
 using formats::UsageError;
 
 // A finite value in [lo, hi] (or (lo, hi] when !lo_closed); else UsageError naming `what`.
-void check_range(std::optional<double> v, const char* what, double lo, double hi, bool lo_closed = true) {
+void check_range(std::optional<double> v, const char* what, const ValueRange& r) {
   if (!v) return;
   const double x = *v;
-  if (!std::isfinite(x) || x > hi || x < lo || (!lo_closed && x == lo))
-    throw UsageError(fmt::format("{} must be in {}{:g}, {:g}], got {}", what, lo_closed ? "[" : "(", lo, hi, x));
+  if (!std::isfinite(x) || x > r.hi || x < r.lo || (!r.lo_closed && x == r.lo))
+    throw UsageError(fmt::format("{} must be in {}{:g}, {:g}], got {}", what, r.lo_closed ? "[" : "(", r.lo, r.hi, x));
 }
 
 // Runs `f`, turning the model's or the codec registry's rejection of a name into a UsageError.
@@ -362,21 +362,21 @@ void validate(const StudyRequest& r) {
   if (r.conv_kernel < 1 || r.conv_kernel > 64)
     throw UsageError(fmt::format("conv kernel must be in [1, 64], got {}", r.conv_kernel));
   if (src.table_trace_index < 0) throw UsageError("the analysis trace index must be >= 0");
-  check_range(r.link_gbps, "--link-gbps", 1e-3, 1e6);
-  check_range(r.link_eff, "--link-eff", 0, 1, false);
-  check_range(r.latency_us, "--latency-us", 0, 1e6);
-  check_range(r.compute_eff, "--compute-eff", 0, 1, false);
-  check_range(r.dram_eff, "--dram-eff", 0, 1, false);
-  check_range(r.bwd_factor, "--bwd-factor", 0, 100);
-  check_range(r.read_gbps, "--read-gbps", 0, 1e6);
-  check_range(r.comp_gbps, "--comp-gbps", 0, 1e6);
-  check_range(r.compute_scale, "--compute-scale", 1e-6, 1e6);
-  check_range(src.ratio, "--ratio", 1e-3, 1e6);
-  check_range(src.density, "--density", 0, 1);
+  check_range(r.link_gbps, "--link-gbps", ranges::link_gbps);
+  check_range(r.link_eff, "--link-eff", ranges::share);
+  check_range(r.latency_us, "--latency-us", ranges::latency_us);
+  check_range(r.compute_eff, "--compute-eff", ranges::share);
+  check_range(r.dram_eff, "--dram-eff", ranges::share);
+  check_range(r.bwd_factor, "--bwd-factor", ranges::bwd_factor);
+  check_range(r.read_gbps, "--read-gbps", ranges::gbps_override);
+  check_range(r.comp_gbps, "--comp-gbps", ranges::gbps_override);
+  check_range(r.compute_scale, "--compute-scale", ranges::compute_scale);
+  check_range(src.ratio, "--ratio", ranges::ratio);
+  check_range(src.density, "--density", ranges::density);
   for (double v : r.sweep_values) {
-    if (r.sweep == SweepParameter::link) check_range(v, "a link sweep value (GB/s)", 0, 1e6, false);
-    if (r.sweep == SweepParameter::density) check_range(v, "a density sweep value", 0, 1);
-    if (r.sweep == SweepParameter::ratio) check_range(v, "a ratio sweep value", 1e-3, 1e6);
+    if (r.sweep == SweepParameter::link) check_range(v, "a link sweep value (GB/s)", ranges::link_sweep);
+    if (r.sweep == SweepParameter::density) check_range(v, "a density sweep value", ranges::density);
+    if (r.sweep == SweepParameter::ratio) check_range(v, "a ratio sweep value", ranges::ratio);
   }
 }
 

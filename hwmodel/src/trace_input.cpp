@@ -365,10 +365,7 @@ RatioTable ratio_table_from_analysis(const analyze::Analysis& a, int trace_index
   const analyze::TraceSummary& tr = a.traces[static_cast<std::size_t>(trace_index)];
   RatioTable t;
   t.path = tr.path;
-  // The variant of the stored layout and dtype (the only one the replay uses).
-  std::optional<std::size_t> stored;
-  for (std::size_t v = 0; v < a.variants.size(); ++v)
-    if (a.variants[v].layout == "stored" && a.variants[v].dtype == "stored") stored = v;
+  const auto stored = a.stored_variant();  // the only variant the replay uses
   auto ratios = [&](const analyze::Measures& m) {
     std::map<std::string, double> out;
     for (std::size_t c = 0; c < a.codec_names.size() && c < m.codecs.size(); ++c) {
@@ -378,8 +375,8 @@ RatioTable ratio_table_from_analysis(const analyze::Analysis& a, int trace_index
     return out;
   };
   if (stored) {
-    for (const auto& row : a.rows(analyze::Level::layer)) {
-      if (row.trace != trace_index || row.variant != *stored || row.role.value_or("x") != "x") continue;
+    for (const auto& row : a.rows(analyze::Level::layer, stored)) {
+      if (row.trace != trace_index || row.role.value_or("x") != "x") continue;
       LayerRatios r;
       r.layer = row.layer.value_or("");
       r.layer_index = row.layer_index.value_or(-1);
@@ -389,8 +386,8 @@ RatioTable ratio_table_from_analysis(const analyze::Analysis& a, int trace_index
       r.ratio = ratios(row.m);
       t.layers.push_back(std::move(r));
     }
-    for (const auto& row : a.rows(analyze::Level::network))
-      if (row.trace == trace_index && row.variant == *stored) {
+    for (const auto& row : a.rows(analyze::Level::network, stored))
+      if (row.trace == trace_index) {
         t.network = ratios(row.m);
         t.network_density = row.m.density();
         break;

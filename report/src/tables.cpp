@@ -17,9 +17,7 @@ AnalysisTables analysis_tables(const analyze::Analysis& a) {
   t.layouts = a.options.layouts;
   t.dtypes = a.options.dtypes;
   for (const auto& tr : a.traces) t.traces.push_back({tr.index, tr.path, tr.model.value_or(""), tr.source});
-  std::optional<std::size_t> stored;
-  for (std::size_t v = 0; v < a.variants.size(); ++v)
-    if (a.variants[v].layout == "stored" && a.variants[v].dtype == "stored") stored = v;
+  const auto stored = a.stored_variant();
   auto take = [&](analyze::Level level, std::vector<AnalysisRow>& out, bool every_variant) {
     if (!every_variant && !stored) return;
     for (const auto& g : every_variant ? a.rows(level) : a.rows(level, stored)) {

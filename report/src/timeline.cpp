@@ -43,9 +43,8 @@ std::string replay_timeline(const std::vector<json>& replays, const std::string&
         throw formats::Error(fmt::format("replay timeline: replays[{}] is not a cdma-replay-events document", i));
       const std::string label = field(r, "config", i).get<std::string>();
       const double total_ms = field(r, "total_ps", i).get<double>() / 1e9;
-      const std::string compute = fmt::format("{} ({:.1f} ms)", label, total_ms), memory = "memory";
-      // Lane names must be unique: the memory lane carries the replay's index when needed.
-      const std::string mem = replays.size() > 1 ? fmt::format("{} {}", label, memory) : memory;
+      // Lane names are unique per replay (configuration labels are).
+      const std::string compute = fmt::format("{} ({:.1f} ms)", label, total_ms), mem = label + " memory";
       lanes.push_back(compute);
       lanes.push_back(mem);
       const json& layers = field(r, "layers", i);

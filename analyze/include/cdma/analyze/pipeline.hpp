@@ -64,6 +64,12 @@ struct Analysis {
   bool interrupted = false;           // the stop flag was raised: results are partial
   RunStats stats;
 
+  // The variant of the stored layout and dtype, when the options asked for it.
+  std::optional<std::size_t> stored_variant() const {
+    for (std::size_t v = 0; v < variants.size(); ++v)
+      if (variants[v].layout == "stored" && variants[v].dtype == "stored") return v;
+    return std::nullopt;
+  }
   // The rows of a level (of one variant only, when given).
   std::vector<GroupRow> rows(Level level, std::optional<std::size_t> variant = std::nullopt) const {
     return aggregate(tensors, level, variants.size(), codec_names.size(), variant);

@@ -30,7 +30,7 @@ struct Scenario {
 
 // One run: results[0] is the oracle, results[1] vDNN, then each cDMA engine (same policy).
 // Totals carry overhead_vs_oracle = t / oracle - 1 and speedup_vs_vdnn = vDNN / t - 1.
-nlohmann::json run_json(const Network& net, const Scenario& sc, const std::vector<ReplayResult>& results);
+nlohmann::json run_json(const Network& net, const Scenario& sc, const std::vector<const ReplayResult*>& results);
 
 // The event trace of one replay: {"schema": "cdma-replay-events", "schema_version": 1, "total_ps",
 // "forward_ps", "link_bytes_per_s", "latency_ps", "layers": [{name, op, fwd_ps, bwd_ps}],

@@ -32,6 +32,17 @@ const char* to_string(SweepParameter p);           // "" for none
 // The built-in values of a sweep (link: GB/s effective; density; ratio).
 std::vector<double> default_sweep_values(SweepParameter p);
 
+// A finite number in [lo, hi], or (lo, hi] when !lo_closed.
+struct ValueRange {
+  double lo = 0, hi = 0;
+  bool lo_closed = true;
+};
+// The ranges `validate` accepts; the CLI states the same ones in --help.
+namespace ranges {
+inline constexpr ValueRange link_gbps{1e-3, 1e6}, share{0, 1, false}, latency_us{0, 1e6}, bwd_factor{0, 100},
+    gbps_override{0, 1e6}, compute_scale{1e-6, 1e6}, ratio{1e-3, 1e6}, density{0, 1}, link_sweep{0, 1e6, false};
+}  // namespace ranges
+
 // Where compression ratios come from. At most one of ratio, density, table/table_file. A zoo
 // network needs one (or a ratio/density sweep); a trace without one is measured on its own
 // offloaded tensors with the engines' codecs.
@@ -122,7 +133,8 @@ struct StudyReport {
   std::vector<SummaryStat> speedup;  // engines order
 };
 
-// Runs the study. Throws UsageError for a bad name or value in the request, ModelError /
+// Runs the study: validate(req) first (so a bad request fails before any file is read), then the
+// replays. Throws UsageError for a bad name or value in the request, ModelError /
 // formats::Error for bad files, and ModelError when a closed-form replay disagrees with its event
 // replay (an internal check).
 StudyReport run_study(const StudyRequest& req);
