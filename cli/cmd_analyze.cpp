@@ -69,7 +69,8 @@ int run_analyze(int argc, char** argv) {
   std::string codecs = fmt::format("{}", fmt::join(formats::default_codecs(), ",")), chunk = "0", layouts = "stored",
               dtypes = "stored";
   std::string iterations, layers, ops, roles, by = "layer", csv_path, json_path;
-  bool verify = false, keep_going = false, quiet = false, timing = false, no_mmap = false, all_tensors = false;
+  bool long_csv = false, verify = false, keep_going = false, quiet = false, timing = false, no_mmap = false,
+       all_tensors = false;
   unsigned threads = 0;
   std::string progress = "auto";
   app.add_option("traces", paths, "trace files (HDF5, trace format v1)")->required();
@@ -91,7 +92,14 @@ int run_analyze(int argc, char** argv) {
   app.add_option("--roles", roles, "only these roles (x, y, dy, dx)");
   app.add_option("--by", by, "table/CSV level: tensor, layer, iteration, layer-iteration, network")
       ->capture_default_str();
-  app.add_option("--csv", csv_path, "write the --by level as CSV to FILE ('-' = stdout)");
+  auto* csv_opt =
+      app.add_option("--csv", csv_path,
+                     "write the --by level as CSV to FILE ('-' = stdout): one row per group and variant, a column "
+                     "triple per codec");
+  app.add_flag("--long", long_csv,
+               "with --csv: the tidy table instead, one row per group x variant x codec (codec, compressed_bytes, "
+               "ratio, mean_ratio, exact columns), as the Python API's cdma.analyze() returns it")
+      ->needs(csv_opt);
   app.add_option("--json", json_path, "write every level as JSON (schema cdma-analysis v1) to FILE ('-' = stdout)");
   app.add_flag("--verify", verify, "decode every encoding and compare with the original bytes (mismatch = error)");
   app.add_flag("-k,--keep-going", keep_going, "skip unreadable files and tensors, list them, exit 1 at the end");
@@ -177,7 +185,13 @@ int run_analyze(int argc, char** argv) {
   int rc = kExitOk;
   try {
     if (!json_path.empty()) write_output(json_path, [&](std::ostream& os) { analyze::write_json(os, result); });
-    if (!csv_path.empty()) write_output(csv_path, [&](std::ostream& os) { analyze::write_csv(os, result, *level); });
+    if (!csv_path.empty())
+      write_output(csv_path, [&](std::ostream& os) {
+        if (long_csv)
+          formats::write_csv(os, analyze::long_table(result, *level));
+        else
+          analyze::write_csv(os, result, *level);
+      });
     if (!quiet && json_path != "-" && csv_path != "-")
       write_output("-", [&](std::ostream& os) { analyze::write_table(os, result, *level); });
   } catch (const formats::Error& e) {

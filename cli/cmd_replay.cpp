@@ -28,7 +28,7 @@ struct Options {
   std::vector<double> sweep_values;
   int batch = 256;
   std::string precision = "fp32", gpu = "titan-xp", link = "pcie3", presets, policy = "vdnn-all";
-  std::string compute = "auto", ratios, json_out, svg_out, events_out, sweep, fill = "none";
+  std::string compute = "auto", ratios, json_out, csv_out, csv_layers_out, svg_out, events_out, sweep, fill = "none";
   std::optional<double> ratio, density, link_gbps, link_eff, latency_us, compute_eff, dram_eff;
   double compute_scale = 1.0, bwd_factor = 2.0, read_gbps = 0, comp_gbps = 0;
   int conv_kernel = 3, trace_index = 0;
@@ -94,13 +94,26 @@ hw::StudyRequest request(const Options& o) {
 
 // The outputs of a study; tables on stdout unless quiet or another output goes there.
 void write_outputs(const Options& o, const hw::StudyReport& rep) {
-  const bool print = !o.quiet && o.json_out != "-" && o.svg_out != "-" && o.events_out != "-";
+  const bool print = !o.quiet && o.json_out != "-" && o.svg_out != "-" && o.events_out != "-" && o.csv_out != "-" &&
+                     o.csv_layers_out != "-";
   if (print) {
     std::ostringstream tables;
     hw::write_tables(tables, rep, !o.no_layers && (o.layers || rep.runs.size() == 1));
     fmt::print("{}", tables.str());
   }
-  if (!o.json_out.empty()) write_output(o.json_out, hw::study_json(rep).dump(1) + "\n");
+  const nlohmann::json doc = hw::study_json(rep);
+  if (!o.json_out.empty()) write_output(o.json_out, doc.dump(1) + "\n");
+  if (!o.csv_out.empty() || !o.csv_layers_out.empty()) {
+    const hw::ReplayTables t = hw::replay_tables(doc);
+    auto csv = [](const formats::Table& table) {
+      std::ostringstream os;
+      formats::write_csv(os, table);
+      return os.str();
+    };
+    // With a sweep, --csv holds the sweep's rows (the totals are those of the unswept replay).
+    if (!o.csv_out.empty()) write_output(o.csv_out, csv(rep.sweep == hw::SweepParameter::none ? t.totals : t.sweep));
+    if (!o.csv_layers_out.empty()) write_output(o.csv_layers_out, csv(t.layers));
+  }
   const nlohmann::json events = rep.runs.empty() || (o.svg_out.empty() && o.events_out.empty())
                                     ? nlohmann::json::object()
                                     : hw::study_events_json(rep);
@@ -209,6 +222,11 @@ int run(int argc, char** argv) {
   app.add_flag("--layers", o.layers, "print the per-layer table (default when one network is replayed)");
   app.add_flag("--no-layers", o.no_layers, "do not print per-layer tables");
   app.add_option("--json", o.json_out, "write the results as JSON (schema cdma-replay v1; '-' = stdout)");
+  app.add_option("--csv", o.csv_out,
+                 "write the totals as CSV, one row per network x configuration (with --sweep: one row per network x "
+                 "value x configuration; '-' = stdout)");
+  app.add_option("--csv-layers", o.csv_layers_out,
+                 "write the per-layer rows as CSV, one row per network x layer x offloading configuration");
   app.add_option("--svg", o.svg_out, "write a timeline picture (SVG) of the oracle, vDNN and each engine");
   app.add_option("--events", o.events_out, "write the event trace of the event-by-event replay (JSON)");
   app.add_flag("--list", o.list, "list presets and zoo networks");

@@ -55,6 +55,9 @@ COMPONENTS = {
                                      "capture/common"],
                                third=["fmt", "json", "cli11", "threads"]),
     "bench":              dict(paths=["bench/"], deps=["formats", "analyze"], third=["benchmark"]),
+    # The Python package's native module (cdma._native): bindings of the libraries, no logic of its own.
+    "python":             dict(paths=["python/"], deps=["formats", "analyze", "hwmodel"],
+                               third=["pybind11", "fmt", "json"]),
     "tests":              dict(paths=["tests/"], deps=["*"], third=["*"]),
     "tools":              dict(paths=["tools/"], deps=[], third=["*"]),
 }
@@ -85,6 +88,7 @@ THIRD_PARTY = {
     "cuda":      dict(headers=[r"cuda[\w.]*\.h$", r"cudnn[\w.]*\.h$", r"cupti[\w.]*\.h$", r"nvrtc\.h$"],
                       links=[r"CUDA::\w+"]),
     "threads":   dict(headers=[], links=[r"Threads::Threads"]),
+    "pybind11":  dict(headers=[r"pybind11/"], links=[r"pybind11::\w+"]),
     "dl":        dict(headers=[], links=[r"\$\{CMAKE_DL_LIBS\}"]),
 }
 

@@ -20,6 +20,11 @@ done
 [ "$setup" = 1 ] && scripts/setup.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$(nproc)" --target cdma
+if grep -q '^CDMA_WITH_PYTHON:BOOL=ON' build/CMakeCache.txt; then
+  # The Python package (import cdma), registered for /usr/bin/python3.
+  cmake --build build -j "$(nproc)" --target cdma_python_native
+  scripts/python-path.sh build
+fi
 mkdir -p out
 # Per-layer density and compression ratios, the paper's table (and the machine-readable JSON).
 build/bin/cdma analyze "${traces[@]}" --json out/analysis.json

@@ -9,10 +9,11 @@ pkgs=(
   libhdf5-dev hdf5-tools zlib1g-dev libzstd-dev liblz4-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev
   clang clang-format libclang-rt-14-dev
-  python3 python3-h5py python3-numpy
+  python3 python3-h5py python3-numpy python3-pandas python3-pytest python3-matplotlib
+  python3-dev pybind11-dev python3-pybind11
   chromium
 )
-torch_pkgs=(libtorch-dev dataset-fashion-mnist)
+torch_pkgs=(libtorch-dev dataset-fashion-mnist python3-torch python3-torchvision)
 
 with_torch=1
 for a in "$@"; do

@@ -26,13 +26,14 @@ scripts/check-format.sh
 echo "== build (build/)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build -j "$jobs"
+if grep -q '^CDMA_WITH_PYTHON:BOOL=ON' build/CMakeCache.txt; then scripts/python-path.sh build; fi
 echo "== tests (build/)"
 ctest --test-dir build -j "$jobs" --output-on-failure --timeout 900
 
 if [ "$sanitize" = 1 ]; then
   echo "== ASan+UBSan build of the fuzz regression drivers (build-asan/)"
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCDMA_SANITIZE=ON \
-    -DCDMA_WITH_TORCH=OFF -DCDMA_WITH_CUDA=OFF -DCDMA_BUILD_BENCH=OFF
+    -DCDMA_WITH_TORCH=OFF -DCDMA_WITH_CUDA=OFF -DCDMA_BUILD_BENCH=OFF -DCDMA_WITH_PYTHON=OFF
   targets=$(ctest --test-dir build-asan -N -R '^fuzz\.' | sed -n 's/.*Test *#[0-9]*: fuzz\.\(.*\)/fuzz_\1/p' | sort -u)
   if [ -n "$targets" ]; then
     # shellcheck disable=SC2086

@@ -205,8 +205,81 @@ void write_json(std::ostream& os, const Analysis& a, int indent) {
   os << nl << "}\n";
 }
 
+namespace {
+const TraceSummary* trace_of(const Analysis& a, int index) {
+  for (const auto& t : a.traces)
+    if (t.index == index) return &t;
+  return nullptr;
+}
+}  // namespace
+
+formats::Table long_table(const Analysis& a, Level level) {
+  using K = formats::Table::Kind;
+  using Cell = formats::Table::Cell;
+  const bool tensor = level == Level::tensor;
+  const bool by_layer = tensor || level == Level::layer || level == Level::layer_iteration;
+  const bool by_iter = tensor || level == Level::iteration || level == Level::layer_iteration;
+  std::vector<formats::Table::Column> cols{{"trace", K::integer}, {"path", K::text}, {"model", K::text}};
+  if (tensor) cols.insert(cols.end(), {{"name", K::text}, {"phase", K::text}, {"offload", K::boolean}});
+  if (by_layer)
+    cols.insert(
+        cols.end(),
+        {{"layer_index", K::integer}, {"layer", K::text}, {"op", K::text}, {"role", K::text}, {"dims", K::text}});
+  if (by_iter) cols.push_back({"iteration", K::integer});
+  cols.insert(cols.end(), {{"layout", K::text}, {"dtype", K::text}});
+  if (tensor) cols.insert(cols.end(), {{"actual_layout", K::text}, {"actual_dtype", K::text}});
+  cols.insert(cols.end(), {{"tensors", K::integer},
+                           {"iterations", K::integer},
+                           {"elements", K::integer},
+                           {"bytes", K::integer},
+                           {"nonzeros", K::integer},
+                           {"zero_runs", K::integer},
+                           {"density", K::real},
+                           {"codec", K::text},
+                           {"compressed_bytes", K::integer},
+                           {"ratio", K::real},
+                           {"mean_ratio", K::real},
+                           {"exact", K::boolean}});
+  formats::Table t(std::move(cols));
+  auto i64 = [](auto v) { return Cell(static_cast<std::int64_t>(v)); };
+  for (const auto& r : a.rows(level)) {
+    std::vector<Cell> base{i64(r.trace)};
+    const TraceSummary* ts = trace_of(a, r.trace);
+    base.push_back(ts ? Cell(clean(ts->path)) : Cell());
+    base.push_back(ts && ts->model ? Cell(*ts->model) : Cell());
+    if (tensor) {
+      const TensorInfo& info = r.tensor->info;
+      base.insert(base.end(), {Cell(info.name), info.phase.empty() ? Cell() : Cell(info.phase), Cell(info.offload)});
+    }
+    if (by_layer) {
+      // /stats rows have no dims: the cell is empty rather than "".
+      base.insert(base.end(), {i64(*r.layer_index), Cell(*r.layer), Cell(*r.op), Cell(*r.role),
+                               r.dims.empty() ? Cell() : Cell(formats::dims_text(r.dims))});
+    }
+    if (by_iter) base.push_back(i64(*r.iteration));
+    base.insert(base.end(), {Cell(a.variants[r.variant].layout), Cell(a.variants[r.variant].dtype)});
+    if (tensor)
+      base.insert(base.end(), {Cell(r.tensor->variants[r.variant].actual_layout),
+                               Cell(r.tensor->variants[r.variant].actual_dtype)});
+    const Measures& m = r.m;
+    for (auto v : {m.tensors, m.iterations, m.elements, m.bytes, m.nonzeros, m.zero_runs}) base.push_back(i64(v));
+    base.push_back(Cell(m.density()));
+    for (std::size_t c = 0; c < a.codec_names.size() && c < m.codecs.size(); ++c) {
+      const CodecTotal& ct = m.codecs[c];
+      std::vector<Cell> row = base;
+      row.push_back(Cell(a.codec_names[c]));
+      row.push_back(ct.bytes ? i64(*ct.bytes) : Cell());
+      row.push_back(ct.ratio ? Cell(*ct.ratio) : Cell());
+      row.push_back(ct.mean_ratio ? Cell(*ct.mean_ratio) : Cell());
+      row.push_back(Cell(ct.exact));
+      t.add_row(std::move(row));
+    }
+  }
+  return t;
+}
+
 void write_csv(std::ostream& os, const Analysis& a, Level level) {
-  std::vector<std::string> head{"trace"};
+  std::vector<std::string> head{"trace", "path", "model"};
   const bool tensor = level == Level::tensor;
   const bool by_layer = tensor || level == Level::layer || level == Level::layer_iteration;
   const bool by_iter = tensor || level == Level::iteration || level == Level::layer_iteration;
@@ -225,6 +298,9 @@ void write_csv(std::ostream& os, const Analysis& a, Level level) {
   os << '\n';
   for (const auto& r : a.rows(level)) {
     std::vector<std::string> f{std::to_string(r.trace)};
+    const TraceSummary* ts = trace_of(a, r.trace);
+    f.push_back(ts ? csv_field(clean(ts->path)) : "");
+    f.push_back(ts && ts->model ? csv_field(*ts->model) : "");
     if (tensor) f.push_back(csv_field(r.tensor->info.name));
     if (by_layer) {
       f.push_back(std::to_string(*r.layer_index));

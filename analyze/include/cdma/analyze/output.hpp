@@ -4,6 +4,7 @@
 
 #include <cdma/analyze/aggregate.hpp>
 #include <cdma/analyze/pipeline.hpp>
+#include <cdma/formats/table.hpp>
 
 #include <ostream>
 #include <string>
@@ -17,8 +18,16 @@ inline constexpr const char* kSchemaName = "cdma-analysis";
 // inputs and options give the same bytes whatever the thread count or machine.
 void write_json(std::ostream& os, const Analysis& a, int indent = 1);
 
-// One level as CSV (header line, then one line per row). Unknown values are empty fields.
+// One level as CSV (header line, then one line per row: trace index, path and model, the level's
+// keys, the measures, then bytes / ratio / mean_ratio per codec). Unknown values are empty fields.
 void write_csv(std::ostream& os, const Analysis& a, Level level);
+
+// One level as a tidy (long) table: one row per group x variant x codec, with the trace's index,
+// path and model, the level's keys, the group's measures (the same for each codec of a group), and
+// the codec's name, compressed bytes, byte-weighted ratio, mean ratio and exactness. Empty cells
+// where the JSON has null. The numbers are the JSON's (`cdma analyze --json`); `cdma analyze
+// --csv FILE --long` writes it and the Python API's cdma.analyze() returns it.
+formats::Table long_table(const Analysis& a, Level level);
 
 // The terminal table of one level, then a network summary line per trace and variant, and a legend.
 // Skipped objects and reader warnings are the caller's to show (TraceSummary).

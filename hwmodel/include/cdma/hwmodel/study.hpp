@@ -4,6 +4,7 @@
 // and prints the StudyReport; `cdma report` and the Python API call the same function.
 #pragma once
 
+#include <cdma/formats/table.hpp>
 #include <cdma/hwmodel/facade.hpp>
 #include <cdma/hwmodel/report.hpp>
 #include <cdma/hwmodel/trace_input.hpp>
@@ -145,6 +146,20 @@ nlohmann::json study_json(const StudyReport& report);
 // {"replays": [cdma-replay-events documents]} of every kept event replay (labels prefixed by the
 // network when there are several runs). Needs keep_events.
 nlohmann::json study_events_json(const StudyReport& report);
+
+// A cdma-replay v1 document (study_json) as tidy tables, flattened from the document so that every
+// number is the JSON's; `cdma replay --csv` writes them and the Python API's cdma.replay() returns
+// them as DataFrames:
+//   totals:  one row per run x configuration (oracle, vDNN, each engine): the run's setup and the
+//            configuration's totals (docs/HWMODEL_RESULTS.md "totals");
+//   layers:  one row per run x layer x offloading configuration (vDNN, each engine), the layer's
+//            compute times and bytes beside the configuration's per-layer times;
+//   summary: one row per run x engine: vDNN overhead and the engine's speedup;
+//   sweep:   one row per run x sweep value x configuration (empty without a sweep).
+struct ReplayTables {
+  formats::Table totals, layers, summary, sweep;
+};
+ReplayTables replay_tables(const nlohmann::json& study_doc);
 
 // The text tables `cdma replay` prints: per run its totals, the per-layer table when per_layer,
 // the sweep; then the summary when there are several runs.

@@ -1,0 +1,29 @@
+"""cdma: how DNN training activations compress between GPU and host — the Python API.
+
+The same C++ libraries as the ``cdma`` command (no second implementation of any codec, reader or
+model), for notebooks and scripts:
+
+    import cdma
+    t = cdma.open("data/vgg-fmnist.h5")        # a trace: attrs, tensors() DataFrame, read(), timeline()
+    x = t.read(0)                              # numpy array, the tensor's dtype and dims
+    df = cdma.analyze(["data/vgg-fmnist.h5"], by="layer", codecs=["zvc", "lz4"])   # tidy DataFrame
+    r = cdma.replay(networks=["vgg16"], ratios="data/vgg-fmnist.h5")               # r.totals, r.layers
+    blob = cdma.codecs.encode("zvc", x)        # cdma.codecs: encode / decode / size
+
+Errors raise cdma.Error subclasses (UsageError, TraceError, CodecError, ...) with the CLI's messages.
+See the README ("Python API") and docs/python-example.py.
+"""
+
+from . import _native
+from . import codecs
+from .analysis import LEVELS, Analysis, analysis, analyze
+from .errors import CodecError, Error, ModelError, TraceError, UsageError, VerifyError
+from .replay import Replay, replay, zoo
+from .trace import Trace, TensorInfo, bfloat16_to_float32, open  # noqa: A004 - cdma.open is the front door
+
+__version__ = _native.__version__
+
+__all__ = [
+    "Analysis", "CodecError", "Error", "LEVELS", "ModelError", "Replay", "TensorInfo", "Trace", "TraceError",
+    "UsageError", "VerifyError", "analysis", "analyze", "bfloat16_to_float32", "codecs", "open", "replay", "zoo",
+]

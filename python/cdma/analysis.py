@@ -1,0 +1,122 @@
+"""Analyses of trace files: the pipeline of ``cdma analyze`` (analyze::run_analysis) in-process."""
+
+import json as _json
+import os
+
+from . import _native
+from ._frame import frame
+
+LEVELS = ("tensor", "layer", "iteration", "layer_iteration", "network")
+
+
+def _list(v, name):
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return [s for s in v.split(",") if s]
+    try:
+        return [str(s) for s in v]
+    except TypeError:
+        raise TypeError(f"{name}: a list of names or a comma-separated string") from None
+
+
+def _iterations(v):
+    # "0-3,7,10-" as the CLI takes it, an int, or a list of ints / (first, last) pairs.
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, int):
+        return str(v)
+    parts = []
+    for x in v:
+        if isinstance(x, (tuple, list)) and len(x) == 2:
+            parts.append(f"{int(x[0])}-{int(x[1])}")
+        else:
+            parts.append(str(int(x)))
+    return ",".join(parts)
+
+
+class Analysis:
+    """The result of one analysis run over one or more traces (``cdma.analysis``).
+
+    ``df(by)`` gives any level as a tidy DataFrame without rerunning the codecs; ``json()`` the
+    document ``cdma analyze --json`` writes (schema cdma-analysis v1), byte for byte."""
+
+    def __init__(self, native, paths):
+        self._a = native
+        self.paths = paths
+
+    @property
+    def codecs(self):
+        """Canonical codec names, in the order of the options."""
+        return self._a.codecs
+
+    @property
+    def variants(self):
+        """(layout, dtype) of each analysed variant; ("stored", "stored") is the data as captured."""
+        return self._a.variants
+
+    @property
+    def interrupted(self):
+        return self._a.interrupted
+
+    def df(self, by="layer"):
+        """One level as a tidy DataFrame: one row per group x variant x codec.
+
+        Columns: trace (index), path, model, the level's keys (tensor: name, phase, offload; layer
+        levels: layer_index, layer, op, role, dims; iteration levels: iteration), layout, dtype
+        (the variant), tensors, iterations, elements, bytes (uncompressed), nonzeros, zero_runs,
+        density, codec, compressed_bytes, ratio (bytes / compressed_bytes over the group), mean_ratio
+        (unweighted mean of per-tensor ratios), exact (False where compressed_bytes is a lower
+        bound: ZRLE-k of /stats rows). compressed_bytes and the ratios are empty (<NA>/NaN) where
+        nobody measured them (byte codecs on /stats rows). The numbers are those of
+        ``cdma analyze --json``."""
+        return frame(self._a.table(by.replace("-", "_")))
+
+    def traces(self):
+        """One row per trace: index, path, model, source, complete, tensors, stats_rows,
+        filtered_out, not_offloaded, offload_attribute, skipped, warnings."""
+        import pandas as pd
+
+        return pd.DataFrame(self._a.traces())
+
+    def to_json(self, indent=1):
+        """The cdma-analysis v1 document as text, exactly as ``cdma analyze --json`` writes it."""
+        return self._a.json(indent)
+
+    def json(self):
+        """The cdma-analysis v1 document as Python objects."""
+        return _json.loads(self._a.json(-1))
+
+    def to_csv(self, by="layer"):
+        """The wide CSV of ``cdma analyze --csv`` (a column triple per codec) as text."""
+        return self._a.csv(by.replace("-", "_"))
+
+    def __repr__(self):
+        return f"<cdma.Analysis of {len(self.paths)} trace(s): codecs {', '.join(self.codecs)}>"
+
+
+def analysis(paths, codecs=None, chunk=0, layouts=None, dtypes=None, all_tensors=False, iterations=None,
+             layers=None, ops=None, roles=None, verify=False, keep_going=False, threads=0, zero_copy=True,
+             progress=None):
+    """Runs the analysis of ``cdma analyze`` over trace files and returns an Analysis.
+
+    The keywords are the CLI's options: ``codecs`` (list or "zvc,lz4"; default zvc, zrle-4,
+    zlib-6, zstd-1, lz4), ``chunk`` (bytes or "4K"), ``layouts`` ("stored", "NCHW", "NHWC",
+    "CHWN"), ``dtypes`` ("stored", "float16", "bfloat16"), ``all_tensors`` (every recorded tensor,
+    not only the offload set), filters ``iterations`` ("0-3,7,10-" or a list), ``layers``, ``ops``,
+    ``roles``, and ``verify``, ``keep_going``, ``threads``. ``progress(bytes_done, bytes_total,
+    tensors_done, tensors_total)`` is called about 10 times a second. Ctrl-C stops the run and
+    raises KeyboardInterrupt."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    paths = [os.fspath(p) for p in paths]
+    opts = dict(codecs=_list(codecs, "codecs"), chunk=chunk, layouts=_list(layouts, "layouts"),
+                dtypes=_list(dtypes, "dtypes"), all_tensors=bool(all_tensors), iterations=_iterations(iterations),
+                layers=_list(layers, "layers"), ops=_list(ops, "ops"), roles=_list(roles, "roles"),
+                verify=bool(verify), keep_going=bool(keep_going), threads=int(threads), zero_copy=bool(zero_copy))
+    return Analysis(_native.run_analysis(paths, opts, progress), paths)
+
+
+def analyze(paths, by="layer", **options):
+    """``analysis(paths, **options).df(by)``: one level of the analysis as a tidy DataFrame."""
+    return analysis(paths, **options).df(by)

@@ -1,0 +1,36 @@
+"""Exceptions of the cdma package.
+
+Every error the cdma libraries raise arrives as one of these, with the library's message: the same
+sentence the ``cdma`` command prints (without its ``cdma <verb>:`` prefix).
+"""
+
+
+class Error(Exception):
+    """Base of every cdma error."""
+
+
+class UsageError(Error, ValueError):
+    """A request is invalid as given: an unknown codec, network or preset, a value out of range."""
+
+
+class TraceError(Error):
+    """A trace file could not be opened, read or written, or does not follow trace format v1.
+
+    ``file`` and ``object`` name where the problem is ("" when not applicable)."""
+
+    def __init__(self, message, file="", object=""):  # noqa: A002 - the library's names
+        super().__init__(message)
+        self.file = file
+        self.object = object
+
+
+class CodecError(Error, ValueError):
+    """A codec stream is malformed, or a codec name or parameter is invalid."""
+
+
+class VerifyError(Error):
+    """``verify=True`` found an encoding that does not decode to the original bytes."""
+
+
+class ModelError(Error):
+    """The hardware model refused its inputs (a bad preset file, an inconsistent network)."""
