@@ -28,7 +28,8 @@ struct Options {
   std::vector<double> sweep_values;
   int batch = 256;
   std::string precision = "fp32", gpu = "titan-xp", link = "pcie3", presets, policy = "vdnn-all";
-  std::string compute = "auto", ratios, json_out, csv_out, csv_layers_out, svg_out, events_out, sweep, fill = "none";
+  std::string compute = "auto", ratios, json_out, csv_out, csv_layers_out, svg_out, events_out, sweep, fill = "none",
+              events_format = "cdma";
   std::optional<double> ratio, density, link_gbps, link_eff, latency_us, compute_eff, dram_eff;
   double compute_scale = 1.0, bwd_factor = 2.0, read_gbps = 0, comp_gbps = 0;
   int conv_kernel = 3, trace_index = 0;
@@ -126,7 +127,8 @@ void write_outputs(const Options& o, const hw::StudyReport& rep) {
                                                                 rep.runs.front().net.name, rep.gpu, rep.link, o.policy),
                                                     true));
   }
-  if (!o.events_out.empty()) write_output(o.events_out, events.dump() + "\n");
+  if (!o.events_out.empty())
+    write_output(o.events_out, (o.events_format == "chrome" ? hw::study_chrome_trace(rep) : events).dump() + "\n");
 }
 
 int run(int argc, char** argv) {
@@ -228,7 +230,14 @@ int run(int argc, char** argv) {
   app.add_option("--csv-layers", o.csv_layers_out,
                  "write the per-layer rows as CSV, one row per network x layer x offloading configuration");
   app.add_option("--svg", o.svg_out, "write a timeline picture (SVG) of the oracle, vDNN and each engine");
-  app.add_option("--events", o.events_out, "write the event trace of the event-by-event replay (JSON)");
+  auto* events_opt =
+      app.add_option("--events", o.events_out, "write the event trace of the event-by-event replay (JSON)");
+  app.add_option("--events-format", o.events_format,
+                 "'cdma' (schema cdma-replay-events) or 'chrome' (Chrome trace-event JSON: opens in Perfetto "
+                 "and chrome://tracing, a track per stream per configuration)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cdma", "chrome"}))
+      ->needs(events_opt);
   app.add_flag("--list", o.list, "list presets and zoo networks");
   app.add_flag("-q,--quiet", o.quiet, "no tables on stdout");
   try {

@@ -171,4 +171,52 @@ json study_events_json(const StudyReport& report) {
   return {{"replays", replays}};
 }
 
+json study_chrome_trace(const StudyReport& report) {
+  json events = json::array();
+  int pid = 0;
+  // Tracks in display order; a memory-stream event goes to "offload" or "prefetch" by its kind.
+  const char* tracks[] = {"compute", "offload", "prefetch"};
+  auto track_of = [](const Event& e) {
+    if (e.stream == "compute") return 0;
+    return e.kind == "offload" ? 1 : 2;
+  };
+  for (const auto& run : report.runs) {
+    const auto configs = run.configurations();
+    for (std::size_t k = 0; k < run.events.size() && k < configs.size(); ++k) {
+      ++pid;
+      const std::string process = clean(run.net.name) + " " + clean(configs[k]->label);
+      events.push_back(
+          {{"name", "process_name"}, {"ph", "M"}, {"pid", pid}, {"tid", 0}, {"args", {{"name", process}}}});
+      events.push_back(
+          {{"name", "process_sort_index"}, {"ph", "M"}, {"pid", pid}, {"tid", 0}, {"args", {{"sort_index", pid}}}});
+      for (int t = 0; t < 3; ++t) {
+        events.push_back(
+            {{"name", "thread_name"}, {"ph", "M"}, {"pid", pid}, {"tid", t + 1}, {"args", {{"name", tracks[t]}}}});
+        events.push_back(
+            {{"name", "thread_sort_index"}, {"ph", "M"}, {"pid", pid}, {"tid", t + 1}, {"args", {{"sort_index", t}}}});
+      }
+      for (const auto& e : run.events[k].events) {
+        const std::string layer = e.layer >= 0 && static_cast<std::size_t>(e.layer) < run.net.layers.size()
+                                      ? clean(run.net.layers[e.layer].name)
+                                      : std::string();
+        // Picoseconds to the format's microseconds (a double keeps sub-microsecond steps).
+        const double ts = static_cast<double>(e.start_ps) / 1e6;
+        const double dur = static_cast<double>(e.end_ps - e.start_ps) / 1e6;
+        events.push_back({{"name", layer.empty() ? e.kind : e.kind + " " + layer},
+                          {"cat", e.kind},
+                          {"ph", "X"},
+                          {"pid", pid},
+                          {"tid", track_of(e) + 1},
+                          {"ts", ts},
+                          {"dur", dur},
+                          {"args", {{"layer", layer}, {"tensor", e.tensor}, {"bytes", e.bytes}}}});
+      }
+    }
+  }
+  return {{"traceEvents", events},
+          {"displayTimeUnit", "ms"},
+          {"otherData",
+           {{"producer", fmt::format("cdma-replay {}", cdma::kVersion)}, {"gpu", report.gpu}, {"link", report.link}}}};
+}
+
 }  // namespace cdma::hwmodel

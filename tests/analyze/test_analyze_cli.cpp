@@ -145,7 +145,7 @@ TEST_F(AnalyzeCli, TableCsvAndLevels) {
   EXPECT_EQ(text.rfind("trace,path,model,layer_index,layer,op,role,shape,iteration,layout,dtype,tensors", 0), 0u)
       << text;
   // Each row names its trace by path and model, not only by index.
-  EXPECT_NE(text.find("\n0," + h5py_trace.string() + ",tiny,"), std::string::npos) << text;
+  EXPECT_NE(text.find("\n0," + h5py_trace.string() + ",pytiny,"), std::string::npos) << text;
   r = run_command(cdma() + " analyze " + quote(h5py_trace.string()) + " --by iteration --csv -");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1 + 2);  // header + iterations 0, 1

@@ -5,12 +5,14 @@
 #include <nlohmann/json.hpp>
 
 #include <sys/wait.h>
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <tuple>
 #include <vector>
@@ -106,6 +108,68 @@ TEST_F(HwReplayCli, ZooReplayWritesConsistentJsonSvgAndEvents) {
   EXPECT_EQ(c.code, 0) << c.out;
   fs::remove(j);
   fs::remove(s);
+  fs::remove(e);
+}
+
+// The trace-event format's required fields (Chrome "Trace Event Format": name, ph, ts, pid, tid;
+// dur for complete events; metadata events naming processes and threads), and what cdma promises
+// on top: one process per configuration, tracks compute / offload / prefetch, one op at a time per
+// track, and the vDNN process ending at the replay's total time.
+TEST_F(HwReplayCli, ChromeTraceEventsAreValidTraceEventJson) {
+  auto j = tmp("c.json"), e = tmp("c-events.json");
+  auto r = replay("--net alexnet --batch 64 --ratio 2.6 -q --json " + j.string() + " --events " + e.string() +
+                  " --events-format chrome");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const json doc = load(e), rep = load(j);
+  ASSERT_TRUE(doc.is_object() && doc.contains("traceEvents") && doc["traceEvents"].is_array());
+  std::map<int, std::string> process;
+  std::map<std::pair<int, int>, std::string> thread;
+  std::map<std::pair<int, int>, std::vector<std::pair<double, double>>> spans;
+  for (const auto& ev : doc["traceEvents"]) {
+    ASSERT_TRUE(ev.is_object());
+    ASSERT_TRUE(ev.contains("name") && ev["name"].is_string()) << ev;
+    ASSERT_TRUE(ev.contains("ph") && ev["ph"].is_string()) << ev;
+    ASSERT_TRUE(ev.contains("pid") && ev["pid"].is_number_integer()) << ev;
+    ASSERT_TRUE(ev.contains("tid") && ev["tid"].is_number_integer()) << ev;
+    const std::string ph = ev["ph"];
+    const int pid = ev["pid"], tid = ev["tid"];
+    if (ph == "M") {
+      ASSERT_TRUE(ev.contains("args") && ev["args"].is_object()) << ev;
+      if (ev["name"] == "process_name") process[pid] = ev["args"]["name"];
+      if (ev["name"] == "thread_name") thread[{pid, tid}] = ev["args"]["name"];
+      continue;
+    }
+    ASSERT_EQ(ph, "X") << ev;
+    ASSERT_TRUE(ev.contains("ts") && ev["ts"].is_number() && ev.contains("dur") && ev["dur"].is_number()) << ev;
+    EXPECT_GE(ev["ts"].get<double>(), 0);
+    EXPECT_GE(ev["dur"].get<double>(), 0);
+    EXPECT_TRUE(ev.contains("cat") && ev["cat"].is_string());
+    EXPECT_TRUE(thread.count({pid, tid})) << "event on an unnamed track: " << ev;
+    spans[{pid, tid}].push_back({ev["ts"].get<double>(), ev["ts"].get<double>() + ev["dur"].get<double>()});
+  }
+  ASSERT_EQ(process.size(), 5u);  // oracle, vDNN, dma, mc, sm
+  EXPECT_EQ(process[1], "alexnet oracle");
+  EXPECT_EQ(process[2], "alexnet vDNN");
+  for (int pid = 1; pid <= 5; ++pid) {
+    EXPECT_EQ(thread[std::make_pair(pid, 1)], "compute");
+    EXPECT_EQ(thread[std::make_pair(pid, 2)], "offload");
+    EXPECT_EQ(thread[std::make_pair(pid, 3)], "prefetch");
+  }
+  EXPECT_TRUE(spans[std::make_pair(1, 2)].empty());  // the oracle moves nothing
+  EXPECT_FALSE(spans[std::make_pair(2, 2)].empty());
+  EXPECT_FALSE(spans[std::make_pair(2, 3)].empty());
+  double vdnn_end = 0;
+  for (auto& [key, v] : spans) {
+    std::sort(v.begin(), v.end());
+    for (std::size_t i = 1; i < v.size(); ++i) EXPECT_LE(v[i - 1].second, v[i].first + 1e-6) << key.first;
+    if (key.first == 2) vdnn_end = std::max(vdnn_end, v.back().second);
+  }
+  const double total_us = rep["runs"][0]["totals"][1]["time_s"].get<double>() * 1e6;
+  EXPECT_NEAR(vdnn_end, total_us, 1e-6 * total_us);
+  // --events-format needs --events, and takes only the two names.
+  EXPECT_EQ(replay("--net alexnet --ratio 2 --events-format chrome").code, 2);
+  EXPECT_EQ(replay("--net alexnet --ratio 2 --events " + e.string() + " --events-format perfetto").code, 2);
+  fs::remove(j);
   fs::remove(e);
 }
 

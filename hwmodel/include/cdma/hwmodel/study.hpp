@@ -147,6 +147,13 @@ nlohmann::json study_json(const StudyReport& report);
 // network when there are several runs). Needs keep_events.
 nlohmann::json study_events_json(const StudyReport& report);
 
+// Every kept event replay as one Chrome trace-event document (the JSON object format that
+// Perfetto, chrome://tracing and the PyTorch profiler read): a process per network x configuration,
+// a thread (track) per stream: "compute" (forward, backward, compress, decompress), "offload" and
+// "prefetch" (prefetch and on-demand fetch); complete events ("ph": "X", microseconds) named by kind
+// and layer, with the layer, tensor and bytes in args. Needs keep_events.
+nlohmann::json study_chrome_trace(const StudyReport& report);
+
 // A cdma-replay v1 document (study_json) as tidy tables, flattened from the document so that every
 // number is the JSON's; `cdma replay --csv` writes them and the Python API's cdma.replay() returns
 // them as DataFrames:
