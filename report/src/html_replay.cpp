@@ -64,9 +64,10 @@ std::string replay_section(const json& replay, const std::vector<std::string>& t
       t.y.push_back(num(tot, "time_s") * 1e3);
       double sp = num(tot, "speedup_vs_vdnn");
       table += fmt::format(
-          "<tr><td>{}</td><td class=num>{:.3f}</td><td class=num>{:.3f}</td><td class=num>{:.0f}</td>"
+          "<tr><td>{}</td><td class=num>{:.3f}</td><td class=num>{:.3f}</td><td class=num>{}</td>"
           "<td class=num>{:+.1f}%</td><td class=num>{}</td></tr>",
-          escape(c), num(tot, "time_s") * 1e3, num(tot, "stall_s") * 1e3, num(tot, "link_bytes"),
+          escape(c), num(tot, "time_s") * 1e3, num(tot, "stall_s") * 1e3,
+          std::isnan(num(tot, "link_bytes")) ? std::string("–") : formats::human_bytes(num(tot, "link_bytes")),
           num(tot, "overhead_vs_oracle") * 100, std::isnan(sp) ? "–" : fmt::format("{:+.1f}%", sp * 100));
     }
     table += "</tbody></table>";

@@ -88,6 +88,14 @@ std::string axes_svg(const Axes& a, const Scale& ys, int x0, int x1, int y0, int
   return s;
 }
 
+// Width of a legend whose longest name is `longest` characters (11 px text: about 6.5 px a character),
+// so that no name is cut off; at most half the chart.
+int legend_width(const std::vector<Series>& series, int chart_width) {
+  std::size_t longest = 0;
+  for (const auto& s : series) longest = std::max(longest, s.name.size());
+  return std::min(chart_width / 2, std::max(150, 30 + static_cast<int>(6.5 * static_cast<double>(longest))));
+}
+
 std::string legend_svg(const std::vector<std::string>& names, const std::vector<int>& colours, int x, int y) {
   std::string s;
   for (std::size_t i = 0; i < names.size(); ++i) {
@@ -134,12 +142,12 @@ std::string escape(const std::string& s) {
 }
 
 std::string line_chart(const Axes& a, const std::vector<Series>& series) {
-  const int legend_w = 150;
+  const int legend_w = legend_width(series, a.width);
   int x0 = kLeft, x1 = a.width - kRight - legend_w, y0 = kTop, y1 = a.height - kBottom;
   double xlo = std::numeric_limits<double>::infinity(), xhi = -xlo, ylo = xlo, yhi = -xlo;
   for (const auto& s : series)
     for (std::size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
-      if (std::isnan(s.y[i]) || (a.log_y && s.y[i] <= 0)) continue;
+      if (std::isnan(s.y[i]) || std::isnan(s.x[i]) || (a.log_y && s.y[i] <= 0) || (a.log_x && s.x[i] <= 0)) continue;
       xlo = std::min(xlo, s.x[i]);
       xhi = std::max(xhi, s.x[i]);
       ylo = std::min(ylo, s.y[i]);
@@ -151,37 +159,49 @@ std::string line_chart(const Axes& a, const std::vector<Series>& series) {
     xlo -= 0.5;
     xhi += 0.5;
   }
-  Scale xs{xlo, xhi, false, static_cast<double>(x0), static_cast<double>(x1)};
+  Scale xs{xlo, xhi, a.log_x, static_cast<double>(x0), static_cast<double>(x1)};
   Scale ys = y_scale(a, a.log_y ? ylo : std::min(0.0, ylo), yhi * (a.log_y ? 1.2 : 1.05), y0, y1);
   out += axes_svg(a, ys, x0, x1, y0, y1);
-  for (double t : ticks(xlo, xhi, false))
+  for (double t : ticks(xlo, xhi, a.log_x))
     out += fmt::format(R"~(<text x="{:.1f}" y="{}" text-anchor="middle" class="tick">{}</text>)~", xs(t), y1 + 16,
                        fmt_num(t));
   std::vector<std::string> names;
   std::vector<int> colours;
   for (std::size_t k = 0; k < series.size(); ++k) {
     const auto& s = series[k];
+    const int colour = s.colour >= 0 ? s.colour : static_cast<int>(k);
     std::string pts, dots;
     for (std::size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
-      if (std::isnan(s.y[i]) || (a.log_y && s.y[i] <= 0)) continue;
+      if (std::isnan(s.y[i]) || std::isnan(s.x[i]) || (a.log_y && s.y[i] <= 0) || (a.log_x && s.x[i] <= 0)) continue;
       pts += fmt::format("{:.1f},{:.1f} ", xs(s.x[i]), ys(s.y[i]));
-      dots += fmt::format(
-          R"~(<circle cx="{:.1f}" cy="{:.1f}" r="2.5" fill="{}"><title>{}: x={} y={}</title></circle>)~", xs(s.x[i]),
-          ys(s.y[i]), palette(static_cast<int>(k)), escape(s.name), fmt_num(s.x[i]), fmt_num(s.y[i]));
+      if (s.dots)
+        dots += fmt::format(
+            R"~(<circle cx="{:.1f}" cy="{:.1f}" r="2.5" fill="{}" class="dot"><title>{}: x={} y={}</title></circle>)~",
+            xs(s.x[i]), ys(s.y[i]), palette(colour), escape(s.name), fmt_num(s.x[i]), fmt_num(s.y[i]));
     }
-    out += fmt::format(R"~(<polyline fill="none" stroke="{}" stroke-width="1.8" points="{}" class="series"/>)~",
-                       palette(static_cast<int>(k)), pts) +
-           dots;
+    if (s.line)
+      out += fmt::format(
+          R"~(<polyline fill="none" stroke="{}" stroke-width="1.8"{} points="{}" class="series"><title>{}</title></polyline>)~",
+          palette(colour), s.dashed ? R"~( stroke-dasharray="5,3")~" : "", pts, escape(s.name));
+    out += dots;
     names.push_back(s.name);
-    colours.push_back(static_cast<int>(k));
+    colours.push_back(colour);
   }
   out += legend_svg(names, colours, x1 + 12, y0);
   return out + "</svg>";
 }
 
 std::string bar_chart(const Axes& a, const std::vector<std::string>& cats, const std::vector<Series>& series) {
-  const int legend_w = series.size() > 1 ? 150 : 0;
-  int x0 = kLeft, x1 = a.width - kRight - legend_w, y0 = kTop, y1 = a.height - kBottom - 30;
+  const int legend_w = series.size() > 1 ? legend_width(series, a.width) : 0;
+  // Category labels run down-left at 35 degrees from their group's centre (11 px text, about 6 px a
+  // character): the margins make room for the longest, so that none is cut off at the left or the
+  // bottom edge.
+  std::size_t longest = 0;
+  for (const auto& c : cats) longest = std::max(longest, c.size());
+  const double label_px = 6.0 * static_cast<double>(std::min<std::size_t>(longest, 40));
+  const int label_down = static_cast<int>(label_px * 0.574) + 16, label_left = static_cast<int>(label_px * 0.819);
+  const int x0 = std::max(kLeft, label_left + 8), x1 = a.width - kRight - legend_w, y0 = kTop;
+  const int y1 = a.height - std::max(kBottom + 30, label_down + 24);
   double ylo = std::numeric_limits<double>::infinity(), yhi = -ylo;
   for (const auto& s : series)
     for (double v : s.y)
@@ -211,7 +231,7 @@ std::string bar_chart(const Axes& a, const std::vector<std::string>& cats, const
     double cx = gx + group_w * 0.4;
     out +=
         fmt::format(R"~(<text transform="translate({:.1f},{}) rotate(-35)" text-anchor="end" class="tick">{}</text>)~",
-                    cx, y1 + 12, escape(cats[j]));
+                    cx, y1 + 12, escape(cats[j].size() > 40 ? cats[j].substr(0, 39) + "…" : cats[j]));
   }
   if (series.size() > 1) {
     std::vector<std::string> names;

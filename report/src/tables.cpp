@@ -11,6 +11,14 @@ namespace cdma::report {
 
 using nlohmann::json;
 
+namespace {
+int width_of(const std::string& dtype) {
+  if (dtype == "float16" || dtype == "bfloat16") return 2;
+  if (dtype == "int8" || dtype == "uint8") return 1;
+  return 4;
+}
+}  // namespace
+
 AnalysisTables analysis_tables(const analyze::Analysis& a) {
   AnalysisTables t;
   t.codecs = a.codec_names;
@@ -40,6 +48,19 @@ AnalysisTables analysis_tables(const analyze::Analysis& a) {
   take(analyze::Level::layer, t.layer, false);
   take(analyze::Level::iteration, t.iteration, false);
   take(analyze::Level::layer_iteration, t.layer_iteration, false);
+  if (stored)
+    for (const auto& tr : a.tensors) {
+      const auto& vm = tr.variants[*stored];
+      if (!vm.present) continue;
+      TensorPoint p;
+      p.trace = tr.info.trace;
+      p.density = vm.elements ? static_cast<double>(vm.nonzeros) / static_cast<double>(vm.elements) : std::nan("");
+      p.width = width_of(vm.actual_dtype);
+      for (const auto& c : vm.codecs)
+        p.ratio.push_back(c.bytes && *c.bytes > 0 ? static_cast<double>(vm.bytes) / static_cast<double>(*c.bytes)
+                                                  : std::nan(""));
+      t.tensors.push_back(std::move(p));
+    }
   return t;
 }
 
@@ -93,6 +114,18 @@ AnalysisTables analysis_tables(const json& a) {
     take("layer", t.layer, false);
     take("iteration", t.iteration, false);
     take("layer_iteration", t.layer_iteration, false);
+    for (const auto& j : a.value("tensor", json::array())) {
+      if (j.value("layout", "") != "stored" || j.value("dtype", "") != "stored") continue;
+      const AnalysisRow r = row_of(j, t.codecs);
+      TensorPoint p;
+      p.trace = r.trace;
+      p.density = r.density;
+      p.width =
+          width_of(j.contains("actual_dtype") && j["actual_dtype"].is_string() ? j["actual_dtype"].get<std::string>()
+                                                                               : j.value("stored_dtype", "float32"));
+      p.ratio = r.ratio;
+      t.tensors.push_back(std::move(p));
+    }
     return t;
   } catch (const json::exception& e) {
     throw formats::Error(fmt::format("report: the analysis document has a field of the wrong type ({})", e.what()));

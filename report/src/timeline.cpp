@@ -1,5 +1,6 @@
 // Replay timelines on the report's timeline chart.
 #include <cdma/formats/error.hpp>
+#include <cdma/formats/text.hpp>
 #include <cdma/report/svg.hpp>
 #include <cdma/report/timeline.hpp>
 
@@ -13,15 +14,16 @@ using nlohmann::json;
 
 namespace {
 
-// Palette indices (Okabe-Ito): blue, green, orange, vermillion, reddish purple.
-constexpr int kForward = 0, kBackward = 2, kTransfer = 1, kFetch = 3, kKernel = 4;
+// Palette indices (Okabe-Ito): a distinct colour for each kind of operation, transfers included.
+constexpr int kForward = 0, kBackward = 2, kOffload = 1, kPrefetch = 5, kFetch = 3, kKernel = 4;
 
 int colour(const std::string& kind) {
   if (kind == "forward") return kForward;
   if (kind == "backward") return kBackward;
   if (kind == "compress" || kind == "decompress") return kKernel;
   if (kind == "fetch") return kFetch;
-  return kTransfer;  // offload, prefetch
+  if (kind == "prefetch") return kPrefetch;
+  return kOffload;
 }
 
 const json& field(const json& j, const char* key, std::size_t replay) {
@@ -57,9 +59,9 @@ std::string replay_timeline(const std::vector<json>& replays, const std::string&
                                      : "";
         const std::string kind = e.at("kind").get<std::string>();
         const auto bytes = e.value("bytes", std::int64_t{0});
-        spans.push_back(
-            {e.at("stream").get<std::string>() == "compute" ? compute : mem, s, t, colour(kind),
-             fmt::format("{} {} {:.3f}-{:.3f} ms{}", kind, name, s, t, bytes > 0 ? fmt::format(" {} B", bytes) : "")});
+        spans.push_back({e.at("stream").get<std::string>() == "compute" ? compute : mem, s, t, colour(kind),
+                         fmt::format("{} {} {:.3f}-{:.3f} ms{}", kind, name, s, t,
+                                     bytes > 0 ? " " + formats::human_bytes(static_cast<double>(bytes)) : "")});
       }
     }
   } catch (const json::exception& e) {
@@ -68,13 +70,14 @@ std::string replay_timeline(const std::vector<json>& replays, const std::string&
   Axes ax;
   ax.title = title;
   ax.x_label = "time (ms); gaps on a compute lane are stalls";
-  ax.width = 1200;
+  ax.width = 1060;  // within the report's content box: title and legend in view at load
   ax.height = 34 + 50 + static_cast<int>(lanes.size()) * 20;
   ax.standalone = standalone;
   return timeline_chart(ax, lanes, spans,
                         {{kForward, "forward"},
                          {kBackward, "backward"},
-                         {kTransfer, "offload / prefetch"},
+                         {kOffload, "offload"},
+                         {kPrefetch, "prefetch"},
                          {kFetch, "on-demand fetch"},
                          {kKernel, "(de)compression kernel"}});
 }

@@ -1,15 +1,19 @@
 """Checks a report page as a browser rendered it.
-Usage: check_page.py DOM.html SCREENSHOT.png MIN_CHARTS
+Usage: check_page.py DOM.html SCREENSHOT.png MIN_CHARTS [TITLE...]
 DOM.html is chromium's --dump-dom output (after scripts ran). Checks: the page's script ran
 (data-ready=1) with no script errors (no data-errors), at least MIN_CHARTS charts, every chart has
-drawn marks (bars, lines, cells or spans) and no 'no data' placeholder, and the screenshot PNG is a
-real picture (decodable, more than a handful of distinct colours)."""
+drawn marks (bars, lines, points, cells or spans) and no 'no data' placeholder, a chart whose title
+starts with each TITLE exists and drew marks, no chart is wider than the page's content box (1068 px:
+its title and legend would be out of view when the page loads), and the screenshot PNG is a real
+picture (decodable, more than a handful of distinct colours)."""
 import struct
 import sys
 import zlib
 from html.parser import HTMLParser
 
 dom_path, png_path, min_charts = sys.argv[1], sys.argv[2], int(sys.argv[3])
+titles = sys.argv[4:]
+CONTENT_WIDTH = 1100 - 2 * 16  # body max-width minus its padding (report/src/html.cpp kStyle)
 errors = []
 
 
@@ -18,6 +22,8 @@ class Page(HTMLParser):
         super().__init__()
         self.body = {}
         self.charts = []  # per chart: number of marks
+        self.names = []   # per chart: its aria-label (the title)
+        self.widths = []
         self.depth = 0
         self.in_chart = False
         self.text_no_data = 0
@@ -28,9 +34,12 @@ class Page(HTMLParser):
             self.body = a
         if tag == "svg" and "chart" in (a.get("class") or "").split():
             self.charts.append(0)
+            self.names.append(a.get("aria-label") or "")
+            self.widths.append(float(a.get("width") or 0))
             self.in_chart = True
         elif self.in_chart and ((tag == "rect" and a.get("class") in ("bar", "cell", "span"))
-                                or (tag == "polyline" and a.get("class") == "series")):
+                                or (tag == "polyline" and a.get("class") == "series")
+                                or (tag == "circle" and a.get("class") == "dot")):
             self.charts[-1] += 1
 
     def handle_endtag(self, tag):
@@ -53,6 +62,15 @@ if len(p.charts) < min_charts:
 empty = [i for i, n in enumerate(p.charts) if n == 0]
 if empty:
     errors.append(f"charts without marks: {empty}")
+for t in titles:
+    hits = [n for n, name in zip(p.charts, p.names) if name.startswith(t)]
+    if not hits:
+        errors.append(f"no chart titled {t!r}")
+    elif not all(hits):
+        errors.append(f"a chart titled {t!r} drew no marks")
+wide = [(name, w) for name, w in zip(p.names, p.widths) if w > CONTENT_WIDTH]
+if wide:
+    errors.append(f"charts wider than the page ({CONTENT_WIDTH} px): {wide}")
 if p.text_no_data:
     errors.append(f"{p.text_no_data} chart(s) say 'no data'")
 

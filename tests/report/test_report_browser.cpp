@@ -47,9 +47,11 @@ TEST(ReportBrowser, PageRendersWithEveryPlot) {
                   " file://" + quote(page.string()));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   ASSERT_TRUE(std::filesystem::exists(png));
-  // density heatmap + density line + ratio bars + variants bars + iteration-time bars + stall bars
+  // density heatmap + density line + ratio bars + 2 CDFs + ratio against density + variants bars +
+  // iteration-time bars + stall bars
   r = run_command(cdma::test::h5py_python() + " " + quote(std::string(CDMA_TEST_REPORT_DIR) + "/check_page.py") + " " +
-                  quote(dom.string()) + " " + quote(png.string()) + " 6");
+                  quote(dom.string()) + " " + quote(png.string()) +
+                  " 9 'CDF of per-tensor density' 'CDF of per-tensor ZVC ratio' 'Compression ratio against density'");
   EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 

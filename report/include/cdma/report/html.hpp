@@ -30,17 +30,27 @@ struct AnalysisRow {
   std::vector<double> ratio;  // per AnalysisTables::codecs; NaN when unknown
 };
 
+// One tensor of the stored variant, for the distribution figures (CDFs, ratio against density).
+struct TensorPoint {
+  int trace = 0;
+  double density = std::nan("");
+  int width = 4;              // bytes per element as analysed (4: fp32; 2: fp16/bf16; 1: int8/uint8)
+  std::vector<double> ratio;  // per AnalysisTables::codecs; NaN when unknown
+};
+
 struct AnalysisTrace {
   int index = 0;
   std::string path, model, source;  // model "" when unknown
 };
 
 // What the page draws from an analysis: the network rows of every layout/dtype variant; the layer,
-// iteration and layer x iteration rows of the stored variant (no tensor rows).
+// iteration and layer x iteration rows of the stored variant, and a point per tensor of the
+// stored variant (density, width, ratios: a few numbers each, not the tensor rows).
 struct AnalysisTables {
   std::vector<std::string> codecs, layouts, dtypes;
   std::vector<AnalysisTrace> traces;
   std::vector<AnalysisRow> network, layer, iteration, layer_iteration;
+  std::vector<TensorPoint> tensors;
 };
 
 // From an analysis in memory (no JSON text in between).

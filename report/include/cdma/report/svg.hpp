@@ -11,11 +11,15 @@ namespace cdma::report {
 struct Series {
   std::string name;
   std::vector<double> x, y;  // same length; NaN y values are skipped
+  bool line = true;          // join the points
+  bool dots = true;          // a marker per point, with its values on hover
+  int colour = -1;           // palette index (-1: the series' position)
+  bool dashed = false;
 };
 
 struct Axes {
   std::string title, x_label, y_label;
-  bool log_y = false;
+  bool log_y = false, log_x = false;
   std::optional<double> y_min, y_max;
   int width = 720, height = 320;
   // A file of its own (white background, the chart styles embedded) rather than a chart inside the
@@ -23,7 +27,8 @@ struct Axes {
   bool standalone = false;
 };
 
-// One line (with point markers) per series over numeric x.
+// One line (with point markers) per series over numeric x; a series may be markers only (a scatter)
+// or a line only (a CDF, a model curve). log_x: a logarithmic x axis.
 std::string line_chart(const Axes& axes, const std::vector<Series>& series);
 
 // Groups of bars: categories along x, one bar per series in each group (series[i].y[j] is the
