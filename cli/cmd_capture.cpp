@@ -2,7 +2,9 @@
 // spool each traced process wrote into a trace v1 file. `cdma capture --convert SPOOL...` converts
 // spools written elsewhere (e.g. on a GPU machine without this project's libraries). The session
 // itself is cdma::capture::run_session (capture/include/cdma/capture/session.hpp); this file is its
-// command line and its messages.
+// command line and its messages. `cdma capture --torch -- CMD` runs a Python command under
+// cdma.torch instead (capture_torch.hpp).
+#include "capture_torch.hpp"
 #include "util.hpp"
 #include "verbs.hpp"
 
@@ -89,15 +91,53 @@ void print_summary(const ConvertSummary& s) {
                s.pid);
 }
 
+struct TorchArgs {
+  std::string output, mode, budget, json_path;
+};
+
+// --torch: the options the interposer's capture shares with it, then cdma.torch's launcher.
+int run_torch(const CLI::App& app, const SessionOptions& so, TorchLaunchOptions to, const TorchArgs& a,
+              std::int64_t every, std::int64_t first, bool verbose) {
+  for (const char* opt : {"--ops", "--roles", "--phases", "--skip", "--ring", "--ring-wait-ms", "--iteration",
+                          "--cupti", "--copy", "--spool-dir", "--keep-spool", "--lib", "--framework", "--convert"})
+    if (app.count(opt)) {
+      fmt::print(stderr, "cdma capture: {} is an option of the cuDNN interposer, not of --torch\n", opt);
+      return kExitUsage;
+    }
+  to.command = so.command;
+  to.output = a.output;
+  to.mode = a.mode;
+  to.budget = a.budget;
+  to.json_path = a.json_path;
+  to.model = so.convert_options.model;
+  to.deflate = so.convert_options.deflate_level;
+  to.every = every;
+  to.first = first;
+  to.verbose = verbose;
+  return run_torch_capture(to);
+}
+
 int run(int argc, char** argv) {
   CLI::App app{
       "Run a command with the cuDNN interposer preloaded and write a trace of its activations.\n"
-      "Usage: cdma capture [options] -- CMD [ARGS...]    or    cdma capture --convert SPOOL... -o OUT",
+      "Usage: cdma capture [options] -- CMD [ARGS...]    or    cdma capture --convert SPOOL... -o OUT\n"
+      "   or  cdma capture --torch [options] -- python SCRIPT.py ...  (what autograd saves, via cdma.torch)",
       "cdma capture"};
   SessionOptions so;
   std::string output, mode, ops, roles, phases, budget, ring, iteration, cupti, copy, spool_dir, lib, json_path;
   std::int64_t every = 0, skip = -1, first = -1, ring_wait = -1;
   bool verbose = false;
+  TorchLaunchOptions to;
+  bool torch = false;
+  app.add_flag("--torch", torch,
+               "run a Python command under cdma.torch (docs/TORCH_CAPTURE.md): every tensor autograd "
+               "saves for backward; options -o, --mode full|insitu, --every, --first, --iterations, --budget, "
+               "--samples, --deflate, --model, --summary-json, -v");
+  app.add_option("--iterations", to.iterations, "--torch: the iterations to keep, e.g. 0,10,20");
+  app.add_option("--samples", to.samples, "--torch: keep the first K samples of each batch");
+  app.add_option("--python-dir", to.python_dir,
+                 "--torch: the folder holding the cdma package (default "
+                 "<cdma dir>/../python)");
   app.add_option("-o,--output", output,
                  "trace file (default capture-<date>-<time>.h5); with several processes, "
                  "<stem>.<pid>.h5 each");
@@ -144,6 +184,12 @@ int run(int argc, char** argv) {
     fmt::print(stderr, "cdma capture: nothing to run (usage: cdma capture [options] -- CMD [ARGS...])\n");
     return kExitUsage;
   }
+  if (torch) return run_torch(app, so, to, {output, mode, budget, json_path}, every, first, verbose);
+  for (const char* opt : {"--iterations", "--samples", "--python-dir"})
+    if (app.count(opt)) {
+      fmt::print(stderr, "cdma capture: {} is an option of --torch\n", opt);
+      return kExitUsage;
+    }
   // The interposer settings given, in this order (the first bad one is reported).
   auto set = [&](const char* name, bool given, const std::string& v) {
     if (given) so.settings.emplace_back(name, v);

@@ -1,0 +1,543 @@
+"""cdma.torch.Capture: what autograd saves for backward, into a trace v1 file through the project's
+C++ writer (cdma._native.TraceWriter). The rules (what is recorded, names, layouts, sampling) are in
+docs/TORCH_CAPTURE.md; this file implements them.
+
+Hot path: the saved-tensor pack hook and the module hooks. In an iteration that is not sampled they
+return at once; in a sampled one the pack hook copies (mode "full") or counts (mode "insitu") each
+new buffer and the records are written at the end of the iteration (step()), when every consumer
+of every buffer is known. The host program never fails because of the capture: an internal error
+in a hook disables the capture with a warning (Capture.error keeps it).
+"""
+
+import json
+import os
+import platform
+import sys
+import time
+import warnings
+
+import torch
+
+from .. import _native
+from ..errors import UsageError
+from ._naming import BITS, DTYPES, OUTSIDE, layout_of, op_of, parse_budget
+
+__all__ = ["Capture", "capture"]
+
+PRODUCER = "cdma.torch 0.1.0"
+MODES = ("full", "insitu")
+
+
+def _key(t):
+    """Identity of the bytes a tensor holds now: one buffer region (device, first element, element
+    count, dtype) at one version. Views that cover the same elements (flatten, transpose, the
+    result of an in-place op) share it; a later in-place change (a new version) does not."""
+    return (t.device, t.data_ptr(), t.numel(), t.dtype, t._version)
+
+
+class _Packed:
+    """What the pack hook hands autograd for a recorded (or deduplicated) tensor: the tensor itself,
+    plus a release when autograd frees it, so that an address freed and reused later in the same
+    iteration (gradient accumulation) is never taken for the same buffer."""
+
+    __slots__ = ("t", "cap", "key", "gen")
+
+    def __init__(self, t, cap, key, gen):
+        self.t, self.cap, self.key, self.gen = t, cap, key, gen
+
+    def __del__(self):
+        try:
+            self.cap._release(self.key, self.gen)
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+
+class _Record:
+    __slots__ = ("seq", "iteration", "saver", "saver_call", "consumer", "consumer_call", "dtype", "layout", "dims",
+                 "data", "event", "counts", "network_input", "refs", "nbytes")
+
+
+class _Frame:
+    """A module call on the forward stack."""
+
+    __slots__ = ("module", "name", "call", "inputs", "start")
+
+
+def _tensors(args):
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            yield a
+        elif isinstance(a, (list, tuple)):
+            yield from _tensors(a)
+        elif isinstance(a, dict):
+            yield from _tensors(a.values())
+
+
+def _device_name(device):
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} CPUs)"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+class Capture:
+    """A capture in progress (see capture()). Use as a context manager, or call start() / close()."""
+
+    def __init__(self, path, model=None, *, every=None, first=None, iterations=None, budget="2G", mode="full",
+                 samples=None, deflate_level=0, overwrite=False, timeline=True, model_name=None, command=None,
+                 attributes=None):
+        if model is not None and not isinstance(model, torch.nn.Module):
+            raise UsageError(f"cdma.torch.capture: model must be a torch.nn.Module, not {type(model).__name__}")
+        if mode not in MODES:
+            raise UsageError(f"cdma.torch.capture: unknown mode '{mode}' (full, insitu)")
+        if iterations is not None and (every is not None or first is not None):
+            raise UsageError("cdma.torch.capture: give either iterations=[...] or every/first, not both")
+        for name, v, lo in (("every", every, 1), ("first", first, 0), ("samples", samples, 1)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < lo):
+                raise UsageError(f"cdma.torch.capture: {name} must be an integer >= {lo}, not {v!r}")
+        if iterations is not None:
+            try:
+                iterations = sorted({int(i) for i in iterations})
+            except (TypeError, ValueError):
+                raise UsageError(f"cdma.torch.capture: iterations must be a list of integers, not {iterations!r}")
+            if iterations and iterations[0] < 0:
+                raise UsageError(f"cdma.torch.capture: iteration {iterations[0]} is negative")
+        if not isinstance(deflate_level, int) or not 0 <= deflate_level <= 9:
+            raise UsageError(f"cdma.torch.capture: deflate_level must be 0-9, not {deflate_level!r}")
+        self.path = os.fspath(path)
+        self.mode = mode
+        self.every = every or 1
+        self.first = first
+        self.iterations = None if iterations is None else frozenset(iterations)
+        self.budget_text = budget
+        self.budget = parse_budget(budget)
+        self.samples = samples
+        self.deflate_level = deflate_level
+        self.overwrite = overwrite
+        self.keep_timeline = timeline
+        self.model_name = model_name
+        self.command = command if command is not None else " ".join([sys.executable, *sys.argv])
+        self.attributes = dict(attributes or {})
+        self.iteration = 0
+        self.error = None  # the exception that disabled the capture, if one did
+        self._model = None
+        self._writer = None
+        self._hooks = []
+        self._saved_hooks = None
+        self._names = {}  # module -> qualified name
+        self._index = {}  # layer name -> layer_index (first forward call order)
+        self._params = set()  # data_ptr of every parameter and buffer of the model
+        self._leaf = set()
+        self._by_name = {}
+        self._stack = []
+        self._calls = 0
+        self._gen = 0
+        self._live = {}  # key -> record of a buffer autograd still holds (this iteration)
+        self._pending = []  # records of this iteration, in save order
+        self._timeline = []
+        self._root_inputs = set()
+        self._kept_bytes = 0
+        self._sampled_count = 0
+        self._sampling = False
+        self._started = False
+        self._closed = False
+        self._stream = None
+        self.batch_size = None
+        self.counters = {"saved": 0, "recorded": 0, "deduplicated": 0, "recorded_bytes": 0, "parameters": 0,
+                         "rank_below_2": 0, "dtype_not_stored": 0, "network_inputs": 0, "dropped": 0,
+                         "dropped_bytes": 0, "iterations": 0, "sampled_iterations": 0}
+        self._skipped_dtypes = {}
+        if model is not None:
+            self.attach(model)
+
+    # --- lifecycle ---
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def start(self):
+        """Opens the trace and installs the saved-tensor hooks on this thread."""
+        if self._started:
+            raise UsageError("cdma.torch.capture: already started")
+        self._started = True
+        if self._model is not None:
+            self._open_writer(self._model_device())
+        self._saved_hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack)
+        self._saved_hooks.__enter__()
+        self._sampling = self._is_sampled(self.iteration)
+        return self
+
+    def attach(self, model):
+        """Names layers from `model` (an nn.Module): forward hooks on it and every submodule."""
+        if self._model is not None:
+            raise UsageError("cdma.torch.capture: a model is already attached")
+        self._model = model
+        for name, m in model.named_modules():
+            self._names[m] = name or "model"
+            self._hooks.append(m.register_forward_pre_hook(self._pre_hook))
+            self._hooks.append(m.register_forward_hook(self._post_hook))
+        for t in (*model.parameters(), *model.buffers()):
+            self._params.add((t.device, t.data_ptr()))
+        self._leaf = {m for m in model.modules() if next(m.children(), None) is None}
+
+    def _model_device(self):
+        for p in self._model.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    def _open_writer(self, device):
+        if self._writer is not None:
+            return
+        attrs = {"producer": PRODUCER, "source": "torch-cuda" if device.type == "cuda" else "torch-cpu",
+                 "model": self.model_name or (type(self._model).__name__ if self._model is not None else None),
+                 "device": _device_name(device), "framework": f"torch {torch.__version__}",
+                 "command": self.command}
+        self._writer = _native.TraceWriter(self.path, attrs, overwrite=self.overwrite,
+                                           deflate_level=self.deflate_level, flush_every=1)
+
+    def step(self):
+        """Ends the current training iteration: writes its records, then counts the next one."""
+        if self._closed:
+            raise UsageError("cdma.torch.capture: step() after close()")
+        if self.error is None:
+            self._flush()
+        self.iteration += 1
+        self.counters["iterations"] = self.iteration
+        self._gen += 1
+        self._live = {}
+        self._sampling = self.error is None and self._is_sampled(self.iteration)
+
+    def close(self):
+        """Writes what is pending, the counters, and closes the trace (complete = 1). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._sampling = False
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+        if self._saved_hooks is not None:
+            self._saved_hooks.__exit__(None, None, None)
+            self._saved_hooks = None
+        try:
+            if self.error is None:
+                self._flush()
+        finally:
+            self._finish_writer()
+
+    def _finish_writer(self):
+        w, self._writer = self._writer, None
+        if w is None:
+            return
+        try:
+            c = dict(self.counters, skipped_dtypes=self._skipped_dtypes)
+            w.set_dropped_tensors(self.counters["dropped"])
+            w.set_attribute("capture_counters", json.dumps(c, sort_keys=True))
+            w.set_attribute("capture_options", json.dumps({
+                "mode": self.mode, "every": self.every, "first": self.first,
+                "iterations": None if self.iterations is None else sorted(self.iterations),
+                "budget": self.budget_text, "samples": self.samples, "deflate_level": self.deflate_level}))
+            w.set_attribute("iterations", str(self.iteration))
+            if self.batch_size is not None:
+                w.set_attribute("batch_size", str(self.batch_size))
+            if self.samples is not None:
+                w.set_attribute("capture_batch", str(self.samples))
+            for k, v in self.attributes.items():
+                w.set_attribute(str(k), str(v))
+            if self.error is not None:
+                w.set_attribute("capture_error", f"{type(self.error).__name__}: {self.error}")
+        finally:
+            w.close()
+
+    # --- sampling ---
+
+    def _is_sampled(self, i):
+        if self.iterations is not None:
+            return i in self.iterations
+        if i % self.every:
+            return False
+        return self.first is None or self._sampled_count < self.first
+
+    def _fail(self, e):
+        if self.error is None:
+            self.error = e
+            self._sampling = False
+            warnings.warn(f"cdma.torch: capture disabled after an internal error: {type(e).__name__}: {e}",
+                          RuntimeWarning, stacklevel=3)
+
+    # --- module hooks ---
+
+    def _layer_index(self, name):
+        i = self._index.get(name)
+        if i is None:
+            i = self._index[name] = len(self._index)
+        return i
+
+    def _pre_hook(self, module, args):
+        try:
+            name = self._names.get(module)
+            if name is None:
+                return None
+            self._layer_index(name)
+            f = _Frame()
+            f.module, f.name, f.call = module, name, self._calls
+            self._calls += 1
+            f.inputs = None
+            if self._sampling and torch.is_grad_enabled():
+                ts = list(_tensors(args))
+                f.inputs = {_key(t) for t in ts}
+                if module is self._model:
+                    self._root_inputs |= {_key(t) for t in ts if not t.requires_grad}
+                    if self.batch_size is None:
+                        first = next(_tensors(args), None)
+                        if first is not None and first.dim() > 0:
+                            self.batch_size = int(first.shape[0])
+                if module in self._leaf:
+                    for k in f.inputs:
+                        r = self._live.get(k)
+                        if r is not None and r.consumer is None:
+                            r.consumer, r.consumer_call = name, f.call
+            f.start = time.perf_counter_ns()
+            self._stack.append(f)
+        except Exception as e:  # noqa: BLE001 - never fail the host program
+            self._fail(e)
+        return None
+
+    def _post_hook(self, module, args, output):
+        try:
+            if not self._stack or self._stack[-1].module is not module:
+                return None
+            f = self._stack.pop()
+            if self.keep_timeline and f.inputs is not None and module in self._leaf:
+                self._timeline.append({"iteration": self.iteration, "call": f.call,
+                                       "layer_index": self._index[f.name], "phase": 0, "op": op_of(module),
+                                       "layer": f.name, "start_ns": f.start, "end_ns": time.perf_counter_ns(),
+                                       "device_ns": -1})
+        except Exception as e:  # noqa: BLE001
+            self._fail(e)
+        return None
+
+    # --- saved-tensor hooks ---
+
+    def _unpack(self, p):
+        return p.t if type(p) is _Packed else p
+
+    def _release(self, key, gen):
+        if gen != self._gen:
+            return
+        r = self._live.get(key)
+        if r is not None:
+            r.refs -= 1
+            if r.refs <= 0:
+                del self._live[key]
+
+    def _pack(self, t):
+        if not self._sampling:
+            return t
+        try:
+            return self._pack_sampled(t)
+        except Exception as e:  # noqa: BLE001 - never fail the host program
+            self._fail(e)
+            return t
+
+    def _pack_sampled(self, t):
+        c = self.counters
+        c["saved"] += 1
+        if isinstance(t, torch.nn.Parameter) or (t.device, t.data_ptr()) in self._params:
+            c["parameters"] += 1  # a parameter, a view of one (a linear layer's weight.t()), or a buffer
+            return t
+        if t.dim() < 2:
+            c["rank_below_2"] += 1  # batch norm's per-channel mean / inverse std, scalars
+            return t
+        if t.dtype not in DTYPES:
+            c["dtype_not_stored"] += 1  # max-pool indices and targets (int64), float64
+            name = str(t.dtype).replace("torch.", "")
+            self._skipped_dtypes[name] = self._skipped_dtypes.get(name, 0) + 1
+            return t
+        key = _key(t)
+        r = self._live.get(key)
+        if r is not None:  # the same buffer, saved again (conv input = ReLU output, a view, ...)
+            c["deduplicated"] += 1
+            r.refs += 1
+            return _Packed(t, self, key, self._gen)
+        if self._model is None:
+            return t  # not attached yet (the launcher attaches at the model's first call)
+        return self._new_record(t, key)
+
+    def _new_record(self, t, key):
+        c = self.counters
+        frame = self._stack[-1] if self._stack else None
+        r = _Record()
+        r.seq, r.iteration, r.refs = c["recorded"], self.iteration, 1
+        r.saver, r.saver_call = (frame.name, frame.call) if frame else (OUTSIDE, -1)
+        r.consumer = r.consumer_call = None
+        if frame is not None and frame.inputs is not None and key in frame.inputs:
+            r.consumer, r.consumer_call = frame.name, frame.call  # the saving module's own input
+        r.network_input = key in self._root_inputs
+        layout, view = layout_of(t.detach())
+        if self.samples is not None:
+            view = view[: self.samples]
+        dtype, as_type = DTYPES[t.dtype]
+        r.dtype, r.layout, r.dims = dtype, layout, list(view.shape)
+        r.nbytes = view.numel() * view.element_size()
+        r.data = r.event = r.counts = None
+        if self.mode == "full":
+            if self.budget is not None and self._kept_bytes + r.nbytes > self.budget:
+                c["dropped"] += 1
+                c["dropped_bytes"] += r.nbytes
+                return t
+            self._kept_bytes += r.nbytes
+            if as_type is not None:
+                view = view.view(as_type)
+            r.data, r.event = self._copy(view)
+        else:
+            r.counts = self._count(view.view(BITS[t.dtype]))
+        if self._writer is None:
+            self._open_writer(t.device)
+        c["recorded"] += 1
+        c["recorded_bytes"] += r.nbytes
+        self._live[key] = r
+        self._pending.append(r)
+        return _Packed(t, self, key, self._gen)
+
+    def _copy(self, view):
+        """The stored-order bytes of `view` on the host, and an event to wait for (None on the CPU).
+
+        On a GPU the copy goes to pinned host memory on a side stream that first waits for the
+        training stream's work so far, so training does not wait for it; record_stream keeps the
+        caching allocator from reusing the source before the copy ran. Written at step()."""
+        if view.device.type != "cuda":
+            return view.contiguous().clone() if view.is_contiguous() else view.contiguous(), None
+        if self._stream is None:
+            self._stream = torch.cuda.Stream(device=view.device)
+        src = view
+        self._stream.wait_stream(torch.cuda.current_stream(view.device))
+        with torch.cuda.stream(self._stream):
+            dense = src.contiguous()
+            host = torch.empty(dense.shape, dtype=dense.dtype, pin_memory=True)
+            host.copy_(dense, non_blocking=True)
+            ev = torch.cuda.Event()
+            ev.record(self._stream)
+        src.record_stream(self._stream)
+        if dense.data_ptr() != src.data_ptr():
+            dense.record_stream(self._stream)
+        return host, ev
+
+    def _count(self, bits):
+        """Nonzeros and zero runs of `bits` (same-width integers, stored order) as 0-dim tensors on
+        the tensor's device (on a GPU on the side stream, read at step())."""
+        def count():
+            flat = bits.reshape(-1)
+            n = flat.numel()
+            if n == 0:
+                z = torch.zeros((), dtype=torch.int64, device=flat.device)
+                return z, z
+            zero = flat == 0
+            nonzeros = n - zero.sum()
+            runs = zero[:1].sum() + (zero[1:] & ~zero[:-1]).sum()
+            return nonzeros, runs
+
+        if bits.device.type != "cuda":
+            return count() + (None,)
+        if self._stream is None:
+            self._stream = torch.cuda.Stream(device=bits.device)
+        self._stream.wait_stream(torch.cuda.current_stream(bits.device))
+        with torch.cuda.stream(self._stream):
+            nz, runs = count()
+            ev = torch.cuda.Event()
+            ev.record(self._stream)
+        bits.record_stream(self._stream)
+        return nz, runs, ev
+
+    # --- writing ---
+
+    def _flush(self):
+        pending, self._pending = self._pending, []
+        timeline, self._timeline = self._timeline, []
+        if self._sampling and (pending or timeline):
+            self._sampled_count += 1
+            self.counters["sampled_iterations"] = self._sampled_count
+        if self._writer is None:
+            return
+        w = self._writer
+        for r in pending:
+            layer = r.consumer if r.consumer is not None else r.saver
+            call = r.consumer_call if r.consumer is not None else r.saver_call
+            module = self._module_of(layer)
+            op = op_of(module) if module is not None else "other"
+            index = self._layer_index(layer)
+            if self.mode == "full":
+                if r.event is not None:
+                    r.event.synchronize()
+                arr = r.data.numpy()
+                if r.dtype == "bfloat16":
+                    arr = arr.view("uint16")
+                meta = {"iteration": r.iteration, "layer": layer, "layer_index": index, "op": op, "role": "x",
+                        "phase": "forward", "layout": r.layout, "dtype": r.dtype, "dims": r.dims,
+                        "offload": not r.network_input}
+                if call >= 0:
+                    meta["call"] = call
+                w.append_tensor(meta, arr)
+            else:
+                if r.network_input:  # /stats has no offload column: a row not offloaded is left out
+                    self.counters["network_inputs"] += 1
+                    continue
+                nz, runs, ev = r.counts
+                if ev is not None:
+                    ev.synchronize()
+                elements = 1
+                for d in r.dims:
+                    elements *= d
+                w.append_stats({"iteration": r.iteration, "call": call, "layer_index": index, "layer": layer,
+                                "op": op, "role": "x", "dtype": r.dtype, "elements": elements,
+                                "nonzeros": int(nz), "zero_runs": int(runs)})
+            if r.network_input and self.mode == "full":
+                self.counters["network_inputs"] += 1
+        for row in timeline:
+            w.append_timeline(row)
+        w.flush()
+
+    def _module_of(self, name):
+        m = self._by_name.get(name)
+        if m is None and name != OUTSIDE:
+            for mod, n in self._names.items():
+                if n == name:
+                    m = self._by_name[name] = mod
+                    break
+        return m
+
+
+def capture(path, model=None, *, every=None, first=None, iterations=None, budget="2G", mode="full", samples=None,
+            deflate_level=0, overwrite=False, timeline=True, model_name=None, command=None, attributes=None):
+    """Captures what autograd saves for backward while `model` trains, into the trace `path`.
+
+        with cdma.torch.capture("run.h5", model, every=10, budget="2G") as cap:
+            for x, y in loader:
+                loss = loss_fn(model(x), y); loss.backward(); opt.step(); opt.zero_grad()
+                cap.step()                       # one training iteration ended
+
+    model: the nn.Module whose submodules name the layers (qualified names; `op` from the type;
+      layer_index in first-call order). every / first: keep every N-th iteration, at most K of
+      them; iterations: the list of iterations to keep instead. budget: tensor bytes kept in all
+      ("2G", an int, None for no limit); beyond it tensors are dropped and counted in
+      dropped_tensors. mode: "full" (tensor bytes) or "insitu" (nonzeros and zero runs counted on
+      the tensor's device into /stats; no bytes kept, budget unused). samples: keep only the first
+      K entries of dimension 0 (the batch) of each tensor. deflate_level: 0-9 (HDF5 shuffle +
+      deflate). overwrite: replace an existing file. timeline: forward time of each leaf module
+      into /timeline. model_name, command, attributes: root attributes.
+    Raises cdma.UsageError for a bad argument and cdma.TraceError when the file cannot be written.
+    See docs/TORCH_CAPTURE.md for what is and is not recorded."""
+    return Capture(path, model, every=every, first=first, iterations=iterations, budget=budget, mode=mode,
+                   samples=samples, deflate_level=deflate_level, overwrite=overwrite, timeline=timeline,
+                   model_name=model_name, command=command, attributes=attributes)
