@@ -34,6 +34,12 @@ json describe(const TraceReader& r, bool list_tensors) {
        {std::pair{"model", &a.model}, {"device", &a.device}, {"framework", &a.framework}, {"command", &a.command}})
     j[k] = *v ? json(**v) : json(nullptr);
   j["dropped_tensors"] = a.dropped_tensors ? json(*a.dropped_tensors) : json(nullptr);
+  // Extension attributes producers write (cdma train, cdma capture, cdma.torch): shown when present.
+  json ext = json::object();
+  for (const char* k : {"status", "dataset", "batch_size", "capture_batch", "iterations", "iterations_run", "seed",
+                        "test_accuracy", "test_images", "final_train_loss", "capture_mode"})
+    if (auto v = r.root_attribute(k)) ext[k] = *v;
+  j["extensions"] = ext;
 
   std::map<std::string, Count> by_dtype, by_op, by_role;
   std::set<std::int64_t> iterations;
@@ -127,6 +133,7 @@ void print_table(const json& j, bool list_tensors) {
   row("iterations", it_s);
   row("layers", std::to_string(j["layers"].size()));
   if (!j["dropped_tensors"].is_null()) row("dropped", std::to_string(j["dropped_tensors"].get<std::int64_t>()));
+  for (auto& [k, v] : j["extensions"].items()) row(k.c_str(), v.get<std::string>());
   for (auto [key, label] : {std::pair{"by_dtype", "by dtype"}, {"by_op", "by op"}, {"by_role", "by role"}}) {
     std::string s;
     for (auto& [k, v] : j[key].items())

@@ -42,7 +42,7 @@ struct ReportOptions {
   std::vector<std::string> dtypes{"stored", "float16", "bfloat16"};
   std::vector<std::string> ops;
   unsigned threads = 0;
-  bool no_replay = false, all_tensors = false;
+  bool no_replay = false, all_tensors = false, compare = false;
   std::vector<std::string> zoo_nets;
   int zoo_batch = 256;
   std::string gpu = "titan-xp", link = "pcie3", policy = "vdnn-all", compute = "auto";
@@ -144,7 +144,11 @@ int run_report(int argc, char** argv) {
                  "only tensors of these ops (e.g. conv,pool,linear,dropout to leave out the dense "
                  "inputs of separate ReLU layers)")
       ->delimiter(',');
-  app.add_option("--threads", o.threads, "analysis worker threads (0 = all cores)")->check(CLI::Range(0u, 1024u));
+  app.add_option("-j,--jobs,--threads", o.threads, "analysis worker threads (0 = all cores; --threads: old name)")
+      ->check(CLI::Range(0u, 1024u));
+  app.add_flag("--compare", o.compare,
+               "the traces are runs of one network: add a section that overlays their density over training and "
+               "compares per-layer ratios with the first trace (the baseline)");
   app.add_flag("--all-tensors", o.all_tensors,
                "analyse every recorded tensor (default: the offload set, what a memory-virtualizing framework "
                "offloads); the replay always offloads the offload set");
@@ -196,14 +200,25 @@ int run_report(int argc, char** argv) {
         throw formats::UsageError(e.what());
       }
     }
+    if (o.compare && o.traces.size() < 2) throw formats::UsageError("--compare needs two or more traces");
     std::vector<fs::path> paths(o.traces.begin(), o.traces.end());
-    if (isatty(STDERR_FILENO)) fmt::print(stderr, "cdma report: analysing {} trace(s)...\n", paths.size());
-    const analyze::Analysis a = analyze::run_analysis(paths, ao);
+    analyze::RunHooks hooks;
+    const bool tty = isatty(STDERR_FILENO);
+    if (tty)  // progress on a terminal only
+      hooks.on_progress = [](const analyze::Progress& p) {
+        fmt::print(
+            stderr, "\rcdma report: analysing {:5.1f}% ({}/{} tensors)",
+            p.bytes_total ? 100.0 * static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total) : 100.0,
+            p.tensors_done, p.tensors_total);
+      };
+    const analyze::Analysis a = analyze::run_analysis(paths, ao, hooks);
+    if (tty) fmt::print(stderr, "\n");
     for (const auto& t : a.traces)
       for (const auto& w : t.warnings) fmt::print(stderr, "cdma report: warning: {}\n", w);
     if (!o.analysis_out.empty()) write_output(o.analysis_out, [&](std::ostream& os) { analyze::write_json(os, a); });
     report::ReportInputs in;
     in.analysis = report::analysis_tables(a);
+    in.compare = o.compare;
     if (!o.no_replay) {
       if (isatty(STDERR_FILENO)) fmt::print(stderr, "cdma report: replaying...\n");
       add_replays(o, a, in);

@@ -80,7 +80,7 @@ int run_synth(int argc, char** argv) {
   app.add_option("--deflate", deflate, "HDF5 deflate level of the datasets (0 = contiguous)")
       ->check(CLI::Range(0, 9))
       ->capture_default_str();
-  app.add_flag("-f,--overwrite", overwrite, "replace FILE if it exists");
+  app.add_flag("-f,--force,--overwrite", overwrite, "replace the output file if it exists (--overwrite: old name)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -146,7 +146,7 @@ int run_synth(int argc, char** argv) {
   for (int i = 0; i < argc; ++i) command += std::string(" ") + argv[i];
   const std::filesystem::path final_path(out);
   if (!overwrite && std::filesystem::exists(final_path)) {
-    fmt::print(stderr, "cdma synth: {} exists (use --overwrite to replace it)\n", out);
+    fmt::print(stderr, "cdma synth: {} exists (use --force to replace it)\n", out);
     return kExitFailure;
   }
   const std::filesystem::path tmp = out + ".tmp." + std::to_string(getpid());

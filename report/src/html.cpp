@@ -233,7 +233,8 @@ nav a{margin-right:12px}code{background:#f3f3f3;padding:1px 4px}
 
 std::string replay_section(const json& replay, const std::vector<std::string>& timelines);  // html_replay.cpp
 std::string distributions_body(const AnalysisTables& a,
-                               const std::map<int, std::string>& labels);  // html_distributions.cpp
+                               const std::map<int, std::string>& labels);                     // html_distributions.cpp
+std::string compare_body(const AnalysisTables& a, const std::map<int, std::string>& labels);  // html_compare.cpp
 
 std::string render_html(const ReportInputs& in) {
   const AnalysisTables& a = in.analysis;
@@ -243,10 +244,10 @@ std::string render_html(const ReportInputs& in) {
       escape(in.title) + "</title><style>" + kStyle + "</style></head><body>";
   html += "<h1>" + escape(in.title) + "</h1>";
   html += fmt::format("<p class=meta>Generated {} by <code>{}</code></p>", escape(in.generated), escape(in.command));
-  html +=
-      "<nav><a href=#summary>summary</a><a href=#density>density</a><a href=#ratios>ratios</a><a "
-      "href=#distributions>distributions</a>"
-      "<a href=#variants>layouts &amp; dtypes</a><a href=#replay>replay</a></nav>";
+  html += "<nav><a href=#summary>summary</a>" + std::string(in.compare ? "<a href=#compare>comparison</a>" : "") +
+          "<a href=#density>density</a><a href=#ratios>ratios</a><a "
+          "href=#distributions>distributions</a>"
+          "<a href=#variants>layouts &amp; dtypes</a><a href=#replay>replay</a></nav>";
   html +=
       section("summary", "Network summary",
               "Byte-weighted compression ratio (uncompressed / compressed bytes) of every captured activation "
@@ -255,6 +256,15 @@ std::string render_html(const ReportInputs& in) {
               "that run ReLU in place offload only its output (make the report with --ops conv,pool,linear,dropout "
               "to see that).",
               summary_table(a));
+  if (in.compare) {
+    std::map<int, std::string> labels;
+    for (int t : trace_indices(a)) labels[t] = trace_label(a, t);
+    html += section("compare", "Comparison of runs",
+                    "The traces as runs of one network: network density over training overlaid, and each layer's "
+                    "ratio in each run (layers matched by name) with its difference from the first run. The first "
+                    "trace given is the baseline.",
+                    compare_body(a, labels));
+  }
   html += density_section(a);
   html += ratio_section(a);
   {

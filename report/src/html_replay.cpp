@@ -6,7 +6,9 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 
 namespace cdma::report {
 
@@ -98,8 +100,41 @@ std::string replay_section(const json& replay, const std::vector<std::string>& t
     sx.x_label = "layer (forward order)";
     sx.y_label = "stall (ms)";
     sx.height = 360;
-    sx.width = std::max(720, 160 + 10 * static_cast<int>(layers.size() * std::max<std::size_t>(stalls.size(), 1)));
+    sx.width = std::min(
+        1060, std::max(720, 160 + 10 * static_cast<int>(layers.size() * std::max<std::size_t>(stalls.size(), 1))));
     body += "<div class=scroll>" + bar_chart(sx, layers, stalls) + "</div>";
+  }
+  // Speedup of each cDMA engine over vDNN, per replayed network (the paper's bar chart).
+  {
+    std::vector<std::string> nets, engines;
+    for (const auto& run : runs)
+      for (const auto& tot : run.value("totals", json::array())) {
+        const std::string c = str(tot, "config");
+        if (c != "oracle" && c != "vDNN" && std::find(engines.begin(), engines.end(), c) == engines.end())
+          engines.push_back(c);
+      }
+    std::vector<Series> sp;
+    sp.push_back({"vDNN overhead over the oracle", {}, {}});
+    for (const auto& e : engines) sp.push_back({e + " speedup over vDNN", {}, {}});
+    for (const auto& run : runs) {
+      nets.push_back(str(run, "report_label").empty() ? str(run, "network") : str(run, "report_label"));
+      const json totals = run.value("totals", json::array());  // `by` points into it
+      std::map<std::string, const json*> by;
+      for (const auto& tot : totals) by[str(tot, "config")] = &tot;
+      sp[0].y.push_back(by.count("vDNN") ? num(*by["vDNN"], "overhead_vs_oracle") * 100 : std::nan(""));
+      for (std::size_t k = 0; k < engines.size(); ++k)
+        sp[k + 1].y.push_back(by.count(engines[k]) ? num(*by[engines[k]], "speedup_vs_vdnn") * 100 : std::nan(""));
+    }
+    if (!nets.empty() && !engines.empty()) {
+      Axes ax;
+      ax.title = "cDMA speedup over vDNN per network";
+      ax.x_label = "replayed network";
+      ax.y_label = "percent (vDNN / cDMA - 1; vDNN / oracle - 1)";
+      ax.y_min = 0;
+      ax.height = 380;
+      ax.width = std::min(1060, std::max(720, 260 + 40 * static_cast<int>(nets.size() * sp.size())));
+      body = "<div class=scroll>" + bar_chart(ax, nets, sp) + "</div>" + body;
+    }
   }
   for (const auto& svg : timelines) body += "<div class=timeline>" + svg + "</div>";
   return fmt::format(

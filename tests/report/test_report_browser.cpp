@@ -51,8 +51,49 @@ TEST(ReportBrowser, PageRendersWithEveryPlot) {
   // iteration-time bars + stall bars
   r = run_command(cdma::test::h5py_python() + " " + quote(std::string(CDMA_TEST_REPORT_DIR) + "/check_page.py") + " " +
                   quote(dom.string()) + " " + quote(png.string()) +
-                  " 9 'CDF of per-tensor density' 'CDF of per-tensor ZVC ratio' 'Compression ratio against density'");
+                  " 10 'CDF of per-tensor density' 'CDF of per-tensor ZVC ratio' 'Compression ratio against density' 'cDMA speedup over vDNN per network'");
   EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
+// `cdma report A B --compare`: two runs of one network (synthetic, different densities) side by
+// side; the comparison figures drew marks, the table shows the per-layer differences.
+TEST(ReportBrowser, ComparisonReportRendersItsFigures) {
+  std::string browser = chromium();
+  ASSERT_FALSE(browser.empty()) << "headless Chromium is needed (Debian package 'chromium', scripts/setup.sh)";
+  cdma::test::TempDir dir;
+  auto a = dir / "a.h5", b = dir / "b.h5", page = dir / "compare.html";
+  auto cdma = cdma::test::cdma_binary();
+  for (const auto& [t, d] : {std::pair{a, "0.5"}, std::pair{b, "0.2"}}) {
+    auto r = run_command(cdma + " synth -o " + quote(t.string()) +
+                         " --layers 4 --iterations 3 --shape 2,8,8,8 --density " + d);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  auto r = run_command(cdma + " report " + quote(a.string()) + " " + quote(b.string()) +
+                       " --compare --no-replay -j 1 -o " + quote(page.string()));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream in(page);
+  std::stringstream html;
+  html << in.rdbuf();
+  EXPECT_NE(html.str().find("Comparison of runs"), std::string::npos);
+  EXPECT_NE(html.str().find("%)</td>"), std::string::npos) << "no per-layer difference in the table";
+  std::string flags =
+      " --headless --no-sandbox --disable-gpu --hide-scrollbars --user-data-dir=" + quote((dir / "profile").string()) +
+      " ";
+  auto dom = dir / "dom.html", png = dir / "shot.png";
+  r = run_command("timeout 120 " + browser + flags + "--dump-dom file://" + quote(page.string()) + " >" +
+                  quote(dom.string()));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_command("timeout 120 " + browser + flags + "--window-size=1280,3000 --screenshot=" + quote(png.string()) +
+                  " file://" + quote(page.string()));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_command(cdma::test::h5py_python() + " " + quote(std::string(CDMA_TEST_REPORT_DIR) + "/check_page.py") + " " +
+                  quote(dom.string()) + " " + quote(png.string()) +
+                  " 2 'Network density over training, runs overlaid' 'Per-layer zvc ratio of each run'");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  // One trace is nothing to compare.
+  r = run_command(cdma + " report " + quote(a.string()) + " --compare -o " + quote((dir / "x.html").string()));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "x.html"));
 }
 
 TEST(ReportBrowser, FailedRunWritesNoPage) {

@@ -81,7 +81,7 @@ TEST(TrainOptions, ValidateRejectsBadValues) {
   rejects([](Options& o) { o.iterations = -5; }, "--iterations");
   rejects([](Options& o) { o.optimizer = "rmsprop"; }, "--optimizer");
   rejects([](Options& o) { o.momentum = 1.0; }, "--momentum");
-  rejects([](Options& o) { o.threads = -1; }, "--threads");
+  rejects([](Options& o) { o.threads = -1; }, "--jobs");
   rejects([](Options& o) { o.capture_every = -2; }, "--capture-every");
   rejects([](Options& o) { o.capture_at = {2, -1}; }, "--capture-at");
   rejects([](Options& o) { o.capture_batch = -1; }, "--capture-batch");

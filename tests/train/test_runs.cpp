@@ -265,7 +265,7 @@ TEST(TrainCli, HelpAndListNets) {
   auto r = run_command(quote(kExe) + " --help");
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.output.find("--capture-every"), std::string::npos);
-  EXPECT_NE(r.output.find("--threads"), std::string::npos);
+  EXPECT_NE(r.output.find("-j,-t,--jobs,--threads"), std::string::npos);
   r = run_command(quote(kExe) + " --list-nets");
   EXPECT_EQ(r.exit_code, 0);
   for (const char* n : {"alexnet", "overfeat", "nin", "vgg", "squeezenet", "googlenet", "resnet"})

@@ -417,7 +417,7 @@ const NetInfo& net_info(const std::string& name) {
     if (n.name == name) return n;
   std::string known;
   for (const auto& n : net_catalog()) known += (known.empty() ? "" : ", ") + n.name;
-  throw UsageError("cdma-train: unknown network '" + name + "' (known: " + known + ")");
+  throw UsageError("cdma train: unknown network '" + name + "' (known: " + known + ")");
 }
 
 std::shared_ptr<Net> make_net(const std::string& name) {

@@ -22,8 +22,8 @@ void add_options(CLI::App& app, Options& o) {
   app.add_option("--momentum", o.momentum, "SGD momentum")->capture_default_str();
   app.add_option("--weight-decay", o.weight_decay, "L2 weight decay")->capture_default_str();
   app.add_option("-s,--seed", o.seed, "random seed (weights, data order, dropout)")->capture_default_str();
-  app.add_option("-t,--threads", o.threads,
-                 "CPU threads for libtorch (0 = all cores). Results are reproducible for a "
+  app.add_option("-j,-t,--jobs,--threads", o.threads,
+                 "CPU threads for libtorch (0 = all cores; -t/--threads: old names). Results are reproducible for a "
                  "given seed and thread count; 1 is fastest on a busy machine")
       ->capture_default_str();
 
@@ -43,7 +43,7 @@ void add_options(CLI::App& app, Options& o) {
               "also record the input of each (in-place) ReLU, the dense conv/FC output it overwrites, with "
               "offload = 0: for study, never counted as offloaded");
   app.add_option("-o,--output", o.output, "trace file to write (default: <net>-fmnist.h5)");
-  app.add_flag("-f,--force", o.force, "overwrite an existing trace file");
+  app.add_flag("-f,--force", o.force, "replace the output file if it exists");
   app.add_option("--deflate", o.deflate, "HDF5 deflate level for tensors, 0-9 (0 = contiguous, uncompressed)")
       ->capture_default_str();
   app.add_option("--data-dir", o.data_dir, "Fashion-MNIST IDX files (*-images-idx3-ubyte.gz, ...)")
@@ -56,7 +56,7 @@ void add_options(CLI::App& app, Options& o) {
 }
 
 void validate(const Options& o) {
-  auto bad = [](const std::string& what) { throw UsageError("cdma-train: " + what); };
+  auto bad = [](const std::string& what) { throw UsageError("cdma train: " + what); };
   if (o.batch < 0) bad("--batch must be positive, got " + std::to_string(o.batch));
   if (o.iterations < 0) bad("--iterations must be positive, got " + std::to_string(o.iterations));
   if (o.epochs < 0) bad("--epochs must be positive");
@@ -65,7 +65,7 @@ void validate(const Options& o) {
     bad("--optimizer must be 'sgd' or 'adam', got '" + o.optimizer + "'");
   if (o.momentum < 0 || o.momentum >= 1) bad("--momentum must be in [0, 1)");
   if (o.weight_decay < 0) bad("--weight-decay must not be negative");
-  if (o.threads < 0 || o.threads > 1024) bad("--threads must be in 0..1024, got " + std::to_string(o.threads));
+  if (o.threads < 0 || o.threads > 1024) bad("--jobs must be in 0..1024, got " + std::to_string(o.threads));
   if (o.capture_every < 0) bad("--capture-every must be positive, got " + std::to_string(o.capture_every));
   if (o.capture_first < 0) bad("--capture-first must not be negative");
   if (o.capture_last < 0) bad("--capture-last must not be negative");
@@ -89,7 +89,7 @@ std::vector<std::int64_t> capture_schedule(const Options& o, std::int64_t total)
     for (std::int64_t i = 0; i < total; i += o.capture_every) s.push_back(i);
   for (auto i : o.capture_at) {
     if (i >= total)
-      throw UsageError("cdma-train: --capture-at " + std::to_string(i) + " is past the last iteration (" +
+      throw UsageError("cdma train: --capture-at " + std::to_string(i) + " is past the last iteration (" +
                        std::to_string(total - 1) + ")");
     s.push_back(i);
   }

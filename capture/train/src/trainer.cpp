@@ -297,7 +297,7 @@ RunResult run_training(const Options& o, const ProgressFn& progress, const std::
   r.input_size = info.input_size;
   r.threads = o.threads ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (o.capture_batch > r.batch)
-    throw UsageError("cdma-train: --capture-batch " + std::to_string(o.capture_batch) + " is larger than --batch " +
+    throw UsageError("cdma train: --capture-batch " + std::to_string(o.capture_batch) + " is larger than --batch " +
                      std::to_string(r.batch));
 
   // Input first, so that a missing dataset leaves no output file behind.
@@ -306,7 +306,7 @@ RunResult run_training(const Options& o, const ProgressFn& progress, const std::
   r.train_images = train.count;
   r.test_images = test.count;
   if (train.count < r.batch)
-    throw UsageError("cdma-train: --batch " + std::to_string(r.batch) + " is larger than the " +
+    throw UsageError("cdma train: --batch " + std::to_string(r.batch) + " is larger than the " +
                      std::to_string(train.count) + " training images");
   const std::int64_t per_epoch = train.count / r.batch;
   r.planned_iterations = o.iterations > 0 ? o.iterations

@@ -68,6 +68,9 @@ struct ReportInputs {
   std::string title = "cdma report";
   std::string command;    // the command line that made the report (shown in the page)
   std::string generated;  // ISO-8601 time
+  // A comparison section (`cdma report --compare`): the traces as runs of one network, density over
+  // training overlaid and per-layer ratios (layers matched by name) with their differences.
+  bool compare = false;
 };
 
 std::string render_html(const ReportInputs& in);
