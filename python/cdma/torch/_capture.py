@@ -173,6 +173,7 @@ class Capture:
         self._started = True
         if self._model is not None:
             self._open_writer(self._model_device())
+            self._install_module_hooks()
         self._saved_hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack)
         self._saved_hooks.__enter__()
         self._sampling = self._is_sampled(self.iteration)
@@ -185,11 +186,18 @@ class Capture:
         self._model = model
         for name, m in model.named_modules():
             self._names[m] = name or "model"
-            self._hooks.append(m.register_forward_pre_hook(self._pre_hook))
-            self._hooks.append(m.register_forward_hook(self._post_hook))
+        if self._started:
+            self._install_module_hooks()
         for t in (*model.parameters(), *model.buffers()):
             self._params.add((t.device, t.data_ptr()))
         self._leaf = {m for m in model.modules() if next(m.children(), None) is None}
+
+    def _install_module_hooks(self):
+        # Installed from start() (or attach() after it) to close(): a capture never started leaves
+        # the model as it was.
+        for m in self._names:
+            self._hooks.append(m.register_forward_pre_hook(self._pre_hook))
+            self._hooks.append(m.register_forward_hook(self._post_hook))
 
     def _model_device(self):
         for p in self._model.parameters():
