@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Prints the codec table from cdma_bench_codecs JSON: memcpy time / codec time per codec,
-operation and density (>= 1.0: at least as fast as copying the uncompressed bytes), then
+operation and density (>= 1.0: at least as fast as copying the uncompressed bytes), the same against
+a streaming read of the same bytes (the limit of a scan: 1.0 = at read speed), then
 throughput (GB/s = 1e9 B/s over uncompressed bytes) and compression ratio.
 Several JSON files (separate runs) are pooled; each cell is the median real time over all runs.
 Usage: codecs_table.py RESULT.json [MORE.json ...]"""
@@ -35,7 +36,7 @@ def main(paths):
     dtypes = sorted({k[0] for k in med}, key=lambda d: ("fp32", "fp16").index(d) if d in ("fp32", "fp16") else 9)
     dens = sorted({k[1] for k in med})
     order = ["zvc", "zrle-4", "zlib-6", "zstd-1", "lz4", "zero_scan"]
-    codecs = sorted({(k[2], k[3]) for k in med if k[2] != "memcpy"},
+    codecs = sorted({(k[2], k[3]) for k in med if k[2] not in ("memcpy", "read")},
                     key=lambda c: (order.index(c[0]) if c[0] in order else 99, c[1] != "encode"))
     print(f"CPU: {context.get('cdma_cpu_model', '?')}; SIMD: {context.get('cdma_simd', '?')}; "
           f"tensor: {context.get('cdma_tensor_mib', '?')} MiB; median of {reps} runs per cell")
@@ -44,14 +45,25 @@ def main(paths):
         print("| codec | op | " + " | ".join(f"{d} %" for d in dens) + " |")
         print("|---|---|" + "---|" * len(dens))
         mc = {d: med.get((dt, d, "memcpy", "copy")) for d in dens}
+        rd = {d: med.get((dt, d, "read", "stream")) for d in dens}
         print("| memcpy | GB/s | " + " | ".join(
             f"{bytes_[(dt, d, 'memcpy', 'copy')] / mc[d] / 1e9:.1f}" if mc[d] else "-" for d in dens) + " |")
+        print("| streaming read | GB/s | " + " | ".join(
+            f"{bytes_[(dt, d, 'read', 'stream')] / rd[d] / 1e9:.1f}" if rd[d] else "-" for d in dens) + " |")
         for c, op in codecs:
             cells = []
             for d in dens:
                 t = med.get((dt, d, c, op))
                 cells.append(f"{mc[d] / t:.2f}" if t and mc[d] else "-")
             print(f"| {c} | {op} | " + " | ".join(cells) + " |")
+        if any(rd.values()):
+            print(f"\n{dt}: streaming-read time / codec time (the share of the read limit a codec reaches)\n")
+            print("| codec | op | " + " | ".join(f"{d} %" for d in dens) + " |")
+            print("|---|---|" + "---|" * len(dens))
+            for c, op in codecs:
+                cells = [f"{rd[d] / med[(dt, d, c, op)]:.2f}" if rd[d] and (dt, d, c, op) in med else "-"
+                         for d in dens]
+                print(f"| {c} | {op} | " + " | ".join(cells) + " |")
         print(f"\n{dt}: throughput GB/s over uncompressed bytes (ratio uncompressed/compressed)\n")
         print("| codec | op | " + " | ".join(f"{d} %" for d in dens) + " |")
         print("|---|---|" + "---|" * len(dens))

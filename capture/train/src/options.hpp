@@ -54,7 +54,7 @@ struct Options {
 
   std::string output;  // trace path; "" = <net>-fmnist.h5
   bool force = false;  // overwrite an existing output
-  int deflate = 4;     // HDF5 deflate level of captured tensors (0 = contiguous)
+  int deflate = 0;     // HDF5 deflate level of captured tensors (0 = contiguous: no compression on the training thread)
   std::string data_dir = kDefaultDataDir;
   std::int64_t train_limit = 0;  // use only the first N training images (0 = all)
   std::int64_t test_limit = 0;   // evaluate on the first N test images (0 = all)
