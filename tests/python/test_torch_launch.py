@@ -115,3 +115,32 @@ def test_bad_launcher_options(tmp_path):
                  check=False)
     assert p.returncode == 1 and "no trace written" in p.stderr
     assert not (tmp_path / "none.h5").exists()
+
+
+TINY = textwrap.dedent("""
+    import subprocess, sys, torch
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(2 * 6 * 6, 2))
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    for _ in range(int(sys.argv[1])):
+        torch.nn.functional.cross_entropy(m(torch.randn(2, 1, 8, 8)), torch.tensor([0, 1])).backward()
+        opt.step(); opt.zero_grad()
+    if len(sys.argv) > 2:  # a second Python process of the command, training too
+        subprocess.run([sys.executable, __file__, sys.argv[2]], check=True)
+""")
+
+
+def test_every_process_gets_its_own_trace(tmp_path):
+    script = tmp_path / "tiny.py"
+    script.write_text(TINY)
+    out = tmp_path / "two.h5"
+    cdma_cli("capture", "--torch", "-o", out, "--every", "2", "--", sys.executable, script, "3", "5")
+    others = list(tmp_path.glob("two.*.h5"))
+    assert len(others) == 1 and others[0].stem.split(".")[1].isdigit()
+    # The parent recorded first (iterations 0, 2 of 3); the child wrote <stem>.<pid>.h5 (0, 2, 4 of 5).
+    first, second = cdma.open(out), cdma.open(others[0])
+    assert sorted(set(first.tensors().iteration)) == [0, 2]
+    assert sorted(set(second.tensors().iteration)) == [0, 2, 4]
+    assert first._r.root_attribute("iterations") == "3" and second._r.root_attribute("iterations") == "5"
+    # The ReLU output reaches the linear layer through nn.Flatten: named by the linear layer, which saves it.
+    assert list(first.tensors().layer[:3]) == ["0", "3", "(outside)"]

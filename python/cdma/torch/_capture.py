@@ -53,7 +53,7 @@ class _Packed:
 
 
 class _Record:
-    __slots__ = ("seq", "iteration", "saver", "saver_call", "consumer", "consumer_call", "dtype", "layout", "dims",
+    __slots__ = ("seq", "iteration", "saver", "saver_call", "consumer", "consumer_call", "reader", "reader_call", "dtype", "layout", "dims",
                  "data", "event", "counts", "network_input", "refs", "nbytes")
 
 
@@ -314,8 +314,8 @@ class Capture:
                 if module in self._leaf:
                     for k in f.inputs:
                         r = self._live.get(k)
-                        if r is not None and r.consumer is None:
-                            r.consumer, r.consumer_call = name, f.call
+                        if r is not None and r.consumer is None and r.reader is None:
+                            r.reader, r.reader_call = name, f.call
             f.start = time.perf_counter_ns()
             self._stack.append(f)
         except Exception as e:  # noqa: BLE001 - never fail the host program
@@ -378,6 +378,9 @@ class Capture:
         if r is not None:  # the same buffer, saved again (conv input = ReLU output, a view, ...)
             c["deduplicated"] += 1
             r.refs += 1
+            frame = self._stack[-1] if self._stack else None
+            if r.consumer is None and frame is not None and frame.inputs is not None and key in frame.inputs:
+                r.consumer, r.consumer_call = frame.name, frame.call  # a later module saves it as its input
             return _Packed(t, self, key, self._gen)
         if self._model is None:
             return t  # not attached yet (the launcher attaches at the model's first call)
@@ -389,7 +392,7 @@ class Capture:
         r = _Record()
         r.seq, r.iteration, r.refs = c["recorded"], self.iteration, 1
         r.saver, r.saver_call = (frame.name, frame.call) if frame else (OUTSIDE, -1)
-        r.consumer = r.consumer_call = None
+        r.consumer = r.consumer_call = r.reader = r.reader_call = None
         if frame is not None and frame.inputs is not None and key in frame.inputs:
             r.consumer, r.consumer_call = frame.name, frame.call  # the saving module's own input
         r.network_input = key in self._root_inputs
@@ -480,8 +483,12 @@ class Capture:
             return
         w = self._writer
         for r in pending:
-            layer = r.consumer if r.consumer is not None else r.saver
-            call = r.consumer_call if r.consumer is not None else r.saver_call
+            if r.consumer is not None:
+                layer, call = r.consumer, r.consumer_call
+            elif r.reader is not None:
+                layer, call = r.reader, r.reader_call
+            else:
+                layer, call = r.saver, r.saver_call
             module = self._module_of(layer)
             op = op_of(module) if module is not None else "other"
             index = self._layer_index(layer)
