@@ -144,3 +144,18 @@ def test_every_process_gets_its_own_trace(tmp_path):
     assert first._r.root_attribute("iterations") == "3" and second._r.root_attribute("iterations") == "5"
     # The ReLU output reaches the linear layer through nn.Flatten: named by the linear layer, which saves it.
     assert list(first.tensors().layer[:3]) == ["0", "3", "(outside)"]
+
+
+def test_a_killed_process_leaves_a_readable_trace(tmp_path):
+    script = tmp_path / "killed.py"
+    kill = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)  # after the loop: killed, no atexit\n"
+    script.write_text(TINY.replace("if len(sys.argv) > 2:", kill + "if len(sys.argv) > 2:"))
+    out = tmp_path / "killed.h5"
+    p = cdma_cli("capture", "--torch", "-o", out, "--", sys.executable, script, "2", check=False)
+    assert p.returncode == 128 + 9
+    assert "not closed" in p.stderr
+    t = cdma.open(out)
+    assert not t.attrs["complete"]
+    # Every iteration that ended (each step() writes and flushes its tensors) is there.
+    assert sorted(set(t.tensors().iteration)) == [0, 1]
+    assert all(t.read(i).size for i in range(len(t.tensors())))
