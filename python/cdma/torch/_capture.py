@@ -224,6 +224,7 @@ class Capture:
         self.counters["iterations"] = self.iteration
         self._gen += 1
         self._live = {}
+        self._stack = []  # between iterations no module runs (frames of calls that raised are dropped)
         self._sampling = self.error is None and self._is_sampled(self.iteration)
 
     def close(self):
@@ -324,8 +325,11 @@ class Capture:
 
     def _post_hook(self, module, args, output):
         try:
-            if not self._stack or self._stack[-1].module is not module:
+            # Pop to this module's frame: frames above it are of calls that raised (no post-hook).
+            if not any(fr.module is module for fr in self._stack):
                 return None
+            while self._stack[-1].module is not module:
+                self._stack.pop()
             f = self._stack.pop()
             if self.keep_timeline and f.inputs is not None and module in self._leaf:
                 self._timeline.append({"iteration": self.iteration, "call": f.call,
