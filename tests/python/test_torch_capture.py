@@ -221,7 +221,6 @@ def test_sampling_budget_and_samples(tmp_path):
 
 def test_channels_last_is_nhwc(tmp_path):
     p = tmp_path / "cl.h5"
-    saved, dump = independent_dump()
     _, a = train(capture=cdma.torch.Capture(p), memory_format=torch.channels_last, iterations=1)
     t = cdma.open(p)
     df = t.tensors()
@@ -230,6 +229,13 @@ def test_channels_last_is_nhwc(tmp_path):
     k = four.index[four.layout == "NHWC"][0]
     n, h, w, c = df.dims[k]
     assert t.read(int(k)).shape == (n, h, w, c)
+    # In situ, zero runs are counted in the stored (NHWC) order too: the same counts as the bytes.
+    q = tmp_path / "cl-insitu.h5"
+    _, b = train(capture=cdma.torch.Capture(q, mode="insitu"), memory_format=torch.channels_last, iterations=1)
+    assert a == b
+    st = cdma.open(q).stats()
+    want = [bits_counts(t.read(int(i))) for i in df.index[df.offloaded]]
+    assert [(int(r.nonzeros), int(r.zero_runs)) for r in st.itertuples()] == want
 
 
 def test_bfloat16_under_autocast(tmp_path):
