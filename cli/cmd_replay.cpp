@@ -30,7 +30,7 @@ struct Options {
   std::string precision = "fp32", gpu = "titan-xp", link = "pcie3", presets, policy = "vdnn-all";
   std::string compute = "auto", ratios, json_out, csv_out, csv_layers_out, svg_out, events_out, sweep, fill = "none",
               events_format = "cdma";
-  std::optional<double> ratio, density, link_gbps, link_eff, latency_us, compute_eff, dram_eff;
+  std::optional<double> ratio, density, link_gbps, link_eff, latency_us, compute_eff, dram_eff, peak_tflops, dram_gbps;
   double compute_scale = 1.0, bwd_factor = 2.0, read_gbps = 0, comp_gbps = 0;
   int conv_kernel = 3, trace_index = 0;
   std::int64_t trace_batch = 0;
@@ -73,6 +73,8 @@ hw::StudyRequest request(const Options& o) {
   r.latency_us = o.latency_us;
   r.compute_eff = o.compute_eff;
   r.dram_eff = o.dram_eff;
+  r.peak_tflops = o.peak_tflops;
+  r.dram_gbps = o.dram_gbps;
   r.policy = hw::parse_policy(o.policy);
   r.engines = o.engines;
   r.read_gbps = o.read_gbps;
@@ -165,6 +167,10 @@ int run(int argc, char** argv) {
       ->check(finite_range(hw::ranges::share));
   app.add_option("--dram-eff", o.dram_eff, "override the GPU's DRAM efficiency")
       ->check(finite_range(hw::ranges::share));
+  app.add_option("--peak-tflops", o.peak_tflops, "override the GPU's peak TFLOP/s at --precision")
+      ->check(finite_range(hw::ranges::peak_tflops));
+  app.add_option("--dram-gbps", o.dram_gbps, "override the GPU's DRAM bandwidth (GB/s)")
+      ->check(finite_range(hw::ranges::dram_gbps));
   app.add_option("--bwd-factor", o.bwd_factor, "roofline backward time = factor x forward")
       ->capture_default_str()
       ->check(finite_range(hw::ranges::bwd_factor));

@@ -119,6 +119,8 @@ class Setup {
     gpu_ = as_usage([&] { return presets_.gpu(r.gpu); });
     if (r.compute_eff) gpu_.compute_efficiency = *r.compute_eff;
     if (r.dram_eff) gpu_.dram_efficiency = *r.dram_eff;
+    if (r.dram_gbps) gpu_.dram_gbps = *r.dram_gbps;
+    if (r.peak_tflops) gpu_.peak_tflops[r.precision] = *r.peak_tflops;
     as_usage([&] { return gpu_.peak_flops(r.precision); });  // validates the precision
     link_ = as_usage([&] { return presets_.link(r.link); });
     if (r.link_gbps) link_.nominal_gbps = *r.link_gbps;
@@ -210,7 +212,10 @@ class Setup {
     const std::string place = spec.substr(0, colon);
     std::string codec = colon == std::string::npos ? "zvc" : spec.substr(colon + 1);
     codec = formats::make_codec(codec)->name();
-    return make_engine(presets_, gpu_, parse_placement(place), codec, r_.read_gbps, r_.comp_gbps);
+    const Placement placement = as_usage([&] { return parse_placement(place); });
+    if (placement == Placement::none)  // "none" is vDNN itself, which every study replays
+      throw formats::UsageError("--engine '" + spec + "': the placement must be dma, mc or sm");
+    return make_engine(presets_, gpu_, placement, codec, r_.read_gbps, r_.comp_gbps);
   }
 
   Scenario scenario() const {
@@ -367,6 +372,8 @@ void validate(const StudyRequest& r) {
   check_range(r.latency_us, "--latency-us", ranges::latency_us);
   check_range(r.compute_eff, "--compute-eff", ranges::share);
   check_range(r.dram_eff, "--dram-eff", ranges::share);
+  check_range(r.peak_tflops, "--peak-tflops", ranges::peak_tflops);
+  check_range(r.dram_gbps, "--dram-gbps", ranges::dram_gbps);
   check_range(r.bwd_factor, "--bwd-factor", ranges::bwd_factor);
   check_range(r.read_gbps, "--read-gbps", ranges::gbps_override);
   check_range(r.comp_gbps, "--comp-gbps", ranges::gbps_override);

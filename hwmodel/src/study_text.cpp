@@ -126,11 +126,14 @@ void write_catalog(std::ostream& os, const PresetCatalog& presets) {
     for (const auto& [k, v] : g.peak_tflops) peaks.push_back(fmt::format("{} {}", k, v));
     put(out, "  {:<16} {:>7.1f} GB/s  {:>4.0f} GiB  TFLOP/s: {}\n", g.name, g.dram_gbps, g.memory_gib,
         fmt::join(peaks, ", "));
+    for (const auto& src : g.sources) put(out, "  {:<16} source: {}\n", "", src);
   }
   out += "links:\n";
   for (const auto& l : presets.links)
     put(out, "  {:<16} {:>7.2f} GB/s nominal x {} = {:.2f} GB/s, {} us/transfer\n", l.name, l.nominal_gbps,
         l.efficiency, l.effective_bytes_per_s() / 1e9, l.latency_us);
+  for (const auto& l : presets.links)
+    for (const auto& src : l.sources) put(out, "  {:<16} source: {}\n", l.name, src);
   put(out, "networks: {}\nengine placements: dma, mc, sm (codecs: {})\n", fmt::join(zoo_names(), ", "),
       fmt::join(formats::codec_families(), ", "));
   os << out;

@@ -41,7 +41,8 @@ def _strs(v):
 
 
 def replay(traces=None, networks=None, *, batch=256, precision="fp32", gpu="titan-xp", link="pcie3", presets=None,
-           link_gbps=None, link_eff=None, latency_us=None, compute_eff=None, dram_eff=None, policy="vdnn-all",
+           link_gbps=None, link_eff=None, latency_us=None, compute_eff=None, dram_eff=None, peak_tflops=None,
+           dram_gbps=None, policy="vdnn-all",
            engines=None, read_gbps=0, comp_gbps=0, compute="auto", compute_scale=1.0, bwd_factor=2.0,
            conv_kernel=3, trace_batch=0, ratio=None, density=None, ratios=None, trace_index=0, fill="none",
            sweep=None, sweep_values=None, events=False):
@@ -56,7 +57,8 @@ def replay(traces=None, networks=None, *, batch=256, precision="fp32", gpu="tita
     writes). Bad requests raise cdma.UsageError with the CLI's message."""
     req = dict(traces=_strs(traces), networks=_strs(networks), batch=batch, precision=precision, gpu=gpu,
                link=link, presets=os.fspath(presets) if presets is not None else None, link_gbps=link_gbps,
-               link_eff=link_eff, latency_us=latency_us, compute_eff=compute_eff, dram_eff=dram_eff, policy=policy,
+               link_eff=link_eff, latency_us=latency_us, compute_eff=compute_eff, dram_eff=dram_eff,
+               peak_tflops=peak_tflops, dram_gbps=dram_gbps, policy=policy,
                engines=_strs(engines), read_gbps=read_gbps, comp_gbps=comp_gbps, compute=compute,
                compute_scale=compute_scale, bwd_factor=bwd_factor, conv_kernel=conv_kernel,
                trace_batch=trace_batch, ratio=ratio, density=density, ratios_trace_index=trace_index, fill=fill,

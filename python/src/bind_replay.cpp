@@ -32,6 +32,8 @@ hw::StudyRequest request_from(const py::dict& d) {
   r.latency_us = opt_double(d, "latency_us");
   r.compute_eff = opt_double(d, "compute_eff");
   r.dram_eff = opt_double(d, "dram_eff");
+  r.peak_tflops = opt_double(d, "peak_tflops");
+  r.dram_gbps = opt_double(d, "dram_gbps");
   r.policy = hw::parse_policy(option<std::string>(d, "policy", "vdnn-all"));
   r.engines = option<std::vector<std::string>>(d, "engines", {});
   r.read_gbps = option<double>(d, "read_gbps", 0);

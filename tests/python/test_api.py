@@ -432,3 +432,21 @@ def test_import_without_pythonpath_after_the_readme_build():
                        text=True, env=env, cwd="/")
     assert p.returncode == 0, "import cdma failed without PYTHONPATH (run scripts/python-path.sh): " + p.stderr
     assert p.stdout.strip().endswith("python/cdma/__init__.py")
+
+
+def test_gpu_overrides_and_engine_placements():
+    # --peak-tflops and --dram-gbps override the preset (every number of the model has a flag).
+    base = cdma.replay(networks="vgg16", ratio=2)
+    fast = cdma.replay(networks="vgg16", ratio=2, peak_tflops=2 * 12.15, dram_gbps=2 * 547.7)
+    doc = cdma_json("replay", "--net", "vgg16", "--ratio", "2", "--peak-tflops", str(2 * 12.15), "--dram-gbps",
+                    str(2 * 547.7), "-q")
+    assert fast.json == doc
+    o0, o1 = base.totals["time_s"][0], fast.totals["time_s"][0]
+    assert o1 == pytest.approx(o0 / 2, rel=1e-6)  # a roofline at twice the peak and twice the bandwidth
+    with pytest.raises(cdma.UsageError):
+        cdma.replay(networks="vgg16", ratio=2, engines=["none"])
+    p = cdma_cli("replay", "--net", "vgg16", "--ratio", "2", "--engine", "none", check=False)
+    assert p.returncode == 2 and "dma, mc or sm" in p.stderr
+    p = cdma_cli("replay", "--net", "vgg16", "--ratio", "2", "--peak-tflops", "0", check=False)
+    assert p.returncode == 2
+    assert "source: https://" in cdma_cli("replay", "--list").stdout

@@ -41,7 +41,8 @@ struct ValueRange {
 // The ranges `validate` accepts; the CLI states the same ones in --help.
 namespace ranges {
 inline constexpr ValueRange link_gbps{1e-3, 1e6}, share{0, 1, false}, latency_us{0, 1e6}, bwd_factor{0, 100},
-    gbps_override{0, 1e6}, compute_scale{1e-6, 1e6}, ratio{1e-3, 1e6}, density{0, 1}, link_sweep{0, 1e6, false};
+    gbps_override{0, 1e6}, compute_scale{1e-6, 1e6}, ratio{1e-3, 1e6}, density{0, 1}, link_sweep{0, 1e6, false},
+    peak_tflops{0, 1e6, false}, dram_gbps{0, 1e7, false};
 }  // namespace ranges
 
 // Where compression ratios come from. At most one of ratio, density, table/table_file. A zoo
@@ -72,6 +73,8 @@ struct StudyRequest {
   std::string gpu = "titan-xp", link = "pcie3";
   // Overrides of the presets (unset: the preset's value).
   std::optional<double> link_gbps, link_eff, latency_us, compute_eff, dram_eff;
+  std::optional<double> peak_tflops;  // the GPU's peak at `precision` (TFLOP/s)
+  std::optional<double> dram_gbps;    // the GPU's DRAM bandwidth (GB/s)
   Policy policy = Policy::vdnn_all;
   std::vector<std::string> engines;     // PLACEMENT[:CODEC]; empty: dma:zvc mc:zvc sm:zvc
   double read_gbps = 0, comp_gbps = 0;  // engine overrides (0: presets)
