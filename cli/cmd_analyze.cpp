@@ -1,5 +1,7 @@
 // `cdma analyze TRACE...`: sparsity and compression ratios of trace tensors, as a table, CSV or JSON
 // (docs/ANALYSIS_JSON.md). A thin layer over cdma::analyze.
+#include "analyze_io.hpp"
+#include "analyze_mpi.hpp"
 #include "util.hpp"
 #include "verbs.hpp"
 
@@ -13,23 +15,11 @@
 #include <CLI/CLI.hpp>
 
 #include <unistd.h>
-#include <atomic>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <iostream>
-#include <sstream>
 
 namespace cdma::cli {
 namespace {
-
-std::atomic<bool> g_stop{false};
-
-extern "C" void on_sigint(int) {
-  g_stop.store(true);
-  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
-}
 
 std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> out;
@@ -46,18 +36,6 @@ std::vector<std::string> split_list(const std::string& s) {
   return out;
 }
 
-void draw_progress(const analyze::Progress& p, bool final) {
-  const double frac = p.bytes_total ? static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total) : 1.0;
-  const int width = 30;
-  const int fill = static_cast<int>(frac * width);
-  std::string bar(static_cast<std::size_t>(fill), '#');
-  bar.resize(width, '.');
-  fmt::print(stderr, "\r[{}] {:5.1f}%  {}/{} tensors  {:.2f}/{:.2f} GB", bar, 100.0 * frac, p.tensors_done,
-             p.tensors_total, static_cast<double>(p.bytes_done) * 1e-9, static_cast<double>(p.bytes_total) * 1e-9);
-  if (final) fmt::print(stderr, "\r{:80}\r", "");
-  std::fflush(stderr);
-}
-
 int run_analyze(int argc, char** argv) {
   CLI::App app{
       "Sparsity and compression ratios of the tensors of trace files: density and zero runs per tensor, "
@@ -72,7 +50,7 @@ int run_analyze(int argc, char** argv) {
   bool long_csv = false, verify = false, keep_going = false, quiet = false, timing = false, no_mmap = false,
        all_tensors = false;
   unsigned threads = 0;
-  std::string progress = "auto";
+  std::string progress = "auto", mpi = "auto";
   app.add_option("traces", paths, "trace files (HDF5, trace format v1)")->required();
   app.add_option("-c,--codecs", codecs, "comma-separated codecs: " + formats::codec_help())->capture_default_str();
   app.add_option("--chunk", chunk,
@@ -112,6 +90,11 @@ int run_analyze(int argc, char** argv) {
   app.add_option("--progress", progress, "progress bar on stderr: auto (when a terminal), always, never")
       ->check(CLI::IsMember({"auto", "always", "never"}))
       ->capture_default_str();
+  app.add_option("--mpi", mpi,
+                 "split the work over the ranks of an MPI job (docs/MPI.md): auto (when started by mpirun, "
+                 "mpiexec or srun), always, never")
+      ->check(CLI::IsMember({"auto", "always", "never"}))
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -149,63 +132,35 @@ int run_analyze(int argc, char** argv) {
     return kExitUsage;
   }
 
-  const bool show_progress = progress == "always" || (progress == "auto" && isatty(STDERR_FILENO));
-  analyze::RunHooks hooks;
-  hooks.stop = &g_stop;
-  if (show_progress) hooks.on_progress = [](const analyze::Progress& p) { draw_progress(p, false); };
-  auto old_handler = std::signal(SIGINT, on_sigint);
+  AnalyzeOutputs out;
+  out.json_path = json_path;
+  out.csv_path = csv_path;
+  out.long_csv = long_csv;
+  out.quiet = quiet;
+  out.timing = timing;
+  out.level = *level;
+  out.show_progress = progress == "always" || (progress == "auto" && isatty(STDERR_FILENO));
+  if (mpi == "always" || (mpi == "auto" && mpi_launched())) return run_analyze_mpi(paths, opts, out);
 
+  analyze::RunHooks hooks;
+  hooks.stop = &analyze_stop_flag();
+  if (out.show_progress) hooks.on_progress = [](const analyze::Progress& p) { draw_progress(p, false); };
   analyze::Analysis result;
   try {
+    const StopOnSigint sigint;
     result = analyze::run_analysis({paths.begin(), paths.end()}, opts, hooks);
   } catch (const formats::Error& e) {
-    std::signal(SIGINT, old_handler);
-    if (show_progress) fmt::print(stderr, "\n");
+    if (out.show_progress) fmt::print(stderr, "\n");
     fmt::print(stderr, "cdma analyze: error: {}\n", e.what());
     return kExitFailure;
   }
-  std::signal(SIGINT, old_handler);
-  if (show_progress) draw_progress({}, true);
+  if (out.show_progress) draw_progress({}, true);
   if (result.interrupted) {
     fmt::print(stderr, "cdma analyze: interrupted; no output written\n");
     return kExitInterrupted;
   }
-
-  if (timing) {
-    // One line, key=value, for bench/analyze_throughput.sh.
-    const auto& s = result.stats;
-    const double gb = static_cast<double>(s.bytes) * 1e-9;
-    fmt::print(stderr,
-               "timing: bytes={} wall_s={:.4f} gbps={:.4f} threads={} cpu_s={:.4f} codec_cpu_s={:.4f} "
-               "read_cpu_s={:.4f} mapped={} outside_codecs={:.2f}% outside_codecs_and_read={:.2f}%\n",
-               s.bytes, s.wall_s, gb / s.wall_s, s.threads, s.cpu_s, s.codec_s, s.read_s, s.mapped_tensors,
-               100.0 * (1.0 - s.codec_s / s.cpu_s), 100.0 * (1.0 - (s.codec_s + s.read_s) / s.cpu_s));
-  }
-
-  int rc = kExitOk;
-  try {
-    if (!json_path.empty()) write_output(json_path, [&](std::ostream& os) { analyze::write_json(os, result); });
-    if (!csv_path.empty())
-      write_output(csv_path, [&](std::ostream& os) {
-        if (long_csv)
-          formats::write_csv(os, analyze::long_table(result, *level));
-        else
-          analyze::write_csv(os, result, *level);
-      });
-    if (!quiet && json_path != "-" && csv_path != "-")
-      write_output("-", [&](std::ostream& os) { analyze::write_table(os, result, *level); });
-  } catch (const formats::Error& e) {
-    fmt::print(stderr, "cdma analyze: error: {}\n", e.what());
-    rc = kExitFailure;
-  }
-  for (const auto& t : result.traces) {
-    for (const auto& s : t.skipped) {
-      fmt::print(stderr, "cdma analyze: skipped {}: {}: {}\n", t.path, s.object, s.reason);
-      rc = kExitFailure;
-    }
-    for (const auto& w : t.warnings) fmt::print(stderr, "cdma analyze: warning: {}: {}\n", t.path, w);
-  }
-  return rc;
+  if (timing) print_timing(result.stats);
+  return write_results(result, out);
 }
 
 }  // namespace

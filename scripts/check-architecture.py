@@ -53,7 +53,7 @@ COMPONENTS = {
     "cli":                dict(paths=["cli/"],
                                deps=["formats", "analyze", "hwmodel", "report", "capture/collector",
                                      "capture/common"],
-                               third=["fmt", "json", "cli11", "threads"]),
+                               third=["fmt", "json", "cli11", "threads", "mpi"]),
     "bench":              dict(paths=["bench/"], deps=["formats", "analyze"], third=["benchmark"]),
     # The Python package's native module (cdma._native): bindings of the libraries, no logic of its own.
     "python":             dict(paths=["python/"], deps=["formats", "analyze", "hwmodel"],
@@ -90,6 +90,8 @@ THIRD_PARTY = {
     "threads":   dict(headers=[], links=[r"Threads::Threads"]),
     "pybind11":  dict(headers=[r"pybind11/"], links=[r"pybind11::\w+"]),
     "dl":        dict(headers=[], links=[r"\$\{CMAKE_DL_LIBS\}"]),
+    # Optional (CDMA_WITH_MPI): `cdma analyze` under mpirun/srun, in cli/analyze_mpi.cpp only.
+    "mpi":       dict(headers=[r"mpi\.h$"], links=[r"MPI::MPI_(C|CXX)"]),
 }
 
 # Targets defined in the root CMakeLists.txt (cdma_warnings) are build settings, allowed anywhere.

@@ -8,6 +8,7 @@ pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libhdf5-dev hdf5-tools zlib1g-dev libzstd-dev liblz4-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev
+  libopenmpi-dev openmpi-bin
   clang clang-format libclang-rt-14-dev
   python3 python3-h5py python3-numpy python3-pandas python3-pytest python3-matplotlib
   python3-dev pybind11-dev python3-pybind11

@@ -141,9 +141,12 @@ double WorkerPool::fault_s() const {
   return s;
 }
 
-void WorkerPool::fail(std::exception_ptr e) {
+void WorkerPool::fail(std::exception_ptr e, std::size_t slot) {
   std::lock_guard lk(mu_);
-  if (!error_) error_ = std::move(e);
+  if (!error_) {
+    error_ = std::move(e);
+    error_slot_ = slot;
+  }
   abort_ = true;
 }
 
@@ -168,16 +171,16 @@ void WorkerPool::analyze(Job& job, Workspace& ws, double& fault) {
       results_[job.slot].variants = an_.analyze(buf, job.meta, ws, job.where);
     }
   } catch (const VerifyError&) {
-    fail(std::current_exception());
+    fail(std::current_exception(), job.slot);
   } catch (const formats::Error& e) {
     if (!opts_.keep_going) {
-      fail(std::current_exception());
+      fail(std::current_exception(), job.slot);
       return;
     }
     std::lock_guard lk(mu_);
     worker_skips_.emplace_back(job.slot, Skipped{object_of(job.meta), e.what()});
   } catch (...) {
-    fail(std::current_exception());
+    fail(std::current_exception(), job.slot);
   }
 }
 

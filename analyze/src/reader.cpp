@@ -25,6 +25,8 @@ class Reader {
         out_(out) {
     res_.dropped.assign(out.tensors.size(), false);
     res_.stats_results.resize(paths.size());
+    res_.read_skips.resize(paths.size());
+    res_.stats_skips.resize(paths.size());
   }
 
   ReadResult run() {
@@ -36,6 +38,7 @@ class Reader {
       }
     } catch (...) {
       res_.error = std::current_exception();
+      res_.error_order = pos_;
     }
     return std::move(res_);
   }
@@ -46,10 +49,14 @@ class Reader {
     return paths_[t].string() + ": " + object_of(m);
   }
 
-  // Trace t's tensors, then its /stats rows. False when the run stops here.
+  // Trace t's tensors (those of the run's range), then its /stats rows. False when the run stops
+  // here.
   bool read_trace(std::size_t t) {
-    std::shared_ptr<const Mapping> map = opts_.zero_copy ? Mapping::open(paths_[t], &unmap_ns_) : nullptr;
-    for (std::size_t j = 0; j < plan_.todo[t].size(); ++j) {
+    const std::size_t first = plan_.first_slot[t], n = plan_.todo[t].size();
+    const std::size_t j0 = std::clamp(plan_.lo, first, first + n) - first;
+    const std::size_t j1 = std::clamp(plan_.hi, first, first + n) - first;
+    std::shared_ptr<const Mapping> map = opts_.zero_copy && j0 < j1 ? Mapping::open(paths_[t], &unmap_ns_) : nullptr;
+    for (std::size_t j = j0; j < j1; ++j) {
       if (stopped() || !read_tensor(t, j, map)) break;
     }
     if (stopped() || pool_.aborted()) return false;
@@ -65,6 +72,7 @@ class Reader {
     const auto b = pool_.take_buffer([&] { report_(false); });
     if (!b) return false;
     const std::size_t slot = plan_.first_slot[t] + j;
+    pos_ = plan_.order_of_slot(t, slot);
     std::span<const std::byte> mapped;
     try {
       if (map) {
@@ -91,14 +99,15 @@ class Reader {
       res_.read_s += cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - t0;
     } catch (const VerifyError&) {
       res_.error = std::current_exception();
+      res_.error_order = pos_;
       ok = false;
     } catch (const formats::Error& e) {
-      skip_or_stop(t, m, std::current_exception(), e.what());
+      skip_or_stop(t, slot, m, std::current_exception(), e.what());
       ok = false;
     } catch (const std::bad_alloc&) {
       formats::TraceError e(paths_[t].string(), object_of(m),
                             where(t, m) + ": cannot hold its " + std::to_string(m.bytes()) + " bytes in memory");
-      skip_or_stop(t, m, std::make_exception_ptr(e), e.what());
+      skip_or_stop(t, slot, m, std::make_exception_ptr(e), e.what());
       ok = false;
     }
     if (!ok) {
@@ -117,11 +126,13 @@ class Reader {
     report_(false);
   }
 
-  void skip_or_stop(std::size_t t, const formats::TensorMeta& m, std::exception_ptr e, const char* what) {
+  void skip_or_stop(std::size_t t, std::size_t slot, const formats::TensorMeta& m, std::exception_ptr e,
+                    const char* what) {
     if (!opts_.keep_going) {
       res_.error = std::move(e);
+      res_.error_order = pos_;
     } else {
-      out_.traces[t].skipped.push_back({object_of(m), what});
+      res_.read_skips[t].push_back({slot, {object_of(m), what}});
     }
   }
 
@@ -156,6 +167,7 @@ class Reader {
   void read_stats(std::size_t t) {
     const auto& rows = plan_.stats[t];
     auto& ts = out_.traces[t];
+    pos_ = plan_.order_of_stats(t);
     for (std::size_t i = 0; i < rows.size() && !res_.error; ++i) {
       const auto& row = rows[i];
       if (!opts_.filters.pass(row.iteration, row.layer, row.op, row.role, row.role == "x")) {
@@ -171,8 +183,9 @@ class Reader {
         if (!opts_.keep_going) {
           res_.error = std::make_exception_ptr(
               formats::TraceError(paths_[t].string(), obj, paths_[t].string() + ": " + e.what()));
+          res_.error_order = pos_;
         } else {
-          ts.skipped.push_back({obj, e.what()});
+          res_.stats_skips[t].push_back({obj, e.what()});
         }
       }
     }
@@ -188,6 +201,7 @@ class Reader {
   std::atomic<std::uint64_t>& unmap_ns_;
   Analysis& out_;
   ReadResult res_;
+  std::uint64_t pos_ = 0;  // the run-order position of the tensor or /stats rows being read
 };
 
 }  // namespace

@@ -76,7 +76,16 @@ struct Plan {
   std::vector<std::vector<const formats::TensorMeta*>> todo;   // per trace, the tensors to analyse
   std::vector<std::vector<formats::StatsRow>> stats;           // per trace, its /stats rows
   std::vector<std::size_t> first_slot;  // per trace, its first slot in Analysis::tensors; [n] = total
-  Progress prog;                        // the totals
+  Progress prog;                        // the totals (of this part's range, once set_range() ran)
+  // The slots this run analyses (run_part: one part's range); the others are left alone.
+  std::size_t lo = 0, hi = static_cast<std::size_t>(-1);
+
+  // The position in run order of trace t's slot s, and of trace t's /stats rows (after its
+  // tensors, before the next trace's): tensors and /stats rows of all traces, one number each.
+  std::uint64_t order_of_slot(std::size_t t, std::size_t s) const { return 1 + s + t; }
+  std::uint64_t order_of_stats(std::size_t t) const { return 1 + first_slot[t + 1] + t; }
+  // The trace that holds slot s.
+  std::size_t trace_of_slot(std::size_t s) const;
 };
 
 // Opens every trace of `paths` and lists its work; fills out.traces and one slot of out.tensors
@@ -123,6 +132,7 @@ class WorkerPool {
   // After close(): the first error a worker met, the tensors it skipped (slot, what; -k), its
   // codec and page-fault times.
   std::exception_ptr error() const { return error_; }
+  std::size_t error_slot() const { return error_slot_; }  // the slot of error()'s job
   std::vector<std::pair<std::size_t, Skipped>>& worker_skips() { return worker_skips_; }
   double codec_s() const;
   double fault_s() const;
@@ -130,7 +140,7 @@ class WorkerPool {
  private:
   void work(unsigned id);
   void analyze(Job& job, Workspace& ws, double& fault);
-  void fail(std::exception_ptr e);
+  void fail(std::exception_ptr e, std::size_t slot);
 
   const TensorAnalyzer& an_;
   const Options& opts_;
@@ -143,6 +153,7 @@ class WorkerPool {
   bool closed_ = false;
   bool abort_ = false;
   std::exception_ptr error_;
+  std::size_t error_slot_ = 0;
   std::uint64_t bytes_done_ = 0, tensors_done_ = 0;
   std::vector<std::pair<std::size_t, Skipped>> worker_skips_;
   std::vector<Workspace> spaces_;
@@ -165,16 +176,25 @@ class Reporter {
 };
 
 // What the reader loop leaves for the assembly (reader.cpp).
+struct SlotSkipped {
+  std::size_t slot;
+  Skipped skip;
+};
+
 struct ReadResult {
   std::exception_ptr error;                              // the first error that stops the run
+  std::uint64_t error_order = 0;                         // its position (Plan::order_of_slot / _stats)
   std::vector<bool> dropped;                             // per slot: skipped or not finished (interrupted)
   std::vector<std::vector<TensorResult>> stats_results;  // per trace, its analysed /stats rows
+  std::vector<std::vector<SlotSkipped>> read_skips;      // per trace, tensors the reader skipped (-k)
+  std::vector<std::vector<Skipped>> stats_skips;         // per trace, /stats rows skipped (-k)
   Workspace ws;                                          // for big tensors analysed in the reader's thread
   double read_s = 0;                                     // CPU time in TraceReader::read_into / read_elements
 };
 
 // The reader: reads (or maps) every planned tensor in order and hands it to the pool; analyses
-// big unmappable tensors and /stats rows itself. Counts into out.traces and out.stats. Errors are
+// big unmappable tensors and /stats rows itself; only the slots of [plan.lo, plan.hi), but every
+// trace's /stats rows. Counts into out.traces and out.stats; skips go to the ReadResult. Errors are
 // returned in ReadResult::error, never thrown, so that the workers can still be joined.
 ReadResult read_all(const std::vector<std::filesystem::path>& paths, const Options& opts, const TensorAnalyzer& an,
                     const RunHooks& hooks, Plan& plan, WorkerPool& pool, Reporter& report,
