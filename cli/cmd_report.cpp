@@ -72,7 +72,7 @@ std::vector<std::string> zoo_for(const ReportOptions& o, const analyze::TraceSum
 // its timeline), then the matching zoo networks at full size with those ratios (--fill average:
 // the page states the rule and lists the layers it applied to).
 void add_replays(const ReportOptions& o, const analyze::Analysis& a, report::ReportInputs& in) {
-  json runs = json::array();
+  json runs = json::array(), sweeps = json::array();
   for (std::size_t i = 0; i < a.traces.size(); ++i) {
     const std::string label = fs::path(a.traces[i].path).filename().string();
     hw::StudyRequest base;
@@ -115,9 +115,15 @@ void add_replays(const ReportOptions& o, const analyze::Analysis& a, report::Rep
       zoo.ratios.fill = hw::RatioFill::average;
       run(zoo, z,
           fmt::format("{} from the zoo (full size, batch {}) with the ratios measured on {}", z, o.zoo_batch, label));
+      zoo.sweep = hw::SweepParameter::link;  // where compression stops mattering: the link sweep
+      json swept = hw::study_json(hw::run_study(zoo));
+      for (auto& sw : swept["sweeps"]) {
+        sw["report_label"] = fmt::format("{} (zoo, ratios of {})", z, label);
+        sweeps.push_back(std::move(sw));
+      }
     }
   }
-  in.replay = json{{"runs", runs}};
+  in.replay = json{{"runs", runs}, {"sweeps", sweeps}};
 }
 
 int run_report(int argc, char** argv) {

@@ -110,6 +110,35 @@ std::string density_section(const AnalysisTables& a) {
     ax.height = std::max(220, 70 + 16 * static_cast<int>(rows.size()));
     body += scroll(heatmap(ax, rows, cols, v, 0.0, 1.0));
 
+    // The layers that offload the most bytes, one line each, values on hover.
+    {
+      std::vector<const AnalysisRow*> big;
+      for (const auto& r : a.layer)
+        if (r.trace == t && stored_variant(r)) big.push_back(&r);
+      std::stable_sort(big.begin(), big.end(),
+                       [](const AnalysisRow* x, const AnalysisRow* y) { return x->bytes > y->bytes; });
+      if (big.size() > 8) big.resize(8);
+      std::vector<Series> lines;
+      for (const AnalysisRow* l : big) {
+        Series ls{l->layer + " (" + l->op + ")", {}, {}};
+        for (auto it : iters) {
+          auto f = dens.find({LayerKey{l->layer_index, l->layer}, it});
+          ls.x.push_back(static_cast<double>(it));
+          ls.y.push_back(f == dens.end() ? kNaN : f->second);
+        }
+        lines.push_back(std::move(ls));
+      }
+      if (!lines.empty() && iters.size() > 1) {
+        Axes px;
+        px.title = "Density over training of the layers that offload the most bytes — " + trace_label(a, t);
+        px.x_label = "training iteration";
+        px.y_label = "density";
+        px.y_min = 0;
+        px.width = 1000;
+        px.height = 300;
+        body += scroll(line_chart(px, lines));
+      }
+    }
     Series s{"network (byte-weighted)", {}, {}};
     for (const auto& r : a.iteration) {
       if (r.trace != t || !stored_variant(r)) continue;

@@ -136,6 +136,40 @@ std::string replay_section(const json& replay, const std::vector<std::string>& t
       body = "<div class=scroll>" + bar_chart(ax, nets, sp) + "</div>" + body;
     }
   }
+  // Sweeps (e.g. the link bandwidth): iteration time of each configuration over the swept value.
+  for (const auto& sw : replay.value("sweeps", json::array())) {
+    std::map<std::string, Series> by;
+    std::vector<std::string> order{"oracle", "vDNN"};
+    for (const auto& row : sw.value("rows", json::array())) {
+      const double v = num(row, "value");
+      by["oracle"].x.push_back(v);
+      by["oracle"].y.push_back(num(row, "oracle_s") * 1e3);
+      by["vDNN"].x.push_back(v);
+      by["vDNN"].y.push_back(num(row, "vdnn_s") * 1e3);
+      const json engines = row.value("engines", json::object());  // items() refers to it
+      for (const auto& [eng, e] : engines.items()) {
+        if (!by.count(eng)) order.push_back(eng);
+        by[eng].x.push_back(v);
+        by[eng].y.push_back(num(e, "time_s") * 1e3);
+      }
+    }
+    std::vector<Series> lines;
+    for (const auto& name : order) {
+      Series l = by[name];
+      l.name = name;
+      lines.push_back(std::move(l));
+    }
+    const std::string param = str(sw, "parameter");
+    Axes ax;
+    ax.title = "Iteration time over the " + param + " sweep — " +
+               (str(sw, "report_label").empty() ? str(sw, "network") : str(sw, "report_label"));
+    ax.x_label = param == "link" ? "link bandwidth (GB/s effective, log scale)" : param;
+    ax.log_x = param == "link";
+    ax.y_label = "time per iteration (ms)";
+    ax.width = 1000;
+    ax.height = 320;
+    body += "<div class=scroll>" + line_chart(ax, lines) + "</div>";
+  }
   for (const auto& svg : timelines) body += "<div class=timeline>" + svg + "</div>";
   return fmt::format(
       R"~(<section id="replay"><h2>Hardware-model replay</h2><p class="intro">{}</p>{}</section>)~",
