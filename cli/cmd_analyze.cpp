@@ -81,7 +81,7 @@ int run_analyze(int argc, char** argv) {
   app.add_option("--json", json_path, "write every level as JSON (schema cdma-analysis v1) to FILE ('-' = stdout)");
   app.add_flag("--verify", verify, "decode every encoding and compare with the original bytes (mismatch = error)");
   app.add_flag("-k,--keep-going", keep_going, "skip unreadable files and tensors, list them, exit 1 at the end");
-  app.add_option("-j,--threads", threads,
+  app.add_option("-j,--jobs,--threads", threads,
                  "worker threads, 1.." + std::to_string(analyze::kMaxThreads) + " (default 0: one per core)")
       ->check(CLI::Range(0u, analyze::kMaxThreads));
   app.add_flag("-q,--quiet", quiet, "no table on stdout");

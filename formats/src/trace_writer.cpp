@@ -150,7 +150,8 @@ TraceWriter::TraceWriter(const std::filesystem::path& path, const TraceAttrs& at
   if (attrs.producer.empty()) h5::fail(m.file, "/", "producer attribute must not be empty");
   if (attrs.source.empty()) h5::fail(m.file, "/", "source attribute must not be empty");
   if (!opts.overwrite && std::filesystem::exists(path))
-    h5::fail(m.file, "", "file exists (use --force to replace it; WriterOptions::overwrite / overwrite=True in the libraries)");
+    h5::fail(m.file, "",
+             "file exists (use --force to replace it; WriterOptions::overwrite / overwrite=True in the libraries)");
   m.fid = h5::Id(
       h5::check(H5Fcreate(m.file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), m.file, "", "cannot create file"));
   hid_t f = m.fid;
