@@ -8,6 +8,7 @@
 #include <cdma/formats/error.hpp>
 
 #include <fmt/core.h>
+#include <fmt/format.h>
 
 #include <csignal>
 #include <cstdio>
@@ -31,6 +32,11 @@ StopOnSigint::StopOnSigint() : old_(std::signal(SIGINT, on_sigint)) {}
 StopOnSigint::~StopOnSigint() { std::signal(SIGINT, old_); }
 
 void draw_progress(const analyze::Progress& p, bool final) {
+  if (final) {  // clear the bar (drawing an empty Progress here printed a spurious "100.0 % 0/0 tensors")
+    fmt::print(stderr, "\r{:100}\r", "");
+    std::fflush(stderr);
+    return;
+  }
   const double frac = p.bytes_total ? static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total) : 1.0;
   const int width = 30;
   const int fill = static_cast<int>(frac * width);
@@ -38,7 +44,6 @@ void draw_progress(const analyze::Progress& p, bool final) {
   bar.resize(width, '.');
   fmt::print(stderr, "\r[{}] {:5.1f}%  {}/{} tensors  {:.2f}/{:.2f} GB", bar, 100.0 * frac, p.tensors_done,
              p.tensors_total, static_cast<double>(p.bytes_done) * 1e-9, static_cast<double>(p.bytes_total) * 1e-9);
-  if (final) fmt::print(stderr, "\r{:80}\r", "");
   std::fflush(stderr);
 }
 
@@ -53,6 +58,20 @@ void print_timing(const analyze::RunStats& s) {
 
 int write_results(const analyze::Analysis& result, const AnalyzeOutputs& out) {
   int rc = kExitOk;
+  std::int64_t analysed = 0, left_out = 0;
+  bool skipped = false;
+  for (const auto& t : result.traces) {
+    analysed += t.tensors + t.stats_rows;
+    left_out += t.filtered_out;
+    skipped = skipped || !t.skipped.empty();
+  }
+  if (analysed == 0 && left_out > 0 && !skipped) {  // an empty table would look like a result
+    fmt::print(stderr,
+               "cdma analyze: no tensor or /stats row passes the filters ({} left out); nothing written (the "
+               "offload set is the default: --all-tensors takes every recorded tensor)\n",
+               left_out);
+    return kExitUsage;
+  }
   try {
     if (!out.json_path.empty()) write_output(out.json_path, [&](std::ostream& os) { analyze::write_json(os, result); });
     if (!out.csv_path.empty())
@@ -64,6 +83,11 @@ int write_results(const analyze::Analysis& result, const AnalyzeOutputs& out) {
       });
     if (!out.quiet && out.json_path != "-" && out.csv_path != "-")
       write_output("-", [&](std::ostream& os) { analyze::write_table(os, result, out.level); });
+    if (result.options.verify)  // say what was checked, not only that nothing failed
+      fmt::print(stderr,
+                 "cdma analyze: verified: every encoding ({}) of the {} tensors analysed decoded to the "
+                 "original bytes\n",
+                 fmt::join(result.codec_names, ", "), analysed);
   } catch (const formats::Error& e) {
     fmt::print(stderr, "cdma analyze: error: {}\n", e.what());
     rc = kExitFailure;

@@ -1,0 +1,33 @@
+"""Small CLI promises of issue 20: an empty selection is an error, not an empty table; --verify says
+what it verified; the progress bar leaves no spurious final line; cdma info shows the extension
+attributes producers write."""
+
+from conftest import DATA, cdma_cli
+
+VGG = DATA / "vgg-fmnist.h5"
+
+
+def test_filters_that_match_nothing_are_an_error(tmp_path):
+    out = tmp_path / "a.json"
+    p = cdma_cli("analyze", VGG, "--ops", "no-such-op", "--json", out, check=False)
+    assert p.returncode == 2 and "no tensor or /stats row passes the filters" in p.stderr
+    assert not out.exists()
+    assert cdma_cli("analyze", VGG, "--ops", "conv", "-q", "--json", out).returncode == 0 and out.exists()
+
+
+def test_verify_says_what_it_verified():
+    p = cdma_cli("analyze", VGG, "--verify", "-q", "-c", "zvc,lz4", "--json", "-")
+    assert "verified: every encoding (zvc, lz4) of the 75 tensors analysed decoded to the original bytes" in p.stderr
+    assert "verified" not in cdma_cli("analyze", VGG, "-q", "--json", "-").stderr
+
+
+def test_progress_bar_leaves_no_final_line():
+    p = cdma_cli("analyze", VGG, "--progress", "always", "-q", "--json", "-")
+    assert "0/0 tensors" not in p.stderr  # the old final call drew an empty Progress
+
+
+def test_info_shows_extension_attributes():
+    p = cdma_cli("info", VGG)
+    for key in ("status", "batch_size", "capture_batch", "test_accuracy"):
+        assert key in p.stdout, (key, p.stdout)
+    assert "finished" in p.stdout
