@@ -63,7 +63,8 @@ void print_table(const analyze::SpeedReport& r, bool per_layer) {
   fmt::print("CPU {} (SIMD path {}); best of each round, the traces' own tensors, one thread\n", r.cpu, r.simd);
   for (std::size_t ti = 0; ti < r.totals.size(); ++ti) {
     const auto& tot = r.totals[ti];
-    fmt::print("\n{}: {} tensors, {}, memcpy {:.2f} GB/s\n", r.paths[ti], tot.tensors, human_bytes(tot.bytes),
+    fmt::print("\n{}: {} tensors, {}, memcpy {:.2f} GB/s\n", r.paths[ti], tot.tensors,
+               human_bytes(static_cast<double>(tot.bytes)),
                tot.memcpy_s > 0 ? static_cast<double>(tot.bytes) / tot.memcpy_s / 1e9 : 0.0);
     auto line = [&](const analyze::SpeedRow& row, std::size_t c, const std::string& label) {
       const double enc = row.encode_s[c] > 0 ? row.memcpy_s / row.encode_s[c] : 0;
