@@ -20,7 +20,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -187,18 +186,11 @@ void bm_scan(benchmark::State& st, DType dt, int pct) {
   set_counters(st, t, zrle_size(s, w, 4));
 }
 
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown";
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   benchmark::AddCustomContext("cdma_simd", std::string(to_string(active_simd_level())));
-  benchmark::AddCustomContext("cdma_cpu_model", cpu_model());
+  benchmark::AddCustomContext("cdma_cpu_model", cpu_model_name());
   benchmark::AddCustomContext("cdma_tensor_mib", std::to_string(tensor_mib()));
   const char* codecs[] = {"zvc", "zrle-4", "zlib-6", "zstd-1", "lz4"};
   for (DType dt : {DType::f32, DType::f16}) {

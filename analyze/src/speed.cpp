@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <memory>
 
@@ -37,20 +36,6 @@ double best_time(int rounds, double min_s, F&& f) {
   return best;
 }
 
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("model name", 0) == 0) {
-      const auto c = line.find(':');
-      if (c != std::string::npos) {
-        const auto b = line.find_first_not_of(' ', c + 1);
-        return formats::clean_text(b == std::string::npos ? "" : line.substr(b));
-      }
-    }
-  return "unknown CPU";
-}
-
 void add(SpeedRow& into, const SpeedRow& x) {
   into.tensors += x.tensors;
   into.bytes += x.bytes;
@@ -73,7 +58,7 @@ SpeedReport measure_codec_speed(const std::vector<std::filesystem::path>& paths,
     codecs.push_back(formats::make_codec(spec));
     rep.codecs.push_back(codecs.back()->name());
   }
-  rep.cpu = cpu_model();
+  rep.cpu = formats::cpu_model_name();
   rep.simd = std::string(formats::to_string(formats::active_simd_level()));
   const std::size_t nc = codecs.size();
   const double min_s = opts.min_ms / 1000;

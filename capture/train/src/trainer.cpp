@@ -3,6 +3,7 @@
 #include "fmnist.hpp"
 #include "nets.hpp"
 
+#include <cdma/formats/simd.hpp>
 #include <cdma/formats/trace.hpp>
 #include <cdma/version.hpp>
 
@@ -14,7 +15,6 @@
 #include <csignal>
 #include <cstdlib>
 #include <exception>
-#include <fstream>
 #include <memory>
 #include <numeric>
 #include <optional>
@@ -259,22 +259,6 @@ std::string fmt_double(double v) {
 
 std::string framework_version() { return std::string("libtorch ") + TORCH_VERSION; }
 
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      auto p = line.find(':');
-      if (p != std::string::npos) {
-        auto v = line.substr(p + 1);
-        v.erase(0, v.find_first_not_of(" \t"));
-        return v;
-      }
-    }
-  }
-  return "unknown CPU";
-}
-
 std::vector<NetListing> list_nets() {
   std::vector<NetListing> out;
   for (const auto& i : net_catalog()) {
@@ -329,7 +313,7 @@ RunResult run_training(const Options& o, const ProgressFn& progress, const std::
     a.producer = std::string("cdma-train ") + cdma::kVersion;
     a.source = "torch-cpu";
     a.model = o.net;
-    a.device = cpu_model();
+    a.device = cdma::formats::cpu_model_name();
     a.framework = framework_version();
     if (!o.command.empty()) a.command = o.command;
     F::WriterOptions wo;

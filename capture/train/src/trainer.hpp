@@ -61,7 +61,5 @@ std::vector<NetListing> list_nets();
 
 // "libtorch 1.13.0"
 std::string framework_version();
-// The CPU's model name from /proc/cpuinfo ("unknown CPU" when unavailable).
-std::string cpu_model();
 
 }  // namespace cdma::train

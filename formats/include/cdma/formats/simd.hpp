@@ -7,6 +7,7 @@
 #pragma once
 
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace cdma::formats {
@@ -22,6 +23,10 @@ SimdLevel active_simd_level() noexcept;
 
 // min(requested, cpu_simd_level()): a level that is safe to run here.
 SimdLevel clamp_simd_level(SimdLevel requested) noexcept;
+
+// The CPU's model name ("model name" of /proc/cpuinfo, clean text), or "unknown CPU": named beside
+// every measured number (benchmarks, cdma bench) and in traces' `device` attribute.
+std::string cpu_model_name();
 
 // "scalar", "avx2", "avx512".
 std::string_view to_string(SimdLevel l) noexcept;
