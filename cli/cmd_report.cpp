@@ -98,6 +98,10 @@ void add_replays(const ReportOptions& o, const analyze::Analysis& a, report::Rep
         r["report_label"] = report_label;
         runs.push_back(std::move(r));
       }
+      for (auto& sw : doc.value("sweeps", json::array())) {  // the runs are the unswept replay
+        sw["report_label"] = report_label;
+        sweeps.push_back(std::move(sw));
+      }
       if (req.keep_events)
         in.replay_timelines.push_back(report::replay_timeline(
             hw::study_events_json(rep)["replays"].get<std::vector<json>>(),
@@ -113,14 +117,9 @@ void add_replays(const ReportOptions& o, const analyze::Analysis& a, report::Rep
       zoo.networks = {z};
       zoo.batch = o.zoo_batch;
       zoo.ratios.fill = hw::RatioFill::average;
+      zoo.sweep = hw::SweepParameter::link;  // where compression stops mattering, in the same study
       run(zoo, z,
           fmt::format("{} from the zoo (full size, batch {}) with the ratios measured on {}", z, o.zoo_batch, label));
-      zoo.sweep = hw::SweepParameter::link;  // where compression stops mattering: the link sweep
-      json swept = hw::study_json(hw::run_study(zoo));
-      for (auto& sw : swept["sweeps"]) {
-        sw["report_label"] = fmt::format("{} (zoo, ratios of {})", z, label);
-        sweeps.push_back(std::move(sw));
-      }
     }
   }
   in.replay = json{{"runs", runs}, {"sweeps", sweeps}};

@@ -192,7 +192,7 @@ std::string ratio_section(const AnalysisTables& a) {
       ax.y_label = "ratio (uncompressed / compressed)";
       ax.y_min = 0;
       ax.height = 440;
-      ax.width = std::min(1060, std::max(720, 200 + 14 * static_cast<int>(part.size() * a.codecs.size())));
+      ax.width = std::min(kPageWidth, std::max(720, 200 + 14 * static_cast<int>(part.size() * a.codecs.size())));
       body += scroll(bar_chart(ax, part, ps));
       if (cats.empty()) break;
     }
@@ -285,9 +285,9 @@ std::string render_html(const ReportInputs& in) {
               "that run ReLU in place offload only its output (make the report with --ops conv,pool,linear,dropout "
               "to see that).",
               summary_table(a));
+  std::map<int, std::string> labels;  // trace index -> its label, for the sections in other files
+  for (int t : trace_indices(a)) labels[t] = trace_label(a, t);
   if (in.compare) {
-    std::map<int, std::string> labels;
-    for (int t : trace_indices(a)) labels[t] = trace_label(a, t);
     html += section("compare", "Comparison of runs",
                     "The traces as runs of one network: network density over training overlaid, and each layer's "
                     "ratio in each run (layers matched by name) with its difference from the first run. The first "
@@ -297,8 +297,6 @@ std::string render_html(const ReportInputs& in) {
   html += density_section(a);
   html += ratio_section(a);
   {
-    std::map<int, std::string> labels;
-    for (int t : trace_indices(a)) labels[t] = trace_label(a, t);
     html += section("distributions", "Distributions over tensors",
                     "Every analysed tensor of the stored layout and dtype is one point (charts of many tensors show an "
                     "evenly spaced sample of at most 1,500 points per trace and 400 per CDF). ZVC's size follows from "

@@ -80,7 +80,7 @@ std::string compare_body(const AnalysisTables& a, const std::map<int, std::strin
   bx.x_label = "layer (matched by name)";
   bx.y_label = "ratio (uncompressed / compressed)";
   bx.y_min = 0;
-  bx.width = 1060;
+  bx.width = kPageWidth;
   bx.height = 420;
   body += "<div class=scroll>" + bar_chart(bx, cats, bars) + "</div>";
 

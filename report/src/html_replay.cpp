@@ -100,8 +100,9 @@ std::string replay_section(const json& replay, const std::vector<std::string>& t
     sx.x_label = "layer (forward order)";
     sx.y_label = "stall (ms)";
     sx.height = 360;
-    sx.width = std::min(
-        1060, std::max(720, 160 + 10 * static_cast<int>(layers.size() * std::max<std::size_t>(stalls.size(), 1))));
+    sx.width =
+        std::min(kPageWidth,
+                 std::max(720, 160 + 10 * static_cast<int>(layers.size() * std::max<std::size_t>(stalls.size(), 1))));
     body += "<div class=scroll>" + bar_chart(sx, layers, stalls) + "</div>";
   }
   // Speedup of each cDMA engine over vDNN, per replayed network (the paper's bar chart).
@@ -132,7 +133,7 @@ std::string replay_section(const json& replay, const std::vector<std::string>& t
       ax.y_label = "percent (vDNN / cDMA - 1; vDNN / oracle - 1)";
       ax.y_min = 0;
       ax.height = 380;
-      ax.width = std::min(1060, std::max(720, 260 + 40 * static_cast<int>(nets.size() * sp.size())));
+      ax.width = std::min(kPageWidth, std::max(720, 260 + 40 * static_cast<int>(nets.size() * sp.size())));
       body = "<div class=scroll>" + bar_chart(ax, nets, sp) + "</div>" + body;
     }
   }

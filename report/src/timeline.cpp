@@ -70,7 +70,7 @@ std::string replay_timeline(const std::vector<json>& replays, const std::string&
   Axes ax;
   ax.title = title;
   ax.x_label = "time (ms); gaps on a compute lane are stalls";
-  ax.width = 1060;  // within the report's content box: title and legend in view at load
+  ax.width = kPageWidth;
   ax.height = 34 + 50 + static_cast<int>(lanes.size()) * 20;
   ax.standalone = standalone;
   return timeline_chart(ax, lanes, spans,

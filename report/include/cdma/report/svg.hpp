@@ -8,6 +8,10 @@
 
 namespace cdma::report {
 
+// The widest chart the report page shows whole (its content box, report/src/html.cpp: 1100 px less
+// padding): wider charts would hide their title and legend at load (tests/report/check_page.py).
+inline constexpr int kPageWidth = 1060;
+
 struct Series {
   std::string name;
   std::vector<double> x, y;  // same length; NaN y values are skipped
