@@ -50,7 +50,7 @@ int run_analyze(int argc, char** argv) {
   bool long_csv = false, verify = false, keep_going = false, quiet = false, timing = false, no_mmap = false,
        all_tensors = false;
   unsigned threads = 0;
-  std::string progress = "auto", mpi = "auto";
+  std::string progress = "auto", mpi = "auto", read = "mmap";
   app.add_option("traces", paths, "trace files (HDF5, trace format v1)")->required();
   app.add_option("-c,--codecs", codecs, "comma-separated codecs: " + formats::codec_help())->capture_default_str();
   app.add_option("--chunk", chunk,
@@ -85,7 +85,12 @@ int run_analyze(int argc, char** argv) {
                  "worker threads, 1.." + std::to_string(analyze::kMaxThreads) + " (default 0: one per core)")
       ->check(CLI::Range(0u, analyze::kMaxThreads));
   app.add_flag("-q,--quiet", quiet, "no table on stdout");
-  app.add_flag("--no-mmap", no_mmap, "copy every tensor through HDF5 instead of mapping contiguous ones in place");
+  app.add_option("--read", read,
+                 "how workers get contiguous tensors: mmap (map the file, analyse in place), pread (read into "
+                 "small reused buffers), hdf5 (every tensor through HDF5 in the reader thread); same results")
+      ->check(CLI::IsMember({"mmap", "pread", "hdf5"}))
+      ->capture_default_str();
+  app.add_flag("--no-mmap", no_mmap, "the same as --read hdf5");
   app.add_flag("--timing", timing, "print throughput and where the time went to stderr");
   app.add_option("--progress", progress, "progress bar on stderr: auto (when a terminal), always, never")
       ->check(CLI::IsMember({"auto", "always", "never"}))
@@ -120,7 +125,10 @@ int run_analyze(int argc, char** argv) {
     opts.verify = verify;
     opts.keep_going = keep_going;
     opts.threads = threads;
-    opts.zero_copy = !no_mmap;
+    if (no_mmap && app.count("--read") && read != "hdf5")
+      throw formats::UsageError("--no-mmap contradicts --read " + read);
+    opts.zero_copy = !no_mmap && read != "hdf5";
+    opts.pread = read == "pread";
     opts.validate();
     level = analyze::parse_level(by);
     if (!level)

@@ -50,6 +50,7 @@ nlohmann::json to_json(const ConvertSummary& s) {
           {"timeline_rows", s.timeline_rows},
           {"timeline_rows_with_gpu_time", s.timed_rows},
           {"iterations", s.iterations},
+          {"tensor_iterations", s.tensor_iterations},
           {"calls", s.calls},
           {"dropped_tensors", s.dropped},
           {"skipped_graph_capture", s.skipped_graph},
@@ -75,9 +76,9 @@ void print_summary(const ConvertSummary& s) {
   if (s.tensors && !s.offload_unknown) offload = fmt::format(" ({} offloaded)", s.offloaded);
   fmt::print(stderr,
              "cdma capture: {} (pid {}): {} tensors{} ({}), {} stats rows, {} timeline rows ({} with GPU time), "
-             "{} iterations{}{}{}{}\n",
+             "{} iterations with tensors ({} seen by the interposer){}{}{}{}\n",
              s.trace.string(), s.pid, s.tensors, offload, human_bytes(static_cast<double>(s.tensor_bytes)),
-             s.stats_rows, s.timeline_rows, s.timed_rows, s.iterations, ops.empty() ? "" : "; " + ops,
+             s.stats_rows, s.timeline_rows, s.timed_rows, s.tensor_iterations, s.iterations, ops.empty() ? "" : "; " + ops,
              s.dropped ? fmt::format("; {} tensors dropped (budget or staging ring)", s.dropped) : "",
              s.stats_not_offloaded ? fmt::format("; {} stats rows of inputs not offloaded (in place or backward) left "
                                                  "out",
@@ -114,6 +115,7 @@ int run_torch(const CLI::App& app, const SessionOptions& so, TorchLaunchOptions 
   to.every = every;
   to.first = first;
   to.verbose = verbose;
+  to.force = so.convert_options.overwrite;
   return run_torch_capture(to);
 }
 
@@ -172,6 +174,8 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(0, 9));
   app.add_option("--summary-json", json_path, "write a JSON summary of the traces to this file");
   app.add_flag("--convert", so.convert, "convert the spools given as arguments instead of running a command");
+  so.convert_options.overwrite = false;
+  app.add_flag("-f,--force", so.convert_options.overwrite, "replace the output trace(s) if they exist");
   app.add_flag("-v,--verbose", verbose, "the interposer reports its spool path and warnings on stderr");
   app.add_option("command", so.command, "the command to run (after --), or spools with --convert");
   app.allow_extras(false);

@@ -139,6 +139,8 @@ int run_torch_capture(const TorchLaunchOptions& o) {
     const fs::path dir = python_dir(o, &bootstrap);
     out = fs::absolute(o.output.empty() ? capture::default_trace_name() : o.output);
     if (fs::is_directory(out)) throw Usage{fmt::format("-o {}: is a directory", formats::clean_text(out.string()))};
+    if (!o.force && fs::exists(out))
+      throw Usage{fmt::format("{} exists (use --force to replace it)", formats::clean_text(out.string()))};
     std::string path = bootstrap.string() + ":" + dir.string();
     if (const char* old = std::getenv("PYTHONPATH"); old && *old) path += std::string(":") + old;
     env = {{"PYTHONPATH", path}, {"CDMA_TORCH_OUTPUT", out.string()}, {"CDMA_TORCH_COMMAND", joined(o.command)}};
@@ -159,8 +161,8 @@ int run_torch_capture(const TorchLaunchOptions& o) {
   set("CDMA_TORCH_MODEL", !o.model.empty(), o.model);
   set("CDMA_TORCH_VERBOSE", o.verbose, "1");
 
-  // The first process to record a tensor creates `out`: a trace of an earlier run there is replaced,
-  // as the interposer's capture replaces it.
+  // The first process to record a tensor creates `out`: a trace of an earlier run there (allowed by
+  // --force) is removed first.
   std::error_code ec;
   if (fs::remove(out, ec)) fmt::print(stderr, "cdma capture: replacing {}\n", formats::clean_text(out.string()));
   const auto since = fs::file_time_type::clock::now() - std::chrono::seconds(1);

@@ -3,6 +3,8 @@
 #include "run_internal.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <system_error>
 #include <tuple>
 
@@ -13,23 +15,46 @@
 
 namespace cdma::analyze::detail {
 
-std::shared_ptr<const Mapping> Mapping::open(const std::filesystem::path& p, std::atomic<std::uint64_t>* unmap_ns) {
+std::shared_ptr<const Mapping> Mapping::open(const std::filesystem::path& p, std::atomic<std::uint64_t>* unmap_ns,
+                                             bool use_pread) {
   const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return nullptr;
   struct stat st {};
   std::shared_ptr<Mapping> m;
   if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
-    void* a = mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
-    if (a != MAP_FAILED) m = std::shared_ptr<Mapping>(new Mapping(a, static_cast<std::size_t>(st.st_size), unmap_ns));
+    const auto size = static_cast<std::size_t>(st.st_size);
+    if (use_pread) {
+      posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);  // a hint for the disk; the page cache is read as is
+      return std::shared_ptr<Mapping>(new Mapping(nullptr, fd, size, unmap_ns));
+    }
+    void* a = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+    if (a != MAP_FAILED) m = std::shared_ptr<Mapping>(new Mapping(a, -1, size, unmap_ns));
   }
   ::close(fd);
   return m;
 }
 
 Mapping::~Mapping() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!addr_) return;
   const double t0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
   munmap(addr_, size_);
   unmap_ns_->fetch_add(static_cast<std::uint64_t>((cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - t0) * 1e9));
+}
+
+void Mapping::read(std::uint64_t offset, std::span<std::byte> dst, const std::string& where) const {
+  std::size_t done = 0;
+  while (done < dst.size()) {
+    const ssize_t r = ::pread(fd_, dst.data() + done, dst.size() - done, static_cast<off_t>(offset + done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) throw formats::Error(where + ": cannot read " + std::to_string(dst.size()) + " bytes at file offset " +
+                                    std::to_string(offset) + ": " + std::strerror(errno));
+    if (r == 0)
+      throw formats::Error(where + ": the file ends " + std::to_string(dst.size() - done) +
+                           " bytes short of the tensor's data (at file offset " + std::to_string(offset + done) +
+                           "; did it change during the run?)");
+    done += static_cast<std::size_t>(r);
+  }
 }
 
 // Faults the pages of a mapped tensor in (so that the codecs' time does not include it), in the
@@ -154,7 +179,9 @@ void WorkerPool::fail(std::exception_ptr e, std::size_t slot) {
 // is skipped under -k.
 void WorkerPool::analyze(Job& job, Workspace& ws, double& fault) {
   try {
-    if (job.windowed) {
+    if (job.map && !job.map->direct()) {
+      read_and_analyze(job, ws, fault);
+    } else if (job.windowed) {
       // A big mapped tensor: one window at a time, its pages dropped once analysed, so that
       // memory stays bounded by the window whatever the tensor's size.
       TensorStream ts(an_, job.meta, ws, job.where);
@@ -184,6 +211,32 @@ void WorkerPool::analyze(Job& job, Workspace& ws, double& fault) {
   }
 }
 
+// A pread job: the tensor's bytes read from the file into the worker's reused buffer. With only
+// zero-scan codecs (and no layout permutation) in cache-sized pieces fed to a TensorStream; a
+// big tensor in windows; otherwise whole (byte codecs compress blocks of the whole tensor).
+void WorkerPool::read_and_analyze(Job& job, Workspace& ws, double& io) {
+  constexpr std::uint64_t kPiece = 256 << 10;  // fits the L2 of the x86 cores of the last decade
+  const std::uint64_t total = static_cast<std::uint64_t>(job.meta.bytes());
+  const std::size_t w = formats::dtype_size(job.meta.dtype);
+  const bool stream = job.windowed || (an_.counts_only() && !an_.why_not_windowed(job.meta));
+  if (!stream) {
+    ws.io.resize(static_cast<std::size_t>(total));
+    timed(io, [&] { job.map->read(job.file_offset, ws.io, job.where); });
+    results_[job.slot].variants = an_.analyze(ws.io, job.meta, ws, job.where);
+    return;
+  }
+  const std::uint64_t piece =
+      an_.counts_only() ? kPiece / w * w : an_.window_elements(job.meta) * w;  // byte codecs: whole windows
+  ws.io.resize(static_cast<std::size_t>(std::min(piece, total)));
+  TensorStream ts(an_, job.meta, ws, job.where);
+  for (std::uint64_t off = 0; off < total; off += piece) {
+    const std::span<std::byte> buf(ws.io.data(), static_cast<std::size_t>(std::min(piece, total - off)));
+    timed(io, [&] { job.map->read(job.file_offset + off, buf, job.where); });
+    ts.feed(buf);
+  }
+  results_[job.slot].variants = ts.finish();
+}
+
 void WorkerPool::work(unsigned id) {
   Workspace& ws = spaces_[id];
   for (;;) {
@@ -195,11 +248,11 @@ void WorkerPool::work(unsigned id) {
       job = std::move(jobs_.front());
       jobs_.pop_front();
     }
-    const bool whole_map = job.map && !job.windowed;
+    const bool whole_map = job.map && job.map->direct() && !job.windowed;
     if (whole_map) timed(fault_s_[id], [&] { prefault(job.mapped); });
     analyze(job, ws, fault_s_[id]);
     if (whole_map) timed(fault_s_[id], [&] { release_pages(job.mapped); });
-    const std::size_t bytes = job.map ? job.mapped.size() : buffers_[job.buffer].size();
+    const std::size_t bytes = job.map ? static_cast<std::size_t>(job.meta.bytes()) : buffers_[job.buffer].size();
     {
       std::lock_guard lk(mu_);
       bytes_done_ += bytes;

@@ -55,7 +55,7 @@ class Reader {
     const std::size_t first = plan_.first_slot[t], n = plan_.todo[t].size();
     const std::size_t j0 = std::clamp(plan_.lo, first, first + n) - first;
     const std::size_t j1 = std::clamp(plan_.hi, first, first + n) - first;
-    std::shared_ptr<const Mapping> map = opts_.zero_copy && j0 < j1 ? Mapping::open(paths_[t], &unmap_ns_) : nullptr;
+    std::shared_ptr<const Mapping> map = opts_.zero_copy && j0 < j1 ? Mapping::open(paths_[t], &unmap_ns_, opts_.pread) : nullptr;
     for (std::size_t j = j0; j < j1; ++j) {
       if (stopped() || !read_tensor(t, j, map)) break;
     }
@@ -74,17 +74,21 @@ class Reader {
     const std::size_t slot = plan_.first_slot[t] + j;
     pos_ = plan_.order_of_slot(t, slot);
     std::span<const std::byte> mapped;
+    std::optional<std::uint64_t> off;
     try {
       if (map) {
-        if (auto off = plan_.readers[t]->raw_offset(m))
-          mapped = map->bytes(*off, static_cast<std::uint64_t>(m.bytes()));
+        off = plan_.readers[t]->raw_offset(m);
+        if (off) mapped = map->bytes(*off, static_cast<std::uint64_t>(m.bytes()));
       }
     } catch (const formats::Error&) {
+      off.reset();
       mapped = {};  // read() below reports the problem
     }
     const bool big = an_.needs_windows(m);
-    if (!mapped.empty()) {
-      pool_.submit(Job{slot, *b, map, mapped, where(t, m), m, big});
+    const bool by_pread = map && !map->direct() && off && m.bytes() > 0 &&
+                          map->contains(*off, static_cast<std::uint64_t>(m.bytes()));
+    if (!mapped.empty() || by_pread) {
+      pool_.submit(Job{slot, *b, map, mapped, where(t, m), m, big, by_pread ? *off : 0});
       ++out_.stats.mapped_tensors;
       submitted(t, m);
       return true;

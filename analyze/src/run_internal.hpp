@@ -44,24 +44,33 @@ inline std::string object_of(const formats::TensorMeta& m) { return "/tensors/" 
 TensorInfo info_of(int trace, const formats::TensorMeta& m);
 TensorInfo info_of(int trace, std::size_t row, const formats::StatsRow& s);
 
-// A read-only mapping of a whole trace file, shared by the jobs that point into it.
+// A trace file opened for the workers, shared by the jobs that read from it: mapped read-only
+// (direct()), or kept open for pread() (Options::pread).
 class Mapping {
  public:
   // Null when the file cannot be opened or mapped (the caller then reads through HDF5).
   // `unmap_ns` (owned by the run, outliving the mapping) receives the CPU time munmap takes.
-  static std::shared_ptr<const Mapping> open(const std::filesystem::path& p, std::atomic<std::uint64_t>* unmap_ns);
+  static std::shared_ptr<const Mapping> open(const std::filesystem::path& p, std::atomic<std::uint64_t>* unmap_ns,
+                                             bool use_pread);
   ~Mapping();
   Mapping(const Mapping&) = delete;
   Mapping& operator=(const Mapping&) = delete;
-  // The bytes [offset, offset + n), or an empty span when they are not all in the file.
+  bool direct() const noexcept { return addr_ != nullptr; }
+  bool contains(std::uint64_t offset, std::uint64_t n) const noexcept { return offset <= size_ && n <= size_ - offset; }
+  // The bytes [offset, offset + n), or an empty span when they are not all in the file (or the
+  // file is not mapped).
   std::span<const std::byte> bytes(std::uint64_t offset, std::uint64_t n) const {
-    if (offset > size_ || n > size_ - offset) return {};
+    if (!addr_ || !contains(offset, n)) return {};
     return {static_cast<const std::byte*>(addr_) + offset, static_cast<std::size_t>(n)};
   }
+  // pread()s dst.size() bytes at `offset`; throws formats::Error naming `where` on a failed or
+  // short read (the file shrank).
+  void read(std::uint64_t offset, std::span<std::byte> dst, const std::string& where) const;
 
  private:
-  Mapping(void* a, std::size_t n, std::atomic<std::uint64_t>* u) : addr_(a), size_(n), unmap_ns_(u) {}
+  Mapping(void* a, int fd, std::size_t n, std::atomic<std::uint64_t>* u) : addr_(a), fd_(fd), size_(n), unmap_ns_(u) {}
   void* addr_;
+  int fd_;
   std::size_t size_;
   std::atomic<std::uint64_t>* unmap_ns_;
 };
@@ -102,6 +111,7 @@ struct Job {
   std::string where;
   formats::TensorMeta meta;  // a copy: the reader may be closed before the job is done
   bool windowed = false;     // mapped and bigger than max_block_bytes: analysed window by window
+  std::uint64_t file_offset = 0;  // where the tensor's bytes start in the file (pread jobs: map && !map->direct())
 };
 
 // The worker threads and the reader/worker rendezvous: a queue of jobs and a free list of
@@ -140,6 +150,7 @@ class WorkerPool {
  private:
   void work(unsigned id);
   void analyze(Job& job, Workspace& ws, double& fault);
+  void read_and_analyze(Job& job, Workspace& ws, double& io);
   void fail(std::exception_ptr e, std::size_t slot);
 
   const TensorAnalyzer& an_;

@@ -334,6 +334,12 @@ std::optional<std::string> TensorAnalyzer::why_not_windowed(const formats::Tenso
   return std::nullopt;
 }
 
+bool TensorAnalyzer::counts_only() const noexcept {
+  for (const auto& s : slots_)
+    if (s.kind == CodecSlot::bytes) return false;
+  return true;
+}
+
 std::uint64_t TensorAnalyzer::window_elements(const formats::TensorMeta& meta) const noexcept {
   return VariantStream::window(*this, formats::dtype_size(meta.dtype));
 }
@@ -358,7 +364,9 @@ void TensorStream::feed(std::span<const std::byte> window) {
   const std::size_t w = formats::dtype_size(meta_.dtype);
   const auto total = static_cast<std::uint64_t>(meta_.elements());
   const std::uint64_t n = window.size() / w;
-  if (window.size() % w != 0 || fed_ + n > total || (n != an_.window_elements(meta_) && fed_ + n != total))
+  // Pieces of any whole number of elements: the variant streams join zero runs and ZVC/ZRLE chunks
+  // across pieces and gather byte-codec blocks that straddle them (window-sized pieces need no copy).
+  if (window.size() % w != 0 || fed_ + n > total)
     throw formats::Error(where_ + ": window of " + std::to_string(window.size()) + " bytes at element " +
                          std::to_string(fed_) + " does not fit the tensor's windows");
   std::string cached_dtype;

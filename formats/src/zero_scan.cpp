@@ -30,8 +30,10 @@ struct RunAccumulator {
       add_run_tokens(s, len, 1);
   }
 
-  // Consumes one word of `nb` valid bits (bits >= nb are 0 and ignored).
-  void word(std::uint64_t m, unsigned nb) {
+  // Consumes one word of `nb` valid bits (bits >= nb are 0 and ignored). Always inlined, so that
+  // popcount/tzcnt/lzcnt become single instructions in the per-ISA scans below (the baseline
+  // x86-64 build would call libgcc's __popcountdi2).
+  [[gnu::always_inline]] void word(std::uint64_t m, unsigned nb) {
     if (m == 0) {
       open += nb;
       return;
@@ -90,8 +92,13 @@ ZeroScan zero_scan_reference(std::span<const std::byte> data, std::size_t width)
   return s;
 }
 
-ZeroScan zero_scan(std::span<const std::byte> data, std::size_t width, SimdLevel level) {
-  detail::check_width(data.size(), width, "zero_scan");
+namespace {
+
+using MaskFn = void (*)(const std::byte*, std::size_t, std::size_t, std::uint64_t*);
+
+// The scan over one kernel's masks; instantiated in a function per ISA (the target attribute of
+// the caller decides which instructions the inlined bit tricks use).
+[[gnu::always_inline]] inline ZeroScan scan_with(std::span<const std::byte> data, std::size_t width, MaskFn masks) {
   ZeroScan s;
   s.elements = data.size() / width;
   RunAccumulator acc{s};
@@ -100,7 +107,7 @@ ZeroScan zero_scan(std::span<const std::byte> data, std::size_t width, SimdLevel
   const std::byte* p = data.data();
   for (std::uint64_t done = 0; done < s.elements;) {
     const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(s.elements - done, kWords * 64));
-    detail::nonzero_masks(p + done * width, chunk, width, words, level);
+    masks(p + done * width, chunk, width, words);
     const std::size_t nw = (chunk + 63) / 64;
     for (std::size_t i = 0; i < nw; ++i)
       acc.word(words[i], i + 1 < nw || chunk % 64 == 0 ? 64u : static_cast<unsigned>(chunk % 64));
@@ -110,24 +117,79 @@ ZeroScan zero_scan(std::span<const std::byte> data, std::size_t width, SimdLevel
   return s;
 }
 
+[[gnu::always_inline]] inline std::uint64_t count_with(std::span<const std::byte> data, std::size_t width,
+                                                      MaskFn masks) {
+  const std::uint64_t n = data.size() / width;
+  constexpr std::size_t kWords = 64;
+  std::uint64_t words[kWords];
+  std::uint64_t nnz = 0;
+  for (std::uint64_t done = 0; done < n;) {
+    const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(n - done, kWords * 64));
+    masks(data.data() + done * width, chunk, width, words);
+    for (std::size_t i = 0; i < (chunk + 63) / 64; ++i) nnz += static_cast<std::uint64_t>(std::popcount(words[i]));
+    done += chunk;
+  }
+  return nnz;
+}
+
+ZeroScan scan_scalar(std::span<const std::byte> data, std::size_t width) {
+  return scan_with(data, width, detail::nonzero_masks_scalar);
+}
+std::uint64_t count_scalar(std::span<const std::byte> data, std::size_t width) {
+  return count_with(data, width, detail::nonzero_masks_scalar);
+}
+
+#if CDMA_X86
+CDMA_TARGET_AVX2 ZeroScan scan_avx2(std::span<const std::byte> data, std::size_t width) {
+  return scan_with(data, width, detail::nonzero_masks_avx2);
+}
+CDMA_TARGET_AVX512 ZeroScan scan_avx512(std::span<const std::byte> data, std::size_t width) {
+  return scan_with(data, width, detail::nonzero_masks_avx512);
+}
+CDMA_TARGET_AVX2 std::uint64_t count_avx2(std::span<const std::byte> data, std::size_t width) {
+  return count_with(data, width, detail::nonzero_masks_avx2);
+}
+CDMA_TARGET_AVX512 std::uint64_t count_avx512(std::span<const std::byte> data, std::size_t width) {
+  return count_with(data, width, detail::nonzero_masks_avx512);
+}
+#endif
+
+}  // namespace
+
+ZeroScan zero_scan(std::span<const std::byte> data, std::size_t width, SimdLevel level) {
+  detail::check_width(data.size(), width, "zero_scan");
+#if CDMA_X86
+  switch (clamp_simd_level(level)) {
+    case SimdLevel::avx512:
+      return scan_avx512(data, width);
+    case SimdLevel::avx2:
+      return scan_avx2(data, width);
+    case SimdLevel::scalar:
+      break;
+  }
+#else
+  (void)level;
+#endif
+  return scan_scalar(data, width);
+}
+
 ZeroScan zero_scan(std::span<const std::byte> data, std::size_t width) {
   return zero_scan(data, width, active_simd_level());
 }
 
 std::uint64_t count_nonzeros(std::span<const std::byte> data, std::size_t width) {
   detail::check_width(data.size(), width, "count_nonzeros");
-  const std::uint64_t n = data.size() / width;
-  constexpr std::size_t kWords = 64;
-  std::uint64_t words[kWords];
-  std::uint64_t nnz = 0;
-  const SimdLevel level = active_simd_level();
-  for (std::uint64_t done = 0; done < n;) {
-    const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(n - done, kWords * 64));
-    detail::nonzero_masks(data.data() + done * width, chunk, width, words, level);
-    for (std::size_t i = 0; i < (chunk + 63) / 64; ++i) nnz += static_cast<std::uint64_t>(std::popcount(words[i]));
-    done += chunk;
+#if CDMA_X86
+  switch (active_simd_level()) {
+    case SimdLevel::avx512:
+      return count_avx512(data, width);
+    case SimdLevel::avx2:
+      return count_avx2(data, width);
+    case SimdLevel::scalar:
+      break;
   }
-  return nnz;
+#endif
+  return count_scalar(data, width);
 }
 
 std::uint64_t zrle_size(const ZeroScan& scan, std::size_t width, int k) {

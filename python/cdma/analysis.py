@@ -97,23 +97,31 @@ class Analysis:
 
 def analysis(paths, codecs=None, chunk=0, layouts=None, dtypes=None, all_tensors=False, iterations=None,
              layers=None, ops=None, roles=None, verify=False, keep_going=False, threads=0, zero_copy=True,
-             progress=None):
+             progress=None, read=None):
     """Runs the analysis of ``cdma analyze`` over trace files and returns an Analysis.
 
     The keywords are the CLI's options: ``codecs`` (list or "zvc,lz4"; default zvc, zrle-4,
     zlib-6, zstd-1, lz4), ``chunk`` (bytes or "4K"), ``layouts`` ("stored", "NCHW", "NHWC",
     "CHWN"), ``dtypes`` ("stored", "float16", "bfloat16"), ``all_tensors`` (every recorded tensor,
     not only the offload set), filters ``iterations`` ("0-3,7,10-" or a list), ``layers``, ``ops``,
-    ``roles``, and ``verify``, ``keep_going``, ``threads``. ``progress(bytes_done, bytes_total,
+    ``roles``, and ``verify``, ``keep_going``, ``threads``; ``read`` ("mmap", "pread" or "hdf5",
+    as ``--read``; ``zero_copy=False`` is "hdf5"). ``progress(bytes_done, bytes_total,
     tensors_done, tensors_total)`` is called about 10 times a second. Ctrl-C stops the run and
     raises KeyboardInterrupt."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     paths = [os.fspath(p) for p in paths]
+    if read is None:
+        read = "mmap" if zero_copy else "hdf5"
+    elif read not in ("mmap", "pread", "hdf5"):
+        raise ValueError(f"read must be 'mmap', 'pread' or 'hdf5', not {read!r}")
+    elif not zero_copy and read != "hdf5":
+        raise ValueError(f"zero_copy=False contradicts read={read!r}")
     opts = dict(codecs=_list(codecs, "codecs"), chunk=chunk, layouts=_list(layouts, "layouts"),
                 dtypes=_list(dtypes, "dtypes"), all_tensors=bool(all_tensors), iterations=_iterations(iterations),
                 layers=_list(layers, "layers"), ops=_list(ops, "ops"), roles=_list(roles, "roles"),
-                verify=bool(verify), keep_going=bool(keep_going), threads=int(threads), zero_copy=bool(zero_copy))
+                verify=bool(verify), keep_going=bool(keep_going), threads=int(threads), zero_copy=read != "hdf5",
+                pread=read == "pread")
     return Analysis(_native.run_analysis(paths, opts, progress), paths)
 
 

@@ -56,6 +56,7 @@ analyze::Options options_from(const py::dict& d) {
   o.keep_going = option<bool>(d, "keep_going", false);
   o.threads = option<unsigned>(d, "threads", 0);
   o.zero_copy = option<bool>(d, "zero_copy", true);
+  o.pread = option<bool>(d, "pread", false);
   return o;
 }
 

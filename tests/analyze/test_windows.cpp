@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 
 namespace cdma::analyze {
 namespace {
@@ -261,8 +262,10 @@ TEST_F(WindowedPipeline, MappedCopiedAndDeflatedTensorsGiveTheWholeTensorNumbers
   o.verify = true;
   for (int deflate : {0, 3}) {
     const auto p = write(deflate);
-    for (bool zero_copy : {true, false}) {
+    for (int mode : {0, 1, 2}) {  // mapped, pread, through HDF5
+      const bool zero_copy = mode != 2;
       o.zero_copy = zero_copy;
+      o.pread = mode == 1;
       o.threads = 2;
       const auto a = run_analysis({p}, o);
       ASSERT_EQ(a.tensors.size(), 3u);
@@ -278,9 +281,57 @@ TEST_F(WindowedPipeline, MappedCopiedAndDeflatedTensorsGiveTheWholeTensorNumbers
           EXPECT_EQ(a.tensors[i].variants[k].zero_runs, want[k].zero_runs);
           for (std::size_t c = 0; c < want[k].codecs.size(); ++c)
             EXPECT_EQ(*a.tensors[i].variants[k].codecs[c].bytes, *want[k].codecs[c].bytes)
-                << "deflate " << deflate << " zero_copy " << zero_copy << " tensor " << i;
+                << "deflate " << deflate << " mode " << mode << " tensor " << i;
         }
       }
+    }
+  }
+}
+
+// pread mode with zero-scan codecs only feeds tensors in 256 KiB pieces: zero runs, ZRLE tokens and
+// --chunk chunks that straddle pieces must give the numbers of the whole tensor (and of --read mmap
+// and hdf5), for 4- and 2-byte dtypes and a converted variant.
+TEST(PreadPieces, StraddlingRunsAndChunksGiveTheMappedAndHdf5Json) {
+  test::TempDir dir;
+  const auto p = dir / "big.h5";
+  {
+    formats::TraceAttrs a;
+    a.producer = "test";
+    a.source = "synthetic";
+    formats::TraceWriter w(p, a, {});
+    int i = 0;
+    for (auto [dt, density] : {std::pair{DType::f32, 0.3}, std::pair{DType::f16, 0.05},
+                               std::pair{DType::f32, 0.0}}) {
+      formats::SynthSpec s;
+      s.dims = {4, 32, 64, 64};  // 2 MiB of fp32, 1 MiB of fp16: 8 and 4 pieces
+      s.dtype = dt;
+      s.density = density;
+      s.clustering = formats::Clustering::mixed;
+      s.seed = static_cast<std::uint64_t>(++i);
+      auto m = meta_of(s);
+      m.layer = "l" + std::to_string(i);
+      m.layer_index = i;
+      w.append_tensor(m, formats::synth_activations(s));
+    }
+    w.close();
+  }
+  for (std::size_t chunk : {std::size_t{0}, std::size_t{100000}}) {
+    std::string first;
+    for (int mode : {0, 1, 2}) {
+      Options o;
+      o.codecs = {"zvc", "zrle-2", "zrle-4", "zrle-16"};
+      o.dtypes = {"stored", "bfloat16"};
+      o.chunk_bytes = chunk;
+      o.verify = true;
+      o.threads = 2;
+      o.zero_copy = mode != 2;
+      o.pread = mode == 1;
+      const auto a = run_analysis({p}, o);
+      EXPECT_EQ(a.stats.mapped_tensors, mode == 2 ? 0u : 3u) << mode;
+      std::ostringstream os;
+      write_json(os, a);
+      if (first.empty()) first = os.str();
+      EXPECT_EQ(os.str(), first) << "chunk " << chunk << " mode " << mode;
     }
   }
 }

@@ -45,9 +45,11 @@ class Capture : public ::testing::Test {
     std::ifstream f(dir_ / "stderr.txt");
     return std::string(std::istreambuf_iterator<char>(f), {});
   }
-  // cdma capture [opts] -o trace.h5 -- prog [args] --expect expected.bin
+  // cdma capture [opts] -f -o trace.h5 -- prog [args] --expect expected.bin (tests capture into the
+  // same trace.h5 again and again: --force replaces it; Capture.ExistingOutputIsRefusedBeforeTheRun
+  // checks the refusal without it).
   int capture(const std::string& opts, const std::string& prog, const std::string& args) {
-    return sh(kCdma + " capture " + opts + " -o " + trace().string() + " -- " + prog + " " + args + " --expect " +
+    return sh(kCdma + " capture " + opts + " -f -o " + trace().string() + " -- " + prog + " " + args + " --expect " +
               (dir_ / "expected.bin").string());
   }
   fs::path trace() const { return dir_ / "trace.h5"; }

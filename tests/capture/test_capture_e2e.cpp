@@ -187,9 +187,33 @@ TEST_F(Capture, SigkillLeavesAReadableTrace) {
 TEST_F(Capture, StatusAndExitCodePassThrough) {
   EXPECT_EQ(capture("", CDMA_LEGACY_NET, "--iterations 1 --status-checks"), 0) << stderr_text();
   EXPECT_EQ(capture("", CDMA_LEGACY_NET, "--iterations 1 --exit-code 7"), 7) << stderr_text();
-  EXPECT_EQ(sh(kCdma + " capture -o " + trace().string() + " -- /nonexistent/program"), 1);
+  EXPECT_EQ(sh(kCdma + " capture -f -o " + trace().string() + " -- /nonexistent/program"), 1);
   EXPECT_EQ(sh(kCdma + " capture --mode bogus -- true"), 2);
   EXPECT_EQ(sh(kCdma + " capture --budget 12Q -- true"), 2);
+}
+
+// An existing trace is not replaced without -f/--force: the command is not even started (a training
+// run is not wasted), the old trace is untouched, the message names --force; --convert refuses too.
+TEST_F(Capture, ExistingOutputIsRefusedBeforeTheRun) {
+  ASSERT_EQ(capture("--keep-spool --spool-dir " + (dir_ / "sp").string(), CDMA_LEGACY_NET, "--iterations 1"), 0)
+      << stderr_text();
+  const auto before = fs::last_write_time(trace());
+  const std::size_t size = fs::file_size(trace());
+  const fs::path marker = dir_ / "ran";
+  EXPECT_EQ(sh(kCdma + " capture -o " + trace().string() + " -- touch " + marker.string()), 2);
+  EXPECT_NE(stderr_text().find("exists (use --force to replace it)"), std::string::npos) << stderr_text();
+  EXPECT_FALSE(fs::exists(marker)) << "the command ran although its trace could not be written";
+  EXPECT_EQ(fs::last_write_time(trace()), before);
+  EXPECT_EQ(fs::file_size(trace()), size);
+  EXPECT_EQ(sh(kCdma + " capture --torch -o " + trace().string() + " -- touch " + marker.string()), 2);
+  EXPECT_NE(stderr_text().find("--force"), std::string::npos) << stderr_text();
+  EXPECT_FALSE(fs::exists(marker));
+  EXPECT_EQ(sh(kCdma + " capture --convert " + (dir_ / "sp").string() + " -o " + trace().string()), 1);
+  EXPECT_NE(stderr_text().find("--force"), std::string::npos) << stderr_text();
+  EXPECT_EQ(fs::last_write_time(trace()), before);
+  EXPECT_EQ(sh(kCdma + " capture -f --convert " + (dir_ / "sp").string() + " -o " + trace().string()), 0)
+      << stderr_text();
+  EXPECT_EQ(TraceReader(trace()).tensors().size(), 7u);
 }
 
 TEST_F(Capture, IterationMarkerAndCallCountModes) {

@@ -202,7 +202,7 @@ TEST_F(Capture, DamagedSpoolLeavesNoTraceMarkedComplete) {
   fs::copy_file(pristine, file, fs::copy_options::overwrite_existing);
   ASSERT_EQ(sh(kCdma + " capture --convert " + file.string() + " -o " + out.string()), 0) << stderr_text();
   patch(file, tensors[9], "X", 1);
-  EXPECT_EQ(sh(kCdma + " capture --convert " + file.string() + " -o " + out.string()), 1);
+  EXPECT_EQ(sh(kCdma + " capture -f --convert " + file.string() + " -o " + out.string()), 1);
   {
     TraceReader r(out);
     EXPECT_TRUE(r.attrs().complete);
@@ -211,7 +211,7 @@ TEST_F(Capture, DamagedSpoolLeavesNoTraceMarkedComplete) {
   // A spool cut inside its last tensor (a crash) still converts what precedes it.
   fs::copy_file(pristine, file, fs::copy_options::overwrite_existing);
   fs::resize_file(file, tensors[13] + sizeof(spool::RecordHeader) + 40);
-  ASSERT_EQ(sh(kCdma + " capture --convert " + file.string() + " -o " + out.string()), 0) << stderr_text();
+  ASSERT_EQ(sh(kCdma + " capture -f --convert " + file.string() + " -o " + out.string()), 0) << stderr_text();
   TraceReader r(out);
   EXPECT_EQ(r.tensors().size(), 13u);
   EXPECT_NE(r.root_attribute("capture_end").value_or("").find("truncated"), std::string::npos);

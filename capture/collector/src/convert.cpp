@@ -11,6 +11,7 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <set>
 #include <unordered_map>
 
 namespace cdma::capture {
@@ -211,6 +212,7 @@ void write_data(const fs::path& spool_path, formats::TraceWriter& w, ConvertSumm
   SpoolReader r(spool_path);
   const std::int64_t t0 = r.header().start_mono_ns;
   SpoolRecord rec;
+  std::set<std::int64_t> iterations;
   while (r.next(rec, true)) {
     switch (rec.type) {
       case spool::RecordType::kTensor: {
@@ -242,6 +244,7 @@ void write_data(const fs::path& spool_path, formats::TraceWriter& w, ConvertSumm
         w.append_tensor(m, std::span<const std::byte>(
                                reinterpret_cast<const std::byte*>(rec.payload.data()) + sizeof(t), t.data_bytes));
         sum.tensors++;
+        iterations.insert(m.iteration);
         sum.tensor_bytes += static_cast<std::int64_t>(t.data_bytes);
         sum.ops[m.op]++;
         break;
@@ -285,6 +288,7 @@ void write_data(const fs::path& spool_path, formats::TraceWriter& w, ConvertSumm
         break;
     }
   }
+  sum.tensor_iterations = static_cast<std::int64_t>(iterations.size());
 }
 
 }  // namespace
@@ -358,7 +362,7 @@ ConvertSummary convert_spool(const fs::path& spool_path, const fs::path& trace_p
   if (sum.attrs.count("device")) attrs.device = sum.attrs["device"];
   attrs.command = opts.command.empty() ? sum.attrs["command"] : opts.command;
   if (!opts.overwrite && fs::exists(trace_path))
-    throw CaptureError("trace " + trace_path.string() + " exists (not overwritten)");
+    throw CaptureError("trace " + trace_path.string() + " exists (not overwritten; --force replaces it)");
   formats::WriterOptions wo;
   wo.overwrite = true;  // the temporary file
   wo.deflate_level = opts.deflate_level;

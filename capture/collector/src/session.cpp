@@ -91,6 +91,9 @@ SessionResult run_session(const SessionOptions& o) {
   if (o.convert) {
     spools = spools_of(o.command);
   } else {
+    // Refused before the command runs (a training run is not wasted on a trace that cannot be written).
+    if (!copts.overwrite && fs::exists(res.output))
+      throw formats::UsageError(res.output.string() + " exists (use --force to replace it)");
     res.launched = launch(o, res.output, res);
     spools = find_spools(res.spool_dir);
     if (copts.command.empty())

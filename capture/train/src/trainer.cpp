@@ -257,7 +257,14 @@ std::string fmt_double(double v) {
 
 }  // namespace
 
-std::string framework_version() { return std::string("libtorch ") + TORCH_VERSION; }
+std::string framework_version() {
+#ifdef CDMA_TORCH_PACKAGE_VERSION
+  return std::string("libtorch ") + TORCH_VERSION + " (headers; package libtorch-dev " + CDMA_TORCH_PACKAGE_VERSION +
+         ")";
+#else
+  return std::string("libtorch ") + TORCH_VERSION;
+#endif
+}
 
 std::vector<NetListing> list_nets() {
   std::vector<NetListing> out;

@@ -59,7 +59,8 @@ struct NetListing {
 };
 std::vector<NetListing> list_nets();
 
-// "libtorch 1.13.0"
+// "libtorch 1.13.0 (headers; package libtorch-dev 1.13.1+dfsg-4)": the headers' TORCH_VERSION, and the
+// Debian package the build found (its release; the headers lag it).
 std::string framework_version();
 
 }  // namespace cdma::train

@@ -52,6 +52,11 @@ struct Options {
   // Map trace files and analyse contiguous, unfiltered tensors in place (no copy; the workers
   // fault the pages in, in parallel). Other tensors are read through the reader thread.
   bool zero_copy = true;
+  // With zero_copy: how the workers get those contiguous tensors' bytes. false (mapped): the
+  // mapping's pages, faulted in and dropped by the workers. true (pread): pread() straight from
+  // the file into small buffers each worker reuses (cache-resident pieces; no page-table work),
+  // analysed piece by piece. Results are the same bytes either way (bench/README.md measures both).
+  bool pread = false;
   // Byte codecs never compress more than this many bytes as one block, and a tensor larger than
   // this is analysed in windows of at most this size, so that memory stays bounded whatever the
   // tensor size (docs/ANALYSIS_JSON.md, "Big tensors"). At least 16; tests lower it.

@@ -51,7 +51,7 @@ struct RunStats {
   double cpu_s = 0;                  // CPU time of the whole process during the run (all threads)
   double codec_s = 0;                // CPU time inside zero scans and codec calls, summed over workers
   double read_s = 0;                 // CPU time reading: TraceReader::read_into, or faulting mapped pages in
-  std::uint64_t mapped_tensors = 0;  // tensors analysed in place from a mapped file
+  std::uint64_t mapped_tensors = 0;  // tensors the workers read straight from the file (mapped, or pread)
   std::uint64_t bytes = 0;           // stored bytes of the analysed tensors
 };
 

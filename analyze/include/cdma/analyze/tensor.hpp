@@ -54,6 +54,7 @@ struct VariantMeasures {
 // Scratch buffers reused between calls by one thread.
 struct Workspace {
   std::vector<std::byte> converted, permuted, encoded, decoded;
+  std::vector<std::byte> io;  // pread mode: the worker's reused read buffer
   std::uint64_t codec_ns = 0;  // thread CPU time spent in zero scans and codecs (pipeline accounting)
 };
 
@@ -83,11 +84,14 @@ class TensorAnalyzer {
   // True when the tensor is larger than Options::max_block_bytes: it is then analysed in windows
   // (TensorStream) instead of whole.
   bool needs_windows(const formats::TensorMeta& meta) const noexcept;
+  // True when every codec is counted from the zero scan (ZVC, ZRLE-k): then a tensor may be fed to
+  // a TensorStream in pieces of any whole number of elements at no extra cost (no block to gather).
+  bool counts_only() const noexcept;
   // Empty when the tensor can be analysed window by window; else why not (a layout permutation
   // of a 4-D tensor needs all of it in memory). Callers check this before any work.
   std::optional<std::string> why_not_windowed(const formats::TensorMeta& meta) const;
-  // Elements per window: pieces given to TensorStream::feed must hold this many elements (the last
-  // may hold fewer). At most max_block_bytes, and a whole number of chunks (--chunk) when the chunk
+  // Elements per window: pieces of this many elements (the last may hold fewer) reach the codecs
+  // without a copy. At most max_block_bytes, and a whole number of chunks (--chunk) when the chunk
   // is smaller.
   std::uint64_t window_elements(const formats::TensorMeta& meta) const noexcept;
 
@@ -118,8 +122,9 @@ class TensorStream {
   TensorStream(const TensorStream&) = delete;
   TensorStream& operator=(const TensorStream&) = delete;
 
-  // The next window: window_elements() elements, fewer only for the last. Throws formats::Error
-  // when pieces are misaligned or exceed the tensor; VerifyError as analyze() does.
+  // The next piece: any whole number of elements (window_elements() of them avoid gathering
+  // byte-codec blocks; with counts_only() any size is as cheap). Throws formats::Error when a piece
+  // is not a whole number of elements or exceeds the tensor; VerifyError as analyze() does.
   void feed(std::span<const std::byte> window);
   // Throws formats::Error unless every element was fed.
   std::vector<VariantMeasures> finish();
