@@ -150,6 +150,7 @@ class TensorAnalyzer::VariantStream {
   // Byte codecs see whole blocks: a block that straddles two pieces is gathered in carry_ (pieces
   // cut at block edges, as windows of the stored dtype are, need no copy).
   void feed_blocks(std::span<const std::byte> piece, Workspace& ws, const std::string& where) {
+    if (an_.counts_only()) return;  // no byte codec: nothing to gather (pieces of any size cost nothing)
     const std::size_t bb = static_cast<std::size_t>(block_) * w_;
     const bool at_end = pos_ == n_;
     std::size_t off = 0;
