@@ -152,7 +152,33 @@ CDMA_TARGET_AVX2 void zvc_decode_avx2(const std::byte* in, std::size_t in_size, 
   const std::byte* ip = in;
   const std::byte* const end = in + in_size;
   const std::size_t full = n / 32;
-  for (std::size_t blk = 0; blk < full; ++blk) {
+  std::size_t blk = 0;
+  if (w == 4) {
+    // The hot loop for 4-byte elements while a whole block (4 + 128 bytes at most) is left: every
+    // group's 32-byte load stays inside the stream, the four groups are unrolled, and the check that
+    // no kept element is zero is one branch per block (1.3x the loop below, bench/README.md).
+    for (; blk < full && end - ip >= 4 + 128; ++blk) {
+      const std::uint32_t mask = load32(ip);
+      ip += 4;
+      std::byte* q = out + blk * 128;
+      unsigned bad = 0;
+#pragma GCC unroll 4
+      for (unsigned g = 0; g < 4; ++g) {
+        const unsigned m = mask >> (8 * g) & 0xffu;
+        const __m256i s = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ip));
+        const __m256i v = _mm256_and_si256(
+            _mm256_permutevar8x32_epi32(s, _mm256_load_si256(reinterpret_cast<const __m256i*>(t.expand32[m]))),
+            _mm256_load_si256(reinterpret_cast<const __m256i*>(t.lanes32[m])));
+        bad |= static_cast<unsigned>(
+                   _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(v, _mm256_setzero_si256())))) &
+               m;
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * g), v);
+        ip += 4 * std::popcount(m);
+      }
+      if (bad) decode_failed(in, in_size, w, out, n);
+    }
+  }
+  for (; blk < full; ++blk) {
     if (end - ip < 4) decode_failed(in, in_size, w, out, n);
     const std::uint32_t mask = load32(ip);
     ip += 4;
