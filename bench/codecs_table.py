@@ -73,6 +73,27 @@ def main(paths):
                 k = (dt, d, c, op)
                 cells.append(f"{bytes_[k] / med[k] / 1e9:.2f} ({ratio[k]:.2f}x)" if k in med else "-")
             print(f"| {c} | {op} | " + " | ".join(cells) + " |")
+    spread(times, dtypes)
+
+
+def spread(times, dtypes, density=50):
+    """The run-to-run spread of the headline cells: each repetition's codec time against the memcpy
+    and streaming-read times of the same repetition index (Google Benchmark runs the repetitions of
+    one benchmark back to back, so a pair is minutes apart at most), as min-max of the ratios."""
+    print(f"\nspread at {density} % density: min-max over repetitions of memcpy (read) time / codec time\n")
+    print("| dtype | codec | op | vs memcpy | vs streaming read |")
+    print("|---|---|---|---|---|")
+    for dt in dtypes:
+        mc = times.get((dt, density, "memcpy", "copy"), [])
+        rd = times.get((dt, density, "read", "stream"), [])
+        for c, op in (("zvc", "encode"), ("zvc", "decode"), ("zero_scan", "scan")):
+            t = times.get((dt, density, c, op), [])
+            if not t:
+                continue
+            def rng(base):
+                r = [b / x for b, x in zip(base, t)]
+                return f"{min(r):.2f}-{max(r):.2f}" if r else "-"
+            print(f"| {dt} | {c} | {op} | {rng(mc)} | {rng(rd)} |")
 
 
 if __name__ == "__main__":

@@ -58,20 +58,12 @@ void print_timing(const analyze::RunStats& s) {
 
 int write_results(const analyze::Analysis& result, const AnalyzeOutputs& out) {
   int rc = kExitOk;
-  std::int64_t analysed = 0, left_out = 0;
-  bool skipped = false;
-  for (const auto& t : result.traces) {
-    analysed += t.tensors + t.stats_rows;
-    left_out += t.filtered_out;
-    skipped = skipped || !t.skipped.empty();
-  }
-  if (analysed == 0 && left_out > 0 && !skipped) {  // an empty table would look like a result
-    fmt::print(stderr,
-               "cdma analyze: no tensor or /stats row passes the filters ({} left out); nothing written (the "
-               "offload set is the default: --all-tensors takes every recorded tensor)\n",
-               left_out);
+  if (auto why = analyze::nothing_selected(result)) {  // an empty table would look like a result
+    fmt::print(stderr, "cdma analyze: {}; nothing written\n", *why);
     return kExitUsage;
   }
+  std::int64_t analysed = 0;
+  for (const auto& t : result.traces) analysed += t.tensors + t.stats_rows;
   try {
     if (!out.json_path.empty()) write_output(out.json_path, [&](std::ostream& os) { analyze::write_json(os, result); });
     if (!out.csv_path.empty())

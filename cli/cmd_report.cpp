@@ -218,6 +218,7 @@ int run_report(int argc, char** argv) {
       };
     const analyze::Analysis a = analyze::run_analysis(paths, ao, hooks);
     if (tty) fmt::print(stderr, "\n");
+    if (auto why = analyze::nothing_selected(a)) throw formats::UsageError(*why + "; no report written");
     for (const auto& t : a.traces)
       for (const auto& w : t.warnings) fmt::print(stderr, "cdma report: warning: {}\n", w);
     if (!o.analysis_out.empty()) write_output(o.analysis_out, [&](std::ostream& os) { analyze::write_json(os, a); });

@@ -168,3 +168,19 @@ Analysis run_analysis(const std::vector<std::filesystem::path>& paths, Options o
 }
 
 }  // namespace cdma::analyze
+
+namespace cdma::analyze {
+
+std::optional<std::string> nothing_selected(const Analysis& a) {
+  std::int64_t analysed = 0, left_out = 0;
+  for (const auto& t : a.traces) {
+    analysed += t.tensors + t.stats_rows;
+    left_out += t.filtered_out;
+    if (!t.skipped.empty()) return std::nullopt;
+  }
+  if (analysed != 0 || left_out == 0 || a.interrupted) return std::nullopt;
+  return "no tensor or /stats row passes the filters (" + std::to_string(left_out) +
+         " left out); the offload set is the default: --all-tensors (all_tensors=True) takes every recorded tensor";
+}
+
+}  // namespace cdma::analyze

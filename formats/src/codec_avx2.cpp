@@ -102,7 +102,26 @@ CDMA_TARGET_AVX2 std::size_t zvc_encode_avx2(const std::byte* in, std::size_t n,
   const Tables& t = tables();
   std::byte* o = out;
   const std::size_t full = n / 32;
-  for (std::size_t blk = 0; blk < full; ++blk) {
+  std::size_t blk = 0;
+  if (w == 2) {
+    // 2-byte elements: the block's 32-bit mask from two 256-bit compares, then four unrolled
+    // 8-element shuffles (no width test or 128-bit compare per group).
+    for (; blk < full; ++blk) {
+      const std::byte* p = in + blk * 64;
+      const std::uint32_t mask = nz32_16(p);
+      store32(o, mask);
+      o += 4;
+#pragma GCC unroll 4
+      for (unsigned g = 0; g < 4; ++g) {
+        const unsigned m = mask >> (8 * g) & 0xffu;
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * g));
+        const __m128i idx = _mm_load_si128(reinterpret_cast<const __m128i*>(t.compress16[m]));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm_shuffle_epi8(v, idx));
+        o += 2 * std::popcount(m);
+      }
+    }
+  }
+  for (; blk < full; ++blk) {
     const std::byte* p = in + blk * 32 * w;
     std::byte* mask_at = o;
     o += 4;
@@ -174,6 +193,25 @@ CDMA_TARGET_AVX2 void zvc_decode_avx2(const std::byte* in, std::size_t in_size, 
                m;
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * g), v);
         ip += 4 * std::popcount(m);
+      }
+      if (bad) decode_failed(in, in_size, w, out, n);
+    }
+  }
+  if (w == 2) {  // the same for 2-byte elements (4 + 64 bytes per block at most)
+    for (; blk < full && end - ip >= 4 + 64; ++blk) {
+      const std::uint32_t mask = load32(ip);
+      ip += 4;
+      std::byte* q = out + blk * 64;
+      unsigned bad = 0;
+#pragma GCC unroll 4
+      for (unsigned g = 0; g < 4; ++g) {
+        const unsigned m = mask >> (8 * g) & 0xffu;
+        const __m128i s = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ip));
+        const __m128i v = _mm_shuffle_epi8(s, _mm_load_si128(reinterpret_cast<const __m128i*>(t.expand16[m])));
+        const __m128i z = _mm_cmpeq_epi16(v, _mm_setzero_si128());
+        bad |= static_cast<unsigned>(_mm_movemask_epi8(_mm_packs_epi16(z, _mm_setzero_si128()))) & m;
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16 * g), v);
+        ip += 2 * std::popcount(m);
       }
       if (bad) decode_failed(in, in_size, w, out, n);
     }

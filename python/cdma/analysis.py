@@ -122,7 +122,11 @@ def analysis(paths, codecs=None, chunk=0, layouts=None, dtypes=None, all_tensors
                 layers=_list(layers, "layers"), ops=_list(ops, "ops"), roles=_list(roles, "roles"),
                 verify=bool(verify), keep_going=bool(keep_going), threads=int(threads), zero_copy=read != "hdf5",
                 pread=read == "pread")
-    return Analysis(_native.run_analysis(paths, opts, progress), paths)
+    native = _native.run_analysis(paths, opts, progress)
+    why = native.nothing_selected()
+    if why:  # an empty table would look like a result (cdma analyze exits 2 here)
+        raise ValueError(why)
+    return Analysis(native, paths)
 
 
 def analyze(paths, by="layer", **options):

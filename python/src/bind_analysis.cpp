@@ -136,6 +136,7 @@ void bind_analysis(py::module_& m) {
              return os.str();
            })
       .def("traces", &traces_list)
+      .def("nothing_selected", [](const analyze::Analysis& a) { return analyze::nothing_selected(a); })
       .def_property_readonly("codecs", [](const analyze::Analysis& a) { return a.codec_names; })
       .def_property_readonly("variants",
                              [](const analyze::Analysis& a) {

@@ -15,6 +15,28 @@ def test_filters_that_match_nothing_are_an_error(tmp_path):
     assert cdma_cli("analyze", VGG, "--ops", "conv", "-q", "--json", out).returncode == 0 and out.exists()
 
 
+def test_empty_selection_is_refused_by_the_library_too(tmp_path):
+    """The refusal lives in the library (analyze::nothing_selected): cdma.analysis() raises, and
+    cdma report writes no page, with the CLI's sentence."""
+    import cdma
+    import pytest
+
+    with pytest.raises(ValueError, match="no tensor or /stats row passes the filters"):
+        cdma.analysis(VGG, ops=["no-such-op"])
+    assert len(cdma.analysis(VGG, ops=["conv"], codecs="zvc").df()) > 0
+    page = tmp_path / "r.html"
+    p = cdma_cli("report", VGG, "--ops", "no-such-op", "--no-replay", "-o", page, check=False)
+    assert p.returncode == 2 and "passes the filters" in p.stderr and not page.exists()
+
+
+def test_read_modes_give_the_same_json():
+    """--read mmap (default), pread and hdf5 are three ways to the same bytes."""
+    docs = {m: cdma_cli("analyze", VGG, "-q", "--read", m, "-c", "zvc,zrle-4,lz4", "--json", "-").stdout
+            for m in ("mmap", "pread", "hdf5")}
+    assert docs["mmap"] == docs["pread"] == docs["hdf5"] and '"tensor"' in docs["mmap"]
+    assert cdma_cli("analyze", VGG, "--read", "pread", "--no-mmap", check=False).returncode == 2
+
+
 def test_verify_says_what_it_verified():
     p = cdma_cli("analyze", VGG, "--verify", "-q", "-c", "zvc,lz4", "--json", "-")
     assert "verified: every encoding (zvc, lz4) of the 75 tensors analysed decoded to the original bytes" in p.stderr

@@ -94,4 +94,9 @@ struct RunHooks {
 // round-trip mismatch in any case.
 Analysis run_analysis(const std::vector<std::filesystem::path>& paths, Options opts, const RunHooks& hooks = {});
 
+// When the filters left every tensor and /stats row out (and nothing was skipped or interrupted),
+// the sentence that says so: an empty table would look like a result, so the CLI (exit 2), the
+// report and cdma.analysis() refuse with it. Empty otherwise.
+std::optional<std::string> nothing_selected(const Analysis& a);
+
 }  // namespace cdma::analyze
