@@ -78,7 +78,8 @@ void print_summary(const ConvertSummary& s) {
              "cdma capture: {} (pid {}): {} tensors{} ({}), {} stats rows, {} timeline rows ({} with GPU time), "
              "{} iterations with tensors ({} seen by the interposer){}{}{}{}\n",
              s.trace.string(), s.pid, s.tensors, offload, human_bytes(static_cast<double>(s.tensor_bytes)),
-             s.stats_rows, s.timeline_rows, s.timed_rows, s.tensor_iterations, s.iterations, ops.empty() ? "" : "; " + ops,
+             s.stats_rows, s.timeline_rows, s.timed_rows, s.tensor_iterations, s.iterations,
+             ops.empty() ? "" : "; " + ops,
              s.dropped ? fmt::format("; {} tensors dropped (budget or staging ring)", s.dropped) : "",
              s.stats_not_offloaded ? fmt::format("; {} stats rows of inputs not offloaded (in place or backward) left "
                                                  "out",

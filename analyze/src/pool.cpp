@@ -47,8 +47,9 @@ void Mapping::read(std::uint64_t offset, std::span<std::byte> dst, const std::st
   while (done < dst.size()) {
     const ssize_t r = ::pread(fd_, dst.data() + done, dst.size() - done, static_cast<off_t>(offset + done));
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) throw formats::Error(where + ": cannot read " + std::to_string(dst.size()) + " bytes at file offset " +
-                                    std::to_string(offset) + ": " + std::strerror(errno));
+    if (r < 0)
+      throw formats::Error(where + ": cannot read " + std::to_string(dst.size()) + " bytes at file offset " +
+                           std::to_string(offset) + ": " + std::strerror(errno));
     if (r == 0)
       throw formats::Error(where + ": the file ends " + std::to_string(dst.size() - done) +
                            " bytes short of the tensor's data (at file offset " + std::to_string(offset + done) +

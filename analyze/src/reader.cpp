@@ -55,7 +55,8 @@ class Reader {
     const std::size_t first = plan_.first_slot[t], n = plan_.todo[t].size();
     const std::size_t j0 = std::clamp(plan_.lo, first, first + n) - first;
     const std::size_t j1 = std::clamp(plan_.hi, first, first + n) - first;
-    std::shared_ptr<const Mapping> map = opts_.zero_copy && j0 < j1 ? Mapping::open(paths_[t], &unmap_ns_, opts_.pread) : nullptr;
+    std::shared_ptr<const Mapping> map =
+        opts_.zero_copy && j0 < j1 ? Mapping::open(paths_[t], &unmap_ns_, opts_.pread) : nullptr;
     for (std::size_t j = j0; j < j1; ++j) {
       if (stopped() || !read_tensor(t, j, map)) break;
     }
@@ -85,8 +86,8 @@ class Reader {
       mapped = {};  // read() below reports the problem
     }
     const bool big = an_.needs_windows(m);
-    const bool by_pread = map && !map->direct() && off && m.bytes() > 0 &&
-                          map->contains(*off, static_cast<std::uint64_t>(m.bytes()));
+    const bool by_pread =
+        map && !map->direct() && off && m.bytes() > 0 && map->contains(*off, static_cast<std::uint64_t>(m.bytes()));
     if (!mapped.empty() || by_pread) {
       pool_.submit(Job{slot, *b, map, mapped, where(t, m), m, big, by_pread ? *off : 0});
       ++out_.stats.mapped_tensors;

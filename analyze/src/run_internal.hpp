@@ -109,8 +109,8 @@ struct Job {
   std::shared_ptr<const Mapping> map;
   std::span<const std::byte> mapped;
   std::string where;
-  formats::TensorMeta meta;  // a copy: the reader may be closed before the job is done
-  bool windowed = false;     // mapped and bigger than max_block_bytes: analysed window by window
+  formats::TensorMeta meta;       // a copy: the reader may be closed before the job is done
+  bool windowed = false;          // mapped and bigger than max_block_bytes: analysed window by window
   std::uint64_t file_offset = 0;  // where the tensor's bytes start in the file (pread jobs: map && !map->direct())
 };
 

@@ -118,7 +118,7 @@ using MaskFn = void (*)(const std::byte*, std::size_t, std::size_t, std::uint64_
 }
 
 [[gnu::always_inline]] inline std::uint64_t count_with(std::span<const std::byte> data, std::size_t width,
-                                                      MaskFn masks) {
+                                                       MaskFn masks) {
   const std::uint64_t n = data.size() / width;
   constexpr std::size_t kWords = 64;
   std::uint64_t words[kWords];

@@ -185,8 +185,10 @@ TEST(AnalyzeWindows, StreamRefusesMisfedWindowsAndPermutations) {
   o.layouts = {"stored"};
   TensorAnalyzer an2(o);
   TensorStream ts(an2, meta_of(spec), ws, "t");
-  EXPECT_THROW(ts.feed(std::span(data).subspan(0, 100)), formats::Error);  // not a whole window
-  EXPECT_THROW(ts.finish(), formats::Error);                               // nothing fed
+  EXPECT_THROW(ts.feed(std::span(data).subspan(0, 102)), formats::Error);  // not a whole number of fp32 elements
+  ts.feed(std::span(data).subspan(0, 100));                                // any whole number of elements
+  EXPECT_THROW(ts.feed(std::span(data)), formats::Error);                  // past the tensor's end
+  EXPECT_THROW(ts.finish(), formats::Error);                               // only 25 elements fed
 }
 
 // zlib and zstd keep one compression state per thread between calls (compress2 and ZSTD_compress
@@ -300,8 +302,7 @@ TEST(PreadPieces, StraddlingRunsAndChunksGiveTheMappedAndHdf5Json) {
     a.source = "synthetic";
     formats::TraceWriter w(p, a, {});
     int i = 0;
-    for (auto [dt, density] : {std::pair{DType::f32, 0.3}, std::pair{DType::f16, 0.05},
-                               std::pair{DType::f32, 0.0}}) {
+    for (auto [dt, density] : {std::pair{DType::f32, 0.3}, std::pair{DType::f16, 0.05}, std::pair{DType::f32, 0.0}}) {
       formats::SynthSpec s;
       s.dims = {4, 32, 64, 64};  // 2 MiB of fp32, 1 MiB of fp16: 8 and 4 pieces
       s.dtype = dt;

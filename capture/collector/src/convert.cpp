@@ -10,8 +10,8 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
-#include <type_traits>
 #include <set>
+#include <type_traits>
 #include <unordered_map>
 
 namespace cdma::capture {

@@ -54,7 +54,7 @@ struct VariantMeasures {
 // Scratch buffers reused between calls by one thread.
 struct Workspace {
   std::vector<std::byte> converted, permuted, encoded, decoded;
-  std::vector<std::byte> io;  // pread mode: the worker's reused read buffer
+  std::vector<std::byte> io;   // pread mode: the worker's reused read buffer
   std::uint64_t codec_ns = 0;  // thread CPU time spent in zero scans and codecs (pipeline accounting)
 };
 

@@ -82,7 +82,8 @@ struct ConvertSummary {
   std::filesystem::path spool, trace;
   std::int64_t pid = 0;
   std::int64_t tensors = 0, tensor_bytes = 0, stats_rows = 0, timeline_rows = 0, timed_rows = 0;
-  std::int64_t dropped = 0, iterations = 0 /* seen by the interposer */, calls = 0, skipped_graph = 0, skipped_unsafe = 0;
+  std::int64_t dropped = 0, iterations = 0 /* seen by the interposer */, calls = 0, skipped_graph = 0,
+               skipped_unsafe = 0;
   std::int64_t skipped_failed = 0;           // tensors of calls that returned an error (not kept)
   std::int64_t tensor_iterations = 0;        // distinct iterations of the tensors written (what cdma info lists)
   std::int64_t offloaded = 0;                // tensors written with offload = 1
