@@ -167,10 +167,6 @@ Analysis run_analysis(const std::vector<std::filesystem::path>& paths, Options o
   return merge_parts(std::move(parts), std::move(opts));
 }
 
-}  // namespace cdma::analyze
-
-namespace cdma::analyze {
-
 std::optional<std::string> nothing_selected(const Analysis& a) {
   std::int64_t analysed = 0, left_out = 0;
   for (const auto& t : a.traces) {

@@ -102,12 +102,10 @@ CDMA_TARGET_AVX2 std::size_t zvc_encode_avx2(const std::byte* in, std::size_t n,
   const Tables& t = tables();
   std::byte* o = out;
   const std::size_t full = n / 32;
-  std::size_t blk = 0;
-  if (w == 2) {
-    // 2-byte elements: the block's 32-bit mask from two 256-bit compares, then four unrolled
-    // 8-element shuffles (no width test or 128-bit compare per group).
-    for (; blk < full; ++blk) {
-      const std::byte* p = in + blk * 64;
+  for (std::size_t blk = 0; blk < full; ++blk) {
+    const std::byte* p = in + blk * 32 * w;
+    if (w == 2) {
+      // The block's 32-bit mask from two 256-bit compares, then four 8-element shuffles.
       const std::uint32_t mask = nz32_16(p);
       store32(o, mask);
       o += 4;
@@ -119,33 +117,21 @@ CDMA_TARGET_AVX2 std::size_t zvc_encode_avx2(const std::byte* in, std::size_t n,
         _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm_shuffle_epi8(v, idx));
         o += 2 * std::popcount(m);
       }
+      continue;
     }
-  }
-  for (; blk < full; ++blk) {
-    const std::byte* p = in + blk * 32 * w;
-    std::byte* mask_at = o;
+    std::byte* mask_at = o;  // 4-byte elements: one compare and one permutation per 8 elements
     o += 4;
     std::uint32_t mask = 0;
+#pragma GCC unroll 4
     for (unsigned g = 0; g < 4; ++g) {
-      const std::byte* q = p + g * 8 * w;
-      if (w == 4) {
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
-        const unsigned m = ~static_cast<unsigned>(
-                               _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(v, _mm256_setzero_si256())))) &
-                           0xffu;
-        const __m256i idx = _mm256_load_si256(reinterpret_cast<const __m256i*>(t.compress32[m]));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_permutevar8x32_epi32(v, idx));
-        o += 4 * std::popcount(m);
-        mask |= m << (8 * g);
-      } else {
-        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
-        const __m128i z = _mm_cmpeq_epi16(v, _mm_setzero_si128());
-        const unsigned m = ~static_cast<unsigned>(_mm_movemask_epi8(_mm_packs_epi16(z, _mm_setzero_si128()))) & 0xffu;
-        const __m128i idx = _mm_load_si128(reinterpret_cast<const __m128i*>(t.compress16[m]));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm_shuffle_epi8(v, idx));
-        o += 2 * std::popcount(m);
-        mask |= m << (8 * g);
-      }
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 * g));
+      const unsigned m = ~static_cast<unsigned>(
+                             _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(v, _mm256_setzero_si256())))) &
+                         0xffu;
+      const __m256i idx = _mm256_load_si256(reinterpret_cast<const __m256i*>(t.compress32[m]));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_permutevar8x32_epi32(v, idx));
+      o += 4 * std::popcount(m);
+      mask |= m << (8 * g);
     }
     store32(mask_at, mask);
   }
@@ -165,25 +151,24 @@ CDMA_TARGET_AVX2 std::size_t zvc_encode_avx2(const std::byte* in, std::size_t n,
   return static_cast<std::size_t>(o - out);
 }
 
-CDMA_TARGET_AVX2 void zvc_decode_avx2(const std::byte* in, std::size_t in_size, std::size_t w, std::byte* out,
-                                      std::size_t n) {
-  const Tables& t = tables();
-  const std::byte* ip = in;
-  const std::byte* const end = in + in_size;
-  const std::size_t full = n / 32;
-  std::size_t blk = 0;
-  if (w == 4) {
-    // The hot loop for 4-byte elements while a whole block (4 + 128 bytes at most) is left: every
-    // group's 32-byte load stays inside the stream, the four groups are unrolled, and the check that
-    // no kept element is zero is one branch per block (1.3x the loop below, bench/README.md).
-    for (; blk < full && end - ip >= 4 + 128; ++blk) {
-      const std::uint32_t mask = load32(ip);
-      ip += 4;
-      std::byte* q = out + blk * 128;
-      unsigned bad = 0;
+namespace {
+
+// The decoder's hot loop: blocks of 32 W-byte elements while a whole block (4 + 32 W bytes at most)
+// is left, so that every group's load stays inside the stream; the four groups unrolled and one
+// zero-check branch per block (1.3-1.6x a per-group loop, bench/README.md). Advances ip and blk;
+// false when a kept element is zero (a malformed stream).
+template <unsigned W>
+CDMA_TARGET_AVX2 inline bool decode_whole_blocks(const Tables& t, const std::byte*& ip, const std::byte* end,
+                                                 std::byte* out, std::size_t& blk, std::size_t full) {
+  for (; blk < full && end - ip >= 4 + 32 * W; ++blk) {
+    const std::uint32_t mask = load32(ip);
+    ip += 4;
+    std::byte* q = out + blk * 32 * W;
+    unsigned bad = 0;
 #pragma GCC unroll 4
-      for (unsigned g = 0; g < 4; ++g) {
-        const unsigned m = mask >> (8 * g) & 0xffu;
+    for (unsigned g = 0; g < 4; ++g) {
+      const unsigned m = mask >> (8 * g) & 0xffu;
+      if constexpr (W == 4) {
         const __m256i s = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ip));
         const __m256i v = _mm256_and_si256(
             _mm256_permutevar8x32_epi32(s, _mm256_load_si256(reinterpret_cast<const __m256i*>(t.expand32[m]))),
@@ -192,30 +177,32 @@ CDMA_TARGET_AVX2 void zvc_decode_avx2(const std::byte* in, std::size_t in_size, 
                    _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(v, _mm256_setzero_si256())))) &
                m;
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * g), v);
-        ip += 4 * std::popcount(m);
-      }
-      if (bad) decode_failed(in, in_size, w, out, n);
-    }
-  }
-  if (w == 2) {  // the same for 2-byte elements (4 + 64 bytes per block at most)
-    for (; blk < full && end - ip >= 4 + 64; ++blk) {
-      const std::uint32_t mask = load32(ip);
-      ip += 4;
-      std::byte* q = out + blk * 64;
-      unsigned bad = 0;
-#pragma GCC unroll 4
-      for (unsigned g = 0; g < 4; ++g) {
-        const unsigned m = mask >> (8 * g) & 0xffu;
+      } else {
         const __m128i s = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ip));
         const __m128i v = _mm_shuffle_epi8(s, _mm_load_si128(reinterpret_cast<const __m128i*>(t.expand16[m])));
         const __m128i z = _mm_cmpeq_epi16(v, _mm_setzero_si128());
         bad |= static_cast<unsigned>(_mm_movemask_epi8(_mm_packs_epi16(z, _mm_setzero_si128()))) & m;
         _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16 * g), v);
-        ip += 2 * std::popcount(m);
       }
-      if (bad) decode_failed(in, in_size, w, out, n);
+      ip += W * static_cast<unsigned>(std::popcount(m));
     }
+    if (bad) return false;
   }
+  return true;
+}
+
+}  // namespace
+
+CDMA_TARGET_AVX2 void zvc_decode_avx2(const std::byte* in, std::size_t in_size, std::size_t w, std::byte* out,
+                                      std::size_t n) {
+  const Tables& t = tables();
+  const std::byte* ip = in;
+  const std::byte* const end = in + in_size;
+  const std::size_t full = n / 32;
+  std::size_t blk = 0;
+  const bool ok =
+      w == 4 ? decode_whole_blocks<4>(t, ip, end, out, blk, full) : decode_whole_blocks<2>(t, ip, end, out, blk, full);
+  if (!ok) decode_failed(in, in_size, w, out, n);
   for (; blk < full; ++blk) {
     if (end - ip < 4) decode_failed(in, in_size, w, out, n);
     const std::uint32_t mask = load32(ip);

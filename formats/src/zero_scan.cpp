@@ -96,81 +96,79 @@ namespace {
 
 using MaskFn = void (*)(const std::byte*, std::size_t, std::size_t, std::uint64_t*);
 
-// The scan over one kernel's masks; instantiated in a function per ISA (the target attribute of
-// the caller decides which instructions the inlined bit tricks use).
+// Calls f(mask, valid_bits) for each 64-element nonzero mask of `data`, computed by `masks` 4096
+// elements at a time (the masks stay in L1). Inlined, with f, into a function per ISA below: the
+// caller's target attribute decides which instructions the bit tricks in f use.
+template <class F>
+[[gnu::always_inline]] inline void for_each_mask(std::span<const std::byte> data, std::size_t width, MaskFn masks,
+                                                 F&& f) {
+  constexpr std::size_t kWords = 64;
+  std::uint64_t words[kWords];
+  const std::uint64_t n = data.size() / width;
+  for (std::uint64_t done = 0; done < n;) {
+    const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(n - done, kWords * 64));
+    masks(data.data() + done * width, chunk, width, words);
+    const std::size_t nw = (chunk + 63) / 64;
+    for (std::size_t i = 0; i < nw; ++i)
+      f(words[i], i + 1 < nw || chunk % 64 == 0 ? 64u : static_cast<unsigned>(chunk % 64));
+    done += chunk;
+  }
+}
+
 [[gnu::always_inline]] inline ZeroScan scan_with(std::span<const std::byte> data, std::size_t width, MaskFn masks) {
   ZeroScan s;
   s.elements = data.size() / width;
   RunAccumulator acc{s};
-  constexpr std::size_t kWords = 64;  // 4096 elements per kernel call: masks stay in L1
-  std::uint64_t words[kWords];
-  const std::byte* p = data.data();
-  for (std::uint64_t done = 0; done < s.elements;) {
-    const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(s.elements - done, kWords * 64));
-    masks(p + done * width, chunk, width, words);
-    const std::size_t nw = (chunk + 63) / 64;
-    for (std::size_t i = 0; i < nw; ++i)
-      acc.word(words[i], i + 1 < nw || chunk % 64 == 0 ? 64u : static_cast<unsigned>(chunk % 64));
-    done += chunk;
-  }
+  for_each_mask(
+      data, width, masks, [&](std::uint64_t m, unsigned nb) __attribute__((always_inline)) { acc.word(m, nb); });
   acc.finish();
   return s;
 }
 
 [[gnu::always_inline]] inline std::uint64_t count_with(std::span<const std::byte> data, std::size_t width,
                                                        MaskFn masks) {
-  const std::uint64_t n = data.size() / width;
-  constexpr std::size_t kWords = 64;
-  std::uint64_t words[kWords];
   std::uint64_t nnz = 0;
-  for (std::uint64_t done = 0; done < n;) {
-    const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(n - done, kWords * 64));
-    masks(data.data() + done * width, chunk, width, words);
-    for (std::size_t i = 0; i < (chunk + 63) / 64; ++i) nnz += static_cast<std::uint64_t>(std::popcount(words[i]));
-    done += chunk;
-  }
+  for_each_mask(
+      data, width, masks, [&](std::uint64_t m, unsigned) __attribute__((always_inline)) {
+        nnz += static_cast<std::uint64_t>(std::popcount(m));
+      });
   return nnz;
 }
 
-ZeroScan scan_scalar(std::span<const std::byte> data, std::size_t width) {
-  return scan_with(data, width, detail::nonzero_masks_scalar);
-}
-std::uint64_t count_scalar(std::span<const std::byte> data, std::size_t width) {
-  return count_with(data, width, detail::nonzero_masks_scalar);
-}
+// One entry per ISA (each an inlined copy of the loops above compiled for it).
+struct ScanFns {
+  ZeroScan (*scan)(std::span<const std::byte>, std::size_t);
+  std::uint64_t (*count)(std::span<const std::byte>, std::size_t);
+};
 
-#if CDMA_X86
-CDMA_TARGET_AVX2 ZeroScan scan_avx2(std::span<const std::byte> data, std::size_t width) {
-  return scan_with(data, width, detail::nonzero_masks_avx2);
-}
-CDMA_TARGET_AVX512 ZeroScan scan_avx512(std::span<const std::byte> data, std::size_t width) {
-  return scan_with(data, width, detail::nonzero_masks_avx512);
-}
-CDMA_TARGET_AVX2 std::uint64_t count_avx2(std::span<const std::byte> data, std::size_t width) {
-  return count_with(data, width, detail::nonzero_masks_avx2);
-}
-CDMA_TARGET_AVX512 std::uint64_t count_avx512(std::span<const std::byte> data, std::size_t width) {
-  return count_with(data, width, detail::nonzero_masks_avx512);
-}
-#endif
-
-}  // namespace
-
-ZeroScan zero_scan(std::span<const std::byte> data, std::size_t width, SimdLevel level) {
-  detail::check_width(data.size(), width, "zero_scan");
+ScanFns scan_fns(SimdLevel level) {
 #if CDMA_X86
   switch (clamp_simd_level(level)) {
     case SimdLevel::avx512:
-      return scan_avx512(data, width);
+      return {[](std::span<const std::byte> d, std::size_t w)
+                  CDMA_TARGET_AVX512 { return scan_with(d, w, detail::nonzero_masks_avx512); },
+              [](std::span<const std::byte> d, std::size_t w)
+                  CDMA_TARGET_AVX512 { return count_with(d, w, detail::nonzero_masks_avx512); }};
     case SimdLevel::avx2:
-      return scan_avx2(data, width);
+      return {[](std::span<const std::byte> d, std::size_t w)
+                  CDMA_TARGET_AVX2 { return scan_with(d, w, detail::nonzero_masks_avx2); },
+              [](std::span<const std::byte> d, std::size_t w)
+                  CDMA_TARGET_AVX2 { return count_with(d, w, detail::nonzero_masks_avx2); }};
     case SimdLevel::scalar:
       break;
   }
 #else
   (void)level;
 #endif
-  return scan_scalar(data, width);
+  return {[](std::span<const std::byte> d, std::size_t w) { return scan_with(d, w, detail::nonzero_masks_scalar); },
+          [](std::span<const std::byte> d, std::size_t w) { return count_with(d, w, detail::nonzero_masks_scalar); }};
+}
+
+}  // namespace
+
+ZeroScan zero_scan(std::span<const std::byte> data, std::size_t width, SimdLevel level) {
+  detail::check_width(data.size(), width, "zero_scan");
+  return scan_fns(level).scan(data, width);
 }
 
 ZeroScan zero_scan(std::span<const std::byte> data, std::size_t width) {
@@ -179,17 +177,7 @@ ZeroScan zero_scan(std::span<const std::byte> data, std::size_t width) {
 
 std::uint64_t count_nonzeros(std::span<const std::byte> data, std::size_t width) {
   detail::check_width(data.size(), width, "count_nonzeros");
-#if CDMA_X86
-  switch (active_simd_level()) {
-    case SimdLevel::avx512:
-      return count_avx512(data, width);
-    case SimdLevel::avx2:
-      return count_avx2(data, width);
-    case SimdLevel::scalar:
-      break;
-  }
-#endif
-  return count_scalar(data, width);
+  return scan_fns(active_simd_level()).count(data, width);
 }
 
 std::uint64_t zrle_size(const ZeroScan& scan, std::size_t width, int k) {

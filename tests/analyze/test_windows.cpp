@@ -51,6 +51,27 @@ formats::TensorMeta meta_of(const formats::SynthSpec& s) {
   return m;
 }
 
+// A trace of one tensor per spec (clustering mixed, seed and layer index 1, 2, ...), written
+// contiguous or deflated.
+void write_synth_trace(const std::filesystem::path& p, std::vector<formats::SynthSpec> specs, int deflate = 0) {
+  formats::TraceAttrs a;
+  a.producer = "test";
+  a.source = "synthetic";
+  formats::WriterOptions wo;
+  wo.deflate_level = deflate;
+  formats::TraceWriter w(p, a, wo);
+  int i = 0;
+  for (auto& s : specs) {
+    s.clustering = formats::Clustering::mixed;
+    s.seed = static_cast<std::uint64_t>(++i);
+    auto m = meta_of(s);
+    m.layer = "l" + std::to_string(i);
+    m.layer_index = i;
+    w.append_tensor(m, formats::synth_activations(s));
+  }
+  w.close();
+}
+
 std::vector<std::byte> tensor(unsigned seed) {
   formats::SynthSpec s;
   s.dims = {2, 16, 24, 20};  // 61,440 bytes of fp32
@@ -232,26 +253,15 @@ class WindowedPipeline : public ::testing::Test {
   // contiguous (mapped) or deflated (read through HDF5 window by window).
   std::filesystem::path write(int deflate) {
     auto p = dir / ("t" + std::to_string(deflate) + ".h5");
-    formats::TraceAttrs a;
-    a.producer = "test";
-    a.source = "synthetic";
-    formats::WriterOptions wo;
-    wo.deflate_level = deflate;
-    formats::TraceWriter w(p, a, wo);
-    int i = 0;
+    std::vector<formats::SynthSpec> specs;
     for (auto dims : {std::vector<std::int64_t>{2, 16, 24, 20}, std::vector<std::int64_t>{16, 128},
                       std::vector<std::int64_t>{6, 10}}) {
       formats::SynthSpec s;
       s.dims = dims;
       s.density = 0.25;
-      s.clustering = formats::Clustering::mixed;
-      s.seed = static_cast<std::uint64_t>(++i);
-      auto m = meta_of(s);
-      m.layer = "l" + std::to_string(i);
-      m.layer_index = i;
-      w.append_tensor(m, formats::synth_activations(s));
+      specs.push_back(s);
     }
-    w.close();
+    write_synth_trace(p, specs, deflate);
     return p;
   }
 };
@@ -296,26 +306,15 @@ TEST_F(WindowedPipeline, MappedCopiedAndDeflatedTensorsGiveTheWholeTensorNumbers
 TEST(PreadPieces, StraddlingRunsAndChunksGiveTheMappedAndHdf5Json) {
   test::TempDir dir;
   const auto p = dir / "big.h5";
-  {
-    formats::TraceAttrs a;
-    a.producer = "test";
-    a.source = "synthetic";
-    formats::TraceWriter w(p, a, {});
-    int i = 0;
-    for (auto [dt, density] : {std::pair{DType::f32, 0.3}, std::pair{DType::f16, 0.05}, std::pair{DType::f32, 0.0}}) {
-      formats::SynthSpec s;
-      s.dims = {4, 32, 64, 64};  // 2 MiB of fp32, 1 MiB of fp16: 8 and 4 pieces
-      s.dtype = dt;
-      s.density = density;
-      s.clustering = formats::Clustering::mixed;
-      s.seed = static_cast<std::uint64_t>(++i);
-      auto m = meta_of(s);
-      m.layer = "l" + std::to_string(i);
-      m.layer_index = i;
-      w.append_tensor(m, formats::synth_activations(s));
-    }
-    w.close();
+  std::vector<formats::SynthSpec> specs;
+  for (auto [dt, density] : {std::pair{DType::f32, 0.3}, std::pair{DType::f16, 0.05}, std::pair{DType::f32, 0.0}}) {
+    formats::SynthSpec s;
+    s.dims = {4, 32, 64, 64};  // 2 MiB of fp32, 1 MiB of fp16: 8 and 4 pieces
+    s.dtype = dt;
+    s.density = density;
+    specs.push_back(s);
   }
+  write_synth_trace(p, specs);
   for (std::size_t chunk : {std::size_t{0}, std::size_t{100000}}) {
     std::string first;
     for (int mode : {0, 1, 2}) {

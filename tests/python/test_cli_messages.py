@@ -29,10 +29,17 @@ def test_empty_selection_is_refused_by_the_library_too(tmp_path):
     assert p.returncode == 2 and "passes the filters" in p.stderr and not page.exists()
 
 
-def test_read_modes_give_the_same_json():
-    """--read mmap (default), pread and hdf5 are three ways to the same bytes."""
-    docs = {m: cdma_cli("analyze", VGG, "-q", "--read", m, "-c", "zvc,zrle-4,lz4", "--json", "-").stdout
-            for m in ("mmap", "pread", "hdf5")}
+def test_read_modes_give_the_same_json(tmp_path):
+    """--read mmap (default), pread and hdf5 are three ways to the same bytes. The trace is written
+    contiguous (cdma synth), so that mmap and pread really take their paths (--timing's mapped=)."""
+    t = tmp_path / "s.h5"
+    cdma_cli("synth", "-o", t, "--shape", "2,16,64,64", "--layers", "3", "--density", "0.3")
+    docs = {}
+    for m in ("mmap", "pread", "hdf5"):
+        p = cdma_cli("analyze", t, "-q", "--read", m, "-c", "zvc,zrle-4,lz4", "--timing", "--json", "-")
+        docs[m] = p.stdout
+        mapped = int(p.stderr.split("mapped=")[1].split()[0])
+        assert (mapped > 0) == (m != "hdf5"), (m, p.stderr)
     assert docs["mmap"] == docs["pread"] == docs["hdf5"] and '"tensor"' in docs["mmap"]
     assert cdma_cli("analyze", VGG, "--read", "pread", "--no-mmap", check=False).returncode == 2
 
