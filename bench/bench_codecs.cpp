@@ -186,6 +186,19 @@ void bm_scan(benchmark::State& st, DType dt, int pct) {
   set_counters(st, t, zrle_size(s, w, 4));
 }
 
+// The nonzero count alone (what ZVC sizing needs): the mask computation without the run statistics.
+void bm_count(benchmark::State& st, DType dt, int pct) {
+  const Tensor& t = tensor(dt, pct);
+  const std::size_t w = dtype_size(dt);
+  std::uint64_t nnz = 0;
+  for (auto _ : st) {
+    nnz = count_nonzeros(t.data.span(t.bytes), w);
+    benchmark::DoNotOptimize(nnz);
+  }
+  if (nnz != zero_scan_reference(t.data.span(t.bytes), w).nonzeros) st.SkipWithError("nonzero count differs");
+  set_counters(st, t, zvc_size(t.bytes / w, nnz, w));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -203,6 +216,9 @@ int main(int argc, char** argv) {
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
       benchmark::RegisterBenchmark((base + "zero_scan/scan").c_str(), bm_scan, dt, pct)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+      benchmark::RegisterBenchmark((base + "zero_scan/count").c_str(), bm_count, dt, pct)
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
       for (const char* c : codecs) {

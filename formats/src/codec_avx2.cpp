@@ -59,10 +59,16 @@ const Tables& tables() {
   codec_fail("zvc decode: malformed stream");
 }
 
-CDMA_TARGET_AVX2 inline unsigned nz8_32(const std::byte* p) {  // 8 x 4-byte elements
-  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  const __m256i z = _mm256_cmpeq_epi32(v, _mm256_setzero_si256());
-  return ~static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(z))) & 0xffu;
+CDMA_TARGET_AVX2 inline std::uint32_t nz32_32(const std::byte* p) {  // 32 x 4-byte elements
+  // Four compares packed to bytes (two saturating packs keep 0 / -1), one movemask. The packs
+  // interleave 128-bit lanes: dwords come out as a0-3 b0-3 c0-3 d0-3 a4-7 b4-7 c4-7 d4-7.
+  const __m256i zero = _mm256_setzero_si256();
+  const auto z = [&](int i) CDMA_TARGET_AVX2 {
+    return _mm256_cmpeq_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 * i)), zero);
+  };
+  const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(z(0), z(1)), _mm256_packs_epi32(z(2), z(3)));
+  const __m256i ordered = _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  return ~static_cast<std::uint32_t>(_mm256_movemask_epi8(ordered));
 }
 
 CDMA_TARGET_AVX2 inline std::uint32_t nz32_16(const std::byte* p) {  // 32 x 2-byte elements
@@ -87,7 +93,7 @@ CDMA_TARGET_AVX2 void nonzero_masks_avx2(const std::byte* p, std::size_t n, std:
     const std::byte* q = p + i * 64 * w;
     std::uint64_t m = 0;
     if (w == 4) {
-      for (unsigned g = 0; g < 8; ++g) m |= static_cast<std::uint64_t>(nz8_32(q + 32 * g)) << (8 * g);
+      m = nz32_32(q) | static_cast<std::uint64_t>(nz32_32(q + 128)) << 32;
     } else if (w == 2) {
       m = nz32_16(q) | static_cast<std::uint64_t>(nz32_16(q + 64)) << 32;
     } else {
@@ -96,6 +102,53 @@ CDMA_TARGET_AVX2 void nonzero_masks_avx2(const std::byte* p, std::size_t n, std:
     words[i] = m;
   }
   if (n % 64) nonzero_masks_scalar(p + full * 64 * w, n % 64, w, words + full);
+}
+
+// inner_runs_word (codec_internal.hpp) on four words at a time; popcounts by nibble lookup into
+// per-byte counters (at most 8 per step, flushed before they could reach 256).
+CDMA_TARGET_AVX2 void inner_runs_avx2(const std::uint64_t* words, std::size_t nw, InnerRuns& r) {
+  const __m256i lut =
+      _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+  const __m256i nibble = _mm256_set1_epi8(0x0f);
+  const auto popcount_bytes = [&](__m256i x) CDMA_TARGET_AVX2 {
+    return _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_and_si256(x, nibble)),
+                           _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(x, 4), nibble)));
+  };
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i bit[5];
+  for (int k = 0; k < 5; ++k) bit[k] = _mm256_set1_epi64x(static_cast<long long>(kPositionBit[k]));
+  const auto add_up = [&](__m256i acc) CDMA_TARGET_AVX2 {
+    const __m256i s = _mm256_sad_epu8(acc, zero);
+    return static_cast<std::uint64_t>(_mm256_extract_epi64(s, 0) + _mm256_extract_epi64(s, 1) +
+                                      _mm256_extract_epi64(s, 2) + _mm256_extract_epi64(s, 3));
+  };
+  std::size_t i = 0;
+  while (i + 4 <= nw) {
+    __m256i acc[6] = {zero, zero, zero, zero, zero, zero};  // [0]: runs, [k]: tokens
+    for (int step = 0; step < 31 && i + 4 <= nw; ++step, i += 4) {
+      const __m256i m = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + i));
+      const __m256i ge_lo = _mm256_or_si256(m, _mm256_sub_epi64(zero, m));
+      __m256i le_hi = _mm256_or_si256(m, _mm256_srli_epi64(m, 1));
+      le_hi = _mm256_or_si256(le_hi, _mm256_srli_epi64(le_hi, 2));
+      le_hi = _mm256_or_si256(le_hi, _mm256_srli_epi64(le_hi, 4));
+      le_hi = _mm256_or_si256(le_hi, _mm256_srli_epi64(le_hi, 8));
+      le_hi = _mm256_or_si256(le_hi, _mm256_srli_epi64(le_hi, 16));
+      le_hi = _mm256_or_si256(le_hi, _mm256_srli_epi64(le_hi, 32));
+      const __m256i inner = _mm256_andnot_si256(m, _mm256_and_si256(ge_lo, le_hi));
+      const __m256i starts = _mm256_andnot_si256(_mm256_slli_epi64(inner, 1), inner);
+      acc[0] = _mm256_add_epi8(acc[0], popcount_bytes(starts));
+      __m256i t = inner;
+#pragma GCC unroll 5
+      for (int k = 1; k <= 5; ++k) {
+        const __m256i fill = _mm256_andnot_si256(_mm256_add_epi64(inner, _mm256_and_si256(starts, bit[k - 1])), inner);
+        t = _mm256_andnot_si256(_mm256_xor_si256(bit[k - 1], fill), t);
+        acc[k] = _mm256_add_epi8(acc[k], popcount_bytes(t));
+      }
+    }
+    r.runs += add_up(acc[0]);
+    for (int k = 1; k <= 5; ++k) r.tokens[k] += add_up(acc[k]);
+  }
+  for (; i < nw; ++i) inner_runs_word(words[i], r);
 }
 
 CDMA_TARGET_AVX2 std::size_t zvc_encode_avx2(const std::byte* in, std::size_t n, std::size_t w, std::byte* out) {

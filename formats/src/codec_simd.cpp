@@ -79,6 +79,10 @@ void nonzero_masks_scalar(const std::byte* p, std::size_t n, std::size_t w, std:
   }
 }
 
+void inner_runs_scalar(const std::uint64_t* words, std::size_t nw, InnerRuns& r) {
+  for (std::size_t i = 0; i < nw; ++i) inner_runs_word(words[i], r);
+}
+
 void nonzero_masks(const std::byte* p, std::size_t n, std::size_t w, std::uint64_t* words, SimdLevel level) {
 #if CDMA_X86
   switch (clamp_simd_level(level)) {

@@ -15,19 +15,21 @@ void add_run_tokens(ZeroScan& s, std::uint64_t len, std::uint64_t times) {
   for (int k = kZrleMinK; k <= kZrleMaxK; ++k) s.zrle_tokens[k] += times * ((len + (std::uint64_t{1} << k) - 1) >> k);
 }
 
-// Accumulates runs; runs of up to 64 elements go to a histogram (cheap in the hot loop) and are
-// turned into token counts once at the end.
-struct RunAccumulator {
+// Accumulates the runs that cross word boundaries (at most one closes per word), one at a time:
+// runs of up to 64 elements go to a histogram (cheap in the hot loop) and become token counts once
+// at the end. The runs inside words are counted by detail::inner_runs_* (codec_internal.hpp).
+struct BoundaryRuns {
   ZeroScan& s;
-  std::uint64_t hist[65] = {};
-  std::uint64_t open = 0;  // length of the zero run still open at the current position
+  std::uint64_t hist[65] = {};  // [0] counts "no run" (kept branch-free) and is ignored
+  std::uint64_t open = 0;       // length of the zero run still open at the current position
 
   void close(std::uint64_t len) {
-    ++s.zero_runs;
-    if (len <= 64)
+    if (len <= 64) [[likely]] {
       ++hist[len];
-    else
+    } else {
+      ++s.zero_runs;
       add_run_tokens(s, len, 1);
+    }
   }
 
   // Consumes one word of `nb` valid bits (bits >= nb are 0 and ignored). Always inlined, so that
@@ -39,27 +41,19 @@ struct RunAccumulator {
       return;
     }
     s.nonzeros += static_cast<std::uint64_t>(std::popcount(m));
-    const unsigned lo = static_cast<unsigned>(std::countr_zero(m));
-    const unsigned hi = 63u - static_cast<unsigned>(std::countl_zero(m));  // highest nonzero bit
-    open += lo;
-    if (open) close(open);
-    // Zero runs strictly inside [lo, hi] are complete.
-    std::uint64_t inner = ~m & (hi == 63 ? ~std::uint64_t{0} : (std::uint64_t{1} << (hi + 1)) - 1);
-    inner &= ~((std::uint64_t{1} << lo) - 1);
-    while (inner) {
-      const std::uint64_t low = inner & (~inner + 1);
-      const std::uint64_t t = inner + low;  // nonzero: a set bit of m lies above every inner run
-      close(static_cast<std::uint64_t>(std::countr_zero(t) - std::countr_zero(inner)));
-      inner &= t;
-    }
-    open = nb - 1 - hi;
+    close(open + static_cast<unsigned>(std::countr_zero(m)));
+    open = nb - 64 + static_cast<unsigned>(std::countl_zero(m));  // zeros above the highest nonzero
   }
 
-  void finish() {
-    if (open) close(open);
+  void finish(const detail::InnerRuns& inner) {
+    close(open);
     open = 0;
-    for (std::uint64_t len = 1; len <= 64; ++len)
+    for (std::uint64_t len = 1; len <= 64; ++len) {
+      s.zero_runs += hist[len];
       if (hist[len]) add_run_tokens(s, len, hist[len]);
+    }
+    s.zero_runs += inner.runs;
+    for (int k = kZrleMinK; k <= kZrleMaxK; ++k) s.zrle_tokens[k] += k <= 5 ? inner.tokens[k] : inner.runs;
   }
 };
 
@@ -95,14 +89,16 @@ ZeroScan zero_scan_reference(std::span<const std::byte> data, std::size_t width)
 namespace {
 
 using MaskFn = void (*)(const std::byte*, std::size_t, std::size_t, std::uint64_t*);
+using InnerFn = void (*)(const std::uint64_t*, std::size_t, detail::InnerRuns&);
 
-// Calls f(mask, valid_bits) for each 64-element nonzero mask of `data`, computed by `masks` 4096
-// elements at a time (the masks stay in L1). Inlined, with f, into a function per ISA below: the
-// caller's target attribute decides which instructions the bit tricks in f use.
-template <class F>
+// Calls f(mask, valid_bits) for each 64-element nonzero mask of `data`, computed by `masks` kWords
+// masks at a time (they stay in L1, and memory loads of the next chunk overlap the work on this
+// one), then per_chunk(words, count). Inlined, with f, into a function per ISA below: the caller's
+// target attribute decides which instructions the bit tricks in f use.
+template <class F, class G>
 [[gnu::always_inline]] inline void for_each_mask(std::span<const std::byte> data, std::size_t width, MaskFn masks,
-                                                 F&& f) {
-  constexpr std::size_t kWords = 64;
+                                                 F&& f, G&& per_chunk) {
+  constexpr std::size_t kWords = 16;
   std::uint64_t words[kWords];
   const std::uint64_t n = data.size() / width;
   for (std::uint64_t done = 0; done < n;) {
@@ -111,17 +107,31 @@ template <class F>
     const std::size_t nw = (chunk + 63) / 64;
     for (std::size_t i = 0; i < nw; ++i)
       f(words[i], i + 1 < nw || chunk % 64 == 0 ? 64u : static_cast<unsigned>(chunk % 64));
+    per_chunk(words, nw);
     done += chunk;
   }
 }
 
-[[gnu::always_inline]] inline ZeroScan scan_with(std::span<const std::byte> data, std::size_t width, MaskFn masks) {
+[[gnu::always_inline]] inline ZeroScan scan_with(std::span<const std::byte> data, std::size_t width, MaskFn masks,
+                                                 InnerFn inner_runs) {
   ZeroScan s;
   s.elements = data.size() / width;
-  RunAccumulator acc{s};
+  BoundaryRuns boundary{s};
+  detail::InnerRuns inner;
+  std::uint64_t any = 0, all = ~std::uint64_t{0};  // of the chunk's words: a chunk of all-zero or
+                                                   // all-nonzero words has no inner runs
   for_each_mask(
-      data, width, masks, [&](std::uint64_t m, unsigned nb) __attribute__((always_inline)) { acc.word(m, nb); });
-  acc.finish();
+      data, width, masks,
+      [&](std::uint64_t m, unsigned nb) __attribute__((always_inline)) {
+        boundary.word(m, nb);
+        any |= m;
+        all &= m;
+      },
+      [&](const std::uint64_t* words, std::size_t nw) {
+        if (any != 0 && all != ~std::uint64_t{0}) inner_runs(words, nw, inner);
+        any = 0, all = ~std::uint64_t{0};
+      });
+  boundary.finish(inner);
   return s;
 }
 
@@ -129,9 +139,10 @@ template <class F>
                                                        MaskFn masks) {
   std::uint64_t nnz = 0;
   for_each_mask(
-      data, width, masks, [&](std::uint64_t m, unsigned) __attribute__((always_inline)) {
-        nnz += static_cast<std::uint64_t>(std::popcount(m));
-      });
+      data, width, masks,
+      [&](std::uint64_t m, unsigned)
+          __attribute__((always_inline)) { nnz += static_cast<std::uint64_t>(std::popcount(m)); },
+      [](const std::uint64_t*, std::size_t) {});
   return nnz;
 }
 
@@ -146,12 +157,12 @@ ScanFns scan_fns(SimdLevel level) {
   switch (clamp_simd_level(level)) {
     case SimdLevel::avx512:
       return {[](std::span<const std::byte> d, std::size_t w)
-                  CDMA_TARGET_AVX512 { return scan_with(d, w, detail::nonzero_masks_avx512); },
+                  CDMA_TARGET_AVX512 { return scan_with(d, w, detail::nonzero_masks_avx512, detail::inner_runs_avx2); },
               [](std::span<const std::byte> d, std::size_t w)
                   CDMA_TARGET_AVX512 { return count_with(d, w, detail::nonzero_masks_avx512); }};
     case SimdLevel::avx2:
       return {[](std::span<const std::byte> d, std::size_t w)
-                  CDMA_TARGET_AVX2 { return scan_with(d, w, detail::nonzero_masks_avx2); },
+                  CDMA_TARGET_AVX2 { return scan_with(d, w, detail::nonzero_masks_avx2, detail::inner_runs_avx2); },
               [](std::span<const std::byte> d, std::size_t w)
                   CDMA_TARGET_AVX2 { return count_with(d, w, detail::nonzero_masks_avx2); }};
     case SimdLevel::scalar:
@@ -160,7 +171,9 @@ ScanFns scan_fns(SimdLevel level) {
 #else
   (void)level;
 #endif
-  return {[](std::span<const std::byte> d, std::size_t w) { return scan_with(d, w, detail::nonzero_masks_scalar); },
+  return {[](std::span<const std::byte> d, std::size_t w) {
+            return scan_with(d, w, detail::nonzero_masks_scalar, detail::inner_runs_scalar);
+          },
           [](std::span<const std::byte> d, std::size_t w) { return count_with(d, w, detail::nonzero_masks_scalar); }};
 }
 

@@ -71,6 +71,26 @@ TEST(ZeroScan, LongRunsBeyondOneWord) {
   for (SimdLevel l : runnable_levels()) EXPECT_EQ(zero_scan(in, 4, l), ref);
 }
 
+TEST(ZeroScan, EveryRunInsideAWord) {
+  // Runs strictly inside a 64-element word are counted with word operations (no loop over runs):
+  // every start position and length, with one or two runs per word, against the reference.
+  for (std::size_t start = 1; start < 63; ++start) {
+    for (std::size_t len = 1; start + len < 64; ++len) {
+      std::vector<std::uint16_t> v(512, 1);  // 8 words: the vector paths take 4 or 8 at a time
+      std::fill_n(v.begin() + 64 + static_cast<std::ptrdiff_t>(start), len, 0);
+      // A second run in the next word at a start of another parity and bit pattern.
+      const std::size_t start2 = (start * 7 + 3) % 62 + 1, len2 = std::min<std::size_t>(len, 63 - start2);
+      std::fill_n(v.begin() + 128 + static_cast<std::ptrdiff_t>(start2), len2, 0);
+      std::vector<std::byte> in(v.size() * 2);
+      std::memcpy(in.data(), v.data(), in.size());
+      const ZeroScan ref = zero_scan_reference(in, 2);
+      ASSERT_EQ(ref.zero_runs, len2 ? 2u : 1u);
+      for (SimdLevel l : runnable_levels())
+        ASSERT_EQ(zero_scan(in, 2, l), ref) << "start " << start << " len " << len << " level " << to_string(l);
+    }
+  }
+}
+
 TEST(ZeroScan, RejectsBadWidth) {
   std::vector<std::byte> in(5);
   EXPECT_THROW(zero_scan(in, 4), CodecError);
