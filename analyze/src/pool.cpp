@@ -59,14 +59,22 @@ void Mapping::read(std::uint64_t offset, std::span<std::byte> dst, const std::st
 }
 
 // Faults the pages of a mapped tensor in (so that the codecs' time does not include it), in the
-// worker's thread. Touching one byte per page lets each fault map a whole fault-around window
-// (64 KiB by default); on this kernel that costs about a third of MADV_POPULATE_READ.
+// worker's thread. MADV_POPULATE_READ (Linux 5.14+) maps them without touching the data, and maps
+// a page-cache folio of 2 MiB with one page-table entry where the kernel can (large files are
+// mapped 2 MiB-aligned); measured at half the CPU time of touching one byte per page, which stays
+// the fallback (each such fault maps a fault-around window, 64 KiB by default).
 void prefault(std::span<const std::byte> d) {
-  const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  if (d.empty()) return;
+  const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<std::uintptr_t>(d.data()) & ~(page - 1);
+  const auto end = reinterpret_cast<std::uintptr_t>(d.data()) + d.size();
+#ifdef MADV_POPULATE_READ
+  if (madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ) == 0) return;
+#endif
   std::uint8_t acc = 0;
   const auto* p = reinterpret_cast<const volatile std::uint8_t*>(d.data());
   for (std::size_t i = 0; i < d.size(); i += page) acc = static_cast<std::uint8_t>(acc ^ p[i]);
-  if (!d.empty()) acc = static_cast<std::uint8_t>(acc ^ p[d.size() - 1]);
+  acc = static_cast<std::uint8_t>(acc ^ p[d.size() - 1]);
   asm volatile("" : : "r"(acc));
 }
 
