@@ -66,6 +66,8 @@ class Mapping {
   // pread()s dst.size() bytes at `offset`; throws formats::Error naming `where` on a failed or
   // short read (the file shrank).
   void read(std::uint64_t offset, std::span<std::byte> dst, const std::string& where) const;
+  // The whole mapped file (empty for a pread handle).
+  std::span<const std::byte> all() const noexcept { return bytes(0, size_); }
 
  private:
   Mapping(void* a, int fd, std::size_t n, std::atomic<std::uint64_t>* u) : addr_(a), fd_(fd), size_(n), unmap_ns_(u) {}
@@ -77,7 +79,7 @@ class Mapping {
 
 // Faults the pages of a mapped span in / drops their page-table entries (pool.cpp says why).
 void prefault(std::span<const std::byte> d);
-void release_pages(std::span<const std::byte> d);
+void release_pages(std::span<const std::byte> d, std::span<const std::byte> mapping);
 
 // The work of a run, listed from metadata before any tensor is read (plan.cpp).
 struct Plan {
