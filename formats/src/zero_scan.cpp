@@ -105,8 +105,8 @@ template <class F, class G>
     const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(n - done, kWords * 64));
     masks(data.data() + done * width, chunk, width, words);
     const std::size_t nw = (chunk + 63) / 64;
-    for (std::size_t i = 0; i < nw; ++i)
-      f(words[i], i + 1 < nw || chunk % 64 == 0 ? 64u : static_cast<unsigned>(chunk % 64));
+    for (std::size_t i = 0; i + 1 < nw; ++i) f(words[i], 64u);  // whole words; the last may be short
+    f(words[nw - 1], chunk % 64 == 0 ? 64u : static_cast<unsigned>(chunk % 64));
     per_chunk(words, nw);
     done += chunk;
   }
