@@ -7,12 +7,20 @@
 // (uncompressed / compressed), density, compressed bytes. Every output is checked once outside
 // the timed loop. Environment: CDMA_BENCH_MIB (tensor size, default 64), CDMA_SIMD (fast-path
 // level, default the best the CPU has). Benchmark names: <dtype>/d<density>/<codec>/<op>.
+//
+// <dtype>/d<density>/paired/<codec>-<op> (ZVC encode and decode, the zero scan) time the operation,
+// memcpy and the streaming read in every iteration, in rotating order, and report the ratios of
+// their summed times (counters vs_memcpy, vs_read): on a shared host, whose memory bandwidth
+// drifts over seconds, these are the side-by-side ratios least moved by the drift.
 #include <cdma/formats/codec.hpp>
 #include <cdma/formats/simd.hpp>
 #include <cdma/formats/synth.hpp>
 #include <cdma/formats/zero_scan.hpp>
 
 #include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <functional>
 
 #include <immintrin.h>
 
@@ -199,6 +207,59 @@ void bm_count(benchmark::State& st, DType dt, int pct) {
   set_counters(st, t, zvc_size(t.bytes / w, nnz, w));
 }
 
+// The operation, memcpy and the streaming read of the same tensor in every iteration (the order
+// rotating, so that none always follows the same one); the iteration time is the operation's.
+void bm_paired(benchmark::State& st, DType dt, int pct, const std::string& what) {
+  const Tensor& t = tensor(dt, pct);
+  const std::size_t w = dtype_size(dt);
+  const auto codec = make_codec("zvc");
+  const std::size_t cap = codec->max_encoded_size(t.bytes, w);
+  g_enc.resize(cap);
+  g_dec.resize(t.bytes);
+  const std::size_t size = codec->encode(t.data.span(t.bytes), w, g_enc.span(cap));
+  ZeroScan scan;
+  std::function<void()> op;
+  if (what == "zvc-encode")
+    op = [&] { benchmark::DoNotOptimize(codec->encode(t.data.span(t.bytes), w, g_enc.span(cap))); };
+  else if (what == "zvc-decode")
+    op = [&] { codec->decode(g_enc.span(size), w, g_dec.span(t.bytes)); };
+  else
+    op = [&] { scan = zero_scan(t.data.span(t.bytes), w); };
+  Buffer copy;  // memcpy's destination: not g_dec, which the decoder's result is checked in
+  copy.resize(t.bytes);
+  const bool avx2 = active_simd_level() >= SimdLevel::avx2;
+  using Clock = std::chrono::steady_clock;
+  double t_op = 0, t_copy = 0, t_read = 0;
+  std::uint64_t i = 0;
+  for (auto _ : st) {
+    for (int j = 0; j < 3; ++j) {
+      const int which = static_cast<int>((i + static_cast<std::uint64_t>(j)) % 3);
+      const auto a = Clock::now();
+      if (which == 0) {
+        op();
+      } else if (which == 1) {
+        std::memcpy(copy.p.get(), t.data.p.get(), t.bytes);
+      } else {
+        std::uint64_t v = avx2 ? read_avx2(t.data.p.get(), t.bytes) : read_scalar(t.data.p.get(), t.bytes);
+        benchmark::DoNotOptimize(v);
+      }
+      benchmark::ClobberMemory();
+      const double s = std::chrono::duration<double>(Clock::now() - a).count();
+      (which == 0 ? t_op : which == 1 ? t_copy : t_read) += s;
+      if (which == 0) st.SetIterationTime(s);
+    }
+    ++i;
+  }
+  if (what == "zvc-decode" && std::memcmp(g_dec.p.get(), t.data.p.get(), t.bytes) != 0)
+    st.SkipWithError("decode differs");
+  if (what == "zero_scan-scan" && scan != zero_scan_reference(t.data.span(t.bytes), w))
+    st.SkipWithError("zero scan differs from the reference");
+  if (std::memcmp(copy.p.get(), t.data.p.get(), t.bytes) != 0) st.SkipWithError("memcpy differs");
+  set_counters(st, t, what == "zero_scan-scan" ? zrle_size(scan, w, 4) : size);
+  st.counters["vs_memcpy"] = t_op > 0 ? t_copy / t_op : 0.0;
+  st.counters["vs_read"] = t_op > 0 ? t_read / t_op : 0.0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -221,6 +282,10 @@ int main(int argc, char** argv) {
       benchmark::RegisterBenchmark((base + "zero_scan/count").c_str(), bm_count, dt, pct)
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
+      for (const char* what : {"zvc-encode", "zvc-decode", "zero_scan-scan"})
+        benchmark::RegisterBenchmark((base + "paired/" + what).c_str(), bm_paired, dt, pct, std::string(what))
+            ->Unit(benchmark::kMillisecond)
+            ->UseManualTime();
       for (const char* c : codecs) {
         benchmark::RegisterBenchmark((base + c + "/encode").c_str(), bm_encode, dt, pct, std::string(c))
             ->Unit(benchmark::kMillisecond)

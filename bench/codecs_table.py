@@ -2,7 +2,9 @@
 """Prints the codec table from cdma_bench_codecs JSON: memcpy time / codec time per codec,
 operation and density (>= 1.0: at least as fast as copying the uncompressed bytes), the same against
 a streaming read of the same bytes (the limit of a scan: 1.0 = at read speed), then
-throughput (GB/s = 1e9 B/s over uncompressed bytes) and compression ratio.
+throughput (GB/s = 1e9 B/s over uncompressed bytes) and compression ratio; then the paired runs
+(operation, memcpy and streaming read timed in every iteration): median and min-max over runs of
+their summed-time ratios.
 Several JSON files (separate runs) are pooled; each cell is the median real time over all runs.
 Usage: codecs_table.py RESULT.json [MORE.json ...]"""
 import json
@@ -14,6 +16,7 @@ from collections import defaultdict
 def main(paths):
     times = defaultdict(list)  # (dtype, density, codec, op) -> [seconds]
     ratio, bytes_ = {}, {}
+    paired = defaultdict(list)  # (dtype, density, codec-op) -> [(vs_memcpy, vs_read)]
     context = {}
     for p in paths:
         with open(p) as f:
@@ -22,8 +25,11 @@ def main(paths):
         for b in doc["benchmarks"]:
             if b.get("run_type") != "iteration" or b.get("error_occurred"):
                 continue
-            name = b["run_name"].removesuffix("/real_time")
+            name = b["run_name"].removesuffix("/real_time").removesuffix("/manual_time")
             dtype, dens, codec, op = name.split("/")
+            if codec == "paired":
+                paired[(dtype, int(dens[1:]), op)].append((b["vs_memcpy"], b["vs_read"]))
+                continue
             unit = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b.get("time_unit", "ns")]
             key = (dtype, int(dens[1:]), codec, op)
             times[key].append(b["real_time"] * unit)
@@ -74,6 +80,22 @@ def main(paths):
                 cells.append(f"{bytes_[k] / med[k] / 1e9:.2f} ({ratio[k]:.2f}x)" if k in med else "-")
             print(f"| {c} | {op} | " + " | ".join(cells) + " |")
     spread(times, dtypes)
+    if paired:
+        print_paired(paired)
+
+
+def print_paired(paired):
+    """Each cell: median (min-max) over runs of the summed baseline time / summed operation time,
+    the three timed in every iteration."""
+    print("\npaired (operation, memcpy and streaming read in every iteration): median (min-max) over runs\n")
+    print("| dtype | density | operation | vs memcpy | vs streaming read |")
+    print("|---|---:|---|---|---|")
+    for (dt, d, op), v in sorted(paired.items(), key=lambda kv: (kv[0][0] != "fp32", kv[0][1], kv[0][2])):
+        cells = []
+        for i in (0, 1):
+            x = [r[i] for r in v]
+            cells.append(f"{statistics.median(x):.2f} ({min(x):.2f}-{max(x):.2f})")
+        print(f"| {dt} | {d} % | {op} | {cells[0]} | {cells[1]} |")
 
 
 def spread(times, dtypes, density=50):

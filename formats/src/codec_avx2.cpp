@@ -210,7 +210,7 @@ namespace {
 // is left, so that every group's load stays inside the stream; the four groups unrolled and one
 // zero-check branch per block (1.3-1.6x a per-group loop, bench/README.md). Advances ip and blk;
 // false when a kept element is zero (a malformed stream).
-template <unsigned W>
+template <unsigned W, bool Stream>
 CDMA_TARGET_AVX2 inline bool decode_whole_blocks(const Tables& t, const std::byte*& ip, const std::byte* end,
                                                  std::byte* out, std::size_t& blk, std::size_t full) {
   for (; blk < full && end - ip >= 4 + 32 * W; ++blk) {
@@ -229,13 +229,19 @@ CDMA_TARGET_AVX2 inline bool decode_whole_blocks(const Tables& t, const std::byt
         bad |= static_cast<unsigned>(
                    _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(v, _mm256_setzero_si256())))) &
                m;
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * g), v);
+        if constexpr (Stream)
+          _mm256_stream_si256(reinterpret_cast<__m256i*>(q + 32 * g), v);
+        else
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * g), v);
       } else {
         const __m128i s = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ip));
         const __m128i v = _mm_shuffle_epi8(s, _mm_load_si128(reinterpret_cast<const __m128i*>(t.expand16[m])));
         const __m128i z = _mm_cmpeq_epi16(v, _mm_setzero_si128());
         bad |= static_cast<unsigned>(_mm_movemask_epi8(_mm_packs_epi16(z, _mm_setzero_si128()))) & m;
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16 * g), v);
+        if constexpr (Stream)
+          _mm_stream_si128(reinterpret_cast<__m128i*>(q + 16 * g), v);
+        else
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16 * g), v);
       }
       ip += W * static_cast<unsigned>(std::popcount(m));
     }
@@ -246,6 +252,8 @@ CDMA_TARGET_AVX2 inline bool decode_whole_blocks(const Tables& t, const std::byt
 
 }  // namespace
 
+constexpr std::size_t kStreamBytes = std::size_t{8} << 20;
+
 CDMA_TARGET_AVX2 void zvc_decode_avx2(const std::byte* in, std::size_t in_size, std::size_t w, std::byte* out,
                                       std::size_t n) {
   const Tables& t = tables();
@@ -253,8 +261,17 @@ CDMA_TARGET_AVX2 void zvc_decode_avx2(const std::byte* in, std::size_t in_size, 
   const std::byte* const end = in + in_size;
   const std::size_t full = n / 32;
   std::size_t blk = 0;
-  const bool ok =
-      w == 4 ? decode_whole_blocks<4>(t, ip, end, out, blk, full) : decode_whole_blocks<2>(t, ip, end, out, blk, full);
+  // Outputs larger than the caches go out with streaming stores (no read-for-ownership of lines
+  // that are wholly overwritten); smaller ones stay in the cache for whoever reads them next.
+  const bool stream = n * w >= kStreamBytes && reinterpret_cast<std::uintptr_t>(out) % 32 == 0;
+  bool ok;
+  if (w == 4)
+    ok = stream ? decode_whole_blocks<4, true>(t, ip, end, out, blk, full)
+                : decode_whole_blocks<4, false>(t, ip, end, out, blk, full);
+  else
+    ok = stream ? decode_whole_blocks<2, true>(t, ip, end, out, blk, full)
+                : decode_whole_blocks<2, false>(t, ip, end, out, blk, full);
+  if (stream) _mm_sfence();
   if (!ok) decode_failed(in, in_size, w, out, n);
   for (; blk < full; ++blk) {
     if (end - ip < 4) decode_failed(in, in_size, w, out, n);

@@ -121,11 +121,16 @@ CDMA_TARGET_AVX512 std::size_t zvc_encode_avx512(const std::byte* in, std::size_
   return static_cast<std::size_t>(o - out);
 }
 
+constexpr std::size_t kStreamBytes = std::size_t{8} << 20;
+
 CDMA_TARGET_AVX512 void zvc_decode_avx512(const std::byte* in, std::size_t in_size, std::size_t w, std::byte* out,
                                           std::size_t n) {
   const std::byte* ip = in;
   const std::byte* const end = in + in_size;
   const std::size_t blocks = (n + 31) / 32;
+  // Outputs larger than the caches go out with streaming stores (no read-for-ownership of lines
+  // that are wholly overwritten); smaller ones stay in the cache for whoever reads them next.
+  const bool stream = n * w >= kStreamBytes && reinterpret_cast<std::uintptr_t>(out) % 64 == 0 && w != 1;
   for (std::size_t blk = 0; blk < blocks; ++blk) {
     const std::size_t b = std::min<std::size_t>(32, n - blk * 32);
     const std::uint32_t lm = _bzhi_u32(0xffffffffu, static_cast<unsigned>(b));
@@ -143,7 +148,10 @@ CDMA_TARGET_AVX512 void zvc_decode_avx512(const std::byte* in, std::size_t in_si
       const __m512i v0 = _mm512_maskz_expand_epi32(m0, s0), v1 = _mm512_maskz_expand_epi32(m1, s1);
       if ((_mm512_test_epi32_mask(v0, v0) != m0) | (_mm512_test_epi32_mask(v1, v1) != m1))
         decode_failed(in, in_size, w, out, n);
-      if (b == 32) {
+      if (b == 32 && stream) {
+        _mm512_stream_si512(reinterpret_cast<__m512i*>(q), v0);
+        _mm512_stream_si512(reinterpret_cast<__m512i*>(q + 64), v1);
+      } else if (b == 32) {
         _mm512_storeu_si512(q, v0);
         _mm512_storeu_si512(q + 64, v1);
       } else {
@@ -154,7 +162,9 @@ CDMA_TARGET_AVX512 void zvc_decode_avx512(const std::byte* in, std::size_t in_si
       const __m512i s = _mm512_maskz_loadu_epi16(_bzhi_u32(0xffffffffu, c), ip);
       const __m512i v = _mm512_maskz_expand_epi16(mask, s);
       if (_mm512_test_epi16_mask(v, v) != mask) decode_failed(in, in_size, w, out, n);
-      if (b == 32)
+      if (b == 32 && stream)
+        _mm512_stream_si512(reinterpret_cast<__m512i*>(q), v);
+      else if (b == 32)
         _mm512_storeu_si512(q, v);
       else
         _mm512_mask_storeu_epi16(q, lm, v);
@@ -169,6 +179,7 @@ CDMA_TARGET_AVX512 void zvc_decode_avx512(const std::byte* in, std::size_t in_si
     }
     ip += c * w;
   }
+  if (stream) _mm_sfence();
   if (ip != end) decode_failed(in, in_size, w, out, n);
 }
 

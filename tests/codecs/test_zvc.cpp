@@ -7,6 +7,8 @@
 #include "codec_test_util.hpp"
 
 #include <bit>
+#include <cstdlib>
+#include <cstring>
 
 using namespace cdma::formats;
 using cdma::test::random_tensor;
@@ -168,6 +170,42 @@ TEST(Zvc, MalformedStreamsAreRejected) {
         expect_rejected(zeroed, w, n);
       }
     }
+  }
+}
+
+TEST(Zvc, LargeOutputsRoundTripThroughStreamingStores) {
+  // Outputs of 8 MiB and more are written with streaming stores when 64-byte aligned (the fast
+  // paths' decoders); unaligned ones take the ordinary stores. Both, and a malformed stream in the
+  // middle of a large output, at every level.
+  std::mt19937_64 rng(21);
+  for (std::size_t w : {2, 4}) {
+    const std::size_t n = (std::size_t{9} << 20) / w + 77;
+    const auto in = random_tensor(rng, n, w, 0.5, 40);
+    const auto stream = enc_ref(in, w);
+    auto bad = stream;
+    std::size_t at = 0;  // the first block past the middle with a nonzero: zero its first value
+    for (std::size_t blk = 0;; ++blk) {
+      std::uint32_t m;
+      std::memcpy(&m, bad.data() + at, 4);
+      if (blk >= n / 64 && m) {
+        std::memset(bad.data() + at + 4, 0, w);
+        break;
+      }
+      at += 4 + w * std::popcount(m);
+    }
+    auto* buf = static_cast<std::byte*>(std::aligned_alloc(64, n * w + 64));
+    ASSERT_NE(buf, nullptr);
+    for (std::size_t offset : {0, 4}) {
+      const std::span<std::byte> out(buf + offset, n * w);
+      for (SimdLevel l : runnable_levels()) {
+        SCOPED_TRACE(testing::Message() << "w " << w << " offset " << offset << " level " << to_string(l));
+        std::memset(out.data(), 0x5a, out.size());
+        zvc_decode(stream, w, out, l);
+        EXPECT_EQ(std::memcmp(out.data(), in.data(), in.size()), 0);
+        EXPECT_THROW(zvc_decode(bad, w, out, l), CodecError);
+      }
+    }
+    std::free(buf);
   }
 }
 
