@@ -27,9 +27,9 @@ if [ ! -f "$trace" ]; then
     --density 0.6,0.5,0.4,0.35,0.3,0.2,0.1,0.05 --clustering mixed --seed 1 >&2
 fi
 cat "$trace" > /dev/null  # into the page cache: the benchmark measures analysis, not the disk
-# Mapping the page cache costs about 10x less CPU when it holds the trace in 2 MiB folios (as after
-# a sequential read of a file that was not cached) than when they are small (as after the kernel
-# evicted and refaulted parts): printed beside the results. To start from a clean page cache (root):
+# Mapping the page cache cost 4-10x less CPU in one session right after the trace was read into an
+# empty page cache (in 2 MiB folios) than with it cached since earlier runs (cause not pinned down);
+# the system-wide count of 2 MiB file folios is printed beside the results. A clean start (root):
 # sync; echo 1 > /proc/sys/vm/drop_caches; cat "$trace" > /dev/null
 huge_kb=$(awk '/^FileHugePages:/ {print $2}' /proc/meminfo 2>/dev/null || true)
 

@@ -35,15 +35,20 @@ def main(paths):
             times[key].append(b["real_time"] * unit)
             ratio[key] = b.get("ratio", 0.0)
             bytes_[key] = b["bytes_per_second"] * b["real_time"] * unit
-    if not times:
+    if not times and not paired:
         sys.exit("codecs_table.py: no benchmark results in " + ", ".join(paths))
+    if not times:
+        print(f"CPU: {context.get('cdma_cpu_model', '?')}; SIMD: {context.get('cdma_simd', '?')}; "
+              f"tensor: {context.get('cdma_tensor_mib', '?')} MiB")
+        print_paired(paired)
+        return
     med = {k: statistics.median(v) for k, v in times.items()}
     reps = max(len(v) for v in times.values())
     dtypes = sorted({k[0] for k in med}, key=lambda d: ("fp32", "fp16").index(d) if d in ("fp32", "fp16") else 9)
     dens = sorted({k[1] for k in med})
     order = ["zvc", "zrle-4", "zlib-6", "zstd-1", "lz4", "zero_scan"]
     codecs = sorted({(k[2], k[3]) for k in med if k[2] not in ("memcpy", "read")},
-                    key=lambda c: (order.index(c[0]) if c[0] in order else 99, c[1] != "encode"))
+                    key=lambda c: (order.index(c[0]) if c[0] in order else 99, c[1] != "encode", c[1]))
     print(f"CPU: {context.get('cdma_cpu_model', '?')}; SIMD: {context.get('cdma_simd', '?')}; "
           f"tensor: {context.get('cdma_tensor_mib', '?')} MiB; median of {reps} runs per cell")
     for dt in dtypes:

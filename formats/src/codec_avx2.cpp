@@ -55,6 +55,7 @@ const Tables& tables() {
 
 [[noreturn]] void decode_failed(const std::byte* in, std::size_t in_size, std::size_t w, std::byte* out,
                                 std::size_t n) {
+  _mm_sfence();  // order any streaming stores of the fast loop before the reference's writes
   zvc_decode_reference({in, in_size}, w, {out, n * w});
   codec_fail("zvc decode: malformed stream");
 }
@@ -252,8 +253,6 @@ CDMA_TARGET_AVX2 inline bool decode_whole_blocks(const Tables& t, const std::byt
 
 }  // namespace
 
-constexpr std::size_t kStreamBytes = std::size_t{8} << 20;
-
 CDMA_TARGET_AVX2 void zvc_decode_avx2(const std::byte* in, std::size_t in_size, std::size_t w, std::byte* out,
                                       std::size_t n) {
   const Tables& t = tables();
@@ -261,9 +260,9 @@ CDMA_TARGET_AVX2 void zvc_decode_avx2(const std::byte* in, std::size_t in_size, 
   const std::byte* const end = in + in_size;
   const std::size_t full = n / 32;
   std::size_t blk = 0;
-  // Outputs larger than the caches go out with streaming stores (no read-for-ownership of lines
-  // that are wholly overwritten); smaller ones stay in the cache for whoever reads them next.
-  const bool stream = n * w >= kStreamBytes && reinterpret_cast<std::uintptr_t>(out) % 32 == 0;
+  // Large outputs (kZvcStreamBytes and more) go out with streaming stores (no read-for-ownership
+  // of lines that are wholly overwritten); smaller ones stay in the cache for whoever reads them next.
+  const bool stream = n * w >= kZvcStreamBytes && reinterpret_cast<std::uintptr_t>(out) % 32 == 0;
   bool ok;
   if (w == 4)
     ok = stream ? decode_whole_blocks<4, true>(t, ip, end, out, blk, full)

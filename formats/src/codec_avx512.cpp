@@ -39,6 +39,7 @@ CDMA_TARGET_AVX512 inline std::uint64_t nz_group(const std::byte* p, std::size_t
 
 [[noreturn]] void decode_failed(const std::byte* in, std::size_t in_size, std::size_t w, std::byte* out,
                                 std::size_t n) {
+  _mm_sfence();  // order any streaming stores of the fast loop before the reference's writes
   zvc_decode_reference({in, in_size}, w, {out, n * w});
   codec_fail("zvc decode: malformed stream");  // not reached: the reference throws first
 }
@@ -121,16 +122,14 @@ CDMA_TARGET_AVX512 std::size_t zvc_encode_avx512(const std::byte* in, std::size_
   return static_cast<std::size_t>(o - out);
 }
 
-constexpr std::size_t kStreamBytes = std::size_t{8} << 20;
-
 CDMA_TARGET_AVX512 void zvc_decode_avx512(const std::byte* in, std::size_t in_size, std::size_t w, std::byte* out,
                                           std::size_t n) {
   const std::byte* ip = in;
   const std::byte* const end = in + in_size;
   const std::size_t blocks = (n + 31) / 32;
-  // Outputs larger than the caches go out with streaming stores (no read-for-ownership of lines
-  // that are wholly overwritten); smaller ones stay in the cache for whoever reads them next.
-  const bool stream = n * w >= kStreamBytes && reinterpret_cast<std::uintptr_t>(out) % 64 == 0 && w != 1;
+  // Large outputs (kZvcStreamBytes and more) go out with streaming stores (no read-for-ownership
+  // of lines that are wholly overwritten); smaller ones stay in the cache for whoever reads them next.
+  const bool stream = n * w >= kZvcStreamBytes && reinterpret_cast<std::uintptr_t>(out) % 64 == 0 && w != 1;
   for (std::size_t blk = 0; blk < blocks; ++blk) {
     const std::size_t b = std::min<std::size_t>(32, n - blk * 32);
     const std::uint32_t lm = _bzhi_u32(0xffffffffu, static_cast<unsigned>(b));

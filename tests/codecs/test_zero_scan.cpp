@@ -73,20 +73,34 @@ TEST(ZeroScan, LongRunsBeyondOneWord) {
 
 TEST(ZeroScan, EveryRunInsideAWord) {
   // Runs strictly inside a 64-element word are counted with word operations (no loop over runs):
-  // every start position and length, with one or two runs per word, against the reference.
-  for (std::size_t start = 1; start < 63; ++start) {
-    for (std::size_t len = 1; start + len < 64; ++len) {
-      std::vector<std::uint16_t> v(512, 1);  // 8 words: the vector paths take 4 or 8 at a time
-      std::fill_n(v.begin() + 64 + static_cast<std::ptrdiff_t>(start), len, 0);
-      // A second run in the next word at a start of another parity and bit pattern.
-      const std::size_t start2 = (start * 7 + 3) % 62 + 1, len2 = std::min<std::size_t>(len, 63 - start2);
-      std::fill_n(v.begin() + 128 + static_cast<std::ptrdiff_t>(start2), len2, 0);
-      std::vector<std::byte> in(v.size() * 2);
-      std::memcpy(in.data(), v.data(), in.size());
-      const ZeroScan ref = zero_scan_reference(in, 2);
-      ASSERT_EQ(ref.zero_runs, len2 ? 2u : 1u);
-      for (SimdLevel l : runnable_levels())
-        ASSERT_EQ(zero_scan(in, 2, l), ref) << "start " << start << " len " << len << " level " << to_string(l);
+  // every start position and length of a run, for 2- and 4-byte elements, in 8-word tensors (the
+  // vector paths take 4 words at a time), the run in word 1; word 2 holds one run elsewhere and
+  // word 5 three runs one nonzero apart (carries must stop between runs of one word).
+  for (std::size_t w : {2, 4}) {
+    for (std::size_t start = 1; start < 63; ++start) {
+      for (std::size_t len = 1; start + len < 64; ++len) {
+        std::vector<std::uint32_t> v(512, 0x3c00u);  // nonzero in both widths' low bytes
+        const auto zero = [&](std::size_t word, std::size_t from, std::size_t n) {
+          std::fill_n(v.begin() + static_cast<std::ptrdiff_t>(64 * word + from), n, 0u);
+        };
+        zero(1, start, len);
+        const std::size_t start2 = (start * 7 + 3) % 62 + 1;
+        zero(2, start2, std::min<std::size_t>(len, 63 - start2));
+        const std::size_t a = (start * 5) % 20 + 1, la = len % 13 + 1;
+        const std::size_t b0 = a + la + 1, lb = (len * 3) % 17 + 1;
+        const std::size_t c0 = b0 + lb + 1,
+                          lc = std::min<std::size_t>(start % 9 + 1, 63 - std::min<std::size_t>(c0, 63));
+        zero(5, a, la);
+        zero(5, b0, lb);
+        if (c0 < 63) zero(5, c0, lc);
+        std::vector<std::byte> in(v.size() * w);
+        for (std::size_t i = 0; i < v.size(); ++i) std::memcpy(in.data() + i * w, &v[i], w);
+        const ZeroScan ref = zero_scan_reference(in, w);
+        ASSERT_EQ(ref.zero_runs, c0 < 63 ? 5u : 4u);
+        for (SimdLevel l : runnable_levels())
+          ASSERT_EQ(zero_scan(in, w, l), ref)
+              << "w " << w << " start " << start << " len " << len << " level " << to_string(l);
+      }
     }
   }
 }

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "../../formats/src/codec_internal.hpp"  // kZvcStreamBytes
 #include "codec_test_util.hpp"
 
 #include <bit>
@@ -174,12 +175,14 @@ TEST(Zvc, MalformedStreamsAreRejected) {
 }
 
 TEST(Zvc, LargeOutputsRoundTripThroughStreamingStores) {
-  // Outputs of 8 MiB and more are written with streaming stores when 64-byte aligned (the fast
-  // paths' decoders); unaligned ones take the ordinary stores. Both, and a malformed stream in the
-  // middle of a large output, at every level.
+  // Large outputs are written with streaming stores by the fast paths' decoders when aligned (32
+  // bytes for AVX2, 64 for AVX-512); unaligned ones take the ordinary stores. Both, and a malformed
+  // stream in the middle of a large output, at every level.
+  constexpr std::size_t kBytes = std::size_t{9} << 20;
+  static_assert(kBytes >= cdma::formats::detail::kZvcStreamBytes, "the outputs must take the streaming path");
   std::mt19937_64 rng(21);
   for (std::size_t w : {2, 4}) {
-    const std::size_t n = (std::size_t{9} << 20) / w + 77;
+    const std::size_t n = kBytes / w + 77;
     const auto in = random_tensor(rng, n, w, 0.5, 40);
     const auto stream = enc_ref(in, w);
     auto bad = stream;
@@ -193,7 +196,7 @@ TEST(Zvc, LargeOutputsRoundTripThroughStreamingStores) {
       }
       at += 4 + w * std::popcount(m);
     }
-    auto* buf = static_cast<std::byte*>(std::aligned_alloc(64, n * w + 64));
+    auto* buf = static_cast<std::byte*>(std::aligned_alloc(64, (n * w + 64 + 63) / 64 * 64));
     ASSERT_NE(buf, nullptr);
     for (std::size_t offset : {0, 4}) {
       const std::span<std::byte> out(buf + offset, n * w);
