@@ -260,9 +260,9 @@ CDMA_TARGET_AVX2 void zvc_decode_avx2(const std::byte* in, std::size_t in_size, 
   const std::byte* const end = in + in_size;
   const std::size_t full = n / 32;
   std::size_t blk = 0;
-  // Large outputs (kZvcStreamBytes and more) go out with streaming stores (no read-for-ownership
+  // Large outputs (kZvcStreamingStoreBytes and more) go out with streaming stores (no read-for-ownership
   // of lines that are wholly overwritten); smaller ones stay in the cache for whoever reads them next.
-  const bool stream = n * w >= kZvcStreamBytes && reinterpret_cast<std::uintptr_t>(out) % 32 == 0;
+  const bool stream = n * w >= kZvcStreamingStoreBytes && reinterpret_cast<std::uintptr_t>(out) % 32 == 0;
   bool ok;
   if (w == 4)
     ok = stream ? decode_whole_blocks<4, true>(t, ip, end, out, blk, full)

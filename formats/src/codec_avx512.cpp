@@ -127,9 +127,9 @@ CDMA_TARGET_AVX512 void zvc_decode_avx512(const std::byte* in, std::size_t in_si
   const std::byte* ip = in;
   const std::byte* const end = in + in_size;
   const std::size_t blocks = (n + 31) / 32;
-  // Large outputs (kZvcStreamBytes and more) go out with streaming stores (no read-for-ownership
+  // Large outputs (kZvcStreamingStoreBytes and more) go out with streaming stores (no read-for-ownership
   // of lines that are wholly overwritten); smaller ones stay in the cache for whoever reads them next.
-  const bool stream = n * w >= kZvcStreamBytes && reinterpret_cast<std::uintptr_t>(out) % 64 == 0 && w != 1;
+  const bool stream = n * w >= kZvcStreamingStoreBytes && reinterpret_cast<std::uintptr_t>(out) % 64 == 0 && w != 1;
   for (std::size_t blk = 0; blk < blocks; ++blk) {
     const std::size_t b = std::min<std::size_t>(32, n - blk * 32);
     const std::uint32_t lm = _bzhi_u32(0xffffffffu, static_cast<unsigned>(b));

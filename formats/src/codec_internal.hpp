@@ -90,10 +90,6 @@ void inner_runs_scalar(const std::uint64_t* words, std::size_t nw, InnerRuns& r)
 void inner_runs_avx2(const std::uint64_t* words, std::size_t nw, InnerRuns& r);
 void nonzero_masks_avx2(const std::byte* p, std::size_t n, std::size_t w, std::uint64_t* words);
 void nonzero_masks_avx512(const std::byte* p, std::size_t n, std::size_t w, std::uint64_t* words);
-// The ZVC decoders write outputs of this many bytes and more with streaming stores when aligned
-// (measured faster on the 64 MiB benchmark tensors; 8 MiB: four times a recent core's L2, where an
-// immediate reader would find few of the lines in cache anyway).
-inline constexpr std::size_t kZvcStreamBytes = std::size_t{8} << 20;
 // ZVC kernels; arguments already validated (width, output capacity). Decoders validate the stream.
 std::size_t zvc_encode_avx2(const std::byte* in, std::size_t n, std::size_t w, std::byte* out);
 void zvc_decode_avx2(const std::byte* in, std::size_t in_size, std::size_t w, std::byte* out, std::size_t n);

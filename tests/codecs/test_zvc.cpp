@@ -4,7 +4,6 @@
 
 #include <gtest/gtest.h>
 
-#include "../../formats/src/codec_internal.hpp"  // kZvcStreamBytes
 #include "codec_test_util.hpp"
 
 #include <bit>
@@ -179,7 +178,7 @@ TEST(Zvc, LargeOutputsRoundTripThroughStreamingStores) {
   // bytes for AVX2, 64 for AVX-512); unaligned ones take the ordinary stores. Both, and a malformed
   // stream in the middle of a large output, at every level.
   constexpr std::size_t kBytes = std::size_t{9} << 20;
-  static_assert(kBytes >= cdma::formats::detail::kZvcStreamBytes, "the outputs must take the streaming path");
+  static_assert(kBytes >= kZvcStreamingStoreBytes, "the outputs must take the streaming path");
   std::mt19937_64 rng(21);
   for (std::size_t w : {2, 4}) {
     const std::size_t n = kBytes / w + 77;
