@@ -62,8 +62,6 @@ int write_results(const analyze::Analysis& result, const AnalyzeOutputs& out) {
     fmt::print(stderr, "cdma analyze: {}; nothing written\n", *why);
     return kExitUsage;
   }
-  std::int64_t analysed = 0;
-  for (const auto& t : result.traces) analysed += t.tensors + t.stats_rows;
   try {
     if (!out.json_path.empty()) write_output(out.json_path, [&](std::ostream& os) { analyze::write_json(os, result); });
     if (!out.csv_path.empty())
@@ -75,11 +73,14 @@ int write_results(const analyze::Analysis& result, const AnalyzeOutputs& out) {
       });
     if (!out.quiet && out.json_path != "-" && out.csv_path != "-")
       write_output("-", [&](std::ostream& os) { analyze::write_table(os, result, out.level); });
-    if (result.options.verify)  // say what was checked, not only that nothing failed
+    if (result.options.verify) {  // say what was checked, not only that nothing failed
+      std::int64_t tensors = 0;   // with bytes: /stats rows have none to decode
+      for (const auto& t : result.traces) tensors += t.tensors;
       fmt::print(stderr,
                  "cdma analyze: verified: every encoding ({}) of the {} tensors analysed decoded to the "
                  "original bytes\n",
-                 fmt::join(result.codec_names, ", "), analysed);
+                 fmt::join(result.codec_names, ", "), tensors);
+    }
   } catch (const formats::Error& e) {
     fmt::print(stderr, "cdma analyze: error: {}\n", e.what());
     rc = kExitFailure;

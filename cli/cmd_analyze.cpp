@@ -127,8 +127,7 @@ int run_analyze(int argc, char** argv) {
     opts.threads = threads;
     if (no_mmap && app.count("--read") && read != "hdf5")
       throw formats::UsageError("--no-mmap contradicts --read " + read);
-    opts.zero_copy = !no_mmap && read != "hdf5";
-    opts.pread = read == "pread";
+    opts.read = no_mmap ? analyze::ReadMode::hdf5 : *analyze::parse_read_mode(read);  // checked by CLI11
     opts.validate();
     level = analyze::parse_level(by);
     if (!level)

@@ -104,4 +104,11 @@ void Options::validate() {
   dedupe(dtypes);
 }
 
+std::optional<ReadMode> parse_read_mode(std::string_view s) noexcept {
+  if (s == "mmap") return ReadMode::mmap;
+  if (s == "pread") return ReadMode::pread;
+  if (s == "hdf5") return ReadMode::hdf5;
+  return std::nullopt;
+}
+
 }  // namespace cdma::analyze

@@ -55,8 +55,9 @@ class Reader {
     const std::size_t first = plan_.first_slot[t], n = plan_.todo[t].size();
     const std::size_t j0 = std::clamp(plan_.lo, first, first + n) - first;
     const std::size_t j1 = std::clamp(plan_.hi, first, first + n) - first;
-    std::shared_ptr<const Mapping> map =
-        opts_.zero_copy && j0 < j1 ? Mapping::open(paths_[t], &unmap_ns_, opts_.pread) : nullptr;
+    std::shared_ptr<const Mapping> map = opts_.read != ReadMode::hdf5 && j0 < j1
+                                             ? Mapping::open(paths_[t], &unmap_ns_, opts_.read == ReadMode::pread)
+                                             : nullptr;
     for (std::size_t j = j0; j < j1; ++j) {
       if (stopped() || !read_tensor(t, j, map)) break;
     }

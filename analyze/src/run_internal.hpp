@@ -45,7 +45,7 @@ TensorInfo info_of(int trace, const formats::TensorMeta& m);
 TensorInfo info_of(int trace, std::size_t row, const formats::StatsRow& s);
 
 // A trace file opened for the workers, shared by the jobs that read from it: mapped read-only
-// (direct()), or kept open for pread() (Options::pread).
+// (direct()), or kept open for pread() (ReadMode::pread).
 class Mapping {
  public:
   // Null when the file cannot be opened or mapped (the caller then reads through HDF5).

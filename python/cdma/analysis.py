@@ -113,15 +113,12 @@ def analysis(paths, codecs=None, chunk=0, layouts=None, dtypes=None, all_tensors
     paths = [os.fspath(p) for p in paths]
     if read is None:
         read = "mmap" if zero_copy else "hdf5"
-    elif read not in ("mmap", "pread", "hdf5"):
-        raise ValueError(f"read must be 'mmap', 'pread' or 'hdf5', not {read!r}")
-    elif not zero_copy and read != "hdf5":
+    elif not zero_copy and read != "hdf5":  # the native side checks the mode's name
         raise ValueError(f"zero_copy=False contradicts read={read!r}")
     opts = dict(codecs=_list(codecs, "codecs"), chunk=chunk, layouts=_list(layouts, "layouts"),
                 dtypes=_list(dtypes, "dtypes"), all_tensors=bool(all_tensors), iterations=_iterations(iterations),
                 layers=_list(layers, "layers"), ops=_list(ops, "ops"), roles=_list(roles, "roles"),
-                verify=bool(verify), keep_going=bool(keep_going), threads=int(threads), zero_copy=read != "hdf5",
-                pread=read == "pread")
+                verify=bool(verify), keep_going=bool(keep_going), threads=int(threads), read=read)
     native = _native.run_analysis(paths, opts, progress)
     why = native.nothing_selected()
     if why:  # an empty table would look like a result (cdma analyze exits 2 here)

@@ -55,8 +55,10 @@ analyze::Options options_from(const py::dict& d) {
   o.verify = option<bool>(d, "verify", false);
   o.keep_going = option<bool>(d, "keep_going", false);
   o.threads = option<unsigned>(d, "threads", 0);
-  o.zero_copy = option<bool>(d, "zero_copy", true);
-  o.pread = option<bool>(d, "pread", false);
+  const auto read = option<std::string>(d, "read", "mmap");
+  const auto mode = analyze::parse_read_mode(read);
+  if (!mode) throw py::value_error("read must be 'mmap', 'pread' or 'hdf5', not '" + read + "'");
+  o.read = *mode;
   return o;
 }
 

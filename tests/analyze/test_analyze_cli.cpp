@@ -62,6 +62,8 @@ TEST_F(AnalyzeCli, H5pyTraceAllVariantsMatchIndependentPython) {
   EXPECT_EQ(j["traces"][0]["not_offloaded"], 3);
   EXPECT_EQ(j["traces"][0]["offload_attribute"], true);
   EXPECT_EQ(j["options"]["filters"]["tensors"], "offloaded");
+  // --verify counts what it decoded: the 7 tensors, not the /stats rows (which hold no bytes).
+  EXPECT_NE(r.output.find("of the 7 tensors analysed decoded"), std::string::npos) << r.output;
   check(h5py_trace, out);
 }
 

@@ -65,10 +65,10 @@ TEST_F(Pipeline, SameJsonWhateverTheThreadCount) {
   std::string first;
   for (unsigned t : {1u, 2u, 3u, 8u}) {
     o.threads = t;
-    o.zero_copy = t != 3;  // mapped in place or copied through HDF5: same numbers
+    o.read = t != 3 ? ReadMode::mmap : ReadMode::hdf5;  // mapped in place or copied through HDF5: same numbers
     auto a = run_analysis({trace, trace}, o);
     EXPECT_EQ(a.stats.threads, t);
-    EXPECT_EQ(a.stats.mapped_tensors, o.zero_copy ? 24u : 0u);
+    EXPECT_EQ(a.stats.mapped_tensors, o.read == ReadMode::mmap ? 24u : 0u);
     auto j = json_of(a);
     if (first.empty()) first = j;
     EXPECT_EQ(j, first) << t << " threads";

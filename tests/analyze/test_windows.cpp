@@ -275,9 +275,7 @@ TEST_F(WindowedPipeline, MappedCopiedAndDeflatedTensorsGiveTheWholeTensorNumbers
   for (int deflate : {0, 3}) {
     const auto p = write(deflate);
     for (int mode : {0, 1, 2}) {  // mapped, pread, through HDF5
-      const bool zero_copy = mode != 2;
-      o.zero_copy = zero_copy;
-      o.pread = mode == 1;
+      o.read = mode == 0 ? ReadMode::mmap : mode == 1 ? ReadMode::pread : ReadMode::hdf5;
       o.threads = 2;
       const auto a = run_analysis({p}, o);
       ASSERT_EQ(a.tensors.size(), 3u);
@@ -324,8 +322,7 @@ TEST(PreadPieces, StraddlingRunsAndChunksGiveTheMappedAndHdf5Json) {
       o.chunk_bytes = chunk;
       o.verify = true;
       o.threads = 2;
-      o.zero_copy = mode != 2;
-      o.pread = mode == 1;
+      o.read = mode == 0 ? ReadMode::mmap : mode == 1 ? ReadMode::pread : ReadMode::hdf5;
       const auto a = run_analysis({p}, o);
       EXPECT_EQ(a.stats.mapped_tensors, mode == 2 ? 0u : 3u) << mode;
       std::ostringstream os;

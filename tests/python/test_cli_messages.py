@@ -2,6 +2,8 @@
 what it verified; the progress bar leaves no spurious final line; cdma info shows the extension
 attributes producers write."""
 
+import pytest
+
 from conftest import DATA, cdma_cli
 
 VGG = DATA / "vgg-fmnist.h5"
@@ -19,7 +21,6 @@ def test_empty_selection_is_refused_by_the_library_too(tmp_path):
     """The refusal lives in the library (analyze::nothing_selected): cdma.analysis() raises, and
     cdma report writes no page, with the CLI's sentence."""
     import cdma
-    import pytest
 
     with pytest.raises(ValueError, match="no tensor or /stats row passes the filters"):
         cdma.analysis(VGG, ops=["no-such-op"])
@@ -42,6 +43,20 @@ def test_read_modes_give_the_same_json(tmp_path):
         assert (mapped > 0) == (m != "hdf5"), (m, p.stderr)
     assert docs["mmap"] == docs["pread"] == docs["hdf5"] and '"tensor"' in docs["mmap"]
     assert cdma_cli("analyze", VGG, "--read", "pread", "--no-mmap", check=False).returncode == 2
+
+
+def test_python_read_modes(tmp_path):
+    """cdma.analysis(read=...) takes the CLI's three modes (same numbers) and refuses other names
+    and a contradicting zero_copy=False."""
+    import cdma
+    t = tmp_path / "s.h5"
+    cdma_cli("synth", "-o", t, "--shape", "2,16,64,64", "--layers", "2", "--density", "0.4")
+    got = {m: cdma.analysis(t, codecs="zvc,zrle-4", read=m).to_json() for m in ("mmap", "pread", "hdf5")}
+    assert got["mmap"] == got["pread"] == got["hdf5"]
+    with pytest.raises(ValueError, match="read must be"):
+        cdma.analysis(t, read="mmap2")
+    with pytest.raises(ValueError, match="contradicts"):
+        cdma.analysis(t, read="pread", zero_copy=False)
 
 
 def test_verify_says_what_it_verified():

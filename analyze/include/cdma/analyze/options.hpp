@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace cdma::analyze {
@@ -39,6 +40,10 @@ struct Filters {
 // Parses "0-3,7,10-" style iteration lists ("10-" = from 10 on). Throws formats::Error on bad text.
 std::vector<IterRange> parse_iteration_ranges(const std::string& text);
 
+enum class ReadMode { mmap, pread, hdf5 };
+// "mmap", "pread", "hdf5" (the CLI's --read and cdma.analysis(read=...)); nullopt for anything else.
+std::optional<ReadMode> parse_read_mode(std::string_view s) noexcept;
+
 struct Options {
   // Codec specs as make_codec() accepts them; canonicalised ("zrle" -> "zrle-4") by validate().
   std::vector<std::string> codecs = kDefaultCodecs;
@@ -49,14 +54,12 @@ struct Options {
   bool verify = false;      // decode every encoding and compare with the original bytes
   bool keep_going = false;  // skip unreadable files/tensors instead of failing
   unsigned threads = 0;     // worker threads; 0 = all cores
-  // Map trace files and analyse contiguous, unfiltered tensors in place (no copy; the workers
-  // fault the pages in, in parallel). Other tensors are read through the reader thread.
-  bool zero_copy = true;
-  // With zero_copy: how the workers get those contiguous tensors' bytes. false (mapped): the
-  // mapping's pages, faulted in and dropped by the workers. true (pread): pread() straight from
-  // the file into small buffers each worker reuses (cache-resident pieces; no page-table work),
-  // analysed piece by piece. Results are the same bytes either way (bench/README.md measures both).
-  bool pread = false;
+  // How the bytes of contiguous, unfiltered tensors reach the workers (other tensors always go
+  // through HDF5 in the reader thread). mmap: the trace is mapped and analysed in place, the
+  // workers fault the pages in and drop them, in parallel. pread: the workers pread() straight from
+  // the file into small buffers each reuses, analysed piece by piece. hdf5: every tensor is copied
+  // through HDF5. Results are the same bytes in every mode (bench/README.md measures them).
+  ReadMode read = ReadMode::mmap;
   // Byte codecs never compress more than this many bytes as one block, and a tensor larger than
   // this is analysed in windows of at most this size, so that memory stays bounded whatever the
   // tensor size (docs/ANALYSIS_JSON.md, "Big tensors"). At least 16; tests lower it.
