@@ -29,6 +29,7 @@ _OPS = [
 _OP_CLASSES = [(tuple(getattr(torch.nn, n) for n in names if hasattr(torch.nn, n)), op) for names, op in _OPS]
 
 OUTSIDE = "(outside)"  # the layer of tensors saved while no module of the model runs (the loss)
+COMPILED = "(compiled)"  # the layer of tensors a torch.compile graph saves (module names do not survive it)
 
 
 def op_of(module):

@@ -1,0 +1,418 @@
+"""cdma.torch under what PyTorch users do (issue 30 item 3, issue 29's cdma.torch cases): autocast,
+torch.compile, another saved_tensors_hooks user (save_on_cpu) inside or outside, activation
+checkpointing, transformer tensors, two captures, exceptions, other threads, DataParallel / DDP.
+Each case is either captured correctly (checked against an independent saved_tensors_hooks dump of
+the same seeded run) or refused / warned, and never changes the training run's losses. Tiny models.
+The table of cases and versions: docs/TORCH_CAPTURE.md."""
+
+import contextlib
+import threading
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn as nn  # noqa: E402
+import torch.utils.checkpoint  # noqa: E402
+
+import cdma  # noqa: E402
+import cdma.torch  # noqa: E402
+
+TORCH2 = int(torch.__version__.split(".")[0]) >= 2
+needs_torch2 = pytest.mark.skipif(not TORCH2, reason="a PyTorch 2.x feature")
+STORED = (torch.float32, torch.float16, torch.bfloat16, torch.bool, torch.uint8, torch.int8)
+BATCH = 4
+
+
+class Small(nn.Module):
+    """conv, batch norm, ReLU, max-pool, linear: a weight-cast, a layout copy, pool indices and
+    batch-norm statistics to tell apart from activations."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.relu = nn.ReLU()
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(4 * 4 * 4, 5)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(self.relu(self.bn(self.conv(x)))), 1))
+
+
+def batches(n, shape=(BATCH, 1, 8, 8), classes=5):
+    g = torch.Generator().manual_seed(3)
+    return [(torch.randn(*shape, generator=g), torch.randint(0, classes, (shape[0],), generator=g)) for _ in range(n)]
+
+
+def run(make, data, *, capture=None, dump=None, wrap=None, around=None, step=None):
+    """Trains the seeded model make() on data; returns (model, losses). capture: a Capture attached
+    to the model (unless wrap attached it), started around the loop and stepped after each
+    iteration; dump(model, i): a context manager around each forward (what the backward
+    recomputes is not saved by the forward); wrap(model): what is called (torch.compile,
+    DataParallel); around(): a context manager around the whole loop (save_on_cpu);
+    step(model, x, y): the loss."""
+    torch.manual_seed(7)
+    model = make()
+    called = wrap(model) if wrap is not None else model
+    if capture is not None and capture._model is None:
+        capture.attach(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    losses = []
+    with around() if around is not None else contextlib.nullcontext():
+        with capture if capture is not None else contextlib.nullcontext():
+            for i, (x, y) in enumerate(data):
+                with dump(model, i) if dump is not None else contextlib.nullcontext():
+                    loss = step(called, x, y) if step is not None else nn.functional.cross_entropy(called(x), y)
+                loss.backward()
+                opt.step()
+                opt.zero_grad()
+                losses.append(loss.item())
+                if capture is not None:
+                    capture.step()
+    return model, losses
+
+
+def is_param_copy(t, params):
+    """Independent of cdma: a tensor holding a parameter's values (a cast or a layout copy), or a
+    view of one."""
+    base = t._base if t._base is not None else t
+    for p in params:
+        if base is p:
+            return True
+        for cand in (base, t):
+            if tuple(cand.shape) in (tuple(p.shape), tuple(reversed(p.shape))) and cand.numel() == p.numel():
+                q = p.detach().to(cand.dtype)
+                if tuple(cand.shape) != tuple(p.shape):
+                    q = q.t()
+                if torch.equal(cand.detach(), q):
+                    return True
+    return False
+
+
+def independent_dump(batch=BATCH, compiled=False):
+    """Every tensor autograd saves per iteration, through hooks of its own: not parameters or
+    copies of their values, rank >= 2, a stored dtype, deduplicated by (storage, offset, count,
+    version). compiled: also leaves out what a torch.compile graph keeps that is not an
+    activation: int8 max-pool offsets and per-channel statistics ([1, C, 1, 1]). Returns
+    (saved: iteration -> [(shape, dtype, bytes)], dump)."""
+    saved = {}
+
+    def dump(model, i):
+        params = list(model.parameters()) + list(model.buffers())
+        seen = set()
+        saved[i] = []
+
+        def pack(t):
+            if t.dim() < 2 or t.dtype not in STORED or is_param_copy(t, params):
+                return t
+            if compiled and (t.dtype == torch.int8 or sum(d != 1 for d in t.shape) <= 1):
+                return t
+            key = (t.untyped_storage().data_ptr() if TORCH2 else t.storage().data_ptr(), t.storage_offset(),
+                   t.numel(), t._version)
+            if key not in seen:
+                seen.add(key)
+                saved[i].append((tuple(t.shape), str(t.dtype).replace("torch.", ""),
+                                 t.detach().contiguous().view(-1).view(torch.uint8).numpy().tobytes()))
+            return t
+
+        return torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t)
+
+    return saved, dump
+
+
+def trace_rows(path):
+    """iteration -> sorted [(numel, dtype, bytes)] of a trace, and its tensors() frame."""
+    t = cdma.open(path)
+    df = t.tensors()
+    out = {}
+    for k in df.index:
+        a = t.read(int(k))
+        if df.layout[k] == "NHWC":
+            a = np.ascontiguousarray(a.transpose(0, 3, 1, 2))  # compared in the logical (NCHW) order
+        out.setdefault(int(df.iteration[k]), []).append((int(a.size), df.dtype[k], a.tobytes()))
+    return {i: sorted(v) for i, v in out.items()}, df
+
+
+def as_rows(saved):
+    """The dump in trace_rows' form (element count instead of shape: layouts may reorder dims)."""
+    return {i: sorted((int(np.prod(s)), d if d != "bool" else "uint8", b) for s, d, b in v) for i, v in saved.items()}
+
+
+def check_against_dump(path, saved):
+    got, df = trace_rows(path)
+    want = {i: v for i, v in as_rows(saved).items() if v}
+    summary = lambda rows: {i: [(n, d) for n, d, _ in v] for i, v in rows.items()}  # noqa: E731
+    assert summary(got) == summary(want)
+    assert got == want
+    return df
+
+
+# --- autocast -------------------------------------------------------------------------------------
+
+@needs_torch2
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_parameter_casts_are_not_activations(tmp_path, dtype):
+    data = batches(2)
+
+    def step(m, x, y):
+        with torch.autocast("cpu", dtype=dtype):
+            out = m(x)
+        return nn.functional.cross_entropy(out.float(), y)
+
+    _, plain = run(Small, data, step=step)
+    saved, dump = independent_dump()
+    _, dumped = run(Small, data, step=step, dump=dump)
+    p = tmp_path / "amp.h5"
+    cap = cdma.torch.Capture(p, budget=None)
+    model, captured = run(Small, data, step=step, capture=cap)
+    assert captured == plain == dumped
+    df = check_against_dump(p, saved)
+    name = str(dtype).replace("torch.", "")
+    assert name in set(df.dtype)
+    assert cap.counters["parameters"] > 0
+    # The network input's autocast copy is the network input (not offloaded), one per iteration.
+    inputs = df[~df.offloaded]
+    assert list(inputs.layer) == ["conv", "conv"] and set(inputs.dtype) == {name}
+    assert all(tuple(d) == (BATCH, 1, 8, 8) for d in inputs.dims)
+
+
+# --- torch.compile --------------------------------------------------------------------------------
+
+@needs_torch2
+def test_compile_is_captured_not_crashed(tmp_path):
+    data = batches(2)
+    compile_ = lambda m: torch.compile(m)  # noqa: E731 - the default backend (inductor)
+    _, plain = run(Small, data, wrap=compile_)
+    saved, dump = independent_dump(compiled=True)
+    _, dumped = run(Small, data, wrap=compile_, dump=dump)
+    p = tmp_path / "compiled.h5"
+    cap = cdma.torch.Capture(p, budget=None)
+    holder = {}
+
+    def wrap(m):
+        holder["c"] = c = torch.compile(m)
+        cap.attach(c)
+        return c
+
+    _, captured = run(Small, data, wrap=wrap, capture=cap)
+    assert captured == plain == dumped
+    df = check_against_dump(p, saved)
+    assert cap.error is None
+    t = cdma.open(p)
+    assert set(df.layer) <= {cdma.torch.COMPILED, cdma.torch.OUTSIDE}
+    assert cdma.torch.COMPILED in set(df.layer)
+    assert "torch.compile" in t._r.root_attribute("capture_compiled")
+    assert not df[~df.offloaded].empty  # the network input, as the compiled graph saved it
+
+    # model.compile() (in place), the capture attached to the uncompiled model
+    q = tmp_path / "compiled-inplace.h5"
+    cap2 = cdma.torch.Capture(q, budget=None)
+
+    def inplace(m):
+        m.compile()
+        cap2.attach(m)
+        return m
+
+    _, captured2 = run(Small, data, wrap=inplace, capture=cap2)
+    assert captured2 == plain
+    check_against_dump(q, saved)
+    assert cap2.error is None
+
+
+# --- another saved_tensors_hooks user -------------------------------------------------------------
+
+def counting_offloader():
+    """A saved_tensors_hooks user of the program's own: counts what it packs and unpacks."""
+    n = {"pack": 0, "unpack": 0}
+
+    def pack(t):
+        n["pack"] += 1
+        return (t.device, t.to("cpu", copy=True))
+
+    def unpack(p):
+        n["unpack"] += 1
+        return p[1].to(p[0])
+
+    return n, lambda: torch.autograd.graph.saved_tensors_hooks(pack, unpack)
+
+
+def test_capture_inside_save_on_cpu_keeps_the_offloading(tmp_path):
+    data = batches(2)
+    if not TORCH2:  # no API to find the outer hooks: a warning names the shadowed offloading
+        n, offloader = counting_offloader()
+        with pytest.warns(RuntimeWarning, match="shadows it"):
+            _, losses = run(Small, data, around=offloader, capture=cdma.torch.Capture(tmp_path / "old.h5"))
+        assert losses == run(Small, data)[1]
+        return
+    _, plain = run(Small, data)
+    n, offloader = counting_offloader()
+    _, alone = run(Small, data, around=offloader)
+    packed_alone = n["pack"]
+    n["pack"] = n["unpack"] = 0
+    saved, dump = independent_dump()
+    run(Small, data, dump=dump)
+    p = tmp_path / "inside.h5"
+    cap = cdma.torch.Capture(p, budget=None)
+    _, captured = run(Small, data, around=offloader, capture=cap)
+    assert captured == plain == alone
+    assert n["pack"] == packed_alone > 0 and n["unpack"] > 0  # the program's offloader still runs
+    check_against_dump(p, saved)
+    # and with torch's own save_on_cpu
+    q = tmp_path / "inside-soc.h5"
+    cap = cdma.torch.Capture(q, budget=None)
+    _, captured = run(Small, data, around=lambda: torch.autograd.graph.save_on_cpu(), capture=cap)
+    assert captured == plain
+    check_against_dump(q, saved)
+
+
+def test_save_on_cpu_inside_the_capture_is_reported(tmp_path):
+    data = batches(2)
+    _, plain = run(Small, data)
+    p = tmp_path / "shadowed.h5"
+    cap = cdma.torch.Capture(p)
+    with pytest.warns(RuntimeWarning, match="save_on_cpu|shadow") as w:
+        _, captured = run(Small, data, capture=cap, dump=lambda m, i: torch.autograd.graph.save_on_cpu())
+    assert captured == plain
+    text = " ".join(str(x.message) for x in w)
+    assert "no saved tensor" in text and "saved_tensors_hooks" in text
+    assert "iteration 0" in text
+    assert "shadow" in cdma.open(p)._r.root_attribute("capture_warnings")
+
+
+# --- two captures, exceptions, threads ------------------------------------------------------------
+
+def test_a_second_capture_on_the_same_thread_is_refused(tmp_path):
+    a, b = Small(), Small()
+    with cdma.torch.capture(tmp_path / "a.h5", a) as cap:
+        with pytest.raises(cdma.UsageError, match="already active"):
+            cdma.torch.capture(tmp_path / "b.h5", b).start()
+        nn.functional.cross_entropy(a(batches(1)[0][0]), batches(1)[0][1]).backward()
+        cap.step()
+    assert len(cdma.open(tmp_path / "a.h5").tensors()) > 0
+    assert not (tmp_path / "b.h5").exists()
+    # after the first closed, a new one may start
+    with cdma.torch.capture(tmp_path / "c.h5", b) as cap:
+        nn.functional.cross_entropy(b(batches(1)[0][0]), batches(1)[0][1]).backward()
+        cap.step()
+    assert len(cdma.open(tmp_path / "c.h5").tensors()) > 0
+
+
+class Fails(Small):
+    def __init__(self):
+        super().__init__()
+        self.fail = False
+
+    def forward(self, x):
+        h = self.pool(self.relu(self.bn(self.conv(x))))
+        if self.fail:
+            raise ValueError("bad batch")
+        return self.fc(torch.flatten(h, 1))
+
+
+def test_a_forward_that_raised_is_dropped_and_marked(tmp_path):
+    torch.manual_seed(7)
+    m = Fails()
+    (x, y), = batches(1)
+    p = tmp_path / "raised.h5"
+    with pytest.warns(RuntimeWarning, match="raised"):
+        with cdma.torch.capture(p, m) as cap:
+            nn.functional.cross_entropy(m(x), y).backward()
+            cap.step()
+            m.fail = True
+            with pytest.raises(ValueError):
+                m(x)
+            m.fail = False
+            nn.functional.cross_entropy(m(x), y).backward()  # the retry, same iteration
+            cap.step()
+    t = cdma.open(p)
+    df = t.tensors()
+    per = df.groupby("iteration").size()
+    assert list(per.index) == [0, 1] and per[0] == per[1]  # iteration 1: the retry only
+    assert t._r.root_attribute("capture_partial_forwards") == "[1]"
+    tl = t.timeline()
+    assert (tl.layer == "conv").sum() == 2
+
+
+def test_an_exception_inside_the_with_is_recorded(tmp_path):
+    m = Small()
+    (x, y), = batches(1)
+    p = tmp_path / "interrupted.h5"
+    with pytest.raises(KeyError):
+        with cdma.torch.capture(p, m) as cap:
+            nn.functional.cross_entropy(m(x), y).backward()
+            cap.step()
+            raise KeyError("stop")
+    t = cdma.open(p)
+    assert "KeyError" in t._r.root_attribute("capture_interrupted")
+    assert len(t.tensors()) > 0
+    # a clean close has no such attribute
+    q = tmp_path / "clean.h5"
+    with cdma.torch.capture(q, m) as cap:
+        nn.functional.cross_entropy(m(x), y).backward()
+        cap.step()
+    assert cdma.open(q)._r.root_attribute("capture_interrupted") is None
+
+
+def test_training_in_another_thread_is_warned(tmp_path):
+    m = Small()
+    (x, y), = batches(1)
+    p = tmp_path / "thread.h5"
+    caught = []
+
+    def train():
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            nn.functional.cross_entropy(m(x), y).backward()
+        caught.extend(w)
+
+    with cdma.torch.capture(p, m) as cap:
+        th = threading.Thread(target=train)
+        th.start()
+        th.join()
+        cap.step()
+    text = " ".join(str(w.message) for w in caught)
+    assert "thread" in text and "saved_tensors_hooks" in text
+
+
+# --- activation checkpointing ---------------------------------------------------------------------
+
+class Checkpointed(nn.Module):
+    def __init__(self, reentrant):
+        super().__init__()
+        self.reentrant = reentrant
+        self.conv1 = nn.Conv2d(1, 4, 3, padding=1)
+        self.relu1 = nn.ReLU()
+        self.block = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU())
+        self.fc = nn.Linear(4 * 8 * 8, 5)
+
+    def forward(self, x):
+        h = self.relu1(self.conv1(x))
+        h = torch.utils.checkpoint.checkpoint(self.block, h, use_reentrant=self.reentrant)
+        return self.fc(torch.flatten(h, 1))
+
+
+@pytest.mark.parametrize("reentrant", [False, True])
+def test_checkpointing_recomputation_is_not_recorded(tmp_path, reentrant):
+    if not reentrant and not TORCH2:
+        pytest.skip("use_reentrant=False: checked under torch 2.x")
+    data = batches(2)
+    make = lambda: Checkpointed(reentrant)  # noqa: E731
+    _, plain = run(make, data)
+    saved, dump = independent_dump()
+    _, dumped = run(make, data, dump=dump)
+    p = tmp_path / "ckpt.h5"
+    cap = cdma.torch.Capture(p, budget=None)
+    _, captured = run(make, data, capture=cap)
+    assert captured == plain == dumped
+    check_against_dump(p, saved)
+    tl = cdma.open(p).timeline()
+    # one forward row per leaf module call, none from the backward's recomputation (the reentrant
+    # checkpoint runs its block's forward without gradients: no rows, as any forward without them)
+    for layer in ("conv1", "block.0", "block.2", "fc"):
+        rows = tl[tl.layer == layer]
+        want = [] if reentrant and layer.startswith("block") else [0, 1]
+        assert list(rows.iteration) == want, layer
+    assert set(tl.phase) == {0}
+    assert cap.counters["recomputed"] > 0 if reentrant else True
