@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <tuple>
+#include <utility>
 
 namespace cdma::report {
 
@@ -13,38 +15,90 @@ constexpr const char* kPalette[] = {"#0072B2", "#E69F00", "#009E73", "#D55E00",
                                     "#CC79A7", "#56B4E9", "#F0E442", "#000000"};
 constexpr int kLeft = 70, kRight = 20, kTop = 34, kBottom = 50;
 
+// Axis ranges are kept within these bounds, so that the scale's arithmetic (differences, logarithms,
+// tick steps) stays finite: a value beyond them is drawn at the edge of the chart.
+constexpr double kMaxAbs = 1e300, kMinLog = 1e-300;
+// No axis has more ticks than this (every tick loop is bounded by it, whatever the range).
+constexpr int kMaxTicks = 24;
+
 struct Scale {
   double lo, hi;
   bool log;
   double px0, px1;
   double operator()(double v) const {
-    double a = log ? std::log10(std::max(v, 1e-300)) : v;
+    double a = log ? std::log10(std::clamp(v, kMinLog, kMaxAbs)) : std::clamp(v, -kMaxAbs, kMaxAbs);
     double l = log ? std::log10(lo) : lo, h = log ? std::log10(hi) : hi;
-    if (h == l) return (px0 + px1) / 2;
-    return px0 + (a - l) / (h - l) * (px1 - px0);
+    if (!(h > l) || std::isnan(a)) return (px0 + px1) / 2;
+    // (a - l) / (h - l) as a / (h - l) - l / (h - l): no intermediate overflows within +-kMaxAbs.
+    const double f = a / (h - l) - l / (h - l);
+    // Far outside the range (a clamped y_min/y_max): at most one chart's size beyond the edge.
+    return px0 + std::clamp(f, -1.0, 2.0) * (px1 - px0);
   }
 };
 
-// "Nice" tick values between lo and hi.
+// A valid range for an axis: finite, lo < hi, within +-kMaxAbs, and on a log axis lo > 0 (at least
+// kMinLog). A single value or an empty range is widened around it (x0.5..x2 on a log axis).
+std::pair<double, double> axis_range(double lo, double hi, bool log) {
+  if (log) {
+    if (!(hi > 0) || std::isnan(hi)) hi = lo > 0 ? lo : 1;
+    if (!(lo > 0) || std::isnan(lo) || lo > hi) lo = hi;
+    lo = std::clamp(lo, kMinLog, kMaxAbs);
+    hi = std::clamp(hi, kMinLog, kMaxAbs);
+    if (!(lo < hi)) {
+      lo = std::max(lo / 2, kMinLog);
+      hi = std::min(hi * 2, kMaxAbs);
+    }
+    return {lo, hi};
+  }
+  if (std::isnan(lo)) lo = std::isnan(hi) ? 0 : hi;
+  if (std::isnan(hi)) hi = lo;
+  lo = std::clamp(lo, -kMaxAbs, kMaxAbs);
+  hi = std::clamp(hi, -kMaxAbs, kMaxAbs);
+  if (lo > hi) std::swap(lo, hi);
+  if (!(lo < hi) || hi - lo < std::abs(lo) * 1e-12) {  // one value (or too close to tell apart)
+    const double pad = std::max(std::abs(lo) * 0.5, 0.5);
+    const double mid = lo;
+    lo = std::max(mid - pad, -kMaxAbs);
+    hi = std::min(mid + pad, kMaxAbs);
+  }
+  return {lo, hi};
+}
+
+// "Nice" tick values between lo and hi (a range from axis_range): at most kMaxTicks of them; every
+// loop below runs a bounded number of times whatever the range.
 std::vector<double> ticks(double lo, double hi, bool log) {
   std::vector<double> t;
+  if (!(lo < hi) || !std::isfinite(lo) || !std::isfinite(hi)) return t;
   if (log) {
-    for (double d = std::pow(10, std::floor(std::log10(lo))); d <= hi * 1.0001; d *= 10) {
-      for (double m : {1.0, 2.0, 5.0})
+    if (!(lo > 0)) return t;
+    const int k0 = static_cast<int>(std::floor(std::log10(lo))), k1 = static_cast<int>(std::ceil(std::log10(hi)));
+    const int decades = k1 - k0;  // at most about 600: lo and hi are within [kMinLog, kMaxAbs]
+    const int stride = std::max(1, (decades + kMaxTicks / 3 - 1) / (kMaxTicks / 3));
+    const std::vector<double> mantissas = stride == 1 ? std::vector<double>{1.0, 2.0, 5.0} : std::vector<double>{1.0};
+    for (int k = k0; k <= k1 && static_cast<int>(t.size()) < kMaxTicks; k += stride) {
+      const double d = std::pow(10.0, k);
+      for (double m : mantissas)
         if (d * m >= lo * 0.9999 && d * m <= hi * 1.0001) t.push_back(d * m);
     }
     return t;
   }
-  double span = hi - lo;
-  if (span <= 0) return {lo};
-  double step = std::pow(10, std::floor(std::log10(span / 5)));
+  // Steps of 1, 2 or 5 times a power of ten, so that at most 6 fit in the span (computed as hi/5 -
+  // lo/5 to stay finite for the widest range).
+  const double fifth = hi / 5 - lo / 5;
+  double step = std::pow(10, std::floor(std::log10(fifth)));
   for (double m : {1.0, 2.0, 5.0, 10.0})
-    if (span / (step * m) <= 6) {
+    if (fifth * 5 / (step * m) <= 6) {
       step *= m;
       break;
     }
-  for (double v = std::ceil(lo / step) * step; v <= hi + step * 1e-9; v += step)
+  const double first = std::ceil(lo / step);
+  if (!(step > 0) || !std::isfinite(step) || !std::isfinite(first)) return {lo, hi};
+  for (int i = 0; i <= kMaxTicks; ++i) {
+    const double v = (first + i) * step;
+    if (v > hi + step * 1e-9) break;
+    if (!t.empty() && !(v > t.back())) return {lo, hi};  // the step is below the values' precision
     t.push_back(std::abs(v) < step * 1e-9 ? 0 : v);
+  }
   return t;
 }
 
@@ -108,12 +162,17 @@ std::string legend_svg(const std::vector<std::string>& names, const std::vector<
 }
 
 Scale y_scale(const Axes& a, double lo, double hi, int y0, int y1) {
-  if (a.y_min) lo = *a.y_min;
-  if (a.y_max) hi = *a.y_max;
-  if (!(lo < hi)) hi = lo + 1;
+  if (a.y_min && std::isfinite(*a.y_min)) lo = *a.y_min;
+  if (a.y_max && std::isfinite(*a.y_max)) hi = *a.y_max;
+  if (!(lo < hi) && !a.log_y) hi = lo + std::max(std::abs(lo), 1.0);
   if (a.log_y) lo = std::max(lo, hi * 1e-6);
+  std::tie(lo, hi) = axis_range(lo, hi, a.log_y);
   return {lo, hi, a.log_y, static_cast<double>(y1), static_cast<double>(y0)};
 }
+
+// Whether a point is drawn: finite (a NaN is a gap; an infinity has no place on an axis) and, on a
+// log axis, positive.
+bool plotted(double v, bool log) { return std::isfinite(v) && (!log || v > 0); }
 }  // namespace
 
 const char* palette(int i) { return kPalette[((i % 8) + 8) % 8]; }
@@ -147,7 +206,7 @@ std::string line_chart(const Axes& a, const std::vector<Series>& series) {
   double xlo = std::numeric_limits<double>::infinity(), xhi = -xlo, ylo = xlo, yhi = -xlo;
   for (const auto& s : series)
     for (std::size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
-      if (std::isnan(s.y[i]) || std::isnan(s.x[i]) || (a.log_y && s.y[i] <= 0) || (a.log_x && s.x[i] <= 0)) continue;
+      if (!plotted(s.y[i], a.log_y) || !plotted(s.x[i], a.log_x)) continue;
       xlo = std::min(xlo, s.x[i]);
       xhi = std::max(xhi, s.x[i]);
       ylo = std::min(ylo, s.y[i]);
@@ -155,10 +214,7 @@ std::string line_chart(const Axes& a, const std::vector<Series>& series) {
     }
   std::string out = open_svg(a);
   if (!std::isfinite(xlo)) return out + R"~(<text x="50%" y="50%" class="tick">no data</text></svg>)~";
-  if (xlo == xhi) {
-    xlo -= 0.5;
-    xhi += 0.5;
-  }
+  std::tie(xlo, xhi) = axis_range(xlo, xhi, a.log_x);
   Scale xs{xlo, xhi, a.log_x, static_cast<double>(x0), static_cast<double>(x1)};
   Scale ys = y_scale(a, a.log_y ? ylo : std::min(0.0, ylo), yhi * (a.log_y ? 1.2 : 1.05), y0, y1);
   out += axes_svg(a, ys, x0, x1, y0, y1);
@@ -172,7 +228,7 @@ std::string line_chart(const Axes& a, const std::vector<Series>& series) {
     const int colour = s.colour >= 0 ? s.colour : static_cast<int>(k);
     std::string pts, dots;
     for (std::size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
-      if (std::isnan(s.y[i]) || std::isnan(s.x[i]) || (a.log_y && s.y[i] <= 0) || (a.log_x && s.x[i] <= 0)) continue;
+      if (!plotted(s.y[i], a.log_y) || !plotted(s.x[i], a.log_x)) continue;
       pts += fmt::format("{:.1f},{:.1f} ", xs(s.x[i]), ys(s.y[i]));
       if (s.dots)
         dots += fmt::format(
@@ -205,7 +261,7 @@ std::string bar_chart(const Axes& a, const std::vector<std::string>& cats, const
   double ylo = std::numeric_limits<double>::infinity(), yhi = -ylo;
   for (const auto& s : series)
     for (double v : s.y)
-      if (!std::isnan(v) && (!a.log_y || v > 0)) {
+      if (plotted(v, a.log_y)) {
         ylo = std::min(ylo, v);
         yhi = std::max(yhi, v);
       }
@@ -221,7 +277,7 @@ std::string bar_chart(const Axes& a, const std::vector<std::string>& cats, const
     for (std::size_t k = 0; k < series.size(); ++k) {
       if (j >= series[k].y.size()) continue;
       double v = series[k].y[j];
-      if (std::isnan(v) || (a.log_y && v <= 0)) continue;
+      if (!plotted(v, a.log_y)) continue;
       double y = ys(v);
       out += fmt::format(
           R"~(<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="{}" class="bar"><title>{} / {}: {}</title></rect>)~",
@@ -251,7 +307,8 @@ std::string timeline_chart(const Axes& a, const std::vector<std::string>& lanes,
   for (const auto& l : lanes) longest = std::max(longest, l.size());
   int x0 = std::max(110, 16 + static_cast<int>(longest) * 6), x1 = a.width - kRight, y0 = kTop, y1 = a.height - kBottom;
   double tlo = 0, thi = 0;
-  for (const auto& s : spans) thi = std::max(thi, s.end);
+  for (const auto& s : spans)
+    if (std::isfinite(s.end)) thi = std::max(thi, std::min(s.end, kMaxAbs));
   std::string out = open_svg(a);
   if (lanes.empty() || thi <= 0) return out + R"~(<text x="50%" y="50%" class="tick">no data</text></svg>)~";
   Scale xs{tlo, thi, false, static_cast<double>(x0), static_cast<double>(x1)};
@@ -287,6 +344,7 @@ namespace {
 // Sequential scale (viridis-like anchors), t in [0, 1].
 std::string seq_colour(double t) {
   static const double a[5][3] = {{68, 1, 84}, {59, 82, 139}, {33, 145, 140}, {94, 201, 98}, {253, 231, 37}};
+  if (std::isnan(t)) t = 0.5;  // a value the scale cannot place (e.g. an infinite range)
   t = std::clamp(t, 0.0, 1.0) * 4;
   int i = std::min(static_cast<int>(t), 3);
   double f = t - i;
