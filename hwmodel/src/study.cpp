@@ -235,8 +235,10 @@ class Setup {
     return table_ ? table_->path.string() : std::string();
   }
 
-  // Keeps the layers a ratio table had no row for (filled or not) in the scenario.
-  static const ApplyRatiosReport& take(RunReport& p, const ApplyRatiosReport& rep) {
+  // Keeps the layers a ratio table had no row for (filled or not) in the scenario, and returns the
+  // report itself: by value, since callers pass a temporary (a reference returned to it would dangle
+  // once the full expression ends).
+  static ApplyRatiosReport take(RunReport& p, ApplyRatiosReport rep) {
     p.scenario.unmeasured = rep.unmeasured;
     p.scenario.unmeasured_bytes = rep.unmeasured_bytes;
     return rep;
@@ -268,7 +270,7 @@ class Setup {
     sc.fill = to_string(fill);
     if (table_ && from_trace) {
       // U stays the trace's own (scaled to the modelled batch); the table gives ratios.
-      const auto& rep = take(p, apply_ratios(p.net, *table_, true, false, fill));
+      const ApplyRatiosReport rep = take(p, apply_ratios(p.net, *table_, true, false, fill));
       sc.ratio_sources.push_back(
           fmt::format("{}: {} layers matched by name, {} by index, {} without a measurement ({})", table_name(),
                       rep.matched_by_name, rep.matched_by_index, rep.unmatched,
@@ -277,7 +279,7 @@ class Setup {
     }
     if (table_) {
       std::map<std::string, double> avg;
-      const auto& rep = take(p, apply_ratios_to_zoo(p.net, *table_, fill, &avg));
+      const ApplyRatiosReport rep = take(p, apply_ratios_to_zoo(p.net, *table_, fill, &avg));
       std::vector<std::string> parts;
       for (const auto& [c, r] : avg) parts.push_back(fmt::format("{} {:.2f}", c, r));
       sc.ratio_sources.push_back(
