@@ -97,7 +97,7 @@ int run(int argc, char** argv) {
   std::string codecs = fmt::format("{}", fmt::join(formats::default_codecs(), ",")), layers, ops, csv, json_out;
   analyze::SpeedOptions o;
   bool all_tensors = false, per_layer = false, quiet = false, no_verify = false;
-  app.add_option("traces", paths, "trace files (HDF5, trace format v1)")->required()->check(CLI::ExistingFile);
+  app.add_option("traces", paths, "trace files (HDF5, trace format v1)")->required();
   app.add_option("-c,--codecs", codecs, "comma-separated codecs: " + formats::codec_help())->capture_default_str();
   app.add_flag("--all-tensors", all_tensors, "every recorded tensor, not only the offload set");
   app.add_option("--layers", layers, "only these layers (comma-separated names)");
@@ -107,7 +107,7 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(1, 1000));
   app.add_option("--min-ms", o.min_ms, "a round repeats an operation for at least this many milliseconds")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 10000.0));
+      ->check(finite_between(0.0, 10000.0));
   app.add_flag("--by-layer", per_layer, "print a row per layer and codec (CSV and JSON always have them)");
   app.add_flag("--no-verify", no_verify, "do not compare each decode with the original bytes");
   app.add_option("--csv", csv, "write the rows as CSV ('-' = stdout)");
@@ -118,12 +118,24 @@ int run(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }
+  if (const auto missing = missing_input(paths)) {
+    fmt::print(stderr, "cdma bench: error: {}\n", *missing);
+    return kExitFailure;
+  }
   try {
     std::vector<OutputArg> outputs;
     if (!csv.empty()) outputs.push_back({"--csv", csv});
     if (!json_out.empty()) outputs.push_back({"--json", json_out});
     check_outputs(paths, outputs);
     o.codecs = split(codecs);
+    if (o.codecs.empty()) throw formats::UsageError("--codecs '" + codecs + "': no codec named");
+    for (const auto& c : o.codecs) {  // a wrong codec name is a command-line error, found before any work
+      try {
+        (void)formats::make_codec(c);
+      } catch (const formats::Error& e) {
+        throw formats::UsageError(e.what());
+      }
+    }
     o.filters.offloaded_only = !all_tensors;
     if (!layers.empty()) o.filters.layers = split(layers);
     if (!ops.empty()) o.filters.ops = split(ops);

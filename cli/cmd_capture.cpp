@@ -9,13 +9,14 @@
 #include "verbs.hpp"
 
 #include <cdma/capture/session.hpp>
+#include <cdma/formats/output_file.hpp>
 #include <cdma/formats/text.hpp>
 
 #include <fmt/core.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include <fstream>
+#include <filesystem>
 #include <type_traits>
 
 namespace cdma::cli {
@@ -120,6 +121,10 @@ int run_torch(const CLI::App& app, const SessionOptions& so, TorchLaunchOptions 
   return run_torch_capture(to);
 }
 
+// The largest count an option takes (iterations, samples, milliseconds): what every parser on the
+// way (the interposer's, cdma.torch's) reads without overflow.
+constexpr std::int64_t kMaxCount = std::int64_t{1} << 53;
+
 int run(int argc, char** argv) {
   CLI::App app{
       "Run a command with the cuDNN interposer preloaded and write a trace of its activations.\n"
@@ -137,7 +142,8 @@ int run(int argc, char** argv) {
                "saves for backward; options -o, --mode full|insitu, --every, --first, --iterations, --budget, "
                "--samples, --deflate, --model, --summary-json, -v");
   app.add_option("--iterations", to.iterations, "--torch: the iterations to keep, e.g. 0,10,20");
-  app.add_option("--samples", to.samples, "--torch: keep the first K samples of each batch");
+  app.add_option("--samples", to.samples, "--torch: keep the first K samples of each batch (K >= 1)")
+      ->check(CLI::Range(std::int64_t{1}, kMaxCount));
   app.add_option("--python-dir", to.python_dir,
                  "--torch: the folder holding the cdma package (default "
                  "<cdma dir>/../python)");
@@ -152,14 +158,18 @@ int run(int argc, char** argv) {
                  "softmax,other,all (default all)");
   app.add_option("--roles", roles, "tensor roles kept: x,y,dy,dx,all (default x, the layer input vDNN offloads)");
   app.add_option("--phases", phases, "forward,backward,all (default forward)");
-  app.add_option("--every", every, "keep every N-th iteration (default 1)");
-  app.add_option("--skip", skip, "skip the first K iterations (default 0)");
-  app.add_option("--first", first, "keep at most K sampled iterations (default 0: no limit)");
+  app.add_option("--every", every, "keep every N-th iteration (default 1)")
+      ->check(CLI::Range(std::int64_t{1}, kMaxCount));
+  app.add_option("--skip", skip, "skip the first K iterations (default 0)")
+      ->check(CLI::Range(std::int64_t{0}, kMaxCount));
+  app.add_option("--first", first, "keep at most K sampled iterations (default 0: no limit)")
+      ->check(CLI::Range(std::int64_t{0}, kMaxCount));
   app.add_option("--budget", budget,
                  "total tensor bytes kept, e.g. 512M, 4G (default 1G); beyond it tensors are "
                  "dropped and counted in dropped_tensors");
   app.add_option("--ring", ring, "pinned staging memory per process (default 256M)");
-  app.add_option("--ring-wait-ms", ring_wait, "wait up to MS for staging space before dropping (default 0)");
+  app.add_option("--ring-wait-ms", ring_wait, "wait up to MS for staging space before dropping (default 0)")
+      ->check(CLI::Range(std::int64_t{0}, kMaxCount));
   app.add_option("--iteration", iteration,
                  "iteration detection: auto (heuristic), marker "
                  "(cdma_capture_mark_iteration() calls), calls:N (default auto)");
@@ -188,6 +198,24 @@ int run(int argc, char** argv) {
   if (so.command.empty()) {
     fmt::print(stderr, "cdma capture: nothing to run (usage: cdma capture [options] -- CMD [ARGS...])\n");
     return kExitUsage;
+  }
+  // Outputs that cannot be written are refused before anything runs (exit 2): a --summary-json that
+  // is a directory or names an input spool, a trace path that is a device or FIFO, an existing trace
+  // without --force (--convert included).
+  try {
+    if (!json_path.empty())
+      check_outputs(so.convert ? so.command : std::vector<std::string>{}, {{"--summary-json", json_path}});
+    if (!output.empty() && !torch) {
+      const auto target = formats::regular_output_path(output);
+      if (!so.convert_options.overwrite && std::filesystem::exists(target))
+        throw formats::UsageError(output + " exists (use --force to replace it)");
+    }
+  } catch (const formats::UsageError& e) {
+    fmt::print(stderr, "cdma capture: {}\n", e.what());
+    return kExitUsage;
+  } catch (const formats::Error& e) {  // e.g. -o in a folder that does not exist: not worth a run
+    fmt::print(stderr, "cdma capture: error: {}\n", e.what());
+    return kExitFailure;
   }
   if (torch) return run_torch(app, so, to, {output, mode, budget, json_path}, every, first, verbose);
   for (const char* opt : {"--iterations", "--samples", "--python-dir"})
@@ -229,13 +257,21 @@ int run(int argc, char** argv) {
     fmt::print(stderr, "cdma capture: {}\n", e.what());
     return kExitFailure;
   }
+  int rc = res.exit_status();
+  // A command that ran (exit 0) but left no trace did not produce what capture is for (exit 1, as --torch).
+  if (rc == kExitOk && res.traces.empty()) rc = kExitFailure;
+  if (res.launched.interrupted) rc = kExitInterrupted;  // Ctrl-C, forwarded to the command
   if (!json_path.empty()) {
     nlohmann::json traces = nlohmann::json::array();
     for (const auto& t : res.traces) traces.push_back(to_json(t));
-    std::ofstream(json_path) << nlohmann::json{{"exit_code", res.launched.exit_code}, {"traces", traces}}.dump(2)
-                             << "\n";
+    try {
+      write_output(json_path, nlohmann::json{{"exit_code", res.launched.exit_code}, {"traces", traces}}.dump(2) + "\n");
+    } catch (const formats::Error& e) {
+      fmt::print(stderr, "cdma capture: error: {}\n", e.what());
+      if (rc == kExitOk) rc = kExitFailure;
+    }
   }
-  return res.exit_status();
+  return rc;
 }
 
 }  // namespace

@@ -10,18 +10,25 @@
 #include <cdma/capture/collector.hpp>
 #include <cdma/capture/session.hpp>
 #include <cdma/formats/byte_size.hpp>
+#include <cdma/formats/output_file.hpp>
 #include <cdma/formats/text.hpp>
 #include <cdma/formats/trace.hpp>
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <algorithm>
-#include <chrono>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <regex>
+#include <set>
 #include <utility>
 
 namespace cdma::cli {
@@ -82,49 +89,99 @@ std::string joined(const std::vector<std::string>& v) {
   return s;
 }
 
-// The traces the command's processes wrote: `out`, and <stem>.<pid><ext> beside it, newer than
-// `since` (files of an earlier run under the same name are not listed).
-std::vector<fs::path> written_traces(const fs::path& out, fs::file_time_type since) {
-  std::vector<fs::path> found;
-  std::error_code ec;
-  if (fs::is_regular_file(out, ec)) found.push_back(out);
-  const std::string stem = out.stem().string(), ext = out.extension().string();
-  for (const auto& e : fs::directory_iterator(out.parent_path(), ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.size() <= stem.size() + ext.size() + 1 || name.rfind(stem + ".", 0) != 0 ||
-        name.substr(name.size() - ext.size()) != ext)
-      continue;
-    const std::string mid = name.substr(stem.size() + 1, name.size() - stem.size() - 1 - ext.size());
-    if (mid.find_first_not_of("0123456789") != std::string::npos || e.last_write_time(ec) < since) continue;
-    found.push_back(e.path());
+// A folder of this launch's own beside the trace (same filesystem: its files are renamed into place):
+// the command's processes write their traces there, so that an earlier trace at -o is replaced only
+// once a new one exists, and two launches with one -o never take each other's traces.
+fs::path make_staging(const fs::path& target) {
+  std::string tmpl = (target.parent_path() / ("." + target.filename().string() + ".torch-XXXXXX")).string();
+  if (!::mkdtemp(tmpl.data()))
+    throw formats::Error(fmt::format("cannot create a folder beside {} for the command's traces ({})",
+                                     formats::clean_text(target.string()), std::strerror(errno)));
+  return tmpl;
+}
+
+// Moves `from` to `to`; with `force` an existing regular file there is replaced, else it is kept and
+// the trace goes to <stem>.<launcher pid><ext> beside it (say so). Returns where it went.
+fs::path place(const fs::path& from, const fs::path& to, bool force) {
+  const fs::path dest = formats::regular_output_path(to);
+  struct stat st {};
+  const bool existed = ::lstat(dest.c_str(), &st) == 0;
+  if (force) {
+    if (existed) fmt::print(stderr, "cdma capture: replacing {}\n", formats::clean_text(to.string()));
+    formats::commit_output(from, dest);
+    return dest;
   }
-  std::sort(found.begin() + (found.empty() || found[0] != out ? 0 : 1), found.end());
-  return found;
+  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, dest.c_str(), RENAME_NOREPLACE) == 0) return dest;
+  if (errno != EEXIST)
+    throw formats::Error(fmt::format("cannot move {} to {} ({})", formats::clean_text(from.string()),
+                                     formats::clean_text(dest.string()), std::strerror(errno)));
+  const fs::path alt =
+      dest.parent_path() / (dest.stem().string() + "." + std::to_string(::getpid()) + dest.extension().string());
+  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, alt.c_str(), RENAME_NOREPLACE) != 0)
+    throw formats::Error(fmt::format("cannot move {} to {} ({})", formats::clean_text(from.string()),
+                                     formats::clean_text(alt.string()), std::strerror(errno)));
+  fmt::print(stderr,
+             "cdma capture: {} was created while the command ran (by another command?); this run's trace is {}\n",
+             formats::clean_text(dest.string()), formats::clean_text(alt.string()));
+  return alt;
+}
+
+// The traces the command's processes wrote into `staging` (the first as <name>, the others as
+// <stem>.<pid><ext>: python/cdma/torch/_launch.py), moved beside `target`: the first to `target`.
+std::vector<fs::path> place_traces(const fs::path& staging, const fs::path& target, bool force, bool* all_placed) {
+  std::vector<fs::path> found, placed;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(staging, ec)) found.push_back(e.path());
+  std::sort(found.begin(), found.end(), [&](const fs::path& a, const fs::path& b) {
+    const bool fa = a.filename() == target.filename(), fb = b.filename() == target.filename();
+    return fa != fb ? fa : a < b;
+  });
+  for (const auto& f : found) {
+    try {
+      placed.push_back(place(f, target.parent_path() / f.filename(), force));
+    } catch (const formats::Error& e) {
+      fmt::print(stderr, "cdma capture: error: {}\n", e.what());
+      *all_placed = false;
+    }
+  }
+  return placed;
 }
 
 nlohmann::json report(const fs::path& p) {
   formats::TraceReader r(p);
   std::int64_t bytes = 0, offloaded = 0;
+  std::set<std::int64_t> iterations;  // as `cdma info` counts them: the iterations tensors carry
   for (const auto& t : r.tensors()) {
     bytes += t.bytes();
     offloaded += t.offloaded() ? 1 : 0;
+    iterations.insert(t.iteration);
   }
-  const auto iterations = r.root_attribute("iterations");
+  // The optimizer steps cdma.torch counted (root attribute `iterations`): 0 for a script without
+  // an optimizer, whose tensors are all iteration 0.
+  std::int64_t steps = -1;
+  if (const auto a = r.root_attribute("iterations")) {
+    std::int64_t v = 0;
+    const auto* end = a->data() + a->size();
+    if (const auto [ptr, ec] = std::from_chars(a->data(), end, v); ec == std::errc() && ptr == end && v >= 0) steps = v;
+  }
   const std::int64_t stats = r.has_stats() ? static_cast<std::int64_t>(r.stats().size()) : 0;
   const std::int64_t timeline = r.has_timeline() ? static_cast<std::int64_t>(r.timeline().size()) : 0;
   const std::int64_t dropped = r.attrs().dropped_tensors.value_or(0);
-  fmt::print(
-      stderr, "cdma capture: {}: {} tensors ({} offloaded, {}), {} stats rows, {} timeline rows, {} iterations{}{}\n",
-      formats::clean_text(p.string()), r.tensors().size(), offloaded, human_bytes(static_cast<double>(bytes)), stats,
-      timeline, iterations.value_or("?"), dropped ? fmt::format("; {} tensors dropped (budget)", dropped) : "",
-      r.attrs().complete ? "" : "; not closed (complete = 0: the process was killed or crashed)");
+  fmt::print(stderr,
+             "cdma capture: {}: {} tensors ({} offloaded, {}), {} stats rows, {} timeline rows, {} iterations with "
+             "tensors ({} optimizer steps){}{}\n",
+             formats::clean_text(p.string()), r.tensors().size(), offloaded, human_bytes(static_cast<double>(bytes)),
+             stats, timeline, iterations.size(), steps >= 0 ? std::to_string(steps) : std::string("?"),
+             dropped ? fmt::format("; {} tensors dropped (budget)", dropped) : "",
+             r.attrs().complete ? "" : "; not closed (complete = 0: the process was killed or crashed)");
   return {{"trace", formats::clean_text(p.string())},
           {"tensors", r.tensors().size()},
           {"tensors_offloaded", offloaded},
           {"tensor_bytes", bytes},
           {"stats_rows", stats},
           {"timeline_rows", timeline},
-          {"iterations", iterations ? std::stoll(*iterations) : -1},
+          {"tensor_iterations", iterations.size()},
+          {"iterations", steps},
           {"dropped_tensors", dropped},
           {"complete", r.attrs().complete}};
 }
@@ -132,21 +189,28 @@ nlohmann::json report(const fs::path& p) {
 }  // namespace
 
 int run_torch_capture(const TorchLaunchOptions& o) {
-  fs::path bootstrap, out;
+  fs::path bootstrap, out, target;
   std::vector<std::pair<std::string, std::string>> env;
   try {
     check_options(o);
     const fs::path dir = python_dir(o, &bootstrap);
     out = fs::absolute(o.output.empty() ? capture::default_trace_name() : o.output);
-    if (fs::is_directory(out)) throw Usage{fmt::format("-o {}: is a directory", formats::clean_text(out.string()))};
-    if (!o.force && fs::exists(out))
+    try {  // -o's symlinks followed; a directory, device or FIFO refused
+      target = formats::regular_output_path(out);
+    } catch (const formats::UsageError& e) {
+      throw Usage{fmt::format("-o {}", e.what())};
+    }
+    if (!o.force && fs::exists(target))
       throw Usage{fmt::format("{} exists (use --force to replace it)", formats::clean_text(out.string()))};
     std::string path = bootstrap.string() + ":" + dir.string();
     if (const char* old = std::getenv("PYTHONPATH"); old && *old) path += std::string(":") + old;
-    env = {{"PYTHONPATH", path}, {"CDMA_TORCH_OUTPUT", out.string()}, {"CDMA_TORCH_COMMAND", joined(o.command)}};
+    env = {{"PYTHONPATH", path}, {"CDMA_TORCH_COMMAND", joined(o.command)}};
   } catch (const Usage& u) {
     fmt::print(stderr, "cdma capture: {}\n", u.message);
     return kExitUsage;
+  } catch (const formats::Error& e) {
+    fmt::print(stderr, "cdma capture: error: {}\n", e.what());
+    return kExitFailure;
   }
   auto set = [&](const char* k, bool given, const std::string& v) {
     if (given) env.emplace_back(k, v);
@@ -161,11 +225,16 @@ int run_torch_capture(const TorchLaunchOptions& o) {
   set("CDMA_TORCH_MODEL", !o.model.empty(), o.model);
   set("CDMA_TORCH_VERBOSE", o.verbose, "1");
 
-  // The first process to record a tensor creates `out`: a trace of an earlier run there (allowed by
-  // --force) is removed first.
-  std::error_code ec;
-  if (fs::remove(out, ec)) fmt::print(stderr, "cdma capture: replacing {}\n", formats::clean_text(out.string()));
-  const auto since = fs::file_time_type::clock::now() - std::chrono::seconds(1);
+  // The processes write into this launch's own folder; the traces are moved into place afterwards
+  // (an earlier trace at -o stays until a new one exists).
+  fs::path staging;
+  try {
+    staging = make_staging(target);
+  } catch (const formats::Error& e) {
+    fmt::print(stderr, "cdma capture: error: {}\n", e.what());
+    return kExitFailure;
+  }
+  env.emplace_back("CDMA_TORCH_OUTPUT", (staging / target.filename()).string());
   capture::LaunchOptions lo;
   lo.argv = o.command;
   lo.env = env;  // LD_PRELOAD is left as it was (nothing is preloaded)
@@ -173,12 +242,19 @@ int run_torch_capture(const TorchLaunchOptions& o) {
   try {
     res = capture::run_traced(lo);
   } catch (const formats::Error& e) {
+    std::error_code ec;
+    fs::remove_all(staging, ec);  // the command never ran: nothing of it there
     fmt::print(stderr, "cdma capture: {}\n", e.what());
     return kExitFailure;
   }
+  bool all_placed = true;
+  const std::vector<fs::path> placed = place_traces(staging, target, o.force, &all_placed);
+  std::error_code ec;
+  if (!fs::remove(staging, ec) && fs::exists(staging))  // removed only when empty
+    fmt::print(stderr, "cdma capture: files the command wrote are left in {}\n", formats::clean_text(staging.string()));
   nlohmann::json traces = nlohmann::json::array();
-  bool bad = false;
-  for (const auto& p : written_traces(out, since)) {
+  bool bad = !all_placed;
+  for (const auto& p : placed) {
     try {
       traces.push_back(report(p));
     } catch (const formats::Error& e) {
@@ -189,11 +265,19 @@ int run_torch_capture(const TorchLaunchOptions& o) {
   if (traces.empty() && !bad)
     fmt::print(stderr,
                "cdma capture: no trace written: no Python process of the command saved a tensor for backward "
-               "in a model's forward (did it import torch and train?)\n");
-  if (!o.json_path.empty())
-    std::ofstream(o.json_path) << nlohmann::json{{"exit_code", res.exit_code}, {"traces", traces}}.dump(2) << "\n";
-  if (res.exit_code != 0) return res.exit_code;
-  return traces.empty() || bad ? kExitFailure : kExitOk;
+               "in a model's forward (did it import torch and train?){}\n",
+               fs::exists(target) ? fmt::format("; {} is unchanged", formats::clean_text(out.string())) : "");
+  int rc = res.exit_code != 0 ? res.exit_code : traces.empty() || bad ? kExitFailure : kExitOk;
+  if (res.interrupted) rc = kExitInterrupted;  // Ctrl-C, forwarded to the command
+  if (!o.json_path.empty()) {
+    try {
+      write_output(o.json_path, nlohmann::json{{"exit_code", res.exit_code}, {"traces", traces}}.dump(2) + "\n");
+    } catch (const formats::Error& e) {
+      fmt::print(stderr, "cdma capture: error: {}\n", e.what());
+      if (rc == kExitOk) rc = kExitFailure;
+    }
+  }
+  return rc;
 }
 
 }  // namespace cdma::cli

@@ -141,8 +141,7 @@ int run(int argc, char** argv) {
       "cdma replay"};
   app.add_option("traces", o.traces,
                  "trace files (.h5): per-layer compute times from /timeline, bytes and ratios "
-                 "from their tensors (or --ratios)")
-      ->check(CLI::ExistingFile);
+                 "from their tensors (or --ratios)");
   app.add_option("--net", o.nets,
                  "zoo network(s): alexnet, overfeat, nin, vgg16, squeezenet, squeezenet1.1, "
                  "googlenet, resnet50; 'paper' = the cDMA paper's six; 'all'");
@@ -193,8 +192,7 @@ int run(int argc, char** argv) {
           ->check(finite_range(hw::ranges::density));
   app.add_option("--ratios", o.ratios,
                  "per-layer ratios from `cdma analyze --json` output, or measured on a trace "
-                 "(.h5); a zoo layer takes the row with its name and op, else the measured post-ReLU average")
-      ->check(CLI::ExistingFile);
+                 "(.h5); a zoo layer takes the row with its name and op, else the measured post-ReLU average");
   app.add_option("--trace-index", o.trace_index, "which trace of the analysis JSON")
       ->capture_default_str()
       ->check(CLI::Range(0, 1 << 20));
@@ -251,12 +249,26 @@ int run(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }
+  std::vector<std::string> inputs = o.traces;
+  if (!o.ratios.empty()) inputs.push_back(o.ratios);
+  if (const auto missing = missing_input(inputs)) {
+    fmt::print(stderr, "cdma replay: error: {}\n", *missing);
+    return kExitFailure;
+  }
   try {
     if (o.list) {
       hw::write_catalog(std::cout, hw::PresetCatalog::load(o.presets.empty() ? hw::default_preset_dir()
                                                                              : std::filesystem::path(o.presets)));
       return kExitOk;
     }
+    std::vector<OutputArg> outputs;
+    for (const auto& [opt, path] : {std::pair<const char*, const std::string&>{"--json", o.json_out},
+                                    {"--csv", o.csv_out},
+                                    {"--csv-layers", o.csv_layers_out},
+                                    {"--svg", o.svg_out},
+                                    {"--events", o.events_out}})
+      if (app.count(opt)) outputs.push_back({opt, path});
+    check_outputs(inputs, outputs);
     const hw::StudyRequest req = request(o);
     write_outputs(o, hw::run_study(req));
     return kExitOk;

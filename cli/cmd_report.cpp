@@ -132,7 +132,7 @@ int run_report(int argc, char** argv) {
       "training, compression ratio per layer and codec, the layout and dtype comparison, the network "
       "summary, and the hardware-model replay (oracle / vDNN / cDMA) for a GPU and link.",
       "cdma report"};
-  app.add_option("traces", o.traces, "trace files (trace format v1)")->required()->check(CLI::ExistingFile);
+  app.add_option("traces", o.traces, "trace files (trace format v1)")->required();
   app.add_option("-o,--output", o.output, "HTML file to write")->capture_default_str();
   app.add_option("--title", o.title, "page title (default: from the traces)");
   app.add_option("--codecs", o.codecs,
@@ -181,6 +181,10 @@ int run_report(int argc, char** argv) {
     return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }
 
+  if (const auto missing = missing_input(o.traces)) {
+    fmt::print(stderr, "cdma report: error: {}\n", *missing);
+    return kExitFailure;
+  }
   for (const auto& z : o.zoo_nets) {
     const auto known = hw::zoo_names();
     if (z != "none" && std::find(known.begin(), known.end(), z) == known.end()) {
@@ -196,6 +200,11 @@ int run_report(int argc, char** argv) {
     ao.threads = o.threads;
     if (!o.ops.empty()) ao.filters.ops = o.ops;
     ao.filters.offloaded_only = !o.all_tensors;
+    try {  // a wrong codec, layout or dtype name is a command-line error, found before any work
+      ao.validate();
+    } catch (const formats::Error& e) {
+      throw formats::UsageError(e.what());
+    }
     if (!o.no_replay) {  // an unknown preset is a command-line error, found before the analysis runs
       const auto presets = hw::PresetCatalog::load(hw::default_preset_dir());
       try {
@@ -206,6 +215,9 @@ int run_report(int argc, char** argv) {
       }
     }
     if (o.compare && o.traces.size() < 2) throw formats::UsageError("--compare needs two or more traces");
+    std::vector<OutputArg> outputs{{"-o", o.output}};
+    if (!o.analysis_out.empty()) outputs.push_back({"--analysis-json", o.analysis_out});
+    check_outputs(o.traces, outputs);
     std::vector<fs::path> paths(o.traces.begin(), o.traces.end());
     analyze::RunHooks hooks;
     const bool tty = isatty(STDERR_FILENO);

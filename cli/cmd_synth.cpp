@@ -3,6 +3,7 @@
 #include "util.hpp"
 #include "verbs.hpp"
 
+#include <cdma/formats/output_file.hpp>
 #include <cdma/formats/synth.hpp>
 #include <cdma/formats/trace.hpp>
 #include <cdma/version.hpp>
@@ -72,10 +73,10 @@ int run_synth(int argc, char** argv) {
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40))
       ->capture_default_str();
   app.add_option("--dead-share", dead_share, "channels/mixed: share of zeros from dead channels (0..1)")
-      ->check(CLI::Range(0.0, 1.0))
+      ->check(finite_between(0.0, 1.0))
       ->capture_default_str();
   app.add_option("--mean-run", mean_run, "spatial/mixed: mean zero run along W (elements, >= 1)")
-      ->check(CLI::Range(1.0, 1e15))
+      ->check(finite_between(1.0, 1e15))
       ->capture_default_str();
   app.add_option("--deflate", deflate, "HDF5 deflate level of the datasets (0 = contiguous)")
       ->check(CLI::Range(0, 9))
@@ -144,12 +145,21 @@ int run_synth(int argc, char** argv) {
 
   std::string command = "cdma";
   for (int i = 0; i < argc; ++i) command += std::string(" ") + argv[i];
-  const std::filesystem::path final_path(out);
-  if (!overwrite && std::filesystem::exists(final_path)) {
-    fmt::print(stderr, "cdma synth: {} exists (use --force to replace it)\n", out);
+  std::filesystem::path final_path;  // the file written: -o's symlinks followed; a device or FIFO is refused
+  try {
+    final_path = formats::regular_output_path(out);
+  } catch (const formats::UsageError& e) {
+    fmt::print(stderr, "cdma synth: -o {}\n", e.what());
+    return kExitUsage;
+  } catch (const formats::Error& e) {
+    fmt::print(stderr, "cdma synth: error: {}\n", e.what());
     return kExitFailure;
   }
-  const std::filesystem::path tmp = out + ".tmp." + std::to_string(getpid());
+  if (!overwrite && std::filesystem::exists(final_path)) {
+    fmt::print(stderr, "cdma synth: {} exists (use --force to replace it)\n", out);
+    return kExitUsage;
+  }
+  const std::filesystem::path tmp = formats::temporary_beside(final_path);
   auto old = std::signal(SIGINT, on_synth_sigint);
   const bool tty = isatty(STDERR_FILENO);
   try {
@@ -188,7 +198,7 @@ int run_synth(int argc, char** argv) {
       return kExitInterrupted;
     }
     w.close();
-    std::filesystem::rename(tmp, final_path);
+    formats::commit_output(tmp, final_path);
   } catch (const std::exception& e) {
     std::error_code ec;
     std::filesystem::remove(tmp, ec);

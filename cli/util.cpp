@@ -2,16 +2,17 @@
 
 #include <cdma/formats/byte_size.hpp>
 #include <cdma/formats/error.hpp>
+#include <cdma/formats/output_file.hpp>
 
 #include <fmt/core.h>
 
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 
 namespace cdma::cli {
@@ -35,34 +36,49 @@ void write_output(const std::string& path, const std::function<void(std::ostream
     finish_stdout();
     return;
   }
-  const std::string tmp = path + ".tmp." + std::to_string(getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw formats::Error("cannot create " + tmp + " (writing " + path + ")");
-    fill(f);
-    f.close();
-    if (!f) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      throw formats::Error("cannot write " + tmp + " (writing " + path + "; disk full?)");
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw formats::Error("cannot rename " + tmp + " to " + path + ": " + ec.message());
-  }
+  // Whatever this process printed reaches stdout first, in case `path` is /dev/stdout.
+  std::cout.flush();
+  std::fflush(stdout);
+  formats::write_output_file(path, fill);
 }
 
 void write_output(const std::string& path, const std::string& text) {
   write_output(path, [&](std::ostream& os) { os.write(text.data(), static_cast<std::streamsize>(text.size())); });
 }
 
+CLI::Validator finite_between(double lo, double hi) {
+  return CLI::Validator(
+      [=](std::string& s) -> std::string {
+        double v = 0;
+        std::size_t used = 0;
+        try {
+          v = std::stod(s, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used == 0 || used != s.size()) return "'" + s + "' is not a number";
+        if (!std::isfinite(v) || v < lo || v > hi)
+          return fmt::format("{} is not a finite number in [{:g}, {:g}]", s, lo, hi);
+        return "";
+      },
+      fmt::format("[{:g}, {:g}]", lo, hi));
+}
+
 std::uint64_t parse_byte_size(const std::string& s, const std::string& option) {
   std::string why;
   if (auto v = formats::parse_byte_size(s, &why)) return *v;
   throw formats::Error(formats::byte_size_error(option, s, why));
+}
+
+std::optional<std::string> missing_input(const std::vector<std::string>& paths) {
+  for (const auto& p : paths) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) == 0) continue;
+    const int err = errno;
+    if (err == ENOENT) return p + ": no such file";  // the trace reader's words
+    return p + ": cannot open (" + std::strerror(err) + ")";
+  }
+  return std::nullopt;
 }
 
 namespace {
@@ -82,21 +98,26 @@ void check_outputs(const std::vector<std::string>& inputs, const std::vector<Out
   bool stdout_used = false;
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     const auto& o = outputs[i];
-    if (o.path.empty()) throw formats::Error(o.option + " needs a file name ('-' = standard output)");
+    if (o.path.empty()) throw formats::UsageError(o.option + " needs a file name ('-' = standard output)");
     if (o.path == "-") {
-      if (stdout_used) throw formats::Error("only one output can go to standard output ('-')");
+      if (stdout_used) throw formats::UsageError("only one output can go to standard output ('-')");
       stdout_used = true;
       continue;
     }
-    std::error_code ec;
-    if (fs::is_directory(o.path, ec)) throw formats::Error(o.option + " " + o.path + " is a directory");
+    try {  // a directory, a block device, a loop of links: refused before any work
+      (void)formats::resolve_output(o.path);
+    } catch (const formats::UsageError& e) {
+      throw formats::UsageError(o.option + " " + e.what());
+    } catch (const formats::Error&) {
+      // A path that cannot be examined (a missing folder, no permission) is the write's error (exit 1).
+    }
     for (const auto& in : inputs)
       if (same_file(o.path, in))
-        throw formats::Error(o.option + " " + o.path + " is also an input; writing it would replace that input");
+        throw formats::UsageError(o.option + " " + o.path + " is also an input; writing it would replace that input");
     for (std::size_t k = 0; k < i; ++k)
       if (outputs[k].path != "-" && same_file(o.path, outputs[k].path))
-        throw formats::Error(o.option + " and " + outputs[k].option + " name the same file " + o.path +
-                             "; one would replace the other");
+        throw formats::UsageError(o.option + " and " + outputs[k].option + " name the same file " + o.path +
+                                  "; one would replace the other");
   }
 }
 

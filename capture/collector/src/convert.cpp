@@ -4,6 +4,7 @@
 // which writes a temporary file renamed into place once closed (collector.hpp).
 #include <cdma/capture/collector.hpp>
 #include <cdma/capture/config.hpp>
+#include <cdma/formats/output_file.hpp>
 #include <cdma/formats/trace.hpp>
 
 #include <unistd.h>
@@ -157,6 +158,30 @@ Layout layout_of(std::uint8_t l, const fs::path& p) {
   }
 }
 
+// The interposer's running totals: counts, never negative, and far below what sums of them (in
+// the trace's attributes and dropped_tensors) could overflow.
+std::string check_counters(const SpoolRecord& r) {
+  if (auto e = check_fixed(r, sizeof(spool::CountersRecord), "counters"); !e.empty()) return e;
+  const auto c = as<spool::CountersRecord>(r);
+  constexpr std::int64_t kMaxCounter = std::int64_t{1} << 62;
+  const std::pair<const char*, std::int64_t> fields[] = {{"calls", c.calls},
+                                                         {"tensors", c.tensors},
+                                                         {"stats", c.stats},
+                                                         {"bytes", c.bytes},
+                                                         {"dropped_tensors", c.dropped_tensors},
+                                                         {"dropped_budget", c.dropped_budget},
+                                                         {"dropped_ring", c.dropped_ring},
+                                                         {"skipped_graph", c.skipped_graph},
+                                                         {"skipped_unsafe", c.skipped_unsafe},
+                                                         {"cupti_dropped", c.cupti_dropped},
+                                                         {"iterations", c.iterations},
+                                                         {"skipped_failed", c.skipped_failed}};
+  for (const auto& [name, v] : fields)
+    if (v < 0 || v > kMaxCounter)
+      return std::string("counters record with ") + name + " = " + std::to_string(v) + " (a count: 0 .. 2^62)";
+  return {};
+}
+
 }  // namespace
 
 std::string check_record(const SpoolRecord& r) {
@@ -188,7 +213,7 @@ std::string check_record(const SpoolRecord& r) {
       return check_fixed(r, sizeof(spool::KernelRecord), "CUPTI kernel");
     case spool::RecordType::kCounters:
     case spool::RecordType::kEnd:
-      return check_fixed(r, sizeof(spool::CountersRecord), "counters");
+      return check_counters(r);
   }
   return "unknown record type " + std::to_string(static_cast<int>(r.type));
 }
@@ -367,9 +392,10 @@ ConvertSummary convert_spool(const fs::path& spool_path, const fs::path& trace_p
   wo.overwrite = true;  // the temporary file
   wo.deflate_level = opts.deflate_level;
   wo.flush_every = 64;  // the spool stays until the trace is renamed into place, so the file need not be crash-safe
-  // Written beside the trace under a temporary name, renamed once closed.
-  const fs::path tmp =
-      trace_path.parent_path() / ("." + trace_path.filename().string() + ".partial-" + std::to_string(::getpid()));
+  // Written beside the trace (a symlink's target) under a temporary name, renamed once closed; a
+  // trace path that names a device or FIFO is refused (formats/output_file.hpp), never replaced.
+  const fs::path final_path = formats::regular_output_path(trace_path);
+  const fs::path tmp = formats::temporary_beside(final_path);
   try {
     formats::TraceWriter w(tmp, attrs, wo);
     write_data(spool_path, w, sum, device_ns);
@@ -415,9 +441,7 @@ ConvertSummary convert_spool(const fs::path& spool_path, const fs::path& trace_p
                                        : "abrupt: the process ended without finalising (killed or crashed)");
     for (const auto& [k, v] : opts.extra_attrs) w.set_attribute(k, v);
     w.close();
-    std::error_code ec;
-    fs::rename(tmp, trace_path, ec);
-    if (ec) throw CaptureError("cannot rename " + tmp.string() + " to " + trace_path.string() + ": " + ec.message());
+    formats::commit_output(tmp, final_path);
   } catch (...) {
     std::error_code ec;
     fs::remove(tmp, ec);

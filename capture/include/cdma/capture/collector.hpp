@@ -122,12 +122,14 @@ struct LaunchOptions {
 };
 
 struct LaunchResult {
-  int exit_code = 0;  // the command's exit status, or 128 + signal when it was killed
-  int signal = 0;     // the signal that ended it, 0 if it exited
+  int exit_code = 0;         // the command's exit status, or 128 + signal when it was killed
+  int signal = 0;            // the signal that ended it, 0 if it exited
+  bool interrupted = false;  // this process got SIGINT while the command ran (and forwarded it)
 };
 
 // Runs the command with the interposer preloaded (prepended to LD_PRELOAD) and the given
-// environment; forwards SIGINT, SIGTERM and SIGHUP to it while it runs; waits for it.
+// environment; forwards SIGINT, SIGTERM and SIGHUP (unless this process ignores SIGHUP: nohup) to it
+// while it runs, the command starting with SIGINT and SIGTERM at their default action; waits for it.
 // Throws CaptureError when it cannot be started.
 LaunchResult run_traced(const LaunchOptions& opts);
 
