@@ -416,3 +416,68 @@ def test_checkpointing_recomputation_is_not_recorded(tmp_path, reentrant):
         assert list(rows.iteration) == want, layer
     assert set(tl.phase) == {0}
     assert cap.counters["recomputed"] > 0 if reentrant else True
+
+
+# --- transformer tensors --------------------------------------------------------------------------
+
+T, C = 5, 8
+
+
+class Encoder(nn.Module):
+    """Input [N, T, C]; the encoder layer batch first, or not ([T, N, C] inside, as
+    nn.MultiheadAttention's default)."""
+
+    def __init__(self, batch_first):
+        super().__init__()
+        self.batch_first = batch_first
+        self.layer = nn.TransformerEncoderLayer(C, 2, dim_feedforward=16, dropout=0.0, batch_first=batch_first)
+        self.head = nn.Linear(C, 5)
+
+    def forward(self, x):
+        h = self.layer(x) if self.batch_first else self.layer(x.transpose(0, 1)).transpose(0, 1)
+        return self.head(h.mean(1))
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_transformer_shapes_and_samples_along_the_batch(tmp_path, batch_first):
+    data = batches(2, shape=(BATCH, T, C))
+    Encoder_ = lambda: Encoder(batch_first)  # noqa: E731
+    saved, dump = independent_dump()
+    _, dumped = run(Encoder_, data, dump=dump)
+    p = tmp_path / "enc.h5"
+    _, captured = run(Encoder_, data, capture=cdma.torch.Capture(p, budget=None))
+    assert captured == dumped
+    t = cdma.open(p)
+    df = t.tensors()
+    # the same tensors as the dump (element values; [T, N, C] tensors are stored in [N, T, C] order)
+    got = sorted((int(df.iteration[k]), df.dtype[k], np.sort(t.read(int(k)).reshape(-1)).tobytes()) for k in df.index)
+    want = sorted((i, d if d != "bool" else "uint8",
+                   np.sort(np.frombuffer(b, dtype={"float32": np.float32, "bool": np.uint8}[d])).tobytes())
+                  for i, v in saved.items() for s, d, b in v)
+    assert got == want
+    # sequences keep their shape as NHWC [N, T, 1, C]: no rank-3 tensor flattened into NC
+    seq = [tuple(d) for d in df.dims if len(d) == 4 and d[2] == 1]
+    assert (BATCH, T, 1, C) in seq
+    ranks = {len(s) for v in saved.values() for s, _, _ in v}
+    assert 3 in ranks
+    assert all(len(d) == 4 for d, lay in zip(df.dims, df.layout) if lay != "NC")
+    n3 = sum(len(s) == 3 for s, _, _ in saved[0])
+    assert (df[df.iteration == 0].dims.map(lambda d: len(d) == 4 and d[2] == 1)).sum() >= n3
+    # batch first: [T, N, C] turned to [N, T, C]
+    assert all(d[0] == BATCH for d in df.dims if len(d) == 4 and d[2] == 1 and d[3] in (C, 16))
+    # samples=1: the batch dimension cut to 1; a tensor whose dimension 0 is not the batch (a
+    # flattened [T*N, C]) kept whole and counted
+    q = tmp_path / "enc-samples.h5"
+    cap = cdma.torch.Capture(q, budget=None, samples=1)
+    _, sampled = run(Encoder_, data, capture=cap)
+    assert sampled == dumped
+    sdf = cdma.open(q).tensors()
+    assert len(sdf) == len(df)
+    uncut = 0
+    for full, cut in zip(df.dims, sdf.dims):
+        if full[0] == BATCH:
+            assert cut[0] == 1 and tuple(cut[1:]) == tuple(full[1:]), (full, cut)
+        else:
+            assert tuple(cut) == tuple(full)
+            uncut += 1
+    assert uncut == cap.counters["samples_uncut"] < len(df) // 2

@@ -14,6 +14,7 @@ the measured overhead: docs/TORCH_CAPTURE.md.
 """
 
 from ._capture import MODES, PRODUCER, Capture, capture
-from ._naming import COMPILED, OUTSIDE, layout_of, op_of, parse_budget
+from ._naming import COMPILED, OUTSIDE, cut_batch, layout_of, op_of, parse_budget
 
-__all__ = ["COMPILED", "Capture", "MODES", "OUTSIDE", "PRODUCER", "capture", "layout_of", "op_of", "parse_budget"]
+__all__ = ["COMPILED", "Capture", "MODES", "OUTSIDE", "PRODUCER", "capture", "cut_batch", "layout_of", "op_of",
+           "parse_budget"]

@@ -22,7 +22,7 @@ import torch
 
 from .. import _native
 from ..errors import UsageError
-from ._naming import BITS, COMPILED, DTYPES, OUTSIDE, layout_of, op_of, parse_budget
+from ._naming import BITS, COMPILED, DTYPES, OUTSIDE, cut_batch, layout_of, op_of, parse_budget
 
 __all__ = ["Capture", "capture"]
 
@@ -270,11 +270,13 @@ class Capture:
         self._warned = set()
         self._warnings = []
         self.rank, self.world_size = 0, 1
+        self._batch_now = None  # dimension 0 of the model's first input in this forward: the batch
         self.batch_size = None
         self.counters = {"saved": 0, "recorded": 0, "deduplicated": 0, "recorded_bytes": 0, "parameters": 0,
                          "rank_below_2": 0, "dtype_not_stored": 0, "network_inputs": 0, "dropped": 0,
                          "dropped_bytes": 0, "iterations": 0, "sampled_iterations": 0, "recomputed": 0,
-                         "compiled": 0, "compiled_not_activations": 0, "partial_forward_tensors": 0}
+                         "compiled": 0, "compiled_not_activations": 0, "partial_forward_tensors": 0,
+                         "samples_uncut": 0}
         self._skipped_dtypes = {}
         if model is not None:
             self.attach(model)
@@ -560,6 +562,8 @@ class Capture:
                     self._grad_forward = True
                     self._root_inputs |= {_key(t) for t in ts if not t.requires_grad}
                     self._root_tensors.extend(t for t in ts if not t.requires_grad)
+                    first = next(_tensors(args), None)
+                    self._batch_now = int(first.shape[0]) if first is not None and first.dim() > 0 else None
                     if self.batch_size is None:
                         first = next(_tensors(args), None)
                         if first is not None and first.dim() > 0:
@@ -735,9 +739,13 @@ class Capture:
         if not compiled and frame is not None and frame.inputs is not None and key in frame.inputs:
             r.consumer, r.consumer_call = frame.name, frame.call  # the saving module's own input
         r.network_input = key in self._root_inputs or self._is_input_copy(t)
-        layout, view = layout_of(t.detach())
+        layout, view = layout_of(t.detach(), self._batch_now)
         if self.samples is not None:
-            view = view[: self.samples]
+            cut = cut_batch(view, self.samples, self._batch_now)
+            if cut is None:
+                c["samples_uncut"] += 1  # no batch dimension found: kept whole
+            else:
+                view = cut
         dtype, as_type = DTYPES[t.dtype]
         r.dtype, r.layout, r.dims = dtype, layout, list(view.shape)
         r.nbytes = view.numel() * view.element_size()

@@ -57,16 +57,22 @@ BITS = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: 
         torch.int8: torch.int8, torch.uint8: torch.uint8, torch.bool: torch.uint8}
 
 
-def layout_of(t):
+def layout_of(t, batch=None):
     """(layout, stored view) of a saved tensor: the trace layout and a view of `t` whose C order is
-    the stored order (the writer's bytes). From the strides:
+    the stored order (the writer's bytes); dimension 0 of the view is the batch. From the strides:
 
-    - rank 4, contiguous: NCHW; channels_last (and not contiguous): NHWC, dims [N, H, W, C];
-      any other strides: NCHW, the elements copied into NCHW order.
+    - rank 4, contiguous: NCHW (attention scores [N, H, T, T] too); channels_last (and not
+      contiguous): NHWC, dims [N, H, W, C]; any other strides: NCHW, the elements copied into
+      NCHW order.
+    - rank 3, a sequence [N, T, C]: NHWC with W = 1, dims [N, T, 1, C] (C order of [N, T, C]: a
+      sequence is an image of height T, one column, C channels last). When `batch` (the model's
+      batch size) is dimension 1 and not dimension 0 ([T, N, C], as nn.MultiheadAttention keeps it
+      inside), and the tensor is contiguous in [T, N, C] or [N, T, C] order, the elements are
+      copied into [N, T, C] order (other strides, such as the keys [N*H, d, T] of torch 1.x's
+      attention, are left as they are).
     - rank 2: NC (a transposed view copied into [N, F] order).
-    - rank 3 and 5 or more: NC, dims [d0, d1 x d2 x ...] (the elements in C order of the
-      tensor's logical shape: a sequence [N, T, F] becomes [N, T*F], a 3-D conv input
-      [N, C, D, H, W] becomes [N, C*D*H*W]); the trace has no layout of those ranks.
+    - rank 5 or more: NC, dims [d0, d1 x d2 x ...] (the elements in C order of the tensor's
+      logical shape: a 3-D conv input [N, C, D, H, W] becomes [N, C*D*H*W]).
     Rank 0 and 1 are not activations (see is_activation) and raise ValueError.
     """
     r = t.dim()
@@ -76,11 +82,26 @@ def layout_of(t):
         if t.is_contiguous(memory_format=torch.channels_last):
             return "NHWC", t.permute(0, 2, 3, 1)
         return "NCHW", t
+    if r == 3:
+        if batch is not None and t.shape[0] != batch and t.shape[1] == batch and \
+                (t.is_contiguous() or t.transpose(0, 1).is_contiguous()):
+            t = t.transpose(0, 1)
+        return "NHWC", t.unsqueeze(2)
     if r == 2:
         return "NC", t
-    if r >= 3:
+    if r >= 5:
         return "NC", t.reshape(t.shape[0], -1)
     raise ValueError(f"rank {r} has no trace layout")
+
+
+def cut_batch(view, samples, batch=None):
+    """The first `samples` entries of the batch of a stored view (dimension 0, see layout_of):
+    view[:samples] when dimension 0 is the batch (or the batch is not known), else None: the
+    batch is not found (a flattened [T*N, C] or [N*H, T, d], whose row order the tensor does not
+    tell) and the tensor is kept whole."""
+    if batch is None or view.shape[0] == batch:
+        return view[:samples]
+    return None
 
 
 def parse_budget(budget):
