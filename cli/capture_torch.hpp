@@ -24,7 +24,7 @@ struct TorchLaunchOptions {
   std::int64_t samples = 0;  // 0: whole batches
   int deflate = 0;
   bool verbose = false;
-  bool force = false;  // replace an existing trace at `output` (else refused before the command runs)
+  bool force = false;  // replace an existing trace at `output` once a new one exists (else refused before the run)
 };
 
 // Runs the command and reports its traces on stderr. Returns the exit status of `cdma capture`: 2

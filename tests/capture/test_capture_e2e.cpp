@@ -208,7 +208,7 @@ TEST_F(Capture, ExistingOutputIsRefusedBeforeTheRun) {
   EXPECT_EQ(sh(kCdma + " capture --torch -o " + trace().string() + " -- touch " + marker.string()), 2);
   EXPECT_NE(stderr_text().find("--force"), std::string::npos) << stderr_text();
   EXPECT_FALSE(fs::exists(marker));
-  EXPECT_EQ(sh(kCdma + " capture --convert " + (dir_ / "sp").string() + " -o " + trace().string()), 1);
+  EXPECT_EQ(sh(kCdma + " capture --convert " + (dir_ / "sp").string() + " -o " + trace().string()), 2);
   EXPECT_NE(stderr_text().find("--force"), std::string::npos) << stderr_text();
   EXPECT_EQ(fs::last_write_time(trace()), before);
   EXPECT_EQ(sh(kCdma + " capture -f --convert " + (dir_ / "sp").string() + " -o " + trace().string()), 0)
