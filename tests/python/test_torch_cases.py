@@ -6,6 +6,7 @@ the same seeded run) or refused / warned, and never changes the training run's l
 The table of cases and versions: docs/TORCH_CAPTURE.md."""
 
 import contextlib
+import os
 import threading
 import warnings
 
@@ -481,3 +482,113 @@ def test_transformer_shapes_and_samples_along_the_batch(tmp_path, batch_first):
             assert tuple(cut) == tuple(full)
             uncut += 1
     assert uncut == cap.counters["samples_uncut"] < len(df) // 2
+
+
+# --- DataParallel, DistributedDataParallel --------------------------------------------------------
+
+def test_data_parallel_names_the_inner_model(tmp_path):
+    data = batches(2)
+    saved, dump = independent_dump()
+    _, dumped = run(Small, data, dump=dump)
+    p = tmp_path / "dp.h5"
+    cap = cdma.torch.Capture(p, budget=None)
+
+    def wrap(m):
+        dp = nn.DataParallel(m)  # on the CPU: calls the module in this thread
+        cap.attach(dp)
+        return dp
+
+    _, captured = run(Small, data, wrap=wrap, capture=cap)
+    assert captured == dumped
+    df = check_against_dump(p, saved)
+    assert {"conv", "bn", "pool", "fc"} <= set(df.layer)  # not module.conv
+
+
+def _ddp_worker(rank, world, folder, results):
+    import json
+
+    import torch.distributed as dist
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{folder}/store", rank=rank, world_size=world)
+    try:
+        data = [(x[rank::world], y[rank::world]) for x, y in batches(2, shape=(2 * world, 1, 8, 8))]
+        ddp = lambda m: torch.nn.parallel.DistributedDataParallel(m)  # noqa: E731
+        _, plain = run(Small, data, wrap=ddp)
+        saved, dump = independent_dump(batch=2)
+        _, dumped = run(Small, data, wrap=ddp, dump=dump)
+        cap = cdma.torch.Capture(os.path.join(folder, "run.h5"), budget=None)
+
+        def wrap(m):
+            d = ddp(m)
+            cap.attach(d)
+            return d
+
+        _, captured = run(Small, data, wrap=wrap, capture=cap)
+        got, df = trace_rows(cap.path)
+        want = {i: v for i, v in as_rows(saved).items() if v}
+        out = {"plain": plain, "dumped": dumped, "captured": captured, "path": cap.path, "same": got == want,
+               "layers": sorted(set(df.layer))}
+        with open(os.path.join(folder, f"result{rank}.json"), "w") as f:
+            json.dump(out, f)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.skipif(not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
+                    reason="torch.distributed with gloo")
+def test_distributed_data_parallel_one_trace_per_rank(tmp_path):
+    import json
+
+    import torch.multiprocessing as mp
+    world = 2
+    mp.spawn(_ddp_worker, args=(world, str(tmp_path), None), nprocs=world, join=True)
+    losses = set()
+    for rank in range(world):
+        r = json.loads((tmp_path / f"result{rank}.json").read_text())
+        assert r["captured"] == r["plain"] == r["dumped"]
+        assert r["same"]
+        assert r["path"] == str(tmp_path / f"run.rank{rank}.h5")
+        assert {"conv", "bn", "fc"} <= set(r["layers"])
+        t = cdma.open(r["path"])
+        assert t._r.root_attribute("rank") == str(rank) and t._r.root_attribute("world_size") == str(world)
+        losses.add(tuple(r["captured"]))
+    assert len(losses) == world  # each rank trained its own shard
+    assert not (tmp_path / "run.h5").exists()
+
+
+LAUNCHED_COMPILE = """
+import json, sys
+sys.path.insert(0, {tests!r})
+import torch
+import cdma.torch._launch as launch
+cap = launch.arm_from_env()   # what `cdma capture --torch` does at `import torch`
+from test_torch_cases import Small, batches
+torch.manual_seed(7)
+model = Small()
+compiled = torch.compile(model)
+opt = torch.optim.SGD(model.parameters(), lr=0.05)
+losses = []
+for x, y in batches(2):
+    loss = torch.nn.functional.cross_entropy(compiled(x), y)
+    loss.backward(); opt.step(); opt.zero_grad()
+    losses.append(loss.item())
+cap.close()
+print(json.dumps({{"losses": losses, "error": repr(cap.error), "path": cap.path}}))
+"""
+
+
+@needs_torch2
+def test_launcher_capture_of_a_compiled_model(tmp_path):
+    import json
+    import subprocess
+    import sys
+    out = tmp_path / "launched.h5"
+    env = dict(os.environ, CDMA_TORCH_OUTPUT=str(out))
+    p = subprocess.run([sys.executable, "-c", LAUNCHED_COMPILE.format(tests=os.path.dirname(__file__))],
+                       capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    _, plain = run(Small, batches(2), wrap=lambda m: torch.compile(m))
+    assert r["losses"] == plain and r["error"] == "None"
+    df = cdma.open(out).tensors()
+    assert sorted(set(df.iteration)) == [0, 1] and cdma.torch.COMPILED in set(df.layer)

@@ -24,7 +24,7 @@ import types
 import torch
 
 from ..errors import Error, UsageError
-from ._capture import Capture
+from ._capture import Capture, _dynamo_disable
 
 _armed = None  # the process's Capture
 
@@ -63,6 +63,7 @@ class _LaunchCapture(Capture):
     def _open_writer(self, device):
         if self._writer is not None:
             return
+        self._name_by_rank()  # a distributed run: <stem>.rank<R>.h5 first, then the pid fallback below
         if os.path.exists(self.path):
             stem, ext = os.path.splitext(self.path)
             self.path = f"{stem}.{os.getpid()}{ext or '.h5'}"
@@ -89,6 +90,8 @@ def _find_model(cap):
             cap._pre_hook(module, args)  # its own hook was registered after this call began
         return None
 
+    if _dynamo_disable is not None:
+        pre = _dynamo_disable(pre)  # a compiled model's first call: attach outside Dynamo's trace
     handle = torch.nn.modules.module.register_module_forward_pre_hook(pre)
 
 
