@@ -1,5 +1,6 @@
-// The codec registry: ZVC, ZRLE-k and the byte codecs (zlib, zstd, lz4) behind Codec.
+// The codec registry: ZVC, ZRLE-k, the byte codecs (zlib, zstd, lz4), BPC and EBPC behind Codec.
 // A new codec is one class and one line in codec_table().
+#include <cdma/formats/bpc.hpp>
 #include <cdma/formats/codec.hpp>
 #include <cdma/formats/zero_scan.hpp>
 #include <cdma/formats/zrle.hpp>
@@ -214,6 +215,40 @@ class Lz4Codec final : public Codec {
   }
 };
 
+class BpcCodec final : public Codec {
+ public:
+  std::string name() const override { return "bpc"; }
+  std::size_t max_encoded_size(std::size_t bytes, std::size_t width) const override {
+    return bpc_max_encoded_size(bytes, width);
+  }
+  std::size_t encode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) const override {
+    return bpc_encode(in, width, out);
+  }
+  void decode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) const override {
+    bpc_decode(in, width, out);
+  }
+  std::size_t compressed_size(std::span<const std::byte> in, std::size_t width) const override {
+    return static_cast<std::size_t>((bpc_bits(in, width) + 7) / 8);
+  }
+};
+
+class EbpcCodec final : public Codec {
+ public:
+  std::string name() const override { return "ebpc"; }
+  std::size_t max_encoded_size(std::size_t bytes, std::size_t width) const override {
+    return ebpc_max_encoded_size(bytes, width);
+  }
+  std::size_t encode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) const override {
+    return ebpc_encode(in, width, out);
+  }
+  void decode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) const override {
+    ebpc_decode(in, width, out);
+  }
+  std::size_t compressed_size(std::span<const std::byte> in, std::size_t width) const override {
+    return static_cast<std::size_t>((ebpc_bits(in, width) + 7) / 8);
+  }
+};
+
 // "name" or "name-P" -> parameter P (or the default) in [lo, hi].
 std::optional<int> parse_param(std::string_view spec, std::string_view family, int dflt, int lo, int hi) {
   if (spec == family) return dflt;
@@ -248,6 +283,8 @@ const std::vector<CodecFamily>& codec_table() {
       CodecFamily{"zlib", 'L', 0, 9, 6, &make_with<ZlibCodec>},
       CodecFamily{"zstd", 'L', 1, ZSTD_maxCLevel(), 1, &make_with<ZstdCodec>},
       CodecFamily{"lz4", 0, 0, 0, 0, &make_plain<Lz4Codec>},
+      CodecFamily{"bpc", 0, 0, 0, 0, &make_plain<BpcCodec>, false},
+      CodecFamily{"ebpc", 0, 0, 0, 0, &make_plain<EbpcCodec>, false},
   };
   return table;
 }
@@ -273,7 +310,8 @@ std::vector<std::string> codec_families() {
 
 std::vector<std::string> default_codecs() {
   std::vector<std::string> out;
-  for (const auto& f : codec_table()) out.push_back(f.default_spec());
+  for (const auto& f : codec_table())
+    if (f.in_defaults) out.push_back(f.default_spec());
   return out;
 }
 

@@ -12,7 +12,8 @@ using namespace cdma::formats;
 using cdma::test::random_tensor;
 
 namespace {
-const char* kAll[] = {"zvc", "zrle-1", "zrle-4", "zrle-16", "zlib-1", "zlib-6", "zlib-9", "zstd-1", "zstd-3", "lz4"};
+const char* kAll[] = {"zvc",    "zrle-1", "zrle-4", "zrle-16", "zlib-1", "zlib-6",
+                      "zlib-9", "zstd-1", "zstd-3", "lz4",     "bpc",    "ebpc"};
 }
 
 TEST(CodecRegistry, NamesAndDefaults) {
@@ -23,9 +24,11 @@ TEST(CodecRegistry, NamesAndDefaults) {
   EXPECT_EQ(make_codec("zstd")->name(), "zstd-1");
   EXPECT_EQ(make_codec("zstd-19")->name(), "zstd-19");
   EXPECT_EQ(make_codec("lz4")->name(), "lz4");
-  EXPECT_EQ(codec_families().size(), 5u);
-  for (const char* bad :
-       {"", "zvc-2", "zrle-0", "zrle-17", "zrle-", "zrle-x", "zlib-10", "zstd-0", "lz5", "ZVC", "zlib-6 "}) {
+  EXPECT_EQ(make_codec("bpc")->name(), "bpc");
+  EXPECT_EQ(make_codec("ebpc")->name(), "ebpc");
+  EXPECT_EQ(codec_families().size(), 7u);
+  for (const char* bad : {"", "zvc-2", "zrle-0", "zrle-17", "zrle-", "zrle-x", "zlib-10", "zstd-0", "lz5", "ZVC",
+                          "zlib-6 ", "bpc-8", "ebpc-1", "EBPC"}) {
     try {
       (void)make_codec(bad);
       ADD_FAILURE() << "accepted '" << bad << "'";
@@ -36,10 +39,11 @@ TEST(CodecRegistry, NamesAndDefaults) {
 }
 
 TEST(CodecRegistry, OneTableDrivesNamesDefaultsAndHelp) {
-  EXPECT_EQ(codec_families(), (std::vector<std::string>{"zvc", "zrle", "zlib", "zstd", "lz4"}));
+  EXPECT_EQ(codec_families(), (std::vector<std::string>{"zvc", "zrle", "zlib", "zstd", "lz4", "bpc", "ebpc"}));
+  // bpc and ebpc are named with --codecs; the analyzer's default list is the paper's three plus zstd and lz4.
   EXPECT_EQ(default_codecs(), (std::vector<std::string>{"zvc", "zrle-4", "zlib-6", "zstd-1", "lz4"}));
   EXPECT_EQ(codec_help(), "zvc, zrle[-K] (K 1..16, default 4), zlib[-L] (L 0..9, default 6), zstd[-L] (L 1.." +
-                              std::to_string(ZSTD_maxCLevel()) + ", default 1), lz4");
+                              std::to_string(ZSTD_maxCLevel()) + ", default 1), lz4, bpc, ebpc");
   for (const auto& f : codec_table()) {
     EXPECT_EQ(make_codec(f.name)->name(), f.default_spec());
     if (!f.param) continue;

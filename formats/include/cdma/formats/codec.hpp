@@ -50,29 +50,33 @@ struct CodecFamily {
   int min = 0, max = 0, dflt = 0;  // its range and default (when param != 0)
   // Makes the codec at a parameter in [min, max] (ignored without a parameter).
   std::unique_ptr<Codec> (*make)(int param) = nullptr;
+  // Whether the analyzer's default codec list holds it (bpc and ebpc are named with --codecs: they
+  // cost about as much as the other five together and are not the paper's).
+  bool in_defaults = true;
 
   // "zvc", or the name at its default parameter ("zrle-4").
   std::string default_spec() const;
 };
 
-// The registered families, in the order the analyzer lists them: zvc, zrle, zlib, zstd, lz4.
+// The registered families, in the order the analyzer lists them: zvc, zrle, zlib, zstd, lz4, bpc,
+// ebpc.
 const std::vector<CodecFamily>& codec_table();
 
-// Makes a codec from its spec: a family's name ("zvc", "lz4"; "zrle" = its default parameter) or
-// name-P with P in the family's range: "zrle-K" (K in 1..16, default 4), "zlib-L" (0..9, default
-// 6), "zstd-L" (1..ZSTD_maxCLevel(), default 1). Throws CodecError naming the accepted specs
+// Makes a codec from its spec: a family's name ("zvc", "lz4", "bpc", "ebpc"; "zrle" = its default
+// parameter) or name-P with P in the family's range: "zrle-K" (K in 1..16, default 4), "zlib-L"
+// (0..9, default 6), "zstd-L" (1..ZSTD_maxCLevel(), default 1). Throws CodecError naming the accepted specs
 // (codec_help()) on anything else.
 std::unique_ptr<Codec> make_codec(std::string_view spec);
 
 // Names of the registered codec families, in table order.
 std::vector<std::string> codec_families();
 
-// Every family at its default: the analyzer's default codec list ("zvc", "zrle-4", "zlib-6",
-// "zstd-1", "lz4"; the paper's three plus zstd and lz4).
+// Every family marked in_defaults, at its default: the analyzer's default codec list ("zvc",
+// "zrle-4", "zlib-6", "zstd-1", "lz4"; the paper's three plus zstd and lz4).
 std::vector<std::string> default_codecs();
 
 // The accepted specs as one line for --help texts and errors: "zvc, zrle[-K] (K 1..16, default
-// 4), zlib[-L] (L 0..9, default 6), zstd[-L] (L 1..22, default 1), lz4".
+// 4), zlib[-L] (L 0..9, default 6), zstd[-L] (L 1..22, default 1), lz4, bpc, ebpc".
 std::string codec_help();
 
 // Sum of compressed sizes when `in` is cut into independent chunks of `chunk_bytes` (rounded
