@@ -539,7 +539,7 @@ class Capture:
                         "that started it (saved-tensor hooks are per thread): nothing this thread saves is "
                         "recorded; start the capture in the training thread"))
                 return None
-            if _in_backward():
+            if self._sampling and torch.is_grad_enabled() and _in_backward():
                 return None  # activation checkpointing recomputes in backward: not a forward call
             name = self._names.get(module)
             if name is None:
