@@ -188,83 +188,124 @@ struct BitCounter {
   void put(std::uint64_t, unsigned len) { bits += len; }
 };
 
-// planes[t] = plane of bit t of the deltas (lane bits as above), t = 0 .. ww-1, for a block of m >= 2
-// words; planes past ww are left alone.
-void block_planes(const std::uint32_t* v, unsigned m, unsigned ww, std::uint8_t* planes) {
-  const unsigned k = m - 1;
-  const std::uint32_t mask = ww == 32 ? 0xffffffffu : (1u << ww) - 1;
-  std::uint64_t x[4] = {0, 0, 0, 0};
+// A word of W bytes (little-endian host), fixed-size loads.
+template <unsigned W>
+inline std::uint32_t load_w(const std::byte* p) noexcept {
+  if constexpr (W == 4) {
+    return detail::load32(p);
+  } else if constexpr (W == 2) {
+    std::uint16_t v;
+    std::memcpy(&v, p, 2);
+    return v;
+  } else {
+    return std::to_integer<std::uint32_t>(*p);
+  }
+}
+
+// 0x80 in each byte of x that is nonzero, 0 elsewhere.
+inline std::uint64_t nonzero_bytes(std::uint64_t x) noexcept {
+  constexpr std::uint64_t lo7 = 0x7f7f7f7f7f7f7f7full;
+  return (((x & lo7) + lo7) | x) & ~lo7;
+}
+// Bit c = the top bit of byte c of y (y holds only 0x80 bytes).
+inline unsigned gather_bytes(std::uint64_t y) noexcept {
+  return static_cast<unsigned>(((y >> 7) * 0x0102040810204080ull) >> 56);
+}
+
+// Run tokens before a nonzero XOR plane: r = 0 nothing, 1 "001", r >= 2 "01" + (r - 2).
+struct RunTables {
+  std::array<std::array<Sym, 33>, 3> tok{};  // [run_bits - 3][r]
+  RunTables() {
+    for (unsigned rb = 3; rb <= 5; ++rb) {
+      tok[rb - 3][1] = {1, 3};
+      for (unsigned r = 2; r <= 32; ++r)
+        tok[rb - 3][r] = {static_cast<std::uint8_t>(1u << rb | (r - 2)), static_cast<std::uint8_t>(2 + rb)};
+    }
+  }
+};
+const RunTables& run_tables() {
+  static const RunTables t;
+  return t;
+}
+
+// One block of m words (1 <= m <= 8) of WW = 8 W bits.
+//  1. deltas, placed in the bytes of T[b] (byte k - i of T[b] = byte b of d_i);
+//  2. T[b] transposed: byte c of T[b] is the plane of bit 8 b + c (P_j with j = WW - 1 - 8 b - c);
+//  3. XOR planes for all bytes at once; the nonzero ones as a bit mask;
+//  4. one put() per nonzero XOR plane (the run of zero planes above it merged into the same put),
+//     then the run that ends the block.
+template <unsigned W, class Sink>
+inline void encode_block(const std::uint32_t* v, unsigned m, Sink& s, const Tables& tabs, const RunTables& runs) {
+  constexpr unsigned WW = 8 * W;
+  constexpr std::uint32_t mask = WW == 32 ? 0xffffffffu : (1u << WW) - 1;
+  s.put(v[0], WW);
+  if (m == 1) return;
+  const unsigned k = m - 1, full = (1u << k) - 1;
+  std::uint64_t T[W] = {};
   for (unsigned i = 1; i < m; ++i) {
     const std::uint32_t d = (v[i] - v[i - 1]) & mask;
-    const unsigned s = 8 * (k - i);
-    x[0] |= std::uint64_t{d & 0xff} << s;
-    x[1] |= std::uint64_t{d >> 8 & 0xff} << s;
-    x[2] |= std::uint64_t{d >> 16 & 0xff} << s;
-    x[3] |= std::uint64_t{d >> 24} << s;
+    const unsigned sh = 8 * (k - i);
+    for (unsigned b = 0; b < W; ++b) T[b] |= std::uint64_t{d >> (8 * b) & 0xff} << sh;
   }
-  for (unsigned b = 0; b < ww / 8; ++b) detail::store64(reinterpret_cast<std::byte*>(planes + 8 * b), transpose8(x[b]));
-}
-
-template <class Sink>
-inline void flush_run(Sink& s, unsigned run, unsigned rb) {
-  if (run == 1) s.put(1, 3);                                          // 001
-  if (run >= 2) s.put((std::uint64_t{1} << rb) | (run - 2), 2 + rb);  // 01 + (run - 2)
-}
-
-// One block of m words (1 <= m <= 8).
-template <class Sink>
-void encode_block(const std::uint32_t* v, unsigned m, unsigned ww, Sink& s) {
-  s.put(v[0], ww);
-  if (m == 1) return;
-  const unsigned k = m - 1, full = (1u << k) - 1, rb = run_bits(ww);
-  std::uint8_t planes[32];
-  block_planes(v, m, ww, planes);
-  const auto& tab = tables().sym[k];
-  unsigned run = 0;
-  for (unsigned t = ww; t-- > 0;) {  // plane j = ww - 1 - t, most significant first
-    const unsigned p = planes[t];
-    const unsigned x = p ^ (t ? planes[t - 1] : 0u);
-    if (x == 0) {
-      ++run;
-      continue;
-    }
-    if (run) flush_run(s, run, rb), run = 0;
+  std::uint8_t pb[8 * W], xb[8 * W];
+  unsigned nz = 0;
+  std::uint64_t prev_top = 0;
+  for (unsigned b = 0; b < W; ++b) {
+    const std::uint64_t t = transpose8(T[b]);
+    const std::uint64_t x = t ^ (t << 8 | prev_top);
+    prev_top = t >> 56;
+    std::memcpy(pb + 8 * b, &t, 8);
+    std::memcpy(xb + 8 * b, &x, 8);
+    nz |= gather_bytes(nonzero_bytes(x)) << (8 * b);
+  }
+  const auto& tab = tabs.sym[k];
+  const auto& rtab = runs.tok[run_bits(WW) - 3];
+  unsigned above = WW;  // the plane above the zero run that ends at the next nonzero plane
+  while (nz) {
+    const unsigned t = 31 - static_cast<unsigned>(std::countl_zero(nz));
+    nz ^= 1u << t;
+    const Sym r = rtab[above - t - 1];
+    above = t;
+    const unsigned x = xb[t];
     Sym sym = tab[x];
-    if (p == 0 && x != full) sym = {1, 5};  // 00001: the plane itself is zero
-    s.put(sym.code, sym.len);
+    if (pb[t] == 0 && x != full) sym = {1, 5};  // 00001: the plane itself is zero
+    s.put(std::uint64_t{r.code} << sym.len | sym.code, r.len + sym.len);
   }
-  if (run) flush_run(s, run, rb);
+  if (above) s.put(rtab[above].code, rtab[above].len);
 }
 
 // BPC of a word sequence fed one word at a time.
-template <class Sink>
+template <unsigned W, class Sink>
 struct BlockFeeder {
   Sink& s;
-  unsigned ww;
-  std::uint32_t buf[8];
+  const Tables& tabs = tables();
+  const RunTables& runs = run_tables();
+  std::uint32_t buf[8] = {};
   unsigned m = 0;
+  explicit BlockFeeder(Sink& sink) : s(sink) {}
   void add(std::uint32_t v) {
     buf[m++] = v;
-    if (m == 8) encode_block(buf, 8, ww, s), m = 0;
+    if (m == 8) encode_block<W>(buf, 8, s, tabs, runs), m = 0;
   }
   void finish() {
-    if (m) encode_block(buf, m, ww, s), m = 0;
+    if (m) encode_block<W>(buf, m, s, tabs, runs), m = 0;
   }
 };
 
-template <class Sink>
-void bpc_stream(const std::byte* in, std::size_t n, std::size_t w, Sink& s) {
-  const auto ww = static_cast<unsigned>(8 * w);
+template <unsigned W, class Sink>
+void bpc_stream(const std::byte* in, std::size_t n, Sink& s) {
+  const Tables& tabs = tables();
+  const RunTables& runs = run_tables();
   std::uint32_t buf[8];
   std::size_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    for (unsigned j = 0; j < 8; ++j) buf[j] = load_word(in + (i + j) * w, w);
-    encode_block(buf, 8, ww, s);
+    for (unsigned j = 0; j < 8; ++j) buf[j] = load_w<W>(in + (i + j) * W);
+    encode_block<W>(buf, 8, s, tabs, runs);
   }
   if (i < n) {
     const auto m = static_cast<unsigned>(n - i);
-    for (unsigned j = 0; j < m; ++j) buf[j] = load_word(in + (i + j) * w, w);
-    encode_block(buf, m, ww, s);
+    for (unsigned j = 0; j < m; ++j) buf[j] = load_w<W>(in + (i + j) * W);
+    encode_block<W>(buf, m, s, tabs, runs);
   }
 }
 
@@ -282,9 +323,9 @@ inline void put_zero_run(Sink& s, std::uint64_t run) {
   s.put(run - 1, 5);
 }
 
-template <class Sink>
-void ebpc_stream(const std::byte* in, std::size_t n, std::size_t w, Sink& s) {
-  const auto& masks = nonzero_masks_of(in, n, w);
+template <unsigned W, class Sink>
+void ebpc_stream(const std::byte* in, std::size_t n, Sink& s) {
+  const auto& masks = nonzero_masks_of(in, n, W);
   // Zero/nonzero stream: ones runs as 1 bits, zero runs (across mask words) as tokens.
   std::uint64_t zrun = 0;
   for (std::size_t wi = 0; wi < masks.size(); ++wi) {
@@ -314,17 +355,31 @@ void ebpc_stream(const std::byte* in, std::size_t n, std::size_t w, Sink& s) {
   }
   if (zrun) put_zero_run(s, zrun);
   // BPC of the nonzero words.
-  BlockFeeder<Sink> f{s, static_cast<unsigned>(8 * w), {}, 0};
+  BlockFeeder<W, Sink> f(s);
   for (std::size_t wi = 0; wi < masks.size(); ++wi) {
     std::uint64_t m = masks[wi];
-    const std::byte* base = in + wi * 64 * w;
+    const std::byte* base = in + wi * 64 * W;
     while (m) {
       const auto j = static_cast<unsigned>(std::countr_zero(m));
-      f.add(load_word(base + j * w, w));
+      f.add(load_w<W>(base + j * W));
       m &= m - 1;
     }
   }
   f.finish();
+}
+
+// The stream functions at a run-time width.
+template <class Sink>
+void bpc_stream_w(const std::byte* in, std::size_t n, std::size_t w, Sink& s) {
+  if (w == 4) return bpc_stream<4>(in, n, s);
+  if (w == 2) return bpc_stream<2>(in, n, s);
+  bpc_stream<1>(in, n, s);
+}
+template <class Sink>
+void ebpc_stream_w(const std::byte* in, std::size_t n, std::size_t w, Sink& s) {
+  if (w == 4) return ebpc_stream<4>(in, n, s);
+  if (w == 2) return ebpc_stream<2>(in, n, s);
+  ebpc_stream<1>(in, n, s);
 }
 
 // MSB-first bit reader over [begin, end): bits past the end read as zero; `over` counts the zero
@@ -385,103 +440,223 @@ void check_end(const MsbReader& r, std::size_t size, const char* who) {
   codec_fail(fmt::format("{}: stream of {} bytes is truncated (element {})", who, size, element));
 }
 
-enum class Kind : std::uint8_t { zero, ones, pzero, pair, single, literal };
+// Kinds of a plane symbol in the decoder's table.
+enum Kind : std::uint8_t { kZero, kOnes, kPzero, kPair, kSingle, kLiteral, kBadIndex, kBadSymbol };
 
-// Decodes one block of m words into v[0..m); `first` is the block's first word index (messages).
-void decode_block(MsbReader& r, unsigned m, unsigned ww, std::uint32_t* v, std::size_t first, const char* who) {
+// What the decoder reads from the next 8 bits of a block of k + 1 words with zero-run fields of rb
+// bits: every symbol is at most 8 bits long. Symbols the encoder never writes whatever the planes
+// around them (a literal that is zero, all ones, one one or two adjacent ones; a pair or single one
+// that is all ones; an index past the plane) are marked bad here; the rest is checked against the
+// decoded planes.
+struct DecEntry {
+  std::uint8_t len = 0, kind = 0, x = 0, run = 0;
+};
+struct DecTables {
+  std::array<std::array<std::array<DecEntry, 256>, 3>, 8> t{};  // [k][rb - 3][next 8 bits]
+  DecTables() {
+    const Tables& enc = tables();
+    for (unsigned k = 1; k <= 7; ++k) {
+      const unsigned full = (1u << k) - 1, ib = index_bits(k + 1);
+      for (unsigned rb = 3; rb <= 5; ++rb)
+        for (unsigned u = 0; u < 256; ++u) {
+          DecEntry e;
+          if (u & 0x80) {
+            const unsigned x = u >> (7 - k) & full;
+            const Sym& s = enc.sym[k][x];
+            const bool literal = x != 0 && s.len == 1 + k && (s.code >> k) == 1;
+            e = {static_cast<std::uint8_t>(1 + k), literal ? kLiteral : kBadSymbol, static_cast<std::uint8_t>(x), 0};
+          } else if (u & 0x40) {
+            e = {static_cast<std::uint8_t>(2 + rb), kZero, 0,
+                 static_cast<std::uint8_t>(2 + (u >> (6 - rb) & ((1u << rb) - 1)))};
+          } else if (u & 0x20) {
+            e = {3, kZero, 0, 1};
+          } else if ((u >> 3) < 2) {
+            e = {5, (u >> 3) == 0 ? kOnes : kPzero, static_cast<std::uint8_t>((u >> 3) == 0 ? full : 0), 0};
+          } else {
+            const unsigned ones = (u >> 3) == 2 ? 2 : 1, idx = u >> (3 - ib) & ((1u << ib) - 1);
+            e.len = static_cast<std::uint8_t>(5 + ib);
+            if (idx + ones > k) {
+              e.kind = kBadIndex;
+            } else {
+              const unsigned x = (ones == 2 ? 3u : 1u) << (k - ones - idx);
+              e.kind = x == full ? kBadSymbol : ones == 2 ? kPair : kSingle;
+              e.x = static_cast<std::uint8_t>(x);
+            }
+          }
+          t[k][rb - 3][u] = e;
+        }
+    }
+  }
+};
+const DecTables& dec_tables() {
+  static const DecTables t;
+  return t;
+}
+
+[[noreturn]] void fail_block(const MsbReader& r, const char* who, std::size_t first, const std::string& what) {
+  if (r.past(0))
+    codec_fail(fmt::format("{}: stream of {} bytes is truncated (block at word {})", who, r.total_bits / 8, first));
+  codec_fail(fmt::format("{}: block at word {}: {}", who, first, what));
+}
+
+// 0x80 in each byte of x that equals byte value c.
+inline std::uint64_t bytes_equal(std::uint64_t x, unsigned c) noexcept {
+  return ~nonzero_bytes(x ^ (0x0101010101010101ull * c)) & 0x8080808080808080ull;
+}
+
+// Decodes one block of m words of WW = 8 W bits into v[0..m); `first` is the block's first word
+// index (messages).
+template <unsigned W>
+void decode_block(MsbReader& r, unsigned m, std::uint32_t* v, std::size_t first, const char* who, const DecTables& dt) {
+  constexpr unsigned WW = 8 * W, D = WW, rb = run_bits(WW);
+  constexpr std::uint32_t mask = WW == 32 ? 0xffffffffu : (1u << WW) - 1;
   r.refill();
-  v[0] = ww == 32 ? r.get(32) : r.get(ww);
+  v[0] = r.get(WW);
   if (m == 1) return;
-  const unsigned k = m - 1, full = (1u << k) - 1, ib = index_bits(m), rb = run_bits(ww), D = ww;
-  std::uint8_t x[32], kind[32];
+  const unsigned k = m - 1, full = (1u << k) - 1;
+  const auto& tab = dt.t[k][rb - 3];
+  // Symbols, most significant plane first, into bytes indexed by bit t = D - 1 - j.
+  std::uint8_t xb[8 * W] = {};
+  std::uint32_t need_p = 0, pz = 0;  // planes whose symbol needs P != 0; planes coded 00001
   bool prev_zero = false;
   for (unsigned j = 0; j < D;) {
     if (r.cnt < 16) r.refill();
     const std::uint32_t u = r.peek(8);
-    if (u & 0x80) {  // 1 + X
-      x[j] = static_cast<std::uint8_t>(u >> (7 - k) & full);
-      kind[j++] = static_cast<std::uint8_t>(Kind::literal);
-      r.skip(1 + k);
-      prev_zero = false;
-    } else if (u & 0x60) {  // 01 + (run - 2) or 001
-      const unsigned run = (u & 0x40) ? 2 + (u >> (6 - rb) & ((1u << rb) - 1)) : 1;
-      if (prev_zero)
-        codec_fail(fmt::format("{}: block at word {}: a zero-plane token follows another one (the encoder merges runs)",
-                               who, first));
-      if (run > D - j)
-        codec_fail(fmt::format("{}: block at word {}: a run of {} zero planes at plane {} passes the {} planes", who,
-                               first, run, j, D));
-      r.skip((u & 0x40) ? 2 + rb : 3);
-      for (unsigned e = j + run; j < e; ++j) x[j] = 0, kind[j] = static_cast<std::uint8_t>(Kind::zero);
+    const DecEntry e = tab[u];
+    if (e.kind == kZero) {
+      if (prev_zero) fail_block(r, who, first, "a zero-plane token follows another one (the encoder merges runs)");
+      if (e.run > D - j)
+        fail_block(r, who, first, fmt::format("a run of {} zero planes at plane {} passes the {} planes", e.run, j, D));
+      j += e.run;
       prev_zero = true;
     } else {
-      const unsigned c = u >> 3;  // 0000c
+      if (e.kind >= kBadIndex) {
+        if (e.kind == kBadIndex) {
+          const unsigned ib = index_bits(m);
+          fail_block(r, who, first,
+                     fmt::format("index {} out of range for {}-bit planes", u >> (3 - ib) & ((1u << ib) - 1), k));
+        }
+        fail_block(r, who, first, fmt::format("plane {} is not coded with the encoder's symbol", j));
+      }
+      const unsigned t = D - 1 - j;
+      xb[t] = e.x;
+      need_p |= static_cast<std::uint32_t>(e.kind >= kPair) << t;
+      pz |= static_cast<std::uint32_t>(e.kind == kPzero) << t;
+      ++j;
       prev_zero = false;
-      if (c < 2) {
-        x[j] = c == 0 ? static_cast<std::uint8_t>(full) : 0;  // 00001: X follows from the plane below
-        kind[j++] = static_cast<std::uint8_t>(c == 0 ? Kind::ones : Kind::pzero);
-        r.skip(5);
-        continue;
-      }
-      const unsigned idx = u >> (3 - ib) & ((1u << ib) - 1);
-      const unsigned ones = c == 2 ? 2 : 1;
-      if (idx + ones > k)
-        codec_fail(fmt::format("{}: block at word {}: index {} out of range for {}-bit planes", who, first, idx, k));
-      x[j] = static_cast<std::uint8_t>((ones == 2 ? 3u : 1u) << (k - ones - idx));
-      kind[j++] = static_cast<std::uint8_t>(ones == 2 ? Kind::pair : Kind::single);
-      r.skip(5 + ib);
     }
+    r.skip(e.len);
   }
-  if (r.past(0))
-    codec_fail(fmt::format("{}: stream of {} bytes is truncated (block at word {})", who, r.total_bits / 8, first));
-  // Planes from the least significant up, checking each symbol is the one the encoder chooses.
-  std::uint8_t planes[32];
-  unsigned below = 0;  // P_{j+1}
-  const auto& tab = tables().sym[k];
-  for (unsigned t = 0; t < D; ++t) {
-    const unsigned j = D - 1 - t;
-    const auto kd = static_cast<Kind>(kind[j]);
-    unsigned p;
-    if (kd == Kind::pzero) {
-      if (below == 0 || below == full)
-        codec_fail(
-            fmt::format("{}: block at word {}: plane {} coded as zero where the encoder codes its XOR", who, first, j));
-      p = 0;
-    } else {
-      const unsigned xj = x[j];
-      p = xj ^ below;
-      if (kd != Kind::zero && kd != Kind::ones) {
-        if (p == 0) codec_fail(fmt::format("{}: block at word {}: plane {} is zero but not coded so", who, first, j));
-        const Sym& s = tab[xj];
-        const bool literal = s.len == 1 + k && (s.code >> k) == 1;
-        if (xj == full || (kd == Kind::literal) != literal)
-          codec_fail(
-              fmt::format("{}: block at word {}: plane {} is not coded with the encoder's symbol", who, first, j));
-      }
+  if (r.past(0)) fail_block(r, who, first, "");
+  // Planes from the least significant up: P(t) = X(t) ^ P(t - 1), or 0 where coded 00001.
+  std::uint64_t P[W];
+  if (pz == 0) {  // prefix XOR over the bytes
+    std::uint64_t carry = 0;
+    for (unsigned b = 0; b < W; ++b) {
+      std::uint64_t y;
+      std::memcpy(&y, xb + 8 * b, 8);
+      y ^= y << 8;
+      y ^= y << 16;
+      y ^= y << 32;
+      y ^= carry;
+      carry = 0x0101010101010101ull * (y >> 56);
+      P[b] = y;
     }
-    planes[t] = static_cast<std::uint8_t>(p);
-    below = p;
+  } else {
+    std::uint8_t pb[8 * W];
+    unsigned below = 0;
+    for (unsigned t = 0; t < D; ++t) {
+      if (pz >> t & 1) {
+        if (below == 0 || below == full)
+          fail_block(r, who, first, fmt::format("plane {} coded as zero where the encoder codes its XOR", D - 1 - t));
+        below = 0;
+      } else {
+        below ^= xb[t];
+      }
+      pb[t] = static_cast<std::uint8_t>(below);
+    }
+    std::memcpy(P, pb, sizeof P);
   }
+  // A pair, single one or literal where the plane is zero: the encoder writes 00001 there.
+  std::uint32_t zero_p = 0;
+  for (unsigned b = 0; b < W; ++b) zero_p |= gather_bytes(bytes_equal(P[b], 0)) << (8 * b);
+  if (need_p & zero_p)
+    fail_block(r, who, first,
+               fmt::format("plane {} is zero but not coded so",
+                           D - 1 - static_cast<unsigned>(std::countr_zero(need_p & zero_p))));
   // Deltas from the planes (the inverse transpose), then the prefix sum.
-  std::uint32_t d[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  for (unsigned b = 0; b < ww / 8; ++b) {
-    const std::uint64_t y = transpose8(detail::load64(reinterpret_cast<const std::byte*>(planes + 8 * b)));
-    for (unsigned i = 1; i <= k; ++i) d[i] |= static_cast<std::uint32_t>(y >> (8 * (k - i)) & 0xff) << (8 * b);
+  std::uint64_t T[W];
+  for (unsigned b = 0; b < W; ++b) T[b] = transpose8(P[b]);
+  std::uint32_t acc = v[0];
+  for (unsigned i = 1; i <= k; ++i) {
+    std::uint32_t d = 0;
+    for (unsigned b = 0; b < W; ++b) d |= static_cast<std::uint32_t>(T[b] >> (8 * (k - i)) & 0xff) << (8 * b);
+    acc = (acc + d) & mask;
+    v[i] = acc;
   }
-  const std::uint32_t mask = ww == 32 ? 0xffffffffu : (1u << ww) - 1;
-  for (unsigned i = 1; i <= k; ++i) v[i] = (v[i - 1] + d[i]) & mask;
 }
 
-// Decodes n words of BPC from r into out (w bytes each). With `nonzero`, a decoded 0 is an error.
-void bpc_words(MsbReader& r, std::size_t n, std::size_t w, std::byte* out, bool nonzero, const char* who) {
-  const auto ww = static_cast<unsigned>(8 * w);
+template <unsigned W>
+inline void store_w(std::byte* p, std::uint32_t v) noexcept {
+  std::memcpy(p, &v, W);  // little-endian host
+}
+
+// Decodes n words of BPC from r into out. With `nonzero`, a decoded 0 is an error.
+template <unsigned W>
+void bpc_words(MsbReader& r, std::size_t n, std::byte* out, bool nonzero, const char* who) {
+  const DecTables& dt = dec_tables();
   std::uint32_t v[8];
   for (std::size_t i = 0; i < n; i += 8) {
     const auto m = static_cast<unsigned>(std::min<std::size_t>(8, n - i));
-    decode_block(r, m, ww, v, i, who);
+    decode_block<W>(r, m, v, i, who, dt);
+    bool any_zero = false;
     for (unsigned j = 0; j < m; ++j) {
-      if (nonzero && v[j] == 0) codec_fail(fmt::format("{}: nonzero word {} of the BPC part decodes to 0", who, i + j));
-      std::memcpy(out + (i + j) * w, &v[j], w);  // little-endian host
+      any_zero |= v[j] == 0;
+      store_w<W>(out + (i + j) * W, v[j]);
+    }
+    if (nonzero && any_zero)
+      for (unsigned j = 0; j < m; ++j)
+        if (v[j] == 0) codec_fail(fmt::format("{}: nonzero word {} of the BPC part decodes to 0", who, i + j));
+  }
+}
+
+void bpc_words_w(MsbReader& r, std::size_t n, std::size_t w, std::byte* out, bool nonzero, const char* who) {
+  if (w == 4) return bpc_words<4>(r, n, out, nonzero, who);
+  if (w == 2) return bpc_words<2>(r, n, out, nonzero, who);
+  bpc_words<1>(r, n, out, nonzero, who);
+}
+
+// Sets bits [a, a + len) of masks, len <= 32.
+inline void set_bits(std::uint64_t* masks, std::size_t a, std::size_t len) {
+  const std::uint64_t bits = (std::uint64_t{1} << len) - 1;
+  const std::size_t wi = a / 64, off = a % 64;
+  masks[wi] |= bits << off;
+  if (off + len > 64) masks[wi + 1] |= bits >> (64 - off);
+}
+
+// Spreads the nnz words at the front of out to the positions the masks mark nonzero, zeros elsewhere
+// (from the back: a word moves only up).
+template <unsigned W>
+void spread_nonzeros(const std::uint64_t* masks, std::size_t n, std::size_t nnz, std::byte* out) {
+  std::size_t j = nnz;
+  for (std::size_t wi = (n + 63) / 64; wi-- > 0;) {
+    const std::size_t lo = wi * 64, cnt = std::min<std::size_t>(64, n - lo);
+    const std::uint64_t m = masks[wi];
+    const std::uint64_t all = cnt == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << cnt) - 1;
+    if (m == all) {
+      j -= cnt;
+      if (j != lo) std::memmove(out + lo * W, out + j * W, cnt * W);
+    } else if (m == 0) {
+      std::memset(out + lo * W, 0, cnt * W);
+    } else {
+      for (std::size_t e = lo + cnt; e-- > lo;) {
+        if (m >> (e - lo) & 1) {
+          --j;
+          std::memcpy(out + e * W, out + j * W, W);
+        } else {
+          std::memset(out + e * W, 0, W);
+        }
+      }
     }
   }
 }
@@ -536,35 +711,35 @@ std::size_t ebpc_encode_reference(std::span<const std::byte> in, std::size_t wid
 std::size_t bpc_encode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) {
   check_encode_args(in, width, out, bpc_max_encoded_size(in.size(), width), "bpc encode");
   MsbWriter wr(out.data());
-  bpc_stream(in.data(), in.size() / width, width, wr);
+  bpc_stream_w(in.data(), in.size() / width, width, wr);
   return wr.finish();
 }
 
 std::size_t ebpc_encode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) {
   check_encode_args(in, width, out, ebpc_max_encoded_size(in.size(), width), "ebpc encode");
   MsbWriter wr(out.data());
-  ebpc_stream(in.data(), in.size() / width, width, wr);
+  ebpc_stream_w(in.data(), in.size() / width, width, wr);
   return wr.finish();
 }
 
 std::uint64_t bpc_bits(std::span<const std::byte> in, std::size_t width) {
   detail::check_width(in.size(), width, "bpc size");
   BitCounter c;
-  bpc_stream(in.data(), in.size() / width, width, c);
+  bpc_stream_w(in.data(), in.size() / width, width, c);
   return c.bits;
 }
 
 std::uint64_t ebpc_bits(std::span<const std::byte> in, std::size_t width) {
   detail::check_width(in.size(), width, "ebpc size");
   BitCounter c;
-  ebpc_stream(in.data(), in.size() / width, width, c);
+  ebpc_stream_w(in.data(), in.size() / width, width, c);
   return c.bits;
 }
 
 void bpc_decode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) {
   detail::check_width(out.size(), width, "bpc decode");
   MsbReader r(in.data(), in.data() + in.size());
-  bpc_words(r, out.size() / width, width, out.data(), false, "bpc decode");
+  bpc_words_w(r, out.size() / width, width, out.data(), false, "bpc decode");
   check_end(r, in.size(), "bpc decode");
 }
 
@@ -586,7 +761,8 @@ void ebpc_decode(std::span<const std::byte> in, std::size_t width, std::span<std
       if (ones > n - i) ones = n - i;
       if (r.past(ones)) fail_truncated(who, in.size(), i);
       r.skip(static_cast<unsigned>(ones));
-      for (std::size_t e = i + ones; i < e; ++i) masks[i / 64] |= std::uint64_t{1} << (i % 64);
+      set_bits(masks.data(), i, ones);
+      i += ones;
       nnz += ones;
       short_run = false;
     } else {
@@ -603,17 +779,11 @@ void ebpc_decode(std::span<const std::byte> in, std::size_t width, std::span<std
     }
   }
   // BPC of the nonzero words, into the front of out, then spread out from the back.
-  bpc_words(r, nnz, width, out.data(), true, who);
+  bpc_words_w(r, nnz, width, out.data(), true, who);
   check_end(r, in.size(), who);
-  std::size_t j = nnz;
-  for (std::size_t e = n; e-- > 0;) {
-    if (masks[e / 64] >> (e % 64) & 1) {
-      --j;
-      if (j != e) std::memcpy(out.data() + e * width, out.data() + j * width, width);
-    } else {
-      std::memset(out.data() + e * width, 0, width);
-    }
-  }
+  if (width == 4) return spread_nonzeros<4>(masks.data(), n, nnz, out.data());
+  if (width == 2) return spread_nonzeros<2>(masks.data(), n, nnz, out.data());
+  spread_nonzeros<1>(masks.data(), n, nnz, out.data());
 }
 
 }  // namespace cdma::formats

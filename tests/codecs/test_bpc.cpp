@@ -407,7 +407,7 @@ TEST(BpcReject, SymbolsTheEncoderWouldNotChoose) {
   bpc_rejects("00000000 01100 00001 11100000", 8, 1, "not coded with the encoder's symbol");
   // All ones as a literal; zero as a literal.
   bpc_rejects("00000000 01100 00001 11111111", 8, 1, "not coded with the encoder's symbol");
-  bpc_rejects("00000000 01101 10000000", 8, 1, "zero but not coded so");
+  bpc_rejects("00000000 01101 10000000", 8, 1, "not coded with the encoder's symbol");
   // k = 1: a literal can only be 0 or all ones, both of which have their own symbols.
   bpc_rejects("00010000 01100 00000 11", 2, 1, "not coded with the encoder's symbol");
 }
