@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs every Debian package cdma needs to build, test and run. Idempotent; run as root
-# (or with sudo available). Usage: scripts/setup.sh [--no-torch]
+# Installs every Debian package cdma needs to build, test and run, and pybind11 from PyPI (Debian 12's
+# is 2.10, which returns wrong arrays under numpy 2) into ~/.cache/cdma/pybind11-<version>, where CMake
+# finds it (CDMA_PYBIND11_HINT). Idempotent; run as root (or with sudo available).
+# Usage: scripts/setup.sh [--no-torch]
 set -euo pipefail
 
 pkgs=(
@@ -11,7 +13,7 @@ pkgs=(
   libopenmpi-dev openmpi-bin
   clang clang-format libclang-rt-14-dev
   python3 python3-h5py python3-numpy python3-pandas python3-pytest python3-matplotlib
-  python3-dev pybind11-dev python3-pybind11
+  python3-dev python3-pip
   chromium
 )
 torch_pkgs=(libtorch-dev dataset-fashion-mnist python3-torch python3-torchvision)
@@ -20,7 +22,7 @@ with_torch=1
 for a in "$@"; do
   case "$a" in
     --no-torch) with_torch=0 ;;
-    -h|--help) sed -n '2,3p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$a'" >&2; exit 2 ;;
   esac
 done
@@ -37,9 +39,25 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup.sh: all ${#want[@]} packages already installed"
-  exit 0
+else
+  echo "setup.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-echo "setup.sh: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+# pybind11 for the Python module: the version pyproject.toml builds with, from PyPI, into a folder of
+# its own (pip install --target: nothing is added to the system's Python, which Debian's pip refuses
+# anyway, PEP 668). Keep the version and folder in step with CDMA_PYBIND11_HINT in CMakeLists.txt.
+pybind11_version=3.1.0
+pybind11_dir="$HOME/.cache/cdma/pybind11-$pybind11_version"
+if [ -f "$pybind11_dir/pybind11/share/cmake/pybind11/pybind11Config.cmake" ]; then
+  echo "setup.sh: pybind11 $pybind11_version in $pybind11_dir"
+else
+  echo "setup.sh: installing pybind11 $pybind11_version from PyPI into $pybind11_dir"
+  rm -rf "$pybind11_dir.tmp"
+  /usr/bin/python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps --target "$pybind11_dir.tmp" \
+    "pybind11==$pybind11_version"
+  rm -rf "$pybind11_dir"
+  mv "$pybind11_dir.tmp" "$pybind11_dir"
+fi

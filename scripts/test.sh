@@ -3,16 +3,19 @@
 #   1. the source format check (scripts/check-format.sh, clang-format 14);
 #   2. the full build (RelWithDebInfo) and its ctest suite;
 #   3. an ASan+UBSan build of the libraries and the fuzz regression drivers (ctest -R fuzz).
-# Usage: scripts/test.sh [--no-setup] [--no-sanitize]
+#   4. the Python tests in a venv with PyTorch 2.x and numpy 2 from PyPI, cdma installed there with
+#      `pip install .` (scripts/test-venv.sh; the venv is kept in ~/.cache/cdma/venv-ci).
+# Usage: scripts/test.sh [--no-setup] [--no-sanitize] [--no-venv]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-setup=1 sanitize=1
+setup=1 sanitize=1 venv=1
 for a in "$@"; do
   case "$a" in
     --no-setup) setup=0 ;;
     --no-sanitize) sanitize=0 ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    --no-venv) venv=0 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown option '$a'" >&2; exit 2 ;;
   esac
 done
@@ -44,4 +47,9 @@ if [ "$sanitize" = 1 ]; then
     echo "test.sh: no fuzz targets found" >&2
     exit 1
   fi
+fi
+
+if [ "$venv" = 1 ]; then
+  echo "== Python tests under PyTorch 2.x and numpy 2 (scripts/test-venv.sh)"
+  scripts/test-venv.sh
 fi

@@ -10,6 +10,7 @@
 #include <cdma/formats/codec.hpp>
 #include <cdma/formats/text.hpp>
 
+#include <dlfcn.h>
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -202,15 +203,40 @@ const LinkPreset& PresetCatalog::link(const std::string& name) const {
   throw ModelError(fmt::format("unknown link preset '{}' (known: {})", name, fmt::join(have, ", ")));
 }
 
+std::filesystem::path installed_data_dir(const std::filesystem::path& binary, const std::string& sub,
+                                         const std::string& marker) {
+  if (binary.empty()) return {};
+  const auto dir = binary.parent_path();
+  std::error_code ec;
+  for (auto c : {dir / "data" / sub, dir.parent_path() / "share" / "cdma" / sub, dir.parent_path() / "data" / sub})
+    if (std::filesystem::is_regular_file(c / marker, ec)) return c;
+  return {};
+}
+
+std::filesystem::path installed_data_dir(const std::string& sub, const std::string& marker) {
+  // The executable, or the shared object (the Python module) this library is linked into.
+  Dl_info info{};
+  if (::dladdr(reinterpret_cast<void*>(&default_preset_dir), &info) == 0 || info.dli_fname == nullptr) return {};
+  std::error_code ec;
+  auto file = std::filesystem::canonical(info.dli_fname, ec);
+  if (ec) {
+    // An executable started by name through PATH can report its bare name: the kernel knows the path.
+    file = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (ec) return {};
+  }
+  return installed_data_dir(file, sub, marker);
+}
+
 std::filesystem::path default_preset_dir() {
   if (const char* env = std::getenv("CDMA_PRESETS"); env && *env) return env;
-  std::error_code ec;
-  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    auto installed = exe.parent_path().parent_path() / "share" / "cdma" / "presets";
-    if (std::filesystem::exists(installed / "gpus.json", ec)) return installed;
-  }
+  if (auto dir = installed_data_dir("presets", "gpus.json"); !dir.empty()) return dir;
+#ifdef CDMA_HWMODEL_PRESET_DIR
   return CDMA_HWMODEL_PRESET_DIR;
+#else
+  throw ModelError(
+      "the hardware presets were not found: no data/presets/gpus.json beside the cdma module or executable "
+      "(a broken install: reinstall cdma), and CDMA_PRESETS is not set");
+#endif
 }
 
 std::string codec_family(const std::string& codec) {

@@ -379,13 +379,14 @@ std::vector<ZooEntry> read_index(const std::filesystem::path& dir) {
 
 std::filesystem::path default_zoo_dir() {
   if (const char* env = std::getenv("CDMA_ZOO"); env && *env) return env;
-  std::error_code ec;
-  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    auto installed = exe.parent_path().parent_path() / "share" / "cdma" / "zoo";
-    if (std::filesystem::exists(installed / "zoo.json", ec)) return installed;
-  }
+  if (auto dir = installed_data_dir("zoo", "zoo.json"); !dir.empty()) return dir;
+#ifdef CDMA_HWMODEL_ZOO_DIR
   return CDMA_HWMODEL_ZOO_DIR;
+#else
+  throw ModelError(
+      "the network zoo was not found: no data/zoo/zoo.json beside the cdma module or executable "
+      "(a broken install: reinstall cdma), and CDMA_ZOO is not set");
+#endif
 }
 
 std::vector<std::string> zoo_names() {

@@ -14,8 +14,24 @@ Errors raise cdma.Error subclasses (UsageError, TraceError, CodecError, ...) wit
 See the README ("Python API") and docs/python-example.py.
 """
 
-from . import _native
-from . import codecs
+import importlib.util as _importlib_util
+import pathlib as _pathlib
+
+from . import _compat
+
+_package_dir = _pathlib.Path(__file__).parent  # not resolved: in a build, __init__.py is a link
+if _importlib_util.find_spec(__name__ + "._native") is None:
+    # Without this, Python reports the missing module as a "circular import".
+    raise ImportError(_compat.missing_module_message(_package_dir))
+try:
+    from . import _build_info
+except ImportError:  # a build configured before the build info existed
+    _build_info = None
+if _build_info is not None:
+    _compat.check_build(_build_info, _package_dir)
+
+from . import _native  # noqa: E402 - after the checks above
+from . import codecs  # noqa: E402
 from .analysis import LEVELS, Analysis, analysis, analyze
 from .errors import CodecError, Error, ModelError, TraceError, UsageError, VerifyError
 from .replay import Replay, replay, zoo

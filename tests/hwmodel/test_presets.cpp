@@ -170,3 +170,32 @@ TEST(HwPresets, DefaultDirectoryCanBeOverridden) {
   ::unsetenv("CDMA_PRESETS");
   EXPECT_TRUE(fs::exists(hw::default_preset_dir() / "gpus.json"));
 }
+
+// A pip-installed package has no source tree to fall back on: its module (cdma/_native*.so) and its
+// executable (cdma/bin/cdma) find cdma/data/<sub>; an installed executable finds share/cdma/<sub>.
+TEST(HwPresets, InstalledDataIsFoundFromTheBinary) {
+  const fs::path root = fs::temp_directory_path() / ("cdma_installed_data_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  auto touch = [](const fs::path& p) {
+    fs::create_directories(p.parent_path());
+    std::ofstream(p) << "{}";
+  };
+  const fs::path pkg = root / "site-packages" / "cdma";
+  touch(pkg / "_native.cpython-312-x86_64-linux-gnu.so");
+  touch(pkg / "bin" / "cdma");
+  // Without the marker file nothing is found (an empty folder is not data).
+  fs::create_directories(pkg / "data" / "presets");
+  EXPECT_EQ(hw::installed_data_dir(pkg / "_native.cpython-312-x86_64-linux-gnu.so", "presets", "gpus.json"),
+            fs::path());
+  touch(pkg / "data" / "presets" / "gpus.json");
+  EXPECT_EQ(hw::installed_data_dir(pkg / "_native.cpython-312-x86_64-linux-gnu.so", "presets", "gpus.json"),
+            pkg / "data" / "presets");
+  EXPECT_EQ(hw::installed_data_dir(pkg / "bin" / "cdma", "presets", "gpus.json"), pkg / "data" / "presets");
+  EXPECT_EQ(hw::installed_data_dir(pkg / "bin" / "cdma", "zoo", "zoo.json"), fs::path());
+  touch(root / "prefix" / "bin" / "cdma");
+  touch(root / "prefix" / "share" / "cdma" / "zoo" / "zoo.json");
+  EXPECT_EQ(hw::installed_data_dir(root / "prefix" / "bin" / "cdma", "zoo", "zoo.json"),
+            root / "prefix" / "share" / "cdma" / "zoo");
+  EXPECT_EQ(hw::installed_data_dir(fs::path(), "zoo", "zoo.json"), fs::path());
+  fs::remove_all(root);
+}

@@ -66,9 +66,21 @@ struct PresetCatalog {
   const LinkPreset& link(const std::string& name) const;  // throws ModelError listing the names
 };
 
-// Where the presets are: $CDMA_PRESETS when set, else <exe>/../share/cdma/presets when it exists,
-// else the source tree's data/presets (compiled in).
+// Where the presets are: $CDMA_PRESETS when set, else installed_data_dir("presets", "gpus.json")
+// when found, else the source tree's data/presets (compiled in; not in a pip-built package, where the
+// error then names the installed folder looked at).
 std::filesystem::path default_preset_dir();
+
+// The data folder `sub` ("presets", "zoo") of an installation, found from `binary` (the file that
+// holds this library's code: the executable, or the Python module cdma/_native*.so): the first of
+// <binary dir>/data/<sub> (the Python package: cdma/data/ beside the module),
+// <binary dir>/../share/cdma/<sub> (an installed executable, <prefix>/bin/cdma) and
+// <binary dir>/../data/<sub> (the executable inside the Python package, cdma/bin/cdma) that holds
+// the file `marker`; empty when none does.
+std::filesystem::path installed_data_dir(const std::filesystem::path& binary, const std::string& sub,
+                                         const std::string& marker);
+// As above from the file that holds this code (dladdr), or an empty path when that is unknown.
+std::filesystem::path installed_data_dir(const std::string& sub, const std::string& marker);
 
 // Codec family of a canonical codec name: "zlib-6" -> "zlib", "zrle-4" -> "zrle", "zvc" -> "zvc".
 std::string codec_family(const std::string& codec);

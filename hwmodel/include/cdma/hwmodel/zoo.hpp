@@ -18,8 +18,8 @@
 
 namespace cdma::hwmodel {
 
-// The zoo directory: $CDMA_ZOO when set; else share/cdma/zoo beside the installed binary (when
-// it holds zoo.json); else data/zoo of the source tree (as default_preset_dir does for presets).
+// The zoo directory: $CDMA_ZOO when set; else installed_data_dir("zoo", "zoo.json") (presets.hpp)
+// when found; else data/zoo of the source tree (as default_preset_dir does for presets).
 std::filesystem::path default_zoo_dir();
 
 // Names accepted by zoo_network, in the zoo's order: alexnet, overfeat, nin, vgg16, squeezenet
