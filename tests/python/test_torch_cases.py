@@ -325,13 +325,17 @@ def test_a_forward_that_raised_is_dropped_and_marked(tmp_path):
             m.fail = False
             nn.functional.cross_entropy(m(x), y).backward()  # the retry, same iteration
             cap.step()
+            nn.functional.cross_entropy(m(x), y).backward()
+            with pytest.raises(RuntimeError):
+                m.fc(torch.zeros(1, 3))  # a submodule's call that raised, outside the model's forward
+            cap.step()
     t = cdma.open(p)
     df = t.tensors()
     per = df.groupby("iteration").size()
-    assert list(per.index) == [0, 1] and per[0] == per[1]  # iteration 1: the retry only
-    assert t._r.root_attribute("capture_partial_forwards") == "[1]"
+    assert list(per.index) == [0, 1, 2] and per[0] == per[1] == per[2]  # iteration 1: the retry only
+    assert t._r.root_attribute("capture_partial_forwards") == "[1, 2]"
     tl = t.timeline()
-    assert (tl.layer == "conv").sum() == 2
+    assert (tl.layer == "conv").sum() == 3
 
 
 def test_an_exception_inside_the_with_is_recorded(tmp_path):

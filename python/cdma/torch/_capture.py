@@ -158,7 +158,7 @@ class _Record:
 class _Frame:
     """A module call on the forward stack."""
 
-    __slots__ = ("module", "name", "call", "inputs", "start")
+    __slots__ = ("module", "name", "call", "inputs", "start", "mark")
 
 
 def _clean_name(model, name):
@@ -262,7 +262,6 @@ class Capture:
         self._outer = None  # (pack, unpack) entered before the capture on that thread: still called
         self._param_shapes = {}  # shape -> [(parameter, transposed)]: candidates of a parameter copy
         self._root_tensors = []  # this iteration's network inputs (their autocast copies are inputs too)
-        self._fwd_mark = None  # (len(_pending), len(_timeline)) when the current top-level forward began
         self._grad_forward = False  # the model ran with gradients in this (sampled) iteration
         self._saved_at_start = 0
         self._partial = []  # iterations in which a forward raised (its records dropped)
@@ -382,8 +381,7 @@ class Capture:
         """Ends the current training iteration: writes its records, then counts the next one."""
         if self._closed:
             raise UsageError("cdma.torch.capture: step() after close()")
-        if self._stack:
-            self._drop_partial()  # between iterations no module runs: a forward raised
+        self._end_raised_forward()  # between iterations no module runs
         if self._sampling and self.error is None and self._grad_forward and \
                 self.counters["saved"] == self._saved_at_start:
             self._warn_once("nothing-saved", (
@@ -400,7 +398,6 @@ class Capture:
         self._live = {}
         self._root_tensors = []
         self._root_inputs = set()
-        self._fwd_mark = None
         self._grad_forward = False
         self._saved_at_start = self.counters["saved"]
         self._sampling = self.error is None and self._is_sampled(self.iteration)
@@ -410,8 +407,8 @@ class Capture:
         if self._closed:
             return
         self._closed = True
-        if self._stack:
-            self._drop_partial()
+        self._end_raised_forward()
+        self._root_tensors = []
         self._sampling = False
         if getattr(_active, "capture", None) is self:
             _active.capture = None
@@ -485,13 +482,16 @@ class Capture:
         self._warnings.append(text)
         warnings.warn(text, RuntimeWarning, stacklevel=3)
 
-    def _drop_partial(self):
-        """Frames left on the stack: a forward raised (no post-hook ran). Its records and timeline
-        rows are dropped, so that an iteration holds only forwards that ended."""
-        self._stack = []
-        mark, self._fwd_mark = self._fwd_mark, None
-        if mark is None:
-            return
+    def _end_raised_forward(self):
+        """Frames left on the stack when the model is called again, at step() or close() are of
+        calls that raised (no post-hook ran): the model's forward, or a submodule called on its own.
+        What was recorded since the outermost of them began is dropped, so that an iteration holds
+        only forwards that ended."""
+        if self._stack:
+            outer, self._stack = self._stack[0], []
+            self._drop_partial(outer.mark)
+
+    def _drop_partial(self, mark):
         p0, t0 = mark
         dropped = self._pending[p0:]
         del self._pending[p0:]
@@ -546,11 +546,9 @@ class Capture:
                 return None
             self._layer_index(name)
             if module is self._model:
-                if any(fr.module is module for fr in self._stack):
-                    self._drop_partial()  # the model's previous call raised (no post-hook ran)
-                if not self._stack:
-                    self._fwd_mark = (len(self._pending), len(self._timeline))
+                self._end_raised_forward()
             f = _Frame()
+            f.mark = (len(self._pending), len(self._timeline))
             f.module, f.name, f.call = module, name, self._calls
             self._calls += 1
             f.inputs = None
