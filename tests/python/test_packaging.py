@@ -149,3 +149,27 @@ def test_replay_finds_its_data_from_anywhere(tmp_path):
     assert p.returncode != 0 and "no-presets" in p.stderr, p.stderr
     p = _run(code, tmp_path, CDMA_ZOO=str(tmp_path / "no-zoo"))
     assert p.returncode != 0 and "no-zoo" in p.stderr, p.stderr
+
+
+def test_capture_torch_through_the_cdma_command(tmp_path):
+    # The `cdma` of this test run (a build's build/bin/cdma, or a pip install's console script, which
+    # names the installed package to the launcher) captures an unmodified script.
+    pytest.importorskip("torch")
+    script = tmp_path / "train.py"
+    script.write_text(textwrap.dedent("""
+        import torch
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for _ in range(3):
+            loss = model(torch.randn(4, 8)).square().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    """))
+    out = tmp_path / "run.h5"
+    cdma_cli("capture", "--torch", "-o", out, "--", sys.executable, script)
+    df = cdma.open(out).tensors()
+    assert sorted(set(df["iteration"])) == [0, 1, 2]
+    # Each iteration: the inputs of both Linear layers and the loss's square (outside any module).
+    assert df["layer"].tolist() == ["0", "2", "(outside)"] * 3, df[["layer", "op"]]
