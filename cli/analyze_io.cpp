@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ostream>
+#include <string_view>
 
 namespace cdma::cli {
 
@@ -87,7 +88,11 @@ int write_results(const analyze::Analysis& result, const AnalyzeOutputs& out) {
   }
   for (const auto& t : result.traces) {
     for (const auto& s : t.skipped) {
-      fmt::print(stderr, "cdma analyze: skipped {}: {}: {}\n", t.path, s.object, s.reason);
+      // The reason is often a reader error that names the file and object itself: said once.
+      std::string_view why = s.reason;
+      for (const std::string& said : {t.path + ": ", s.object + ": "})
+        if (why.substr(0, said.size()) == said) why.remove_prefix(said.size());
+      fmt::print(stderr, "cdma analyze: skipped {}: {}: {}\n", t.path, s.object, why);
       rc = kExitFailure;
     }
     for (const auto& w : t.warnings) fmt::print(stderr, "cdma analyze: warning: {}: {}\n", t.path, w);

@@ -13,8 +13,10 @@
 #include <fmt/core.h>
 #include <mpi.h>
 
+#include <pthread.h>
 #include <sched.h>
 #include <algorithm>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <optional>
@@ -26,12 +28,37 @@ namespace {
 constexpr int kTagSize = 1, kTagData = 2;
 constexpr std::size_t kMaxMessage = std::size_t{1} << 30;  // MPI counts are int: send big parts in pieces
 
+// Open MPI's MPI_Init installs handlers of crash signals that print a backtrace. A child this rank
+// forks (the trace reader's isolated HDF5 probe, formats/src/trace_reader.cpp, which may crash on
+// a damaged file by design: its parent reports "the HDF5 library crashed") must not inherit them,
+// or every damaged file prints MPI backtraces. The child gets back the dispositions the process had
+// before MPI_Init, for the signals whose handler is still MPI's.
+constexpr int kCrashSignals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+constexpr std::size_t kNumCrashSignals = sizeof kCrashSignals / sizeof kCrashSignals[0];
+struct sigaction g_before_mpi[kNumCrashSignals], g_of_mpi[kNumCrashSignals];
+
+extern "C" void restore_crash_signals_in_child() {  // async-signal-safe: sigaction only
+  for (std::size_t i = 0; i < kNumCrashSignals; ++i) {
+    struct sigaction cur {};
+    if (sigaction(kCrashSignals[i], nullptr, &cur) == 0 && cur.sa_handler == g_of_mpi[i].sa_handler)
+      sigaction(kCrashSignals[i], &g_before_mpi[i], nullptr);
+  }
+}
+
 // MPI_Init_thread for its lifetime (the analysis threads never call MPI: FUNNELED is enough).
 class MpiSession {
  public:
   MpiSession() {
+    for (std::size_t i = 0; i < kNumCrashSignals; ++i) sigaction(kCrashSignals[i], nullptr, &g_before_mpi[i]);
     int provided = 0;
     MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+    bool changed = false;
+    for (std::size_t i = 0; i < kNumCrashSignals; ++i) {
+      sigaction(kCrashSignals[i], nullptr, &g_of_mpi[i]);
+      changed = changed || g_of_mpi[i].sa_handler != g_before_mpi[i].sa_handler;
+    }
+    static bool registered = false;
+    if (changed && !registered) registered = pthread_atfork(nullptr, nullptr, restore_crash_signals_in_child) == 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &size_);
   }

@@ -133,7 +133,10 @@ void print_table(const json& j, bool list_tensors) {
   row("iterations", it_s);
   row("layers", std::to_string(j["layers"].size()));
   if (!j["dropped_tensors"].is_null()) row("dropped", std::to_string(j["dropped_tensors"].get<std::int64_t>()));
-  for (auto& [k, v] : j["extensions"].items()) row(k.c_str(), v.get<std::string>());
+  // The producer's own `iterations` attribute (cdma.torch: optimizer steps; cdma train: iterations run) is not
+  // the count of iterations the tensors carry (the row above): labelled apart.
+  for (auto& [k, v] : j["extensions"].items())
+    row(k == "iterations" ? "iterations attribute" : k.c_str(), v.get<std::string>());
   for (auto [key, label] : {std::pair{"by_dtype", "by dtype"}, {"by_op", "by op"}, {"by_role", "by role"}}) {
     std::string s;
     for (auto& [k, v] : j[key].items())

@@ -106,6 +106,17 @@ TEST_F(MpiAnalyze, DamagedFileSameErrorAndExitCode) {
   expect_same_for_any_rank_count(inputs, "-k -q");
 }
 
+// A file that crashes HDF5 is isolated in a child of the rank (the trace reader's probe): the
+// rank reports the crash as an error, and the child dies without the Open MPI backtrace that the
+// rank's own crash handlers (installed by MPI_Init) would print (issue 29).
+TEST_F(MpiAnalyze, CrashOfTheIsolatedProbePrintsNoMpiBacktrace) {
+  const std::string bad = quote(std::string(CDMA_SOURCE_DIR) + "/tests/formats/hdf5_segv_vlen_attr.h5");
+  const auto r = run_command(mpirun(2) + cdma() + " analyze -q " + bad);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("the HDF5 library crashed"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("Process received signal"), std::string::npos) << r.output;
+}
+
 // The process ids (one per line) of the ranks whose command line names `json` and whose
 // environment says OMPI_COMM_WORLD_RANK=`rank` (any rank when empty).
 std::string rank_pids(const std::string& json, const std::string& rank) {

@@ -108,3 +108,14 @@ def test_no_trace_written_is_one_everywhere(tmp_path):
     assert p.returncode == 1 and "no trace written" in p.stderr, p.stderr
     p = cdma_cli("capture", "--torch", "-o", tmp_path / "c.h5", "--", "true", check=False)
     assert p.returncode == 1 and "no trace written" in p.stderr, p.stderr
+
+
+def test_keep_going_names_each_path_once(tmp_path):
+    """-k lists a skipped file once per line, not 'skipped x.h5: /: x.h5: cannot open ...'."""
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(VGG.read_bytes()[:200000])
+    p = cdma_cli("analyze", "-k", "-q", "-c", "zvc", DATA / "squeezenet-fmnist.h5", cut, "--json", tmp_path / "a.json",
+                 check=False)
+    assert p.returncode == 1
+    line = next(x for x in p.stderr.splitlines() if "skipped" in x)
+    assert line.count(str(cut)) == 1, line
