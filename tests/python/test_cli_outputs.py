@@ -355,3 +355,28 @@ def test_bad_spool_counters_are_refused(tmp_path):
     p = cdma_cli("capture", "--convert", bad, "-o", tmp_path / "t.h5", check=False)
     assert p.returncode == 1 and "iterations = -9223372036854775806" in p.stderr and "no trace written" in p.stderr
     assert not (tmp_path / "t.h5").exists()
+
+
+def test_analyze_under_mpi_uses_the_same_writer(small, tmp_path):
+    """Rank 0 of `cdma analyze` under mpirun writes through the same writer (analyze_mpi.cpp)."""
+    import shutil
+    mpirun = shutil.which("mpirun") or shutil.which("mpiexec")
+    if not mpirun:
+        pytest.skip("no mpirun")
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+
+    def mpi(out):
+        return subprocess.run(["timeout", "120", mpirun, "--oversubscribe", "-np", "2", str(BIN_DIR / "cdma"),
+                               "analyze", str(small), "-q", "-c", "zvc", "--json", str(out)],
+                              capture_output=True, text=True, env=env)
+    p = mpi("/dev/full")
+    if "built without MPI" in p.stderr:
+        pytest.skip("cdma built without MPI")
+    assert p.returncode == 1 and "cannot write /dev/full (No space left on device)" in p.stderr, p.stderr
+    assert mpi("/dev/null").returncode == 0
+    assert_devices_intact()
+    target = tmp_path / "t.json"
+    target.write_text("old")
+    link = tmp_path / "l.json"
+    link.symlink_to(target)
+    assert mpi(link).returncode == 0 and link.is_symlink() and json.loads(target.read_text())["schema"]
