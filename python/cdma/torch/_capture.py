@@ -691,11 +691,14 @@ class Capture:
         compiled = _in_compiled_graph()
         if compiled:
             c["compiled"] += 1
-        if isinstance(t, torch.nn.Parameter) or (t.device, t.data_ptr()) in self._params or self._is_param_copy(t):
-            c["parameters"] += 1  # a parameter, a view of one (weight.t()), a buffer, or a copy (autocast's cast)
+        if isinstance(t, torch.nn.Parameter) or (t.device, t.data_ptr()) in self._params:
+            c["parameters"] += 1  # a parameter, a view of one (a linear layer's weight.t()), or a buffer
             return t
         if t.dim() < 2:
             c["rank_below_2"] += 1  # batch norm's per-channel mean / inverse std, scalars
+            return t
+        if self._is_param_copy(t):
+            c["parameters"] += 1  # a copy of a parameter: autocast's cast, a compiled graph's layout copy
             return t
         if compiled and (t.dtype in (torch.int8, torch.uint8) or sum(d != 1 for d in t.shape) <= 1):
             c["compiled_not_activations"] += 1  # inductor's int8 max-pool offsets, [1, C, 1, 1] statistics
