@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import BIN_DIR, DATA, SOURCE_DIR, cdma_cli
+from conftest import BIN_DIR, SOURCE_DIR, cdma_cli
 
 SPOOL = SOURCE_DIR / "tests" / "fuzz" / "corpus" / "spool_reader" / "legacy_full.spool"
 INTERPOSER = BIN_DIR.parent / "lib" / "libcdma_capture.so"

@@ -5,8 +5,6 @@ range, an output that cannot be one, an existing output without --force), 130 in
 verb is run with a missing file, a wrong codec (or name) and a bad value; the code must be the
 table's and the message must name the file or option."""
 
-import pathlib
-
 import pytest
 
 from conftest import BIN_DIR, DATA, cdma_cli
@@ -73,6 +71,8 @@ if TRAIN.exists():
          ["/nonexistent/fmnist"]),
         ("wrong name", ["train", "--net", "nope", "-o", "{tmp}/t.h5"], 2, ["nope"]),
         ("bad option", ["train", "--bogus"], 2, ["--bogus"]),
+        ("unwritable output", ["train", "--no-capture", "-i", "1", "--train-limit", "64", "--test-limit", "64",
+                               "--metrics", "/dev/full"], 1, ["cannot write /dev/full (No space left on device)"]),
     ]
 
 

@@ -3,6 +3,7 @@
 #include "options.hpp"
 #include "trainer.hpp"
 
+#include <cdma/formats/output_file.hpp>
 #include <cdma/formats/text.hpp>
 #include <cdma/version.hpp>
 
@@ -15,7 +16,6 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 
 namespace {
 
@@ -52,14 +52,15 @@ int list(bool json) {
   return 0;
 }
 
+// Through cdma's one output writer (formats/output_file.hpp): atomic for a regular file, in place for
+// a device or FIFO, every write error reported (formats::Error, exit 1).
 void write_metrics(const std::string& path, const cdma::train::RunResult& r) {
-  std::ofstream out(path);
-  if (!out) throw cdma::train::TrainError("cannot write metrics file '" + path + "'");
-  out << "iteration,loss,accuracy,captured,density,elapsed_s\n";
-  for (const auto& s : r.curve)
-    out << fmt::format("{},{:.9g},{:.6f},{},{},{:.3f}\n", s.iteration, s.loss, s.accuracy, s.captured ? 1 : 0,
-                       s.density >= 0 ? fmt::format("{:.6f}", s.density) : std::string(), s.elapsed_s);
-  if (!out) throw cdma::train::TrainError("cannot write metrics file '" + path + "'");
+  cdma::formats::write_output_file(path, [&](std::ostream& out) {
+    out << "iteration,loss,accuracy,captured,density,elapsed_s\n";
+    for (const auto& s : r.curve)
+      out << fmt::format("{},{:.9g},{:.6f},{},{},{:.3f}\n", s.iteration, s.loss, s.accuracy, s.captured ? 1 : 0,
+                         s.density >= 0 ? fmt::format("{:.6f}", s.density) : std::string(), s.elapsed_s);
+  });
 }
 
 }  // namespace
