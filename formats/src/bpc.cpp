@@ -11,6 +11,7 @@
 #include <bit>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace cdma::formats {
@@ -207,6 +208,11 @@ inline std::uint64_t nonzero_bytes(std::uint64_t x) noexcept {
   constexpr std::uint64_t lo7 = 0x7f7f7f7f7f7f7f7full;
   return (((x & lo7) + lo7) | x) & ~lo7;
 }
+// 0x80 in each byte of x that equals byte value c.
+inline std::uint64_t bytes_equal(std::uint64_t x, unsigned c) noexcept {
+  return ~nonzero_bytes(x ^ (0x0101010101010101ull * c)) & 0x8080808080808080ull;
+}
+
 // Bit c = the top bit of byte c of y (y holds only 0x80 bytes).
 inline unsigned gather_bytes(std::uint64_t y) noexcept {
   return static_cast<unsigned>(((y >> 7) * 0x0102040810204080ull) >> 56);
@@ -228,6 +234,54 @@ const RunTables& run_tables() {
   return t;
 }
 
+// T[b] byte k - i = byte b of the delta d_i = v_i - v_{i-1} (mod 2^(8W)), i = 1 .. k = m - 1.
+template <unsigned W, unsigned M>
+inline void scatter_deltas(const std::uint32_t* v, std::uint64_t* T) noexcept {
+  constexpr std::uint32_t mask = W == 4 ? 0xffffffffu : (1u << (8 * W)) - 1;
+#pragma GCC unroll 8
+  for (unsigned i = 1; i < M; ++i) {
+    const std::uint32_t d = (v[i] - v[i - 1]) & mask;
+#pragma GCC unroll 8
+    for (unsigned b = 0; b < W; ++b) T[b] |= std::uint64_t{d >> (8 * b) & 0xff} << (8 * (M - 1 - i));
+  }
+}
+template <unsigned W>
+inline void scatter_deltas(const std::uint32_t* v, std::uint64_t* T, unsigned m) noexcept {
+  constexpr std::uint32_t mask = W == 4 ? 0xffffffffu : (1u << (8 * W)) - 1;
+  for (unsigned i = 1; i < m; ++i) {
+    const std::uint32_t d = (v[i] - v[i - 1]) & mask;
+#pragma GCC unroll 8
+    for (unsigned b = 0; b < W; ++b) T[b] |= std::uint64_t{d >> (8 * b) & 0xff} << (8 * (m - 1 - i));
+  }
+}
+
+// The inverse: the deltas from T (as above), then the prefix sum from v[0].
+template <unsigned W, unsigned M>
+inline void gather_deltas(const std::uint64_t* T, std::uint32_t* v) noexcept {
+  constexpr std::uint32_t mask = W == 4 ? 0xffffffffu : (1u << (8 * W)) - 1;
+  std::uint32_t acc = v[0];
+#pragma GCC unroll 8
+  for (unsigned i = 1; i < M; ++i) {
+    std::uint32_t d = 0;
+#pragma GCC unroll 8
+    for (unsigned b = 0; b < W; ++b) d |= static_cast<std::uint32_t>(T[b] >> (8 * (M - 1 - i)) & 0xff) << (8 * b);
+    acc = (acc + d) & mask;
+    v[i] = acc;
+  }
+}
+template <unsigned W>
+inline void gather_deltas(const std::uint64_t* T, std::uint32_t* v, unsigned m) noexcept {
+  constexpr std::uint32_t mask = W == 4 ? 0xffffffffu : (1u << (8 * W)) - 1;
+  std::uint32_t acc = v[0];
+  for (unsigned i = 1; i < m; ++i) {
+    std::uint32_t d = 0;
+#pragma GCC unroll 8
+    for (unsigned b = 0; b < W; ++b) d |= static_cast<std::uint32_t>(T[b] >> (8 * (m - 1 - i)) & 0xff) << (8 * b);
+    acc = (acc + d) & mask;
+    v[i] = acc;
+  }
+}
+
 // One block of m words (1 <= m <= 8) of WW = 8 W bits.
 //  1. deltas, placed in the bytes of T[b] (byte k - i of T[b] = byte b of d_i);
 //  2. T[b] transposed: byte c of T[b] is the plane of bit 8 b + c (P_j with j = WW - 1 - 8 b - c);
@@ -237,19 +291,18 @@ const RunTables& run_tables() {
 template <unsigned W, class Sink>
 inline void encode_block(const std::uint32_t* v, unsigned m, Sink& s, const Tables& tabs, const RunTables& runs) {
   constexpr unsigned WW = 8 * W;
-  constexpr std::uint32_t mask = WW == 32 ? 0xffffffffu : (1u << WW) - 1;
   s.put(v[0], WW);
   if (m == 1) return;
   const unsigned k = m - 1, full = (1u << k) - 1;
   std::uint64_t T[W] = {};
-  for (unsigned i = 1; i < m; ++i) {
-    const std::uint32_t d = (v[i] - v[i - 1]) & mask;
-    const unsigned sh = 8 * (k - i);
-    for (unsigned b = 0; b < W; ++b) T[b] |= std::uint64_t{d >> (8 * b) & 0xff} << sh;
-  }
+  if (m == 8)
+    scatter_deltas<W, 8>(v, T);  // constant shifts: the words stay in registers
+  else
+    scatter_deltas<W>(v, T, m);
   std::uint8_t pb[8 * W], xb[8 * W];
   unsigned nz = 0;
   std::uint64_t prev_top = 0;
+#pragma GCC unroll 8
   for (unsigned b = 0; b < W; ++b) {
     const std::uint64_t t = transpose8(T[b]);
     const std::uint64_t x = t ^ (t << 8 | prev_top);
@@ -258,8 +311,41 @@ inline void encode_block(const std::uint32_t* v, unsigned m, Sink& s, const Tabl
     std::memcpy(xb + 8 * b, &x, 8);
     nz |= gather_bytes(nonzero_bytes(x)) << (8 * b);
   }
+  constexpr unsigned rb = run_bits(WW);
+  if constexpr (std::is_same_v<Sink, BitCounter>) {
+    if (k == 7) {  // sizes from plane masks: every symbol is 8 bits but all ones and 00001 (5)
+      constexpr std::uint32_t all = WW == 32 ? 0xffffffffu : (1u << WW) - 1;
+      std::uint32_t ones = 0, pzero = 0;
+#pragma GCC unroll 8
+      for (unsigned b = 0; b < W; ++b) {
+        std::uint64_t x, p;
+        std::memcpy(&x, xb + 8 * b, 8);
+        std::memcpy(&p, pb + 8 * b, 8);
+        const std::uint64_t o = bytes_equal(x, 0x7f);
+        ones |= gather_bytes(o) << (8 * b);
+        pzero |= gather_bytes(bytes_equal(p, 0) & nonzero_bytes(x) & ~o) << (8 * b);
+      }
+      const std::uint32_t z = ~nz & all, first = z & ~(z << 1);  // zero planes; the lowest of each run
+      const auto runs_n = static_cast<unsigned>(std::popcount(first));
+      const auto singles = static_cast<unsigned>(std::popcount(first & ~(z >> 1)));
+      s.bits += 8u * static_cast<unsigned>(std::popcount(nz)) -
+                3u * static_cast<unsigned>(std::popcount(ones | pzero)) + 3u * singles + (2 + rb) * (runs_n - singles);
+      return;
+    }
+  }
   const auto& tab = tabs.sym[k];
-  const auto& rtab = runs.tok[run_bits(WW) - 3];
+  const auto& rtab = runs.tok[rb - 3];
+  // Symbols gathered in a local accumulator, handed to the sink 32 bits at a time.
+  std::uint64_t acc = 0;
+  unsigned nb = 0;
+  auto emit = [&](std::uint64_t code, unsigned len) {
+    acc = acc << len | code;
+    nb += len;
+    if (nb >= 32) {
+      nb -= 32;
+      s.put(acc >> nb & 0xffffffffu, 32);
+    }
+  };
   unsigned above = WW;  // the plane above the zero run that ends at the next nonzero plane
   while (nz) {
     const unsigned t = 31 - static_cast<unsigned>(std::countl_zero(nz));
@@ -269,9 +355,10 @@ inline void encode_block(const std::uint32_t* v, unsigned m, Sink& s, const Tabl
     const unsigned x = xb[t];
     Sym sym = tab[x];
     if (pb[t] == 0 && x != full) sym = {1, 5};  // 00001: the plane itself is zero
-    s.put(std::uint64_t{r.code} << sym.len | sym.code, r.len + sym.len);
+    emit(std::uint64_t{r.code} << sym.len | sym.code, r.len + sym.len);
   }
-  if (above) s.put(rtab[above].code, rtab[above].len);
+  if (above) emit(rtab[above].code, rtab[above].len);
+  if (nb) s.put(acc & ((std::uint64_t{1} << nb) - 1), nb);
 }
 
 // BPC of a word sequence fed one word at a time.
@@ -499,17 +586,11 @@ const DecTables& dec_tables() {
   codec_fail(fmt::format("{}: block at word {}: {}", who, first, what));
 }
 
-// 0x80 in each byte of x that equals byte value c.
-inline std::uint64_t bytes_equal(std::uint64_t x, unsigned c) noexcept {
-  return ~nonzero_bytes(x ^ (0x0101010101010101ull * c)) & 0x8080808080808080ull;
-}
-
 // Decodes one block of m words of WW = 8 W bits into v[0..m); `first` is the block's first word
 // index (messages).
 template <unsigned W>
 void decode_block(MsbReader& r, unsigned m, std::uint32_t* v, std::size_t first, const char* who, const DecTables& dt) {
   constexpr unsigned WW = 8 * W, D = WW, rb = run_bits(WW);
-  constexpr std::uint32_t mask = WW == 32 ? 0xffffffffu : (1u << WW) - 1;
   r.refill();
   v[0] = r.get(WW);
   if (m == 1) return;
@@ -552,6 +633,7 @@ void decode_block(MsbReader& r, unsigned m, std::uint32_t* v, std::size_t first,
   std::uint64_t P[W];
   if (pz == 0) {  // prefix XOR over the bytes
     std::uint64_t carry = 0;
+#pragma GCC unroll 8
     for (unsigned b = 0; b < W; ++b) {
       std::uint64_t y;
       std::memcpy(&y, xb + 8 * b, 8);
@@ -579,6 +661,7 @@ void decode_block(MsbReader& r, unsigned m, std::uint32_t* v, std::size_t first,
   }
   // A pair, single one or literal where the plane is zero: the encoder writes 00001 there.
   std::uint32_t zero_p = 0;
+#pragma GCC unroll 8
   for (unsigned b = 0; b < W; ++b) zero_p |= gather_bytes(bytes_equal(P[b], 0)) << (8 * b);
   if (need_p & zero_p)
     fail_block(r, who, first,
@@ -586,14 +669,12 @@ void decode_block(MsbReader& r, unsigned m, std::uint32_t* v, std::size_t first,
                            D - 1 - static_cast<unsigned>(std::countr_zero(need_p & zero_p))));
   // Deltas from the planes (the inverse transpose), then the prefix sum.
   std::uint64_t T[W];
+#pragma GCC unroll 8
   for (unsigned b = 0; b < W; ++b) T[b] = transpose8(P[b]);
-  std::uint32_t acc = v[0];
-  for (unsigned i = 1; i <= k; ++i) {
-    std::uint32_t d = 0;
-    for (unsigned b = 0; b < W; ++b) d |= static_cast<std::uint32_t>(T[b] >> (8 * (k - i)) & 0xff) << (8 * b);
-    acc = (acc + d) & mask;
-    v[i] = acc;
-  }
+  if (m == 8)
+    gather_deltas<W, 8>(T, v);
+  else
+    gather_deltas<W>(T, v, m);
 }
 
 template <unsigned W>
