@@ -593,3 +593,42 @@ def test_launcher_capture_of_a_compiled_model(tmp_path):
     assert r["losses"] == plain and r["error"] == "None"
     df = cdma.open(out).tensors()
     assert sorted(set(df.iteration)) == [0, 1] and cdma.torch.COMPILED in set(df.layer)
+
+
+FULL_DISK = """
+import json, resource, signal, sys, warnings
+sys.path.insert(0, {tests!r})
+import torch
+import cdma, cdma.torch
+from test_torch_cases import Small, batches, run
+data = batches(6, shape=(64, 1, 8, 8))
+_, plain = run(Small, data)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (400 * 1024, 400 * 1024))   # the disk fills up in iteration 1 or 2
+cap = cdma.torch.Capture({path!r}, budget=None)
+with warnings.catch_warnings(record=True) as w:
+    warnings.simplefilter("always")
+    _, captured = run(Small, data, capture=cap)
+print(json.dumps({{"same": captured == plain, "error": repr(cap.error), "warnings": [str(x.message) for x in w]}}))
+# What happens at interpreter exit after a failed write is the native writer's own test's matter
+# (tests/python/test_api_reliability.py): this test ends here.
+sys.stdout.flush()
+import os
+os._exit(0)
+"""
+
+
+def test_a_full_disk_stops_the_capture_not_the_training(tmp_path):
+    import json
+    import subprocess
+    import sys
+    p = tmp_path / "full.h5"
+    r = subprocess.run([sys.executable, "-c", FULL_DISK.format(tests=os.path.dirname(__file__), path=str(p))],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["same"]  # the training ran to its end, same losses
+    assert "TraceError" in out["error"] and any("capture disabled" in w for w in out["warnings"])
+    # (close() returned: the child printed after it.) What the file holds after a failed write is the
+    # native writer's contract (complete = 0, readable up to the failure), tested with the writer in
+    # tests/python/test_api_reliability.py.

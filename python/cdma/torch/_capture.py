@@ -5,8 +5,9 @@ docs/TORCH_CAPTURE.md; this file implements them.
 Hot path: the saved-tensor pack hook and the module hooks. In an iteration that is not sampled they
 return at once; in a sampled one the pack hook copies (mode "full") or counts (mode "insitu") each
 new buffer and the records are written at the end of the iteration (step()), when every consumer
-of every buffer is known. The host program never fails because of the capture: an internal error
-in a hook disables the capture with a warning (Capture.error keeps it).
+of every buffer is known. The host program never fails because of the capture: an error in a hook,
+or a failed write at step() / close() (a full disk), disables the capture with a warning
+(Capture.error keeps it).
 """
 
 import json
@@ -21,7 +22,7 @@ import weakref
 import torch
 
 from .. import _native
-from ..errors import UsageError
+from ..errors import Error, UsageError
 from ._naming import BITS, COMPILED, DTYPES, OUTSIDE, cut_batch, layout_of, op_of, parse_budget
 
 __all__ = ["Capture", "capture"]
@@ -391,7 +392,10 @@ class Capture:
                 "iteration is recorded (enter the other hooks outside the capture: it then passes tensors on to "
                 "them)"))
         if self.error is None:
-            self._flush()
+            try:
+                self._flush()
+            except Exception as e:  # noqa: BLE001 - a failed write (disk full): the capture stops, training goes on
+                self._fail(e)
         self.iteration += 1
         self.counters["iterations"] = self.iteration
         self._gen += 1
@@ -420,9 +424,18 @@ class Capture:
             self._saved_hooks = None
         try:
             if self.error is None:
-                self._flush()
+                try:
+                    self._flush()
+                except Exception as e:  # noqa: BLE001
+                    self._fail(e)
         finally:
-            self._finish_writer()
+            try:
+                self._finish_writer()
+            except Error:
+                # After a failed write the writer closes the file with complete = 0 and says so again:
+                # that failure was reported (warning, cap.error) when it happened.
+                if not isinstance(self.error, Error):
+                    raise
 
     def _finish_writer(self):
         w, self._writer = self._writer, None
@@ -516,8 +529,8 @@ class Capture:
         if self.error is None:
             self.error = e
             self._sampling = False
-            warnings.warn(f"cdma.torch: capture disabled after an internal error: {type(e).__name__}: {e}",
-                          RuntimeWarning, stacklevel=3)
+            warnings.warn(f"cdma.torch: capture disabled after an error: {type(e).__name__}: {e} (the trace keeps "
+                          "what was written before; complete = 0 when a write failed)", RuntimeWarning, stacklevel=3)
 
     # --- module hooks ---
 
