@@ -1,6 +1,7 @@
 #include <cdma/analyze/tensor.hpp>
 #include <cdma/analyze/transform.hpp>
 #include <cdma/formats/text.hpp>
+#include <cdma/formats/trace.hpp>
 #include <cdma/formats/zero_scan.hpp>
 
 #include <algorithm>
@@ -394,22 +395,14 @@ std::vector<VariantMeasures> TensorStream::finish() {
 }
 
 std::vector<VariantMeasures> TensorAnalyzer::analyze_stats(const formats::StatsRow& row) const {
-  const auto dt = formats::parse_dtype(row.dtype);
   const std::string where = "/stats row (iteration " + std::to_string(row.iteration) + ", layer '" + row.layer + "')";
-  if (!dt) throw formats::Error(where + ": unknown dtype '" + row.dtype + "'");
+  if (const auto why = formats::stats_row_problem(row)) throw formats::Error(where + ": " + *why);
+  const auto dt = formats::parse_dtype(row.dtype);
   const std::uint64_t n = static_cast<std::uint64_t>(row.elements);
   const std::uint64_t nnz = static_cast<std::uint64_t>(row.nonzeros);
   const std::uint64_t runs = static_cast<std::uint64_t>(row.zero_runs);
   const std::uint64_t zeros = n - nnz;
-  if (row.elements < 0 || row.nonzeros < 0 || row.zero_runs < 0 || nnz > n || runs > zeros ||
-      (zeros > 0 && runs == 0) || runs > nnz + 1)
-    throw formats::Error(where + ": inconsistent counts (elements " + std::to_string(row.elements) + ", nonzeros " +
-                         std::to_string(row.nonzeros) + ", zero_runs " + std::to_string(row.zero_runs) + ")");
   const std::size_t w = formats::dtype_size(*dt);
-  // Sums over many rows must not overflow 64 bits either: no row may claim more than 2^62 bytes.
-  if (n > (std::uint64_t{1} << 62) / w)
-    throw formats::Error(where + ": " + std::to_string(row.elements) + " elements of " + row.dtype +
-                         " exceed the 2^62 bytes a row may describe");
   std::vector<VariantMeasures> out(variants_.size());
   for (std::size_t v = 0; v < variants_.size(); ++v) {
     const Variant& var = variants_[v];

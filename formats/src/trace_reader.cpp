@@ -18,6 +18,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -280,8 +281,25 @@ struct TraceReader::Impl {
       h5::take_error_stack();
       h5::fail(file, "", "not an HDF5 file (expected a cdma trace, format v1)");
     }
-    fid = h5::Id(h5::check(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), file, "",
-                           "cannot open HDF5 file (truncated or damaged?)"));
+    const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0 && locked_by_writer(file)) {
+      h5::take_error_stack();
+      h5::fail(file, "",
+               "the trace is locked by another process (a writer still has it open; HDF5 file locking): read it once "
+               "the writer has closed it, or now with HDF5_USE_FILE_LOCKING=FALSE in the environment (the tensors "
+               "flushed so far; docs/spec/TRACE_FORMAT.md, \"Reading a trace that is being written\")");
+    }
+    fid = h5::Id(h5::check(f, file, "", "cannot open HDF5 file (truncated or damaged?)"));
+  }
+
+  // Whether another process holds the file's HDF5 write lock (HDF5 1.10 takes flock(LOCK_EX) for
+  // a writer, LOCK_SH for a reader): then H5Fopen failed for that, not for damage.
+  static bool locked_by_writer(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return false;
+    const bool locked = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    ::close(fd);  // releases the lock if it was taken
+    return locked;
   }
 
   void list_tensors(const ReaderOptions& opts) {
@@ -603,7 +621,7 @@ std::string probe_report(const std::filesystem::path& path, const ReaderOptions&
     auto* r = new TraceReader(path, child);
     std::string report = TraceReader::probe_report_of(*r);  // before the rows add their own warnings
     (void)r->timeline();
-    (void)r->stats();
+    (void)r->stats_unchecked();
     return report;
   } catch (const TraceError& e) {
     return TraceReader::probe_report_of(e);
@@ -853,7 +871,34 @@ std::vector<TimelineRow> TraceReader::timeline() const {
   return out;
 }
 
+std::optional<std::string> stats_row_problem(const StatsRow& row) {
+  const auto dt = parse_dtype(row.dtype);
+  if (!dt) return "unknown dtype '" + row.dtype + "'";
+  const auto n = static_cast<std::uint64_t>(row.elements), nnz = static_cast<std::uint64_t>(row.nonzeros),
+             runs = static_cast<std::uint64_t>(row.zero_runs);
+  const std::uint64_t zeros = n - nnz;
+  if (row.elements < 0 || row.nonzeros < 0 || row.zero_runs < 0 || nnz > n || runs > zeros ||
+      (zeros > 0 && runs == 0) || runs > nnz + 1)
+    return "inconsistent counts (elements " + std::to_string(row.elements) + ", nonzeros " +
+           std::to_string(row.nonzeros) + ", zero_runs " + std::to_string(row.zero_runs) + ")";
+  // Sums over many rows must not overflow 64 bits either: no row may claim more than 2^62 bytes.
+  if (n > (std::uint64_t{1} << 62) / dtype_size(*dt))
+    return std::to_string(row.elements) + " elements of " + row.dtype + " exceed the 2^62 bytes a row may describe";
+  return std::nullopt;
+}
+
 std::vector<StatsRow> TraceReader::stats() const {
+  auto out = stats_unchecked();
+  for (std::size_t i = 0; i < out.size(); ++i)
+    if (const auto why = stats_row_problem(out[i])) {
+      const std::string obj = "/stats[" + std::to_string(i) + "]";
+      h5::fail(impl_->file, obj,
+               "row (iteration " + std::to_string(out[i].iteration) + ", layer '" + out[i].layer + "'): " + *why);
+    }
+  return out;
+}
+
+std::vector<StatsRow> TraceReader::stats_unchecked() const {
   std::vector<StatsRow> out;
   if (!has_stats()) return out;
   h5::Id t = detail::stats_mem_type();

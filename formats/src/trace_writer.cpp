@@ -13,9 +13,15 @@
 #include <cdma/formats/text.hpp>
 #include <cdma/formats/trace.hpp>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <vector>
+
+#include <fcntl.h>
+#include <sys/stat.h>
 
 namespace cdma::formats {
 
@@ -93,6 +99,77 @@ struct TraceWriter::Impl {
   std::int64_t count = 0;
   std::int64_t since_flush = 0;
   bool closed = false;
+  // Why a write to the file failed (disk full, I/O error), empty while none has: from then on the
+  // trace can no longer be marked complete (close() leaves complete = 0) and appends are refused.
+  std::string failed;
+
+  // Disk space reserved so far: every block below this offset is allocated (written, or reserved
+  // with fallocate), so that HDF5's writes there cannot fail for want of space.
+  std::uint64_t reserved_until = 0;
+  bool can_reserve = true;  // false once the file system said it cannot (EOPNOTSUPP: best effort then)
+
+  // Reserves the disk blocks of the file up to its current end + `more` bytes + a margin for the
+  // metadata HDF5 writes with them (256 KiB + 1/256 of the file: object headers, B-tree nodes, a
+  // local heap that doubles), with fallocate(FALLOC_FL_KEEP_SIZE): the file's size does not change.
+  // A full disk (or a file size limit) is so met here, before HDF5 has written anything of the
+  // next tensor: HDF5 cannot flush its metadata halfway (a failed flush may leave the file's
+  // structures inconsistent), so running out of space in the middle of one is what must not happen.
+  // Throws TraceError (the trace as it was, complete = 0) when the space is not there.
+  void reserve(std::uint64_t more, const std::string& obj) {
+    if (!can_reserve) return;
+    void* handle = nullptr;
+    if (H5Fget_vfd_handle(fid, H5P_DEFAULT, &handle) < 0 || handle == nullptr) {
+      h5::take_error_stack();
+      can_reserve = false;
+      return;
+    }
+    const int fd = *static_cast<int*>(handle);  // the sec2 driver's descriptor
+    struct stat st {};
+    if (fstat(fd, &st) != 0) return;
+    const auto end = static_cast<std::uint64_t>(st.st_size);
+    const std::uint64_t want = end + more + (256u << 10) + end / 256;
+    if (want <= reserved_until) return;
+    if (fallocate(fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(reserved_until),
+                  static_cast<off_t>(want - reserved_until)) == 0) {
+      reserved_until = want;
+      return;
+    }
+    const int e = errno;
+    if (e == EOPNOTSUPP || e == ENOSYS || e == EINVAL) {
+      can_reserve = false;
+      return;
+    }
+    h5::fail(file, obj,
+             "cannot reserve " + std::to_string(want - reserved_until) + " bytes of disk space for the next write (" +
+                 std::strerror(e) + "); nothing of it was written");
+  }
+
+  // Gives back the blocks reserved past the file's end (at close).
+  void release_reserve() noexcept {
+    if (!can_reserve || reserved_until == 0) return;
+    void* handle = nullptr;
+    if (H5Fget_vfd_handle(fid, H5P_DEFAULT, &handle) < 0 || handle == nullptr) {
+      H5Eclear2(H5E_DEFAULT);
+      return;
+    }
+    const int fd = *static_cast<int*>(handle);
+    struct stat st {};
+    if (fstat(fd, &st) != 0 || static_cast<std::uint64_t>(st.st_size) >= reserved_until) return;
+    fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, st.st_size,
+              static_cast<off_t>(reserved_until - static_cast<std::uint64_t>(st.st_size)));
+  }
+
+  // Runs a step that writes to the file; a failure marks the writer failed (see `failed`) and
+  // rethrows.
+  template <class F>
+  auto writing(F&& f) -> decltype(f()) {
+    try {
+      return f();
+    } catch (const std::exception& e) {
+      if (failed.empty()) failed = e.what();
+      throw;
+    }
+  }
 
   void append_rows(const char* name, hid_t mtype, const void* rows, std::size_t n) {
     if (n == 0) return;
@@ -123,20 +200,46 @@ struct TraceWriter::Impl {
   }
 
   void drain_rows() {
-    append_rows("timeline", timeline_type, timeline_buf.data(), timeline_buf.size());
-    timeline_buf.clear();
-    append_rows("stats", stats_type, stats_buf.data(), stats_buf.size());
-    stats_buf.clear();
+    writing([&] {
+      reserve(
+          (timeline_buf.size() + stats_buf.size()) * std::max(sizeof(detail::TimelineRec), sizeof(detail::StatsRec)),
+          "/");
+      append_rows("timeline", timeline_type, timeline_buf.data(), timeline_buf.size());
+      timeline_buf.clear();
+      append_rows("stats", stats_type, stats_buf.data(), stats_buf.size());
+      stats_buf.clear();
+    });
   }
 
   void flush() {
     drain_rows();
-    h5::check(H5Fflush(fid, H5F_SCOPE_GLOBAL), file, "", "cannot flush file");
+    writing([&] { h5::check(H5Fflush(fid, H5F_SCOPE_GLOBAL), file, "", "cannot flush file"); });
     since_flush = 0;
   }
 
   void require_open() const {
     if (closed) h5::fail(file, "", "trace writer already closed");
+  }
+
+  // For appends: also refused once a write failed (the trace stays complete = 0; close() closes it).
+  void require_writable() const {
+    require_open();
+    if (!failed.empty())
+      h5::fail(file, "", "an earlier write failed, the trace stays incomplete (complete = 0): " + failed);
+  }
+
+  // After a failed append of tensor `name`: removes its dataset if it was created (it may hold no
+  // data or no attributes), and flushes, so that the file on disk holds the tensors appended
+  // before it and complete = 0. Best effort: on a full disk the removal or the flush may fail too;
+  // a reader then still finds the state of the last flush point (complete = 0) and leaves out a
+  // tensor without attributes (docs/spec/TRACE_FORMAT.md, "complete, partial files").
+  // Creates tensor `name` (dataset, data, attributes); throws on the first failure.
+  void write_tensor(const char* name, const std::string& obj, const TensorMeta& meta, std::span<const std::byte> data);
+
+  void drop_partial(const char* name) noexcept {
+    if (H5Lexists(tensors, name, H5P_DEFAULT) > 0) H5Ldelete(tensors, name, H5P_DEFAULT);
+    H5Fflush(fid, H5F_SCOPE_GLOBAL);
+    H5Eclear2(H5E_DEFAULT);
   }
 };
 
@@ -189,7 +292,7 @@ TraceWriter& TraceWriter::operator=(TraceWriter&&) noexcept = default;
 
 std::int64_t TraceWriter::append_tensor(const TensorMeta& meta, std::span<const std::byte> data) {
   auto& m = *impl_;
-  m.require_open();
+  m.require_writable();
   char name[16];
   std::snprintf(name, sizeof name, "%010lld", static_cast<long long>(m.count));
   std::string obj = std::string("/tensors/") + name;
@@ -211,6 +314,30 @@ std::int64_t TraceWriter::append_tensor(const TensorMeta& meta, std::span<const 
   // Readers refuse a layer_index outside 0 .. 2^31 - 1: a file holding one would be unreadable.
   if (meta.layer_index < 0) h5::fail(m.file, obj, negative_layer_index(meta.layer_index));
 
+  // The checks above refuse bad arguments and leave the writer as it was; from here on a failure
+  // is the file's (disk full, I/O error): the partial tensor is removed and the trace can no longer
+  // be marked complete.
+  try {
+    m.reserve(data.size(), obj);
+  } catch (const std::exception& e) {
+    if (m.failed.empty()) m.failed = e.what();
+    throw;  // nothing of the tensor was written
+  }
+  try {
+    m.write_tensor(name, obj, meta, data);
+  } catch (const std::exception& e) {
+    if (m.failed.empty()) m.failed = e.what();
+    m.drop_partial(name);
+    throw;
+  }
+  std::int64_t seq = m.count++;
+  if (m.opts.flush_every > 0 && ++m.since_flush >= m.opts.flush_every) m.flush();
+  return seq;
+}
+
+void TraceWriter::Impl::write_tensor(const char* name, const std::string& obj, const TensorMeta& meta,
+                                     std::span<const std::byte> data) {
+  auto& m = *this;
   std::vector<hsize_t> dims(meta.dims.begin(), meta.dims.end());
   h5::Id space(h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), m.file, obj,
                          "cannot create dataspace"));
@@ -250,15 +377,11 @@ std::int64_t TraceWriter::append_tensor(const TensorMeta& meta, std::span<const 
   h5::write_attr_string(ds, "dtype", std::string(to_string(meta.dtype)), m.file, obj);
   if (meta.call) h5::write_attr_int(ds, "call", *meta.call, H5T_STD_I64LE, m.file, obj);
   if (meta.offload) h5::write_attr_int(ds, "offload", *meta.offload ? 1 : 0, H5T_STD_I8LE, m.file, obj);
-  ds.reset();
-  std::int64_t seq = m.count++;
-  if (m.opts.flush_every > 0 && ++m.since_flush >= m.opts.flush_every) m.flush();
-  return seq;
 }
 
 void TraceWriter::append_timeline(const TimelineRow& row) {
   auto& m = *impl_;
-  m.require_open();
+  m.require_writable();
   if (row.layer_index < 0)
     h5::fail(m.file, "/timeline",
              "row of call " + std::to_string(row.call) + ": " + negative_layer_index(row.layer_index));
@@ -268,7 +391,7 @@ void TraceWriter::append_timeline(const TimelineRow& row) {
 
 void TraceWriter::append_stats(const StatsRow& row) {
   auto& m = *impl_;
-  m.require_open();
+  m.require_writable();
   if (row.layer_index < 0)
     h5::fail(m.file, "/stats",
              "row of call " + std::to_string(row.call) + ": " + negative_layer_index(row.layer_index));
@@ -279,7 +402,7 @@ void TraceWriter::append_stats(const StatsRow& row) {
 void TraceWriter::set_dropped_tensors(std::int64_t n) {
   auto& m = *impl_;
   m.require_open();
-  h5::write_attr_int(m.fid, "dropped_tensors", n, H5T_STD_I64LE, m.file, "/");
+  m.writing([&] { h5::write_attr_int(m.fid, "dropped_tensors", n, H5T_STD_I64LE, m.file, "/"); });
 }
 
 void TraceWriter::set_attribute(const std::string& name, const std::string& value) {
@@ -290,21 +413,53 @@ void TraceWriter::set_attribute(const std::string& name, const std::string& valu
     if (name == r) h5::fail(m.file, "/", "attribute '" + name + "' is managed by the writer");
   if (!is_clean_text(name) || name.empty() || name.find('\0') != std::string::npos)
     h5::fail(m.file, "/", "attribute name '" + clean_text(name) + "' is not valid UTF-8 text");
-  h5::write_attr_string(m.fid, name.c_str(), clean_text(value), m.file, "/");
+  m.writing([&] { h5::write_attr_string(m.fid, name.c_str(), clean_text(value), m.file, "/"); });
 }
 
 void TraceWriter::flush() {
-  impl_->require_open();
+  impl_->require_writable();
   impl_->flush();
 }
 
 void TraceWriter::close() {
   auto& m = *impl_;
   m.require_open();
-  m.drain_rows();
+  if (!m.failed.empty()) {
+    // complete stays 0: what was appended before the failure is what the file holds. The file is
+    // closed (best effort: the disk may still be full) and the failure reported.
+    m.closed = true;
+    m.tensors.reset();
+    H5Fflush(m.fid, H5F_SCOPE_GLOBAL);
+    m.release_reserve();
+    H5Fclose(m.fid.release());
+    H5Eclear2(H5E_DEFAULT);
+    h5::fail(m.file, "", "closed incomplete (complete = 0): an earlier write failed: " + m.failed);
+  }
+  try {
+    m.drain_rows();
+  } catch (...) {
+    // The rows could not be written: the file is closed incomplete (as above) and the error thrown.
+    m.closed = true;
+    m.tensors.reset();
+    H5Fclose(m.fid.release());
+    H5Eclear2(H5E_DEFAULT);
+    throw;
+  }
   m.tensors.reset();
+  // The rows are on disk before complete = 1 is: complete = 1 is set only over a file that holds
+  // everything appended.
+  try {
+    m.reserve(0, "/");
+    h5::check(H5Fflush(m.fid, H5F_SCOPE_GLOBAL), m.file, "", "cannot flush file");
+  } catch (...) {
+    m.closed = true;
+    H5Fclose(m.fid.release());
+    H5Eclear2(H5E_DEFAULT);
+    throw;
+  }
   h5::write_attr_int(m.fid, "complete", 1, H5T_STD_I8LE, m.file, "/");
   h5::check(H5Fflush(m.fid, H5F_SCOPE_GLOBAL), m.file, "", "cannot flush file");
+  m.release_reserve();
   m.closed = true;
   h5::check(H5Fclose(m.fid.release()), m.file, "", "cannot close file");
 }

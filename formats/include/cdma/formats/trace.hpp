@@ -116,11 +116,14 @@ struct WriterOptions {
 };
 
 // Writes one trace file. Not thread-safe: one writer per thread (HDF5 is serial).
-// The file carries complete=0 until close() succeeds.
+// The file carries complete=0 until close() succeeds. A write that fails on the file (disk full,
+// I/O error; not a refused argument) marks the writer failed: the partial tensor is removed (best
+// effort), further appends and flush() throw, and close() closes the file with complete=0 and
+// throws, so a trace that lost data is never marked complete.
 class TraceWriter {
  public:
   TraceWriter(const std::filesystem::path& path, const TraceAttrs& attrs, WriterOptions opts = {});
-  ~TraceWriter();  // closes (complete=1) if close() was not called; never throws
+  ~TraceWriter();  // closes (complete=1, or 0 after a failed write) if close() was not called; never throws
   TraceWriter(const TraceWriter&) = delete;
   TraceWriter& operator=(const TraceWriter&) = delete;
   TraceWriter(TraceWriter&&) noexcept;
@@ -135,7 +138,8 @@ class TraceWriter {
   // Sets or replaces an optional string root attribute (model, device, framework, command or an extension).
   void set_attribute(const std::string& name, const std::string& value);
   void flush();
-  // Writes complete=1 and closes the file. Further calls throw.
+  // Writes complete=1 and closes the file. Further calls throw. After a failed write: closes the
+  // file with complete=0 and throws TraceError naming the failure.
   void close();
 
   std::int64_t tensor_count() const noexcept;
@@ -208,7 +212,12 @@ class TraceReader {
   bool has_timeline() const;
   bool has_stats() const;
   std::vector<TimelineRow> timeline() const;
+  // The /stats rows, each checked (stats_row_problem): a bad row throws TraceError naming the file
+  // and the row ("/stats[i]").
   std::vector<StatsRow> stats() const;
+  // The /stats rows as stored, for a caller that checks them one by one (the analysis, which skips
+  // bad rows under --keep-going).
+  std::vector<StatsRow> stats_unchecked() const;
   // Non-fatal findings (e.g. "complete = 0", an escaped name, an incomplete tensor left out), one
   // sentence each; repeated findings of one kind are summarised after the first few.
   const std::vector<std::string>& warnings() const noexcept;
@@ -224,6 +233,10 @@ class TraceReader {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Why a /stats row cannot describe a tensor (an unknown dtype; negative counts, more nonzeros than
+// elements, zero runs that do not fit the zeros; more than 2^62 bytes), or nullopt when it can.
+std::optional<std::string> stats_row_problem(const StatsRow& row);
 
 // Current time as ISO-8601 UTC ("2026-11-26T23:40:00Z").
 std::string iso8601_utc_now();
