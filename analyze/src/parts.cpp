@@ -56,7 +56,8 @@ void check_fit(const std::vector<Part>& parts) {
       throw formats::Error(who + " planned " + std::to_string(p.planned) + " tensors in " +
                            std::to_string(p.traces.size()) + " traces, part 0 planned " + std::to_string(p0.planned) +
                            " in " + std::to_string(p0.traces.size()) +
-                           " (or the same number differently): the processes do not see the same trace files");
+                           " (or the same number differently, or other files: the path, size, modification time"
+                           " or tensor metadata of a trace differ): the processes do not see the same trace files");
     const std::uint64_t expect_first = i == 0 ? 0 : parts[i - 1].last_slot;
     if (p.first_slot != expect_first || p.last_slot < p.first_slot || p.last_slot > p.planned ||
         (i + 1 == parts.size() && p.last_slot != p.planned))

@@ -5,6 +5,8 @@
 
 #include <cdma/analyze/parts.hpp>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 
 namespace cdma::analyze {
@@ -42,25 +44,63 @@ class Digest {
   void add(std::uint64_t v) {
     for (int i = 0; i < 8; ++i) h_ = (h_ ^ ((v >> (8 * i)) & 0xff)) * 0x100000001b3ULL;
   }
+  void add(std::string_view s) {
+    add(s.size());
+    for (char c : s) h_ = (h_ ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+  }
   std::uint64_t value() const { return h_; }
 
  private:
   std::uint64_t h_ = 0xcbf29ce484222325ULL;
 };
 
+// What identifies the file behind a path (its path as given, size and modification time, in ns),
+// so that processes that see different files under one plan are told apart; zeros when it cannot
+// be read (the part's own error says why).
+void add_file(Digest& d, const std::filesystem::path& p) {
+  d.add(p.string());
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) {
+    d.add(std::uint64_t{0});
+    return;
+  }
+  d.add(static_cast<std::uint64_t>(st.st_size));
+  d.add(static_cast<std::uint64_t>(st.st_mtim.tv_sec) * 1000000000ULL + static_cast<std::uint64_t>(st.st_mtim.tv_nsec));
+}
+
+// A planned tensor's metadata, all of what the analysis groups and reports by.
+void add_meta(Digest& d, const formats::TensorMeta& m) {
+  d.add(m.name);
+  d.add(static_cast<std::uint64_t>(m.iteration));
+  d.add(m.layer);
+  d.add(static_cast<std::uint64_t>(m.layer_index));
+  d.add(m.op);
+  d.add(m.role);
+  d.add(m.phase);
+  d.add(formats::to_string(m.layout));
+  d.add(formats::to_string(m.dtype));
+  d.add(m.dims.size());
+  for (auto x : m.dims) d.add(static_cast<std::uint64_t>(x));
+  d.add(m.offload ? (*m.offload ? 2u : 1u) : 0u);
+  d.add(m.call ? static_cast<std::uint64_t>(*m.call) + 1 : 0u);
+}
+
 // Narrows the plan to part `index` of `count`: its range, the progress totals of that range, and
-// the plan's digest.
-void set_range(Plan& plan, Part& part) {
+// the plan's digest: over each trace's path, size and modification time, its /stats row count and
+// its planned tensors' metadata (every part must see the same files, not only the same sizes).
+void set_range(const std::vector<std::filesystem::path>& paths, Plan& plan, Part& part) {
   std::vector<std::uint64_t> bytes;
   bytes.reserve(plan.first_slot.back());
   Digest d;
   d.add(plan.todo.size());
   for (std::size_t t = 0; t < plan.todo.size(); ++t) {
     d.add(plan.readers[t] ? plan.todo[t].size() + 1 : 0);
+    if (t < paths.size()) add_file(d, paths[t]);
     d.add(plan.stats[t].size());
     for (const auto* m : plan.todo[t]) {
       bytes.push_back(static_cast<std::uint64_t>(m->bytes()));
       d.add(bytes.back());
+      add_meta(d, *m);
     }
   }
   const auto cuts = split_by_bytes(bytes, static_cast<std::size_t>(part.count));
@@ -117,7 +157,7 @@ void run_part_here(const std::vector<std::filesystem::path>& paths, Options opts
   part.stats.threads = threads;
 
   Plan plan = plan_run(paths, opts, an, out);
-  set_range(plan, part);
+  set_range(paths, plan, part);
   std::atomic<std::uint64_t> unmap_ns{0};  // outlives every Mapping (held by the reader and the jobs)
   WorkerPool pool(an, opts, out.tensors, threads);
   Reporter report(hooks, plan.prog, pool);

@@ -4,11 +4,14 @@
 #include <cdma/analyze/output.hpp>
 #include <cdma/analyze/parts.hpp>
 #include <cdma/analyze/pipeline.hpp>
+#include <cdma/formats/trace.hpp>
 
 #include <gtest/gtest.h>
 
 #include "test_util.hpp"
 
+#include <chrono>
+#include <functional>
 #include <numeric>
 #include <sstream>
 
@@ -163,6 +166,73 @@ TEST_F(AnalyzeParts, MergeRefusesPartsThatDoNotFit) {
   EXPECT_NE(error_of([&] { merge_parts(std::move(v), o); }).find("do not see the same trace files"), std::string::npos);
   v = two();
   EXPECT_NO_THROW(merge_parts(std::move(v), o));
+}
+
+// A two-tensor trace whose layer names start with `prefix` and whose elements are `value`: traces
+// written with prefixes of one length have the same size and the same tensor plan (sizes).
+void write_small(const std::filesystem::path& p, const std::string& prefix, float value) {
+  formats::TraceAttrs a;
+  a.producer = "test";
+  a.source = "synthetic";
+  a.created = "2026-01-01T00:00:00Z";
+  formats::TraceWriter w(p, a, formats::WriterOptions{true, 0, 1});
+  std::vector<float> data(256, value);
+  for (int i = 0; i < 2; ++i) {
+    formats::TensorMeta m;
+    m.iteration = 0;
+    m.layer = prefix + std::to_string(i);
+    m.layer_index = i;
+    m.op = "relu";
+    m.role = "x";
+    m.layout = formats::Layout::NC;
+    m.dims = {4, 64};
+    m.offload = true;
+    w.append_tensor(m, std::as_bytes(std::span<const float>(data)));
+  }
+  w.close();
+}
+
+// Runs part 0 of 2 on `first`, then `change` (another process's view of the files), then part 1 of
+// 2 on `second`, and merges them as rank 0 would.
+std::string merge_error(const std::filesystem::path& first, const std::function<void()>& change,
+                        const std::filesystem::path& second) {
+  const Options o;
+  std::vector<Part> v;
+  v.push_back(run_part({first}, o, {}, 0, 2));
+  change();
+  v.push_back(decode_part(encode_part(run_part({second}, o, {}, 1, 2))));
+  return error_of([&] { merge_parts(std::move(v), o); });
+}
+
+// Issue 29: ranks that see different files with the same tensor plan (names and sizes) are not
+// merged: the digest covers each trace's path, size, modification time and tensor metadata.
+TEST_F(AnalyzeParts, MergeRefusesDifferentFilesWithTheSamePlan) {
+  const auto a = dir / "a.h5", b = dir / "b.h5";
+  const auto same = [] {};
+  write_small(a, "la", 0.5f);
+  EXPECT_EQ(merge_error(a, same, a), "(no error)");  // the control: one file, unchanged
+  const auto when = std::filesystem::last_write_time(a);
+  // Another path holding the same bytes, with the same modification time.
+  std::filesystem::copy_file(a, b);
+  std::filesystem::last_write_time(b, when);
+  EXPECT_NE(merge_error(a, same, b).find("do not see the same trace files"), std::string::npos);
+  // The same path rewritten with other data (same metadata, same size): another modification time.
+  const auto rewrite_data = [&] {
+    write_small(a, "la", 0.0f);
+    std::filesystem::last_write_time(a, when + std::chrono::seconds(5));
+  };
+  ASSERT_EQ(std::filesystem::file_size(a), std::filesystem::file_size(b));
+  EXPECT_NE(merge_error(a, rewrite_data, a).find("do not see the same trace files"), std::string::npos);
+  // The same path, size and modification time, other tensor metadata (layer names of one length).
+  write_small(a, "la", 0.5f);
+  std::filesystem::last_write_time(a, when);
+  const auto size = std::filesystem::file_size(a);
+  const auto rename_layers = [&] {
+    write_small(a, "lb", 0.5f);
+    std::filesystem::last_write_time(a, when);
+    ASSERT_EQ(std::filesystem::file_size(a), size);
+  };
+  EXPECT_NE(merge_error(a, rename_layers, a).find("do not see the same trace files"), std::string::npos);
 }
 
 TEST(AnalyzePartCodec, RoundTripIsExactAndRefusesGarbage) {
