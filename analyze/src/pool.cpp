@@ -28,14 +28,30 @@ std::shared_ptr<const Mapping> Mapping::open(const std::filesystem::path& p, std
       return std::shared_ptr<Mapping>(new Mapping(nullptr, fd, size, unmap_ns));
     }
     void* a = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
-    if (a != MAP_FAILED) m = std::shared_ptr<Mapping>(new Mapping(a, -1, size, unmap_ns));
+    if (a != MAP_FAILED) {
+      auto guard = std::make_unique<BusGuard>(a, size);
+      if (!guard->guarded()) {  // unguarded, a file that shrinks would kill the process: pread instead
+        munmap(a, size);
+        return std::shared_ptr<Mapping>(new Mapping(nullptr, fd, size, unmap_ns));
+      }
+      m = std::shared_ptr<Mapping>(new Mapping(a, -1, size, unmap_ns));
+      m->guard_ = std::move(guard);
+    }
   }
   ::close(fd);
   return m;
 }
 
+void Mapping::check_whole(const std::string& where) const {
+  if (!guard_ || !guard_->hit()) return;
+  throw formats::Error(where + ": the file shrank while it was read (it was " + std::to_string(size_) +
+                       " bytes when mapped; the pages past its new end read as a bus error): did it change during "
+                       "the run?");
+}
+
 Mapping::~Mapping() {
   if (fd_ >= 0) ::close(fd_);
+  guard_.reset();  // before the range is unmapped: a new mapping there must not find this guard
   if (!addr_) return;
   const double t0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
   munmap(addr_, size_);
@@ -214,6 +230,7 @@ void WorkerPool::analyze(Job& job, Workspace& ws, double& fault) {
       const std::span<const std::byte> buf = job.map ? job.mapped : std::span<const std::byte>(buffers_[job.buffer]);
       results_[job.slot].variants = an_.analyze(buf, job.meta, ws, job.where);
     }
+    if (job.map) job.map->check_whole(job.where);  // zeros that stood in for lost pages are no result
   } catch (const VerifyError&) {
     fail(std::current_exception(), job.slot);
   } catch (const formats::Error& e) {

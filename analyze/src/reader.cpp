@@ -58,6 +58,7 @@ class Reader {
     std::shared_ptr<const Mapping> map = opts_.read != ReadMode::hdf5 && j0 < j1
                                              ? Mapping::open(paths_[t], &unmap_ns_, opts_.read == ReadMode::pread)
                                              : nullptr;
+    if (map && hooks_.on_opened) hooks_.on_opened(paths_[t]);
     for (std::size_t j = j0; j < j1; ++j) {
       if (stopped() || !read_tensor(t, j, map)) break;
     }

@@ -44,8 +44,25 @@ inline std::string object_of(const formats::TensorMeta& m) { return "/tensors/" 
 TensorInfo info_of(int trace, const formats::TensorMeta& m);
 TensorInfo info_of(int trace, std::size_t row, const formats::StatsRow& s);
 
+// Guards a mapped range against SIGBUS (bus_guard.cpp says how and why): an access to a page
+// that the file no longer has reads zeros and sets hit() instead of killing the process.
+// guarded() is false when no guard could be set up (then the range must not be mapped).
+class BusGuard {
+ public:
+  BusGuard(const void* begin, std::size_t size);
+  ~BusGuard();
+  BusGuard(const BusGuard&) = delete;
+  BusGuard& operator=(const BusGuard&) = delete;
+  bool guarded() const noexcept { return slot_ >= 0; }
+  bool hit() const noexcept { return hit_.load(std::memory_order_acquire); }
+
+ private:
+  std::atomic<bool> hit_{false};
+  int slot_ = -1;
+};
+
 // A trace file opened for the workers, shared by the jobs that read from it: mapped read-only
-// (direct()), or kept open for pread() (ReadMode::pread).
+// (direct()), or kept open for pread() (ReadMode::pread, and where the mapping cannot be guarded).
 class Mapping {
  public:
   // Null when the file cannot be opened or mapped (the caller then reads through HDF5).
@@ -68,6 +85,10 @@ class Mapping {
   void read(std::uint64_t offset, std::span<std::byte> dst, const std::string& where) const;
   // The whole mapped file (empty for a pread handle).
   std::span<const std::byte> all() const noexcept { return bytes(0, size_); }
+  // Throws the error of a short pread (formats::Error naming `where`) when the file shrank under
+  // the mapping: some bytes read from it since it was mapped were zeros standing in for lost pages.
+  // A job calls it once it is done with the bytes.
+  void check_whole(const std::string& where) const;
 
  private:
   Mapping(void* a, int fd, std::size_t n, std::atomic<std::uint64_t>* u) : addr_(a), fd_(fd), size_(n), unmap_ns_(u) {}
@@ -75,6 +96,7 @@ class Mapping {
   int fd_;
   std::size_t size_;
   std::atomic<std::uint64_t>* unmap_ns_;
+  std::unique_ptr<BusGuard> guard_;  // of a mapping; released before the range is unmapped
 };
 
 // Faults the pages of a mapped span in / drops their page-table entries (pool.cpp says why).

@@ -86,6 +86,9 @@ struct RunHooks {
   std::function<void(const Progress&)> on_progress;
   // When it becomes true, no further tensor is read; tensors in flight are finished.
   const std::atomic<bool>* stop = nullptr;
+  // Called from the calling thread once a trace is opened for the workers (mapped, or opened for
+  // pread), before any of its tensors' bytes are read. For tests: a file that shrinks under a run.
+  std::function<void(const std::filesystem::path&)> on_opened;
 };
 
 // Analyses every tensor and /stats row of `paths` that passes the filters. Throws formats::Error
