@@ -346,10 +346,13 @@ class Capture:
         # Under torch.compile the hooks of the modules inside a compiled graph return at once
         # (_is_compiling), so that Dynamo compiles the program's graph unchanged; the model's own
         # hooks are kept out of Dynamo (torch.compiler.disable): they run in Python around the
-        # compiled graph and delimit the forward.
+        # compiled graph and delimit the forward. Only once the program uses Dynamo (torch.compile
+        # imported it): importing it costs seconds. A model compiled after its hooks were installed
+        # still runs (its own hooks then return at once too: the network input is not told apart).
+        dynamo = _dynamo_disable is not None and "torch._dynamo" in sys.modules
         for m in self._names:
             pre, post = self._pre_hook, self._post_hook
-            if m is self._model and _dynamo_disable is not None:
+            if m is self._model and dynamo:
                 pre, post = _dynamo_disable(pre), _dynamo_disable(post)
             self._hooks.append(m.register_forward_pre_hook(pre))
             self._hooks.append(m.register_forward_hook(post))
