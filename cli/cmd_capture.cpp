@@ -203,8 +203,12 @@ int run(int argc, char** argv) {
   // is a directory or names an input spool, a trace path that is a device or FIFO, an existing trace
   // without --force (--convert included).
   try {
-    if (!json_path.empty())
-      check_outputs(so.convert ? so.command : std::vector<std::string>{}, {{"--summary-json", json_path}});
+    if (!json_path.empty()) {
+      std::vector<OutputArg> outs;
+      if (!output.empty() && output != "-") outs.push_back({"-o", output});  // the summary must not replace the trace
+      outs.push_back({"--summary-json", json_path});
+      check_outputs(so.convert ? so.command : std::vector<std::string>{}, outs);
+    }
     if (!output.empty() && !torch) {
       const auto target = formats::regular_output_path(output);
       if (!so.convert_options.overwrite && std::filesystem::exists(target))

@@ -212,6 +212,10 @@ def test_summary_json_is_refused_before_the_command_runs(tmp_path):
     assert not marker.exists()
     p = cdma_cli("capture", "--convert", SPOOL, "-o", tmp_path / "x.h5", "--summary-json", SPOOL, check=False)
     assert p.returncode == 2 and "also an input" in p.stderr
+    old = tmp_path / "old.h5"
+    old.write_text("old")
+    p = cdma_cli("capture", "--convert", SPOOL, "-f", "-o", old, "--summary-json", old, check=False)
+    assert p.returncode == 2 and "name the same file" in p.stderr and old.read_text() == "old"
 
 
 # capture -f: an old trace is replaced only once a new one exists.
