@@ -384,3 +384,14 @@ def test_analyze_under_mpi_uses_the_same_writer(small, tmp_path):
     link = tmp_path / "l.json"
     link.symlink_to(target)
     assert mpi(link).returncode == 0 and link.is_symlink() and json.loads(target.read_text())["schema"]
+
+
+def test_torch_summary_json_write_errors_are_exit_1(tmp_path):
+    py = torch_python()
+    script = tmp_path / "tiny.py"
+    script.write_text(TINY)
+    p = cdma_cli("capture", "--torch", "-o", tmp_path / "t.h5", "--summary-json", "/dev/full", "--", py, script, "sgd",
+                 "1", "0", check=False)
+    assert p.returncode == 1 and "cannot write /dev/full (No space left on device)" in p.stderr, p.stderr
+    assert (tmp_path / "t.h5").exists()  # the trace itself was written
+    assert_devices_intact()
