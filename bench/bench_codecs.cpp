@@ -1,5 +1,6 @@
 // Codec microbenchmarks: encode and decode of every codec on clustered synthetic activations
-// (fp32 and fp16, 64 MiB each: larger than the last-level cache) at densities 0..100 %, with
+// (fp32 and fp16, 64 MiB each: larger than the last-level cache) at densities 0..100 %, and bf16 at
+// 50 % for ZVC, BPC and EBPC, with
 // two baselines measured in the same binary on the same bytes: memcpy (read + write, what a copy
 // engine does) and a streaming read (the physical limit of any scan: the zero scan cannot beat it).
 //
@@ -8,7 +9,7 @@
 // the timed loop. Environment: CDMA_BENCH_MIB (tensor size, default 64), CDMA_SIMD (fast-path
 // level, default the best the CPU has). Benchmark names: <dtype>/d<density>/<codec>/<op>.
 //
-// <dtype>/d<density>/paired/<codec>-<op> (ZVC encode and decode, the zero scan) time the operation,
+// <dtype>/d<density>/paired/<codec>-<op> (ZVC, BPC, EBPC encode and decode, the zero scan) time the operation,
 // memcpy and the streaming read in every iteration, in rotating order, and report the ratios of
 // their summed times (counters vs_memcpy, vs_read): on a shared host, whose memory bandwidth
 // drifts over seconds, these are the side-by-side ratios least moved by the drift.
@@ -19,6 +20,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 
@@ -89,7 +91,7 @@ const Tensor& tensor(DType t, int pct) {
   return g_tensor;
 }
 
-std::string dtype_name(DType t) { return t == DType::f32 ? "fp32" : "fp16"; }
+std::string dtype_name(DType t) { return t == DType::f32 ? "fp32" : t == DType::bf16 ? "bf16" : "fp16"; }
 
 void set_counters(benchmark::State& st, const Tensor& t, std::size_t compressed) {
   st.SetBytesProcessed(static_cast<std::int64_t>(st.iterations() * t.bytes));
@@ -213,7 +215,8 @@ void bm_count(benchmark::State& st, DType dt, int pct) {
 void bm_paired(benchmark::State& st, DType dt, int pct, const std::string& what) {
   const Tensor& t = tensor(dt, pct);
   const std::size_t w = dtype_size(dt);
-  const auto codec = make_codec("zvc");
+  const std::string cname = what.substr(0, what.rfind('-')), opname = what.substr(what.rfind('-') + 1);
+  const auto codec = make_codec(cname == "zero_scan" ? "zvc" : cname);
   const std::size_t cap = codec->max_encoded_size(t.bytes, w);
   g_enc.resize(cap);
   g_dec.resize(t.bytes);
@@ -222,9 +225,9 @@ void bm_paired(benchmark::State& st, DType dt, int pct, const std::string& what)
   ZeroScan scan;
   std::size_t encoded = 0;
   std::function<void()> op;
-  if (what == "zvc-encode")
+  if (opname == "encode")
     op = [&] { encoded = codec->encode(t.data.span(t.bytes), w, g_enc.span(cap)); };
-  else if (what == "zvc-decode")
+  else if (opname == "decode")
     op = [&] { codec->decode(g_enc.span(size), w, g_dec.span(t.bytes)); };
   else
     op = [&] { scan = zero_scan(t.data.span(t.bytes), w); };
@@ -253,12 +256,12 @@ void bm_paired(benchmark::State& st, DType dt, int pct, const std::string& what)
     }
     ++i;
   }
-  if (what == "zvc-encode") {  // the last encoding decodes to the input
+  if (opname == "encode") {  // the last encoding decodes to the input
     codec->decode(g_enc.span(encoded), w, g_dec.span(t.bytes));
     if (encoded != size || std::memcmp(g_dec.p.get(), t.data.p.get(), t.bytes) != 0)
       st.SkipWithError("encoded stream differs");
   }
-  if (what == "zvc-decode" && std::memcmp(g_dec.p.get(), t.data.p.get(), t.bytes) != 0)
+  if (opname == "decode" && std::memcmp(g_dec.p.get(), t.data.p.get(), t.bytes) != 0)
     st.SkipWithError("decode differs");
   if (what == "zero_scan-scan" && scan != zero_scan_reference(t.data.span(t.bytes), w))
     st.SkipWithError("zero scan differs from the reference");
@@ -274,9 +277,14 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("cdma_simd", std::string(to_string(active_simd_level())));
   benchmark::AddCustomContext("cdma_cpu_model", cpu_model_name());
   benchmark::AddCustomContext("cdma_tensor_mib", std::to_string(tensor_mib()));
-  const char* codecs[] = {"zvc", "zrle-4", "zlib-6", "zstd-1", "lz4"};
-  for (DType dt : {DType::f32, DType::f16}) {
+  const char* codecs[] = {"zvc", "zrle-4", "zlib-6", "zstd-1", "lz4", "bpc", "ebpc"};
+  const char* bf16_codecs[] = {"zvc", "bpc", "ebpc"};
+  const char* paired[] = {"zvc-encode", "zvc-decode",  "zero_scan-scan", "bpc-encode",
+                          "bpc-decode", "ebpc-encode", "ebpc-decode"};
+  for (DType dt : {DType::f32, DType::f16, DType::bf16}) {
+    const bool bf16 = dt == DType::bf16;  // bf16: 50 % only, the codecs that look at words
     for (int pct : {0, 10, 30, 50, 70, 90, 100}) {
+      if (bf16 && pct != 50) continue;
       const std::string base = dtype_name(dt) + "/d" + std::to_string(pct) + "/";
       benchmark::RegisterBenchmark((base + "memcpy/copy").c_str(), bm_memcpy, dt, pct)
           ->Unit(benchmark::kMillisecond)
@@ -290,11 +298,13 @@ int main(int argc, char** argv) {
       benchmark::RegisterBenchmark((base + "zero_scan/count").c_str(), bm_count, dt, pct)
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
-      for (const char* what : {"zvc-encode", "zvc-decode", "zero_scan-scan"})
+      for (const char* what : paired)
         benchmark::RegisterBenchmark((base + "paired/" + what).c_str(), bm_paired, dt, pct, std::string(what))
             ->Unit(benchmark::kMillisecond)
             ->UseManualTime();
       for (const char* c : codecs) {
+        if (bf16 && std::find(std::begin(bf16_codecs), std::end(bf16_codecs), std::string(c)) == std::end(bf16_codecs))
+          continue;
         benchmark::RegisterBenchmark((base + c + "/encode").c_str(), bm_encode, dt, pct, std::string(c))
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime();

@@ -44,9 +44,9 @@ def main(paths):
         return
     med = {k: statistics.median(v) for k, v in times.items()}
     reps = max(len(v) for v in times.values())
-    dtypes = sorted({k[0] for k in med}, key=lambda d: ("fp32", "fp16").index(d) if d in ("fp32", "fp16") else 9)
+    dtypes = sorted({k[0] for k in med}, key=lambda d: ("fp32", "fp16", "bf16").index(d) if d in ("fp32", "fp16", "bf16") else 9)
     dens = sorted({k[1] for k in med})
-    order = ["zvc", "zrle-4", "zlib-6", "zstd-1", "lz4", "zero_scan"]
+    order = ["zvc", "zrle-4", "zlib-6", "zstd-1", "lz4", "bpc", "ebpc", "zero_scan"]
     codecs = sorted({(k[2], k[3]) for k in med if k[2] not in ("memcpy", "read")},
                     key=lambda c: (order.index(c[0]) if c[0] in order else 99, c[1] != "encode", c[1]))
     print(f"CPU: {context.get('cdma_cpu_model', '?')}; SIMD: {context.get('cdma_simd', '?')}; "
@@ -95,7 +95,10 @@ def print_paired(paired):
     print("\npaired (operation, memcpy and streaming read in every iteration): median (min-max) over runs\n")
     print("| dtype | density | operation | vs memcpy | vs streaming read |")
     print("|---|---:|---|---|---|")
-    for (dt, d, op), v in sorted(paired.items(), key=lambda kv: (kv[0][0] != "fp32", kv[0][1], kv[0][2])):
+    dorder = ("fp32", "fp16", "bf16")
+    for (dt, d, op), v in sorted(paired.items(),
+                                 key=lambda kv: (dorder.index(kv[0][0]) if kv[0][0] in dorder else 9, kv[0][1],
+                                                 kv[0][2])):
         cells = []
         for i in (0, 1):
             x = [r[i] for r in v]
@@ -113,7 +116,8 @@ def spread(times, dtypes, density=50):
     for dt in dtypes:
         mc = times.get((dt, density, "memcpy", "copy"), [])
         rd = times.get((dt, density, "read", "stream"), [])
-        for c, op in (("zvc", "encode"), ("zvc", "decode"), ("zero_scan", "scan")):
+        for c, op in (("zvc", "encode"), ("zvc", "decode"), ("zero_scan", "scan"), ("bpc", "encode"),
+                      ("bpc", "decode"), ("ebpc", "encode"), ("ebpc", "decode")):
             t = times.get((dt, density, c, op), [])
             if not t:
                 continue

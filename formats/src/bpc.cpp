@@ -754,15 +754,13 @@ std::size_t ebpc_max_encoded_size(std::size_t bytes, std::size_t width) noexcept
   return (5 * n + (n + 7) / 8 * 9 * 8 * width + 7) / 8 + 16;
 }
 
-std::size_t bpc_encode_reference(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) {
-  check_encode_args(in, width, out, bpc_max_encoded_size(in.size(), width), "bpc encode");
+namespace {
+std::string ref_bpc_bits(std::span<const std::byte> in, std::size_t width) {
   std::vector<std::uint32_t> words(in.size() / width);
   for (std::size_t i = 0; i < words.size(); ++i) words[i] = load_word(in.data() + i * width, width);
-  return pack_bits(ref_bpc(words, static_cast<unsigned>(8 * width)), out);
+  return ref_bpc(words, static_cast<unsigned>(8 * width));
 }
-
-std::size_t ebpc_encode_reference(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) {
-  check_encode_args(in, width, out, ebpc_max_encoded_size(in.size(), width), "ebpc encode");
+std::string ref_ebpc_bits(std::span<const std::byte> in, std::size_t width) {
   const std::size_t n = in.size() / width;
   std::string s;
   std::vector<std::uint32_t> nz;
@@ -785,8 +783,28 @@ std::size_t ebpc_encode_reference(std::span<const std::byte> in, std::size_t wid
     }
   }
   flush();  // the run that ends the tensor is coded too
-  s += ref_bpc(nz, static_cast<unsigned>(8 * width));
-  return pack_bits(s, out);
+  return s + ref_bpc(nz, static_cast<unsigned>(8 * width));
+}
+}  // namespace
+
+std::size_t bpc_encode_reference(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) {
+  check_encode_args(in, width, out, bpc_max_encoded_size(in.size(), width), "bpc encode");
+  return pack_bits(ref_bpc_bits(in, width), out);
+}
+
+std::size_t ebpc_encode_reference(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) {
+  check_encode_args(in, width, out, ebpc_max_encoded_size(in.size(), width), "ebpc encode");
+  return pack_bits(ref_ebpc_bits(in, width), out);
+}
+
+std::uint64_t bpc_bits_reference(std::span<const std::byte> in, std::size_t width) {
+  detail::check_width(in.size(), width, "bpc size");
+  return ref_bpc_bits(in, width).size();
+}
+
+std::uint64_t ebpc_bits_reference(std::span<const std::byte> in, std::size_t width) {
+  detail::check_width(in.size(), width, "ebpc size");
+  return ref_ebpc_bits(in, width).size();
 }
 
 std::size_t bpc_encode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) {

@@ -59,6 +59,7 @@ void expect_round_trip(const std::vector<std::byte>& in, std::size_t w) {
     const auto e = enc(ebpc, in, w);
     ASSERT_EQ(e, ref);
     const std::uint64_t bits = ebpc ? ebpc_bits(in, w) : bpc_bits(in, w);
+    EXPECT_EQ(bits, ebpc ? ebpc_bits_reference(in, w) : bpc_bits_reference(in, w));
     EXPECT_EQ((bits + 7) / 8, e.size());
     const auto codec = make_codec(ebpc ? "ebpc" : "bpc");
     EXPECT_EQ(codec->compressed_size(in, w), e.size());

@@ -47,5 +47,8 @@ void ebpc_decode(std::span<const std::byte> in, std::size_t width, std::span<std
 // encoders above; same arguments and results.
 std::size_t bpc_encode_reference(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out);
 std::size_t ebpc_encode_reference(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out);
+// Their stream lengths in bits (the reference of bpc_bits() / ebpc_bits()).
+std::uint64_t bpc_bits_reference(std::span<const std::byte> in, std::size_t width);
+std::uint64_t ebpc_bits_reference(std::span<const std::byte> in, std::size_t width);
 
 }  // namespace cdma::formats
