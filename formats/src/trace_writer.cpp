@@ -21,6 +21,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 namespace cdma::formats {
@@ -128,6 +129,14 @@ struct TraceWriter::Impl {
     if (fstat(fd, &st) != 0) return;
     const auto end = static_cast<std::uint64_t>(st.st_size);
     const std::uint64_t want = end + more + (256u << 10) + end / 256;
+    // A file size limit (RLIMIT_FSIZE) is not met by a reservation that keeps the size: HDF5 would
+    // meet it when it extends the file at its next flush, halfway through.
+    rlimit fsize{};
+    if (getrlimit(RLIMIT_FSIZE, &fsize) == 0 && fsize.rlim_cur != RLIM_INFINITY && want > fsize.rlim_cur)
+      h5::fail(file, obj,
+               "the next write would take the file to about " + std::to_string(want) +
+                   " bytes, past the file size limit of " + std::to_string(fsize.rlim_cur) +
+                   " bytes (ulimit -f); nothing of it was written");
     if (want <= reserved_until) return;
     if (fallocate(fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(reserved_until),
                   static_cast<off_t>(want - reserved_until)) == 0) {
