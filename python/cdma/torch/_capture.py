@@ -391,7 +391,8 @@ class Capture:
             self._warn_once("nothing-saved", (
                 f"cdma.torch: iteration {self.iteration} ran the model with gradients but no saved tensor reached "
                 "the capture: another torch.autograd.graph.saved_tensors_hooks (save_on_cpu, an offloader) "
-                "entered inside the capture shadows it, or saved-tensor hooks are disabled; nothing of that "
+                "entered inside the capture shadows it, saved-tensor hooks are disabled, or nothing in the forward "
+                "required gradients; nothing of that "
                 "iteration is recorded (enter the other hooks outside the capture: it then passes tensors on to "
                 "them)"))
         if self.error is None:
