@@ -2,7 +2,8 @@
 # Installs dependencies, builds everything, and runs all tests:
 #   1. the source format check (scripts/check-format.sh, clang-format 14);
 #   2. the full build (RelWithDebInfo) and its ctest suite;
-#   3. an ASan+UBSan build of the libraries and the fuzz regression drivers (ctest -R fuzz).
+#   3. an ASan+UBSan build of the libraries and the fuzz regression drivers (ctest -R fuzz), the trace
+#      tests, and the CLI's replay-with-ratios, report and MPI-merge paths (tests/sanitize).
 #   4. the Python tests in a venv with PyTorch 2.x and numpy 2 from PyPI, cdma installed there with
 #      `pip install .` (scripts/test-venv.sh; the venv is kept in ~/.cache/cdma/venv-ci).
 # Usage: scripts/test.sh [--no-setup] [--no-sanitize] [--no-venv]
@@ -39,10 +40,13 @@ if [ "$sanitize" = 1 ]; then
     -DCDMA_WITH_TORCH=OFF -DCDMA_WITH_CUDA=OFF -DCDMA_BUILD_BENCH=OFF -DCDMA_WITH_PYTHON=OFF
   targets=$(ctest --test-dir build-asan -N -R '^fuzz\.' | sed -n 's/.*Test *#[0-9]*: fuzz\.\(.*\)/fuzz_\1/p' | sort -u)
   if [ -n "$targets" ]; then
+    # Also the CLI paths that replay with ratios from a table, the report (and --compare), the
+    # charts on degenerate data and the parts merge of MPI runs (tests/sanitize, issue 29).
     # shellcheck disable=SC2086
-    cmake --build build-asan -j "$jobs" --target cdma $targets test_trace
+    cmake --build build-asan -j "$jobs" --target cdma $targets test_trace test_report_degenerate test_parts
     ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-      ctest --test-dir build-asan -j "$jobs" --output-on-failure -R '^fuzz\.|Trace|BadInput|Interop|Crash'
+      ctest --test-dir build-asan -j "$jobs" --output-on-failure \
+      -R '^fuzz\.|Trace|BadInput|Interop|Crash|^sanitize\.|^ReportDegenerate\.|^Analyze(Parts|SplitByBytes|PartCodec)\.'
   else
     echo "test.sh: no fuzz targets found" >&2
     exit 1
