@@ -1,4 +1,5 @@
 #include <cdma/analyze/output.hpp>
+#include <cdma/formats/error.hpp>
 #include <cdma/version.hpp>
 
 #include <fmt/format.h>
@@ -125,28 +126,55 @@ namespace {
 // line and may hold any bytes.
 std::string clean(const std::string& s) { return formats::clean_text(s); }
 
-// dump() that never throws on a string that is not UTF-8 (it cannot hold one: see clean()), and
-// whose nested lines are indented as if the value sat `depth` levels deep in a larger document.
-std::string dump_at(const ordered_json& j, int indent, int depth) {
-  std::string text = j.dump(indent, ' ', false, ordered_json::error_handler_t::replace);
-  if (indent < 0 || depth == 0) return text;
-  const std::string pad(static_cast<std::size_t>(indent * depth), ' ');
-  std::string out;
-  out.reserve(text.size() + text.size() / 4);
-  for (std::size_t pos = 0;;) {
-    const std::size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) {
-      out.append(text, pos, std::string::npos);
-      return out;
-    }
-    out.append(text, pos, nl + 1 - pos);
-    out += pad;
-    pos = nl + 1;
+// Compact dump() of a value that never throws on a string that is not UTF-8 (it cannot hold one:
+// see clean()).
+std::string compact(const ordered_json& j) { return j.dump(-1, ' ', false, ordered_json::error_handler_t::replace); }
+
+// Appends `j` as nlohmann's dump(indent) writes it (same bytes), its nested lines indented as if
+// it sat `depth` levels deep in a larger document. Written here rather than by dump(indent):
+// nlohmann 3.11.2 grows its buffer of indent spaces (512) by doubling it once per level, so that
+// an indent above 512 wrote bytes from past the buffer's end (heap memory) into the output.
+void pretty(const ordered_json& j, int indent, int depth, std::string& out) {
+  const bool object = j.is_object();
+  if (!object && !j.is_array()) {
+    out += compact(j);
+    return;
   }
+  if (j.empty()) {
+    out += object ? "{}" : "[]";
+    return;
+  }
+  out += object ? '{' : '[';
+  const std::size_t inner = static_cast<std::size_t>(indent) * static_cast<std::size_t>(depth + 1);
+  bool first = true;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    out += first ? "\n" : ",\n";
+    first = false;
+    out.append(inner, ' ');
+    if (object) {
+      out += compact(ordered_json(it.key()));
+      out += ": ";
+    }
+    pretty(*it, indent, depth + 1, out);
+  }
+  out += '\n';
+  out.append(static_cast<std::size_t>(indent) * static_cast<std::size_t>(depth), ' ');
+  out += object ? '}' : ']';
+}
+
+// The value as dump(indent) writes it (compact for indent < 0), indented as at `depth`.
+std::string dump_at(const ordered_json& j, int indent, int depth) {
+  if (indent < 0) return compact(j);
+  std::string out;
+  pretty(j, indent, depth, out);
+  return out;
 }
 }  // namespace
 
 void write_json(std::ostream& os, const Analysis& a, int indent) {
+  if (indent < -1 || indent > kMaxJsonIndent)
+    throw formats::UsageError("JSON indent must be -1 (compact) or 0 .. " + std::to_string(kMaxJsonIndent) + ", got " +
+                              std::to_string(indent));
   // Written row by row (the document of 100,000 tensors would otherwise be built in memory whole),
   // with exactly the bytes nlohmann's dump(indent) gives for the whole document.
   ordered_json j;

@@ -14,8 +14,13 @@ namespace cdma::analyze {
 inline constexpr int kSchemaVersion = 1;
 inline constexpr const char* kSchemaName = "cdma-analysis";
 
+// The widest indent write_json takes (a wider one only makes the file bigger).
+inline constexpr int kMaxJsonIndent = 64;
+
 // The whole analysis, every aggregation level (schema cdma-analysis v1). Deterministic: the same
-// inputs and options give the same bytes whatever the thread count or machine.
+// inputs and options give the same bytes whatever the thread count or machine. indent: -1 for one
+// line, else 0 .. kMaxJsonIndent spaces a level (the bytes of nlohmann's dump(indent)); any other
+// value throws formats::UsageError.
 void write_json(std::ostream& os, const Analysis& a, int indent = 1);
 
 // One level as CSV (header line, then one line per row: trace index, path and model, the level's
