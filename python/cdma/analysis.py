@@ -1,10 +1,29 @@
 """Analyses of trace files: the pipeline of ``cdma analyze`` (analyze::run_analysis) in-process."""
 
 import json as _json
+import operator
 import os
 
 from . import _native
 from ._frame import frame
+
+#: The widest JSON indent to_json() takes (analyze::kMaxJsonIndent).
+MAX_JSON_INDENT = 64
+_INT64_MAX = 2**63 - 1
+
+
+def _int(v, name, lo, hi):
+    """An integer option in [lo, hi]: TypeError for a non-integer (a float, a bool, a string),
+    ValueError naming the option when out of range."""
+    if isinstance(v, bool):
+        raise TypeError(f"{name} must be an integer, not a bool")
+    try:
+        i = operator.index(v)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, not {type(v).__name__} {v!r}") from None
+    if not lo <= i <= hi:
+        raise ValueError(f"{name} must be in {lo} .. {hi}, got {i}")
+    return i
 
 LEVELS = ("tensor", "layer", "iteration", "layer_iteration", "network")
 
@@ -21,18 +40,34 @@ def _list(v, name):
 
 
 def _iterations(v):
-    # "0-3,7,10-" as the CLI takes it, an int, or a list of ints / (first, last) pairs.
+    # "0-3,7,10-" as the CLI takes it, an int, or a list of ints / (first, last) pairs. Floats,
+    # bools and strings inside a list are refused rather than converted (int("12") or int(1.9)
+    # would select iterations nobody asked for).
     if v is None or isinstance(v, str):
         return v
-    if isinstance(v, int):
-        return str(v)
+    if not isinstance(v, bool) and isinstance(v, int):
+        return str(_int(v, "iterations", 0, _INT64_MAX))
+    try:
+        items = list(v)
+    except TypeError:
+        raise TypeError(f"iterations: a range text such as '0-3,7', an int or a list of ints, not {v!r}") from None
     parts = []
-    for x in v:
+    for x in items:
         if isinstance(x, (tuple, list)) and len(x) == 2:
-            parts.append(f"{int(x[0])}-{int(x[1])}")
+            parts.append(f"{_int(x[0], 'iterations', 0, _INT64_MAX)}-{_int(x[1], 'iterations', 0, _INT64_MAX)}")
         else:
-            parts.append(str(int(x)))
+            parts.append(str(_int(x, "iterations", 0, _INT64_MAX)))
     return ",".join(parts)
+
+
+def _chunk(v):
+    # Bytes per independent chunk: an int (0 = whole tensors, else >= 4, as --chunk) or a size text ("4K").
+    if isinstance(v, str):
+        return v
+    c = _int(v, "chunk", 0, _INT64_MAX)
+    if 0 < c < 4:
+        raise ValueError(f"chunk: {c} bytes is too small (0 = whole tensors, else >= 4)")
+    return c
 
 
 class Analysis:
@@ -80,7 +115,10 @@ class Analysis:
         return pd.DataFrame(self._a.traces())
 
     def to_json(self, indent=1):
-        """The cdma-analysis v1 document as text, exactly as ``cdma analyze --json`` writes it."""
+        """The cdma-analysis v1 document as text, exactly as ``cdma analyze --json`` writes it.
+
+        ``indent``: spaces per level, 0 .. MAX_JSON_INDENT (64), or None for one line."""
+        indent = -1 if indent is None else _int(indent, "indent", 0, MAX_JSON_INDENT)
         return self._a.json(indent)
 
     def json(self):
@@ -111,14 +149,17 @@ def analysis(paths, codecs=None, chunk=0, layouts=None, dtypes=None, all_tensors
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     paths = [os.fspath(p) for p in paths]
+    if not paths:
+        raise ValueError("cdma.analysis: no trace file given")
     if read is None:
         read = "mmap" if zero_copy else "hdf5"
     elif not zero_copy and read != "hdf5":  # the native side checks the mode's name
         raise ValueError(f"zero_copy=False contradicts read={read!r}")
-    opts = dict(codecs=_list(codecs, "codecs"), chunk=chunk, layouts=_list(layouts, "layouts"),
+    opts = dict(codecs=_list(codecs, "codecs"), chunk=_chunk(chunk), layouts=_list(layouts, "layouts"),
                 dtypes=_list(dtypes, "dtypes"), all_tensors=bool(all_tensors), iterations=_iterations(iterations),
                 layers=_list(layers, "layers"), ops=_list(ops, "ops"), roles=_list(roles, "roles"),
-                verify=bool(verify), keep_going=bool(keep_going), threads=int(threads), read=read)
+                verify=bool(verify), keep_going=bool(keep_going), threads=_int(threads, "threads", 0, 4096),
+                read=read)
     native = _native.run_analysis(paths, opts, progress)
     why = native.nothing_selected()
     if why:  # an empty table would look like a result (cdma analyze exits 2 here)

@@ -13,9 +13,26 @@ the GIL is released while a codec runs. Codec specs as ``cdma analyze -c`` takes
     (True, True)
 """
 
+import operator
+
 import numpy as np
 
 from . import _native
+
+_INT64_MAX = 2**63 - 1
+
+
+def _count(v, name, lo=0, hi=_INT64_MAX):
+    # An integer argument in [lo, hi]: a float (3999.9), a bool or a string is refused, not truncated.
+    if isinstance(v, bool):
+        raise TypeError(f"{name} must be an integer, not a bool")
+    try:
+        i = operator.index(v)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, not {type(v).__name__} {v!r}") from None
+    if not lo <= i <= hi:
+        raise ValueError(f"{name} must be in {lo} .. {hi}, got {i}")
+    return i
 
 #: numpy dtype of each trace dtype; bfloat16 elements are their raw 16-bit patterns (uint16).
 NUMPY_DTYPES = {
@@ -58,9 +75,8 @@ def decode(codec, data, dtype, count):
     Raises cdma.CodecError when the stream is malformed or decodes to another size."""
     if dtype not in NUMPY_DTYPES:
         raise ValueError(f"unknown dtype {dtype!r} (one of {', '.join(NUMPY_DTYPES)})")
-    if count < 0:
-        raise ValueError(f"count {count} is negative")
-    out = np.empty(int(count), dtype=NUMPY_DTYPES[dtype])
+    count = _count(count, "count")
+    out = np.empty(count, dtype=NUMPY_DTYPES[dtype])
     _native.codec_decode_into(codec, data, _WIDTH[dtype], out)
     return out
 
@@ -68,8 +84,12 @@ def decode(codec, data, dtype, count):
 def size(codec, data, dtype=None, chunk=0):
     """Encoded size in bytes of ``data`` (from counts for zvc and zrle-K, without encoding).
 
-    ``chunk``: bytes per independent chunk (0 = the whole buffer), as ``cdma analyze --chunk``."""
-    return _native.codec_size(codec, _buffer(data), _width(data, dtype), int(chunk))
+    ``chunk``: bytes per independent chunk (0 = the whole buffer, else at least 4), as ``cdma analyze
+    --chunk``."""
+    chunk = _count(chunk, "chunk")
+    if 0 < chunk < 4:
+        raise ValueError(f"chunk: {chunk} bytes is too small (0 = the whole buffer, else >= 4)")
+    return _native.codec_size(codec, _buffer(data), _width(data, dtype), chunk)
 
 
 def canonical(codec):

@@ -7,6 +7,7 @@ import pandas as pd
 
 from . import _native
 from ._frame import frame
+from .errors import UsageError
 
 #: One tensor's metadata, as yielded by iterating over a Trace.
 TensorInfo = collections.namedtuple(
@@ -36,13 +37,26 @@ class Trace:
     """
 
     def __init__(self, path, isolate=True, skip_bad_tensors=False):
-        self._r = _native.TraceReader(str(path), isolate, skip_bad_tensors)
+        self._reader = _native.TraceReader(str(path), isolate, skip_bad_tensors)
+        self._path = self._reader.path
         self._columns = None
         self._names = None
 
     @property
+    def _r(self):
+        # The native reader; after close() every use is refused with a clear error (not a None).
+        if self._reader is None:
+            raise UsageError(f"{self._path}: the trace is closed (cdma.open() it again)")
+        return self._reader
+
+    @property
+    def closed(self):
+        """True once close() was called."""
+        return self._reader is None
+
+    @property
     def path(self):
-        return self._r.path
+        return self._path
 
     @property
     def attrs(self):
@@ -65,8 +79,9 @@ class Trace:
         return self._r.skipped()
 
     def _cols(self):
+        r = self._r  # refuses a closed trace
         if self._columns is None:
-            self._columns = self._r.tensor_columns()
+            self._columns = r.tensor_columns()
             self._names = {n: i for i, n in enumerate(self._columns["name"])}
         return self._columns
 
@@ -126,15 +141,23 @@ class Trace:
         return frame(self._r.timeline())
 
     def stats(self):
-        """/stats as a DataFrame (tensors counted in situ, without their bytes; empty when absent)."""
+        """/stats as a DataFrame (tensors counted in situ, without their bytes; empty when absent).
+
+        Each row is checked (counts that cannot describe a tensor, an unknown dtype): a bad row
+        raises cdma.TraceError naming the file and the row, as ``cdma info`` does."""
         return frame(self._r.stats())
 
     def __repr__(self):
+        if self.closed:
+            return f"<cdma.Trace {self.path!r}: closed>"
         a = self.attrs
         return f"<cdma.Trace {self.path!r}: {len(self)} tensors, model={a['model']!r}, source={a['source']!r}>"
 
     def close(self):
-        self._r = None
+        """Releases the file; the Trace can no longer be used (its methods raise UsageError)."""
+        self._reader = None
+        self._columns = None
+        self._names = None
 
     def __enter__(self):
         return self

@@ -10,7 +10,9 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
+#include <mutex>
 #include <sstream>
 
 namespace cdma::python {
@@ -93,26 +95,48 @@ std::shared_ptr<analyze::Analysis> run(const std::vector<std::string>& paths, co
   bool interrupted_by_python = false;
   analyze::RunHooks hooks;
   hooks.stop = &stop;
-  // About 10 times a second on this thread: let Python see Ctrl-C (and call the progress callback).
+  std::unique_lock<std::timed_mutex>* hdf5 = nullptr;  // the HDF5 lock the run holds
+  // About 10 times a second on this thread, between two HDF5 calls of the run: let Python see
+  // Ctrl-C and call the progress callback. The HDF5 lock is released meanwhile, because the
+  // callback may open a trace (or wait for a thread that does): held, it would deadlock.
   hooks.on_progress = [&](const analyze::Progress& p) {
     if (interrupted_by_python) return;
-    py::gil_scoped_acquire gil;
-    if (!progress.is_none()) {
-      try {
-        progress(p.bytes_done, p.bytes_total, p.tensors_done, p.tensors_total);
-      } catch (py::error_already_set& e) {
-        e.restore();
+    hdf5->unlock();
+    {
+      py::gil_scoped_acquire gil;
+      if (!progress.is_none()) {
+        try {
+          progress(p.bytes_done, p.bytes_total, p.tensors_done, p.tensors_total);
+        } catch (py::error_already_set& e) {
+          e.restore();
+          interrupted_by_python = true;
+          stop = true;
+        }
+      }
+      if (!interrupted_by_python && PyErr_CheckSignals() != 0) {
         interrupted_by_python = true;
         stop = true;
-        return;
       }
     }
-    if (PyErr_CheckSignals() != 0) {
-      interrupted_by_python = true;
-      stop = true;
+    // Back to the run (GIL released first: the lock is never waited for with the GIL held). The run
+    // needs the lock to go on or to stop, so this waits until it is free; a Ctrl-C meanwhile stops
+    // the run as soon as it has it.
+    while (!hdf5->try_lock_for(std::chrono::milliseconds(100))) {
+      if (interrupted_by_python) continue;
+      py::gil_scoped_acquire gil;
+      if (PyErr_CheckSignals() != 0) {
+        interrupted_by_python = true;
+        stop = true;
+      }
     }
   };
-  auto a = std::make_shared<analyze::Analysis>(run_hdf5([&] { return analyze::run_analysis(ps, o, hooks); }));
+  std::shared_ptr<analyze::Analysis> a;
+  {
+    py::gil_scoped_release release;
+    auto lock = lock_hdf5();
+    hdf5 = &lock;
+    a = std::make_shared<analyze::Analysis>(analyze::run_analysis(ps, o, hooks));
+  }
   if (interrupted_by_python) throw py::error_already_set();
   return a;
 }

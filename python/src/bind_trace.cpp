@@ -210,9 +210,13 @@ struct Writer {
   Writer() = default;
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
-  // A writer dropped without close() closes as TraceWriter's destructor does, under the HDF5 lock.
+  // A writer dropped without close() closes as TraceWriter's destructor does, under the HDF5 lock
+  // (waited for without the signal checks of run_hdf5: a destructor must not throw).
   ~Writer() {
-    if (w) run_hdf5([&] { w.reset(); });
+    if (!w) return;
+    py::gil_scoped_release release;
+    const std::lock_guard<std::timed_mutex> lock(hdf5_mutex());
+    w.reset();
   }
   TraceWriter& get() {
     if (!w) throw formats::UsageError("the trace writer is closed");

@@ -5,11 +5,23 @@
 #include <cdma/hwmodel/presets.hpp>
 #include <cdma/version.hpp>
 
+#include <chrono>
+#include <mutex>
+
 namespace cdma::python {
 
-std::mutex& hdf5_mutex() {
-  static std::mutex m;
+std::timed_mutex& hdf5_mutex() {
+  static std::timed_mutex m;
   return m;
+}
+
+std::unique_lock<std::timed_mutex> lock_hdf5() {
+  std::unique_lock<std::timed_mutex> lock(hdf5_mutex(), std::defer_lock);
+  while (!lock.try_lock_for(std::chrono::milliseconds(100))) {
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+  }
+  return lock;
 }
 
 py::list table_to_py(const formats::Table& t) {

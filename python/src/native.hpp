@@ -18,14 +18,21 @@ namespace py = pybind11;
 
 // HDF5 is serial (one thread at a time in the whole process): every call that opens, reads or
 // writes a trace holds this lock. It is taken after the GIL is released, so a thread waiting for
-// it never blocks Python.
-std::mutex& hdf5_mutex();
+// it never blocks Python, and it is never held while Python code runs (a callback, a destructor):
+// Python code may open a trace itself, which would wait for the lock forever (cdma.analysis
+// releases it around its progress callback).
+std::timed_mutex& hdf5_mutex();
+
+// Takes the HDF5 lock; call it with the GIL released. Waits in slices of 100 ms, checking for
+// signals (with the GIL) between them, so that Ctrl-C while another thread holds the lock raises
+// KeyboardInterrupt (py::error_already_set) instead of waiting on.
+std::unique_lock<std::timed_mutex> lock_hdf5();
 
 // Runs f() with the GIL released (other Python threads run meanwhile) and the HDF5 lock held.
 template <class F>
 auto run_hdf5(F&& f) {
   py::gil_scoped_release release;
-  std::lock_guard<std::mutex> lock(hdf5_mutex());
+  const auto lock = lock_hdf5();
   return std::forward<F>(f)();
 }
 
