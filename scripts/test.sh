@@ -41,12 +41,13 @@ if [ "$sanitize" = 1 ]; then
   targets=$(ctest --test-dir build-asan -N -R '^fuzz\.' | sed -n 's/.*Test *#[0-9]*: fuzz\.\(.*\)/fuzz_\1/p' | sort -u)
   if [ -n "$targets" ]; then
     # Also the CLI paths that replay with ratios from a table, the report (and --compare), the
-    # charts on degenerate data and the parts merge of MPI runs (tests/sanitize, issue 29).
+    # charts on degenerate data and the parts merge of MPI runs (tests/sanitize, issue 29; not
+    # AnalyzeParts.SameJsonForAnyPartCount: minutes under the sanitizers).
     # shellcheck disable=SC2086
     cmake --build build-asan -j "$jobs" --target cdma $targets test_trace test_report_degenerate test_parts
     ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       ctest --test-dir build-asan -j "$jobs" --output-on-failure \
-      -R '^fuzz\.|Trace|BadInput|Interop|Crash|^sanitize\.|^ReportDegenerate\.|^Analyze(Parts|SplitByBytes|PartCodec)\.'
+      -R '^fuzz\.|Trace|BadInput|Interop|Crash|^sanitize\.|^ReportDegenerate\.|^Analyze(SplitByBytes|PartCodec)\.|^AnalyzeParts\.(KeepGoing|FirstError|MergeRefuses)'
   else
     echo "test.sh: no fuzz targets found" >&2
     exit 1
