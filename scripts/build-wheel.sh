@@ -39,7 +39,7 @@ for py in "${pythons[@]}"; do
   # Build isolation: scikit-build-core and pybind11 at pyproject.toml's pins, for this interpreter.
   "$py" -m pip wheel -q --disable-pip-version-check --no-deps -w "$out/raw" \
     --config-settings=build-dir="$build_dir/{wheel_tag}" "$src"
-  "$tools/bin/auditwheel" repair -w "$out" "$out"/raw/cdma-*-"$tag"-*.whl
+  PATH="$tools/bin:$PATH" "$tools/bin/auditwheel" repair -w "$out" "$out"/raw/cdma-*-"$tag"-*.whl
 done
 rm -rf "$out/raw"
 for w in "$out"/cdma-*.whl; do

@@ -21,6 +21,8 @@ def verbs():
 def options(verb):
     """Option specs of a verb: lists of names per option line of --help ("-j,--jobs,--threads")."""
     p = cdma_cli(verb, "--help", check=False)
+    if p.returncode != 0 and "was not built" in p.stderr:  # `train` of a pip install (no libtorch trainer)
+        pytest.skip(p.stderr.strip())
     assert p.returncode == 0, p.stderr
     specs = []
     for line in p.stdout.splitlines():
