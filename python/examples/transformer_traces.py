@@ -359,15 +359,15 @@ EXTRA_ATTRS = ["capture_counters", "capture_options", "iterations", "batch_size"
                "precision", "d_model", "layers", "heads", "sequence", "steps"]
 
 
-def cut_folded(src, dst, seq, heads, deflate=9, overwrite=False):
+def cut_folded(src, dst, seq, heads, deflate=9, overwrite=False, iterations=None):
     """Writes a copy of the cdma.torch trace `src` to `dst` in which the tensors that cdma.torch kept whole
     because the batch is folded into their dimension 0 keep only the sampled entries, as `samples=` cut
     the others: a linear layer's input saved as [N*T, C] (op linear, rank 2, N*T rows) keeps its first
     K*T rows, an attention operand saved as [N*H, ...] (layer *.attn, rank 4, N*H rows: torch's bmm folds
     the heads) its first K*H, where N is the trace's batch_size and K its capture_batch. The rows are
     sample-major (a contiguous [N, T, C] viewed as [N*T, C]), so these are exactly the first K samples.
-    Everything else (tensors, /timeline, root attributes) is copied as it is; `cut_folded` records what
-    was cut. Returns the number of tensors cut."""
+    Everything else (tensors, /timeline, root attributes) is copied as it is, of the captured iterations
+    in `iterations` (default all); `cut_folded` records what was cut. Returns the number of tensors cut."""
     import cdma
     import pandas as pd
     from cdma import _native
@@ -380,6 +380,11 @@ def cut_folded(src, dst, seq, heads, deflate=9, overwrite=False):
              if k in ("producer", "source", "created", "model", "device", "framework", "command") and v is not None}
     w = _native.TraceWriter(str(dst), attrs, overwrite=overwrite, deflate_level=deflate, flush_every=64)
     df, cut = t.tensors(), 0
+    if iterations is not None:
+        missing = sorted(set(iterations) - set(int(i) for i in df.iteration))
+        if missing:
+            raise SystemExit(f"{src}: no tensors of iteration(s) {missing}")
+        df = df[df.iteration.isin(iterations)]
     for k in df.index:
         a, dims = t.read(int(k)), [int(d) for d in df.dims[k]]
         rows = None
@@ -396,6 +401,8 @@ def cut_folded(src, dst, seq, heads, deflate=9, overwrite=False):
             meta["call"] = int(df.call[k])
         w.append_tensor(meta, a)
     for row in t.timeline().to_dict("records"):
+        if iterations is not None and int(row["iteration"]) not in iterations:
+            continue
         w.append_timeline({k: (int(v) if k not in ("phase", "op", "layer") else v) for k, v in row.items()})
     for name in EXTRA_ATTRS:
         v = t.attribute(name)
@@ -403,6 +410,7 @@ def cut_folded(src, dst, seq, heads, deflate=9, overwrite=False):
             w.set_attribute(name, v)
     w.set_attribute("cut_folded", json.dumps({
         "from": os.path.basename(str(src)), "tensors_cut": cut, "batch_size": batch, "kept_samples": keep,
+        "iterations": sorted(set(int(i) for i in df.iteration)),
         "rule": "linear inputs [N*T, C] -> first K*T rows; attention operands [N*H, ...] -> first K*H; "
                 "by python/examples/transformer_traces.py cut_folded()"}))
     if t.attrs.get("dropped_tensors") is not None:
@@ -480,6 +488,10 @@ def parser():
     ap.add_argument("--deflate", type=int, default=9)
     ap.add_argument("--cut-to", default=None, help="also write a copy of the trace whose folded [N*T, C] / [N*H, ...] "
                     "tensors keep only the --samples entries of the batch (cut_folded)")
+    ap.add_argument("--cut-iterations", default=None,
+                    help="with --cut-to: keep only these captured iterations (comma-separated; 'last' = the last step)")
+    ap.add_argument("--cut-from", default=None, metavar="TRACE",
+                    help="train nothing: cut this earlier full trace to --cut-to (--seq, --heads as it was made)")
     ap.add_argument("--mlp-table", nargs="+", default=None, metavar="TRACE",
                     help="train nothing: print the MLP tensors' density, +0.0 and -0.0 fractions of these traces")
     ap.add_argument("--losses-json", default=None, help="also write the per-step losses and the summary here")
@@ -490,6 +502,15 @@ def main(argv=None):
     a = parser().parse_args(argv)
     if a.mlp_table:
         mlp_table(a.mlp_table)
+        return 0
+    its = None if a.cut_iterations is None else \
+        [a.steps - 1 if s.strip() == "last" else int(s) for s in a.cut_iterations.split(",")]
+    if a.cut_from:
+        if not a.cut_to:
+            raise SystemExit("--cut-from needs --cut-to")
+        n = cut_folded(a.cut_from, a.cut_to, a.seq if a.model == "gpt" else (28 // a.patch) ** 2 + 1, a.heads,
+                       deflate=a.deflate, overwrite=a.force, iterations=its)
+        print(json.dumps({"cut_tensors": n, "cut_trace": a.cut_to, "cut_trace_bytes": os.path.getsize(a.cut_to)}))
         return 0
     import cdma.torch  # after argparse: --help works without the native module
 
@@ -518,7 +539,7 @@ def main(argv=None):
     res["capture_counters"] = None if cap is None else cap.counters
     if cap is not None and a.cut_to:
         res["cut_tensors"] = cut_folded(a.output, a.cut_to, a.seq if a.model == "gpt" else (28 // a.patch) ** 2 + 1,
-                                        a.heads, deflate=a.deflate, overwrite=a.force)
+                                        a.heads, deflate=a.deflate, overwrite=a.force, iterations=its)
         res["cut_trace"], res["cut_trace_bytes"] = a.cut_to, os.path.getsize(a.cut_to)
     if a.losses_json:
         with open(a.losses_json, "w") as f:

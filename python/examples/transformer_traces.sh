@@ -21,7 +21,7 @@ n=0
 for dtype in bf16 fp32; do
   for act in relu2 gelu relu swiglu; do
     extra=""
-    if [ "$dtype" = bf16 ] && { [ "$act" = relu2 ] || [ "$act" = gelu ]; }; then extra="--cut-to data/gpt-$act-$dtype.h5"; fi
+    if [ "$dtype" = bf16 ] && { [ "$act" = relu2 ] || [ "$act" = gelu ]; }; then extra="--cut-to data/gpt-$act-$dtype.h5 --cut-iterations 0,last"; fi
     # shellcheck disable=SC2086
     run "gpt-$act-$dtype" --model gpt --act "$act" --dtype "$dtype" $extra &
     n=$((n + 1)); if [ $((n % JOBS)) -eq 0 ]; then wait; fi

@@ -176,3 +176,13 @@ def test_cut_folded_keeps_the_first_sample(tt, corpus, tmp_path):
     assert c.attrs["command"] == f.attrs["command"] and c.attribute("capture_counters") == f.attribute(
         "capture_counters")
     assert len(c.timeline()) == len(f.timeline())
+    # Only some iterations (the committed traces keep the first and the last).
+    two = tmp_path / "two.h5"
+    assert tt.main(argv(corpus, "gelu", "bf16", tmp_path / "unused.h5", "--cut-from", str(full), "--cut-to",
+                        str(two), "--cut-iterations", "0,last")) == 0
+    t2 = cdma.open(two)
+    assert sorted(set(t2.tensors().iteration)) == [0, STEPS - 1]
+    assert sorted(set(t2.timeline().iteration)) == [0, STEPS - 1]
+    assert json.loads(t2.attribute("cut_folded"))["iterations"] == [0, STEPS - 1]
+    with pytest.raises(SystemExit, match="iteration"):
+        tt.cut_folded(full, tmp_path / "bad.h5", 16, 2, iterations=[7])
