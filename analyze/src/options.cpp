@@ -97,8 +97,12 @@ void Options::validate() {
       d = "float16";
     } else if (d == "bfloat16" || d == "bf16") {
       d = "bfloat16";
+    } else if (d == "fp8-e4m3" || d == "float8_e4m3fn" || d == "e4m3") {
+      d = "fp8-e4m3";
+    } else if (d == "fp8-e5m2" || d == "float8_e5m2" || d == "e5m2") {
+      d = "fp8-e5m2";
     } else {
-      throw formats::Error("unknown dtype '" + d + "' (expected stored, float16 or bfloat16)");
+      throw formats::Error("unknown dtype '" + d + "' (expected stored, float16, bfloat16, fp8-e4m3 or fp8-e5m2)");
     }
   }
   dedupe(dtypes);

@@ -265,11 +265,17 @@ TensorAnalyzer::~TensorAnalyzer() = default;
 
 namespace {
 // The dtype a variant analyses: the conversion target when it applies, else the stored one.
-DType variant_dtype(const Variant& v, DType stored) {
-  if (v.dtype == "stored") return stored;
-  const DType target = *formats::parse_dtype(v.dtype);
+struct Target {
+  std::optional<VariantDtype> convert;  // set when the variant converts the tensor
+  std::string name;                     // actual_dtype
+  std::size_t width = 0;                // bytes per element after conversion
+};
+Target variant_target(const Variant& v, DType stored) {
   const bool is_float = stored == DType::f32 || stored == DType::f16 || stored == DType::bf16;
-  return is_float && target != stored ? target : stored;
+  const auto to = v.dtype == "stored" ? std::nullopt : parse_variant_dtype(v.dtype);
+  if (!to || !is_float || v.dtype == formats::to_string(stored))
+    return {std::nullopt, std::string(formats::to_string(stored)), formats::dtype_size(stored)};
+  return {to, v.dtype, variant_width(*to)};
 }
 // Whether a variant permutes the tensor (4-D, a layout other than the stored one).
 bool permutes(const Variant& v, const formats::TensorMeta& meta) {
@@ -286,33 +292,27 @@ std::vector<VariantMeasures> TensorAnalyzer::analyze(std::span<const std::byte> 
   std::vector<VariantMeasures> out(variants_.size());
   std::string cached_dtype;
   std::span<const std::byte> conv = data;
-  DType conv_dtype = meta.dtype;
+  Target conv_to;
   for (std::size_t v = 0; v < variants_.size(); ++v) {
     const Variant& var = variants_[v];
     VariantMeasures& m = out[v];
     if (v == 0 || var.dtype != cached_dtype) {
       cached_dtype = var.dtype;
+      conv_to = variant_target(var, meta.dtype);
       conv = data;
-      conv_dtype = meta.dtype;
-      if (var.dtype != "stored") {
-        const DType target = *formats::parse_dtype(var.dtype);
-        if (target != meta.dtype && convert_dtype(data, meta.dtype, target, ws.converted)) {
-          conv = ws.converted;
-          conv_dtype = target;
-        }
-      }
+      if (conv_to.convert && convert_variant(data, meta.dtype, *conv_to.convert, ws.converted)) conv = ws.converted;
     }
+    const std::size_t w = conv_to.width;
     std::span<const std::byte> src = conv;
     Layout actual = meta.layout;
     if (permutes(var, meta)) {
       const Layout target = *formats::parse_layout(var.layout);
-      permute_layout(conv, meta.dims, meta.layout, target, formats::dtype_size(conv_dtype), ws.permuted);
+      permute_layout(conv, meta.dims, meta.layout, target, w, ws.permuted);
       src = ws.permuted;
       actual = target;
     }
     m.actual_layout = std::string(formats::to_string(actual));
-    m.actual_dtype = std::string(formats::to_string(conv_dtype));
-    const std::size_t w = formats::dtype_size(conv_dtype);
+    m.actual_dtype = conv_to.name;
     VariantStream vs(*this, w, src.size() / w, m);
     const std::uint64_t win = VariantStream::window(*this, w) * w;
     for (std::uint64_t off = 0; off < src.size(); off += win)
@@ -352,11 +352,11 @@ TensorStream::TensorStream(const TensorAnalyzer& an, const formats::TensorMeta& 
   if (auto why = an.why_not_windowed(meta)) throw formats::Error(where_ + ": " + *why);
   out_.resize(an.variants_.size());
   for (std::size_t v = 0; v < an.variants_.size(); ++v) {
-    const DType dt = variant_dtype(an.variants_[v], meta.dtype);
+    const Target to = variant_target(an.variants_[v], meta.dtype);
     out_[v].actual_layout = std::string(formats::to_string(meta.layout));
-    out_[v].actual_dtype = std::string(formats::to_string(dt));
+    out_[v].actual_dtype = to.name;
     streams_.push_back(std::make_unique<TensorAnalyzer::VariantStream>(
-        an, formats::dtype_size(dt), static_cast<std::uint64_t>(meta.elements()), out_[v]));
+        an, to.width, static_cast<std::uint64_t>(meta.elements()), out_[v]));
   }
 }
 
@@ -378,8 +378,8 @@ void TensorStream::feed(std::span<const std::byte> window) {
     if (v == 0 || var.dtype != cached_dtype) {
       cached_dtype = var.dtype;
       conv = window;
-      const DType dt = variant_dtype(var, meta_.dtype);
-      if (dt != meta_.dtype && convert_dtype(window, meta_.dtype, dt, ws_.converted)) conv = ws_.converted;
+      const Target to = variant_target(var, meta_.dtype);
+      if (to.convert && convert_variant(window, meta_.dtype, *to.convert, ws_.converted)) conv = ws_.converted;
     }
     streams_[v]->feed(conv, ws_, where_);
   }

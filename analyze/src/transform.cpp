@@ -62,6 +62,84 @@ std::uint32_t f16_to_f32(std::uint16_t h) noexcept {
 std::uint32_t bf16_to_f32(std::uint16_t b) noexcept { return static_cast<std::uint32_t>(b) << 16; }
 
 namespace {
+// fp32 -> an 8-bit float of M mantissa bits and exponent bias `bias`, round to nearest even, with
+// magnitudes above `max_code` (the largest finite magnitude's code) saturated to it.
+template <int M, int Bias>
+std::uint32_t f32_to_fp8_magnitude(std::uint32_t abs, std::uint32_t max_code) noexcept {
+  const int exp = static_cast<int>(abs >> 23);
+  const std::uint32_t mant = abs & 0x7FFFFFu;
+  if (exp == 0) return 0;          // fp32 zero or subnormal: far below half the smallest fp8 subnormal
+  const int e = exp - 127 + Bias;  // biased fp8 exponent
+  constexpr int kDrop = 23 - M;    // fp32 mantissa bits that do not fit
+  std::uint32_t q = 0, rem = 0, half = 0;
+  if (e >= 1) {
+    if (e > static_cast<int>(max_code >> M)) return max_code;  // above the largest binade: saturate
+    q = (static_cast<std::uint32_t>(e) << M) | (mant >> kDrop);
+    rem = mant & ((1u << kDrop) - 1u);
+    half = 1u << (kDrop - 1);
+  } else {
+    const int shift = kDrop + 1 - e;  // the implicit bit lands at 2^(1-e) below the subnormal step
+    if (shift > 24) return 0;         // below half the smallest subnormal (never exactly half)
+    const std::uint32_t full = mant | 0x800000u;
+    q = full >> shift;
+    rem = full & ((1u << shift) - 1u);
+    half = 1u << (shift - 1);
+  }
+  if (rem > half || (rem == half && (q & 1u))) ++q;  // a carry into the exponent is right
+  return q > max_code ? max_code : q;
+}
+}  // namespace
+
+std::uint8_t f32_to_fp8_e4m3(std::uint32_t x) noexcept {
+  const std::uint32_t sign = (x >> 24) & 0x80u;
+  const std::uint32_t abs = x & 0x7FFFFFFFu;
+  if (abs > 0x7F800000u) return static_cast<std::uint8_t>(sign | 0x7Fu);   // the only NaN
+  if (abs == 0x7F800000u) return static_cast<std::uint8_t>(sign | 0x7Eu);  // no infinity: saturate
+  return static_cast<std::uint8_t>(sign | f32_to_fp8_magnitude<3, 7>(abs, 0x7Eu));
+}
+
+std::uint8_t f32_to_fp8_e5m2(std::uint32_t x) noexcept {
+  const std::uint32_t sign = (x >> 24) & 0x80u;
+  const std::uint32_t abs = x & 0x7FFFFFFFu;
+  if (abs > 0x7F800000u) return static_cast<std::uint8_t>(sign | 0x7Eu | ((abs >> 21) & 1u));  // quiet NaN
+  if (abs == 0x7F800000u) return static_cast<std::uint8_t>(sign | 0x7Bu);  // saturate, as finite overflow
+  return static_cast<std::uint8_t>(sign | f32_to_fp8_magnitude<2, 15>(abs, 0x7Bu));
+}
+
+namespace {
+template <int M, int Bias>
+std::uint32_t fp8_finite_to_f32(std::uint8_t b) noexcept {
+  const std::uint32_t sign = static_cast<std::uint32_t>(b & 0x80u) << 24;
+  const int e = (b & 0x7F) >> M;
+  std::uint32_t m = b & ((1u << M) - 1u);
+  if (e == 0) {
+    if (m == 0) return sign;
+    int ex = 127 - Bias + 1;  // subnormal: m * 2^(1 - Bias - M), normalised
+    while (!(m & (1u << M))) {
+      m <<= 1;
+      --ex;
+    }
+    return sign | (static_cast<std::uint32_t>(ex) << 23) | ((m & ((1u << M) - 1u)) << (23 - M));
+  }
+  return sign | (static_cast<std::uint32_t>(e - Bias + 127) << 23) | (m << (23 - M));
+}
+}  // namespace
+
+std::uint32_t fp8_e4m3_to_f32(std::uint8_t b) noexcept {
+  if ((b & 0x7Fu) == 0x7Fu) return (static_cast<std::uint32_t>(b & 0x80u) << 24) | 0x7FC00000u;
+  return fp8_finite_to_f32<3, 7>(b);
+}
+
+std::uint32_t fp8_e5m2_to_f32(std::uint8_t b) noexcept {
+  if ((b & 0x7Cu) == 0x7Cu) {  // exponent 31: infinity or NaN
+    const std::uint32_t sign = static_cast<std::uint32_t>(b & 0x80u) << 24;
+    const std::uint32_t m = b & 3u;
+    return m ? (sign | 0x7FC00000u | (m << 21)) : (sign | 0x7F800000u);
+  }
+  return fp8_finite_to_f32<2, 15>(b);
+}
+
+namespace {
 std::uint32_t load32(const std::byte* p) {
   std::uint32_t v;
   std::memcpy(&v, p, 4);
@@ -102,6 +180,37 @@ bool convert_dtype(std::span<const std::byte> in, DType from, DType to, std::vec
     const std::uint32_t f = widen(src + i * w, from);
     const std::uint16_t h = to == DType::f16 ? f32_to_f16(f) : f32_to_bf16(f);
     std::memcpy(dst + i * 2, &h, 2);
+  }
+  return true;
+}
+
+std::optional<VariantDtype> parse_variant_dtype(std::string_view s) noexcept {
+  if (s == "float16") return VariantDtype::f16;
+  if (s == "bfloat16") return VariantDtype::bf16;
+  if (s == "fp8-e4m3") return VariantDtype::fp8_e4m3;
+  if (s == "fp8-e5m2") return VariantDtype::fp8_e5m2;
+  return std::nullopt;
+}
+
+std::size_t variant_width(VariantDtype t) noexcept {
+  return t == VariantDtype::fp8_e4m3 || t == VariantDtype::fp8_e5m2 ? 1 : 2;
+}
+
+bool convert_variant(std::span<const std::byte> in, DType from, VariantDtype to, std::vector<std::byte>& out) {
+  if (to == VariantDtype::f16 || to == VariantDtype::bf16) {
+    const DType t = to == VariantDtype::f16 ? DType::f16 : DType::bf16;
+    return t != from && convert_dtype(in, from, t, out);
+  }
+  if (from != DType::f32 && from != DType::f16 && from != DType::bf16) return false;
+  const std::size_t w = formats::dtype_size(from);
+  const std::size_t n = in.size() / w;
+  out.resize(n);
+  const std::byte* src = in.data();
+  auto* dst = reinterpret_cast<std::uint8_t*>(out.data());
+  if (to == VariantDtype::fp8_e4m3) {
+    for (std::size_t i = 0; i < n; ++i) dst[i] = f32_to_fp8_e4m3(widen(src + i * w, from));
+  } else {
+    for (std::size_t i = 0; i < n; ++i) dst[i] = f32_to_fp8_e5m2(widen(src + i * w, from));
   }
   return true;
 }

@@ -140,8 +140,8 @@ def analysis(paths, codecs=None, chunk=0, layouts=None, dtypes=None, all_tensors
 
     The keywords are the CLI's options: ``codecs`` (list or "zvc,lz4"; default zvc, zrle-4,
     zlib-6, zstd-1, lz4), ``chunk`` (bytes or "4K"), ``layouts`` ("stored", "NCHW", "NHWC",
-    "CHWN"), ``dtypes`` ("stored", "float16", "bfloat16"), ``all_tensors`` (every recorded tensor,
-    not only the offload set), filters ``iterations`` ("0-3,7,10-" or a list), ``layers``, ``ops``,
+    "CHWN"), ``dtypes`` ("stored", "float16", "bfloat16", "fp8-e4m3", "fp8-e5m2"), ``all_tensors``
+    (every recorded tensor, not only the offload set), filters ``iterations`` ("0-3,7,10-" or a list), ``layers``, ``ops``,
     ``roles``, and ``verify``, ``keep_going``, ``threads``; ``read`` ("mmap", "pread" or "hdf5",
     as ``--read``; ``zero_copy=False`` is "hdf5"). ``progress(bytes_done, bytes_total,
     tensors_done, tensors_total)`` is called about 10 times a second. Ctrl-C stops the run and

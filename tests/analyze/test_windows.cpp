@@ -159,7 +159,7 @@ TEST(AnalyzeWindows, StreamEqualsWholeTensor) {
       o.codecs = {"zvc", "zrle-1", "zrle-4", "zrle-16", "zlib-1", "zstd-1", "lz4"};
       o.chunk_bytes = chunk;
       o.max_block_bytes = 4096;
-      o.dtypes = {"stored", "float16", "bfloat16"};
+      o.dtypes = {"stored", "float16", "bfloat16", "fp8-e4m3", "fp8-e5m2"};
       o.verify = true;
       o.validate();
       TensorAnalyzer an(o);

@@ -49,7 +49,7 @@ struct Options {
   std::vector<std::string> codecs = kDefaultCodecs;
   std::size_t chunk_bytes = 0;                 // 0 = whole tensors
   std::vector<std::string> layouts{"stored"};  // "stored", "NCHW", "NHWC", "CHWN"
-  std::vector<std::string> dtypes{"stored"};   // "stored", "float16", "bfloat16"
+  std::vector<std::string> dtypes{"stored"};   // "stored", "float16", "bfloat16", "fp8-e4m3", "fp8-e5m2"
   Filters filters;
   bool verify = false;      // decode every encoding and compare with the original bytes
   bool keep_going = false;  // skip unreadable files/tensors instead of failing

@@ -29,7 +29,7 @@ class VerifyError : public formats::Error {
 // One analysed form of a tensor: a layout label and a dtype label as requested.
 struct Variant {
   std::string layout;  // "stored", "NCHW", "NHWC", "CHWN"
-  std::string dtype;   // "stored", "float16", "bfloat16"
+  std::string dtype;   // "stored", "float16", "bfloat16", "fp8-e4m3", "fp8-e5m2"
 };
 
 // Compressed size under one codec. bytes is empty when unknown (byte codecs on /stats rows).
