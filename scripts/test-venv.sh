@@ -60,6 +60,8 @@ t2=$SECONDS
 echo "test-venv.sh: pytest tests/python under $("$py" -c 'import sys, numpy, torch
 print("Python %d.%d" % sys.version_info[:2], "torch", torch.__version__, "numpy", numpy.__version__)')"
 # The installed package and its `cdma` command, never the checkout's python/ or a build's.
+rc=0
 env -u PYTHONPATH CDMA_SOURCE_DIR="$src" CDMA_BIN_DIR="$venv/bin" MPLBACKEND=Agg PYTHONDONTWRITEBYTECODE=1 \
-  "$py" -m pytest -q -p no:cacheprovider tests/python "$@"
+  "$py" -m pytest -q -p no:cacheprovider tests/python "$@" || rc=$?
 echo "test-venv.sh: venv and packages $((t1 - t0)) s, pip install of cdma $((t2 - t1)) s, tests $((SECONDS - t2)) s"
+exit "$rc"
