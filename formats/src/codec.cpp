@@ -2,6 +2,7 @@
 // A new codec is one class and one line in codec_table().
 #include <cdma/formats/bpc.hpp>
 #include <cdma/formats/codec.hpp>
+#include <cdma/formats/expzstd.hpp>
 #include <cdma/formats/zero_scan.hpp>
 #include <cdma/formats/zrle.hpp>
 #include <cdma/formats/zvc.hpp>
@@ -249,6 +250,21 @@ class EbpcCodec final : public Codec {
   }
 };
 
+// expzstd: zero mask, byte planes, zstd-1 per plane (expzstd.hpp).
+class ExpZstdCodec final : public Codec {
+ public:
+  std::string name() const override { return "expzstd"; }
+  std::size_t max_encoded_size(std::size_t bytes, std::size_t width) const override {
+    return expzstd_max_encoded_size(bytes, width);
+  }
+  std::size_t encode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) const override {
+    return expzstd_encode(in, width, out);
+  }
+  void decode(std::span<const std::byte> in, std::size_t width, std::span<std::byte> out) const override {
+    expzstd_decode(in, width, out);
+  }
+};
+
 // "name" or "name-P" -> parameter P (or the default) in [lo, hi].
 std::optional<int> parse_param(std::string_view spec, std::string_view family, int dflt, int lo, int hi) {
   if (spec == family) return dflt;
@@ -285,6 +301,7 @@ const std::vector<CodecFamily>& codec_table() {
       CodecFamily{"lz4", 0, 0, 0, 0, &make_plain<Lz4Codec>},
       CodecFamily{"bpc", 0, 0, 0, 0, &make_plain<BpcCodec>, false},
       CodecFamily{"ebpc", 0, 0, 0, 0, &make_plain<EbpcCodec>, false},
+      CodecFamily{"expzstd", 0, 0, 0, 0, &make_plain<ExpZstdCodec>, false},
   };
   return table;
 }

@@ -3,7 +3,8 @@
 Streams carry no header (the caller knows the element count and width, as a DMA engine knows the
 transfer size). Inputs are not copied (any C-contiguous buffer: numpy array, bytes, memoryview);
 the GIL is released while a codec runs. Codec specs as ``cdma analyze -c`` takes them: ``zvc``,
-``zrle-K`` (K 1..16), ``zlib-L`` (0..9), ``zstd-L``, ``lz4``, ``bpc``, ``ebpc`` (``families()``, ``help()``).
+``zrle-K`` (K 1..16), ``zlib-L`` (0..9), ``zstd-L``, ``lz4``, ``bpc``, ``ebpc``, ``expzstd``
+(``families()``, ``help()``).
 
     >>> import numpy as np, cdma
     >>> x = np.maximum(np.random.randn(1024).astype(np.float32), 0)
@@ -98,7 +99,7 @@ def canonical(codec):
 
 
 def families():
-    """The codec families: zvc, zrle, zlib, zstd, lz4, bpc, ebpc."""
+    """The codec families: zvc, zrle, zlib, zstd, lz4, bpc, ebpc, expzstd."""
     return _native.codec_families()
 
 

@@ -12,8 +12,8 @@ using namespace cdma::formats;
 using cdma::test::random_tensor;
 
 namespace {
-const char* kAll[] = {"zvc",    "zrle-1", "zrle-4", "zrle-16", "zlib-1", "zlib-6",
-                      "zlib-9", "zstd-1", "zstd-3", "lz4",     "bpc",    "ebpc"};
+const char* kAll[] = {"zvc",    "zrle-1", "zrle-4", "zrle-16", "zlib-1", "zlib-6", "zlib-9",
+                      "zstd-1", "zstd-3", "lz4",    "bpc",     "ebpc",   "expzstd"};
 }
 
 TEST(CodecRegistry, NamesAndDefaults) {
@@ -26,9 +26,10 @@ TEST(CodecRegistry, NamesAndDefaults) {
   EXPECT_EQ(make_codec("lz4")->name(), "lz4");
   EXPECT_EQ(make_codec("bpc")->name(), "bpc");
   EXPECT_EQ(make_codec("ebpc")->name(), "ebpc");
-  EXPECT_EQ(codec_families().size(), 7u);
+  EXPECT_EQ(make_codec("expzstd")->name(), "expzstd");
+  EXPECT_EQ(codec_families().size(), 8u);
   for (const char* bad : {"", "zvc-2", "zrle-0", "zrle-17", "zrle-", "zrle-x", "zlib-10", "zstd-0", "lz5", "ZVC",
-                          "zlib-6 ", "bpc-8", "ebpc-1", "EBPC"}) {
+                          "zlib-6 ", "bpc-8", "ebpc-1", "EBPC", "expzstd-1", "exp"}) {
     try {
       (void)make_codec(bad);
       ADD_FAILURE() << "accepted '" << bad << "'";
@@ -39,11 +40,12 @@ TEST(CodecRegistry, NamesAndDefaults) {
 }
 
 TEST(CodecRegistry, OneTableDrivesNamesDefaultsAndHelp) {
-  EXPECT_EQ(codec_families(), (std::vector<std::string>{"zvc", "zrle", "zlib", "zstd", "lz4", "bpc", "ebpc"}));
-  // bpc and ebpc are named with --codecs; the analyzer's default list is the paper's three plus zstd and lz4.
+  EXPECT_EQ(codec_families(),
+            (std::vector<std::string>{"zvc", "zrle", "zlib", "zstd", "lz4", "bpc", "ebpc", "expzstd"}));
+  // bpc, ebpc and expzstd are named with --codecs; the analyzer's default list is the paper's three plus zstd and lz4.
   EXPECT_EQ(default_codecs(), (std::vector<std::string>{"zvc", "zrle-4", "zlib-6", "zstd-1", "lz4"}));
   EXPECT_EQ(codec_help(), "zvc, zrle[-K] (K 1..16, default 4), zlib[-L] (L 0..9, default 6), zstd[-L] (L 1.." +
-                              std::to_string(ZSTD_maxCLevel()) + ", default 1), lz4, bpc, ebpc");
+                              std::to_string(ZSTD_maxCLevel()) + ", default 1), lz4, bpc, ebpc, expzstd");
   for (const auto& f : codec_table()) {
     EXPECT_EQ(make_codec(f.name)->name(), f.default_spec());
     if (!f.param) continue;

@@ -50,8 +50,8 @@ struct CodecFamily {
   int min = 0, max = 0, dflt = 0;  // its range and default (when param != 0)
   // Makes the codec at a parameter in [min, max] (ignored without a parameter).
   std::unique_ptr<Codec> (*make)(int param) = nullptr;
-  // Whether the analyzer's default codec list holds it (bpc and ebpc are named with --codecs: they
-  // cost about as much as the other five together and are not the paper's).
+  // Whether the analyzer's default codec list holds it (bpc, ebpc and expzstd are named with --codecs:
+  // they cost about as much as the other five together and are not the paper's).
   bool in_defaults = true;
 
   // "zvc", or the name at its default parameter ("zrle-4").
@@ -59,10 +59,10 @@ struct CodecFamily {
 };
 
 // The registered families, in the order the analyzer lists them: zvc, zrle, zlib, zstd, lz4, bpc,
-// ebpc.
+// ebpc, expzstd.
 const std::vector<CodecFamily>& codec_table();
 
-// Makes a codec from its spec: a family's name ("zvc", "lz4", "bpc", "ebpc"; "zrle" = its default
+// Makes a codec from its spec: a family's name ("zvc", "lz4", "bpc", "ebpc", "expzstd"; "zrle" = its default
 // parameter) or name-P with P in the family's range: "zrle-K" (K in 1..16, default 4), "zlib-L"
 // (0..9, default 6), "zstd-L" (1..ZSTD_maxCLevel(), default 1). Throws CodecError naming the accepted specs
 // (codec_help()) on anything else.
@@ -76,7 +76,7 @@ std::vector<std::string> codec_families();
 std::vector<std::string> default_codecs();
 
 // The accepted specs as one line for --help texts and errors: "zvc, zrle[-K] (K 1..16, default
-// 4), zlib[-L] (L 0..9, default 6), zstd[-L] (L 1..22, default 1), lz4, bpc, ebpc".
+// 4), zlib[-L] (L 0..9, default 6), zstd[-L] (L 1..22, default 1), lz4, bpc, ebpc, expzstd".
 std::string codec_help();
 
 // Sum of compressed sizes when `in` is cut into independent chunks of `chunk_bytes` (rounded
