@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
     unsigned param;
   };
   const Target targets[] = {{"zvc", "zvc", 0}, {"zrle", "zrle-4", 3}, {"zlib", "zlib-6", 6}, {"zstd", "zstd-1", 0},
-                            {"lz4", "lz4", 0}, {"bpc", "bpc", 0},     {"ebpc", "ebpc", 0}};
+                            {"lz4", "lz4", 0}, {"bpc", "bpc", 0},     {"ebpc", "ebpc", 0},   {"expzstd", "expzstd", 0}};
   struct Case {
     DType t;
     double d;
