@@ -2,7 +2,7 @@
 data/README.md and docs/*.md names a command and the numbers it prints; this test reruns the command with this
 build's `cdma` and fails when a printed number differs from the document.
 
-A marker is an HTML comment (invisible on the rendered page), placed right above the paragraph or table whose
+A marker is an HTML comment (invisible on the rendered page) at the start of a line, placed right above the paragraph or table whose
 numbers it checks (several markers may stack above one block):
 
     <!-- docs-check: cdma replay --net paper --ratio 2.6
@@ -34,7 +34,7 @@ import pytest
 from conftest import BIN_DIR, SOURCE_DIR
 
 DOCS = ["README.md", "data/README.md", *sorted(str(p.relative_to(SOURCE_DIR)) for p in (SOURCE_DIR / "docs").glob("*.md"))]
-MARKER = re.compile(r"<!--\s*(docs-check(?:-slow|-machine)?):(.*?)-->", re.S)
+MARKER = re.compile(r"^<!--\s*(docs-check(?:-slow|-machine)?):(.*?)-->", re.S | re.M)  # at a line's start
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
 SLOW = os.environ.get("CDMA_DOCS_SLOW") == "1"
 
