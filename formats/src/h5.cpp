@@ -1,18 +1,43 @@
 #include "h5.hpp"
 
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <vector>
 
 namespace cdma::formats::h5 {
 
+namespace {
+std::atomic<bool> close_failed{false};
+
+// At exit: HDF5's own termination (closes what is still open), unless a close failed (see close_id).
+void terminate_at_exit() {
+  if (!close_failed.load()) H5close();
+}
+}  // namespace
+
 void init() {
   static std::once_flag once;
   std::call_once(once, [] {
+    // H5dont_atexit fails when the library was started already (by another user of it in this
+    // process): it then terminates itself at exit, as before.
+    const bool ours = H5dont_atexit() >= 0;
     H5open();
+    if (ours) std::atexit(terminate_at_exit);
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   });
 }
+
+bool close_id(hid_t id) noexcept {
+  if (id < 0) return true;
+  if (H5Idec_ref(id) >= 0) return true;
+  close_failed.store(true);
+  H5Eclear2(H5E_DEFAULT);
+  return false;
+}
+
+bool a_close_failed() noexcept { return close_failed.load(); }
 
 namespace {
 herr_t collect(unsigned n, const H5E_error2_t* e, void* data) {

@@ -17,8 +17,22 @@
 
 namespace cdma::formats::h5 {
 
-// Switches off HDF5's automatic error printing (idempotent, thread-safe).
+// Switches off HDF5's automatic error printing (idempotent, thread-safe), and takes over the
+// library's termination at exit (see close_id).
 void init();
+
+// Drops one reference to an HDF5 id (closing the object on the last one); false when HDF5 failed
+// to (its error stack is then cleared). Why this matters: when the close of a file (or of a dataset
+// with cached chunks) fails, because its last metadata cannot be written (disk full, file size
+// limit), HDF5 1.10 frees the object but keeps its id, and its termination at process exit would
+// close that id again and crash (SIGSEGV in H5F__close_cb). After such a failure the library is
+// therefore not terminated at exit: init() registers the termination itself (H5dont_atexit +
+// atexit) and skips it once a close has failed. The files are then left as their last successful
+// flush wrote them.
+bool close_id(hid_t id) noexcept;
+
+// Whether a close_id() has failed in this process (the library is then not terminated at exit).
+bool a_close_failed() noexcept;
 
 // The current HDF5 error stack as one sentence (innermost cause first), then clears it.
 std::string take_error_stack();
@@ -56,7 +70,7 @@ class Id {
   // Gives up ownership without closing.
   hid_t release() noexcept { return std::exchange(id_, H5I_INVALID_HID); }
   void reset() noexcept {
-    if (id_ >= 0) H5Idec_ref(id_);
+    if (id_ >= 0) close_id(id_);
     id_ = H5I_INVALID_HID;
   }
 

@@ -705,8 +705,8 @@ TraceReader::TraceReader(const std::filesystem::path& path, ReaderOptions opts) 
              "attribute 'dropped_tensors' is " + std::to_string(*m.attrs.dropped_tensors) + ", expected a count >= 0");
   if (!m.attrs.complete)
     m.warnings.push_back(m.file +
-                         ": complete = 0: the producer did not close the trace cleanly (crash or still "
-                         "writing); reading the tensors that are whole");
+                         ": complete = 0: the producer did not finish the trace (a crash, still writing, a "
+                         "failed write or a run stopped by an error); reading the tensors that are whole");
   {
     // Addresses count from the superblock, which follows the user block when there is one.
     h5::Id fcpl(h5::check(H5Fget_create_plist(f), m.file, "/", "cannot read file creation properties"));

@@ -430,7 +430,7 @@ void TraceWriter::flush() {
   impl_->flush();
 }
 
-void TraceWriter::close() {
+void TraceWriter::close(bool complete) {
   auto& m = *impl_;
   m.require_open();
   if (!m.failed.empty()) {
@@ -440,7 +440,7 @@ void TraceWriter::close() {
     m.tensors.reset();
     H5Fflush(m.fid, H5F_SCOPE_GLOBAL);
     m.release_reserve();
-    H5Fclose(m.fid.release());
+    h5::close_id(m.fid.release());  // a failure is noted there (the library is then not terminated)
     H5Eclear2(H5E_DEFAULT);
     h5::fail(m.file, "", "closed incomplete (complete = 0): an earlier write failed: " + m.failed);
   }
@@ -450,7 +450,7 @@ void TraceWriter::close() {
     // The rows could not be written: the file is closed incomplete (as above) and the error thrown.
     m.closed = true;
     m.tensors.reset();
-    H5Fclose(m.fid.release());
+    h5::close_id(m.fid.release());  // a failure is noted there (the library is then not terminated)
     H5Eclear2(H5E_DEFAULT);
     throw;
   }
@@ -462,15 +462,25 @@ void TraceWriter::close() {
     h5::check(H5Fflush(m.fid, H5F_SCOPE_GLOBAL), m.file, "", "cannot flush file");
   } catch (...) {
     m.closed = true;
-    H5Fclose(m.fid.release());
+    h5::close_id(m.fid.release());  // a failure is noted there (the library is then not terminated)
     H5Eclear2(H5E_DEFAULT);
     throw;
   }
-  h5::write_attr_int(m.fid, "complete", 1, H5T_STD_I8LE, m.file, "/");
-  h5::check(H5Fflush(m.fid, H5F_SCOPE_GLOBAL), m.file, "", "cannot flush file");
+  if (complete) {
+    try {
+      h5::write_attr_int(m.fid, "complete", 1, H5T_STD_I8LE, m.file, "/");
+      h5::check(H5Fflush(m.fid, H5F_SCOPE_GLOBAL), m.file, "", "cannot flush file");
+    } catch (...) {
+      m.closed = true;
+      h5::close_id(m.fid.release());
+      H5Eclear2(H5E_DEFAULT);
+      throw;
+    }
+  }
   m.release_reserve();
   m.closed = true;
-  h5::check(H5Fclose(m.fid.release()), m.file, "", "cannot close file");
+  if (!h5::close_id(m.fid.release()))
+    h5::fail(m.file, "", "cannot close file (its last metadata could not be written)");
 }
 
 std::int64_t TraceWriter::tensor_count() const noexcept { return impl_->count; }

@@ -333,14 +333,17 @@ void bind_trace(py::module_& m) {
            })
       .def_property_readonly("tensor_count", [](Writer& self) { return self.get().tensor_count(); })
       .def_property_readonly("closed", [](const Writer& self) { return !self.w; })
-      .def("close", [](Writer& self) {
-        if (!self.w) return;
-        run_hdf5([&] {
-          // Even when close() throws, the writer is gone: its destructor never throws.
-          std::unique_ptr<TraceWriter> w = std::move(self.w);
-          w->close();
-        });
-      });
+      .def(
+          "close",
+          [](Writer& self, bool complete) {
+            if (!self.w) return;
+            run_hdf5([&] {
+              // Even when close() throws, the writer is gone: its destructor never throws.
+              std::unique_ptr<TraceWriter> w = std::move(self.w);
+              w->close(complete);
+            });
+          },
+          py::arg("complete") = true);
 }
 
 }  // namespace cdma::python

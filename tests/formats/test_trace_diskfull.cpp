@@ -15,7 +15,9 @@
 #include "test_util.hpp"
 
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <vector>
 
 namespace cdma::formats {
@@ -122,6 +124,54 @@ TEST(TraceDiskFull, FileSizeLimitLeavesIncompleteReadableTrace) {
   }
 }
 
+// Runs `f` in a child limited to `limit` bytes per file, then ends the child with std::exit(7)
+// (atexit handlers run, HDF5's termination among them). Returns 7 when the child exited so, the
+// negated signal when one ended it, another exit code otherwise.
+int exit_after_in_child(const std::function<void()>& f, rlim_t limit) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    std::signal(SIGXFSZ, SIG_IGN);
+    rlimit l{limit, limit};
+    setrlimit(RLIMIT_FSIZE, &l);
+    try {
+      f();
+    } catch (const std::exception&) {
+    }
+    std::exit(7);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  if (WIFSIGNALED(st)) return -WTERMSIG(st);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1000;
+}
+
+// A writer whose writes failed (in its constructor, in an append, at close or in its destructor)
+// releases its HDF5 ids, and the process exits normally: HDF5 1.10 keeps the id of a file whose
+// close failed (its last metadata could not be written) and its termination at exit closed it
+// again and crashed (SIGSEGV in H5F__close_cb).
+TEST(TraceDiskFull, ProcessExitsNormallyAfterAFailedWrite) {
+  test::TempDir dir;
+  const auto p = dir / "full.h5";
+  TraceAttrs a;
+  a.producer = "test";
+  a.source = "synthetic";
+  // The constructor fails (its first flush would pass the limit) after the file was created.
+  for (rlim_t limit : {100, 3000, 5000})
+    EXPECT_EQ(exit_after_in_child(
+                  [&] {
+                    TraceWriter w(p, a, WriterOptions{true, 0, 1});
+                  },
+                  limit),
+              7)
+        << "limit " << limit;
+  // An append fails; close() or the destructor ends the writer.
+  for (Ending e : {Ending::close, Ending::destructor})
+    EXPECT_EQ(exit_after_in_child([&] { fill_until_full(p, e); }, 600 * 1024), 7);
+  // The failed writer left the tensors appended before (checked in the tests above) and the
+  // library still works in the parent.
+  EXPECT_EQ(exit_after_in_child([] {}, RLIM_INFINITY), 7);
+}
+
 TEST(TraceDiskFull, SmallTmpfs) {
   test::TempDir dir;
   const auto mnt = dir / "mnt";
@@ -144,6 +194,36 @@ TEST(TraceDiskFull, SmallTmpfs) {
     expect_incomplete_and_readable(p, n);
     std::filesystem::remove(p);
   }
+}
+
+// close(false): a producer that stopped before its run ended (an exception) closes the trace with
+// complete = 0; everything appended (tensors and rows) is written and reads, with the warning.
+TEST(TraceIncomplete, CloseWithoutCompleteKeepsEverythingReadable) {
+  test::TempDir dir;
+  const auto p = dir / "stopped.h5";
+  {
+    TraceAttrs a;
+    a.producer = "test";
+    a.source = "synthetic";
+    TraceWriter w(p, a, WriterOptions{true, 0, 0});  // no flush points: close() writes it all
+    std::vector<float> data(16384, 1.0f);
+    for (int i = 0; i < 3; ++i) w.append_tensor(tensor_meta(i, 16384), std::as_bytes(std::span<const float>(data)));
+    StatsRow row;
+    row.iteration = 0;
+    row.layer = "l0";
+    row.op = "relu";
+    row.role = "x";
+    row.dtype = "float32";
+    row.elements = 16384;
+    row.nonzeros = 16384;
+    w.append_stats(row);
+    w.close(false);
+    EXPECT_THROW(w.close(), TraceError);  // closed once
+  }
+  expect_incomplete_and_readable(p, 3);
+  TraceReader r(p);
+  EXPECT_TRUE(r.has_stats());
+  EXPECT_EQ(r.stats().size(), 1u);
 }
 
 }  // namespace

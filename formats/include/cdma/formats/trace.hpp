@@ -138,9 +138,12 @@ class TraceWriter {
   // Sets or replaces an optional string root attribute (model, device, framework, command or an extension).
   void set_attribute(const std::string& name, const std::string& value);
   void flush();
-  // Writes complete=1 and closes the file. Further calls throw. After a failed write: closes the
-  // file with complete=0 and throws TraceError naming the failure.
-  void close();
+  // Writes everything appended, then complete=1 (or, with complete = false, leaves complete=0: the
+  // producer stopped before its run ended, e.g. by an exception, and the trace must not claim to
+  // be whole; every tensor and row appended is still written and readable), and closes the file.
+  // Further calls throw. After a failed write: closes the file with complete=0 and throws
+  // TraceError naming the failure (whatever `complete` asks).
+  void close(bool complete = true);
 
   std::int64_t tensor_count() const noexcept;
   const std::filesystem::path& path() const noexcept;
