@@ -113,6 +113,7 @@ int run_analyze(int argc, char** argv) {
     if (app.count("--json")) outputs.push_back({"--json", json_path});
     if (app.count("--csv")) outputs.push_back({"--csv", csv_path});
     check_outputs(paths, outputs);
+    if (const auto word = codec_word_among_traces(paths)) throw formats::UsageError(*word);
     opts.codecs = split_list(codecs);
     opts.chunk_bytes = static_cast<std::size_t>(parse_byte_size(chunk, "--chunk"));
     opts.layouts = split_list(layouts);

@@ -125,7 +125,8 @@ void print_table(const json& j, bool list_tensors) {
   for (auto k : {"model", "device", "framework", "command"})
     if (!j[k].is_null()) row(k, j[k]);
   auto its = j["iterations"].get<std::vector<std::int64_t>>();
-  std::string it_s = its.empty() ? "none" : fmt::format("{} ({}..{})", its.size(), its.front(), its.back());
+  std::string it_s =
+      its.empty() ? "none with tensors" : fmt::format("{} with tensors ({}..{})", its.size(), its.front(), its.back());
   row("tensors", fmt::format("{} ({})", j["tensors"].get<std::int64_t>(), human_bytes(j["bytes"].get<double>())));
   row("offloaded",
       fmt::format("{} ({}; {})", j["offloaded"]["tensors"].get<std::int64_t>(),
@@ -136,7 +137,10 @@ void print_table(const json& j, bool list_tensors) {
   // The producer's own `iterations` attribute (cdma.torch: optimizer steps; cdma train: iterations run) is not
   // the count of iterations the tensors carry (the row above): labelled apart.
   for (auto& [k, v] : j["extensions"].items())
-    row(k == "iterations" ? "iterations attribute" : k.c_str(), v.get<std::string>());
+    if (k == "iterations")
+      row("iterations attribute", v.get<std::string>() + " (the producer's count: iterations run, or optimizer steps)");
+    else
+      row(k.c_str(), v.get<std::string>());
   for (auto [key, label] : {std::pair{"by_dtype", "by dtype"}, {"by_op", "by op"}, {"by_role", "by role"}}) {
     std::string s;
     for (auto& [k, v] : j[key].items())

@@ -76,7 +76,7 @@ hw::StudyRequest request(const Options& o) {
   r.peak_tflops = o.peak_tflops;
   r.dram_gbps = o.dram_gbps;
   r.policy = hw::parse_policy(o.policy);
-  r.engines = o.engines;
+  r.engines = distinct_engines(o.engines);
   r.read_gbps = o.read_gbps;
   r.comp_gbps = o.comp_gbps;
   r.compute = hw::parse_compute_source(o.compute);
@@ -178,7 +178,8 @@ int run(int argc, char** argv) {
       ->check(CLI::IsMember({"vdnn-all", "vdnn-conv"}));
   app.add_option("--engine", o.engines,
                  "cDMA engine PLACEMENT[:CODEC], repeatable; placement dma, mc or sm; CODEC " + formats::codec_help() +
-                     ", zvc when left out (default: dma:zvc mc:zvc sm:zvc)");
+                     ", zvc when left out (default: dma:zvc mc:zvc sm:zvc)")
+      ->allow_extra_args(false);
   app.add_option("--read-gbps", o.read_gbps,
                  "override the engines' read bandwidth of uncompressed data (GB/s; 0 = the preset's)")
       ->check(finite_range(hw::ranges::gbps_override));

@@ -80,7 +80,7 @@ void add_replays(const ReportOptions& o, const analyze::Analysis& a, report::Rep
     base.link = o.link;
     base.policy = hw::parse_policy(o.policy);
     base.compute = hw::parse_compute_source(o.compute);
-    base.engines = o.engines;
+    base.engines = distinct_engines(o.engines);
     base.ratios.table = hw::ratio_table_from_analysis(a, static_cast<int>(i));
     base.ratios.table_label = label;
     auto run = [&](hw::StudyRequest req, const std::string& what, const std::string& report_label) {
@@ -136,18 +136,22 @@ int run_report(int argc, char** argv) {
   app.add_option("-o,--output", o.output, "HTML file to write")->capture_default_str();
   app.add_option("--title", o.title, "page title (default: from the traces)");
   app.add_option("--codecs", o.codecs,
-                 "codecs to compare: " + formats::codec_help() +
-                     " (default: the analyzer's: " + fmt::format("{}", fmt::join(formats::default_codecs(), " ")) + ")")
+                 "codecs to compare: " + formats::codec_help() + " (default: the analyzer's: " +
+                     fmt::format("{}", fmt::join(formats::default_codecs(), ",")) + "; comma-separated)")
+      ->allow_extra_args(false)
       ->delimiter(',');
-  app.add_option("--layouts", o.layouts, "layouts to compare: stored, NCHW, NHWC, CHWN")
+  app.add_option("--layouts", o.layouts, "comma-separated layouts to compare: stored, NCHW, NHWC, CHWN")
+      ->allow_extra_args(false)
       ->delimiter(',')
       ->capture_default_str();
-  app.add_option("--dtypes", o.dtypes, "dtypes to compare: stored, float16, bfloat16")
+  app.add_option("--dtypes", o.dtypes, "comma-separated dtypes to compare: stored, float16, bfloat16")
+      ->allow_extra_args(false)
       ->delimiter(',')
       ->capture_default_str();
   app.add_option("--ops", o.ops,
                  "only tensors of these ops (e.g. conv,pool,linear,dropout to leave out the dense "
                  "inputs of separate ReLU layers)")
+      ->allow_extra_args(false)
       ->delimiter(',');
   app.add_option("-j,--jobs,--threads", o.threads, "analysis worker threads (0 = all cores; --threads: old name)")
       ->check(CLI::Range(0u, 1024u));
@@ -160,6 +164,7 @@ int run_report(int argc, char** argv) {
   app.add_option("--zoo-net", o.zoo_nets,
                  "replay these zoo networks (full size, --zoo-batch) with the ratios measured on the traces "
                  "(default: the zoo network matching each trace's model, e.g. vgg -> vgg16; 'none' for none)")
+      ->allow_extra_args(false)
       ->delimiter(',');
   app.add_option("--zoo-batch", o.zoo_batch, "batch size of the zoo replays")
       ->capture_default_str()
@@ -174,13 +179,18 @@ int run_report(int argc, char** argv) {
   app.add_option("--compute", o.compute, "replay: compute times from 'trace', 'roofline' or 'auto'")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "trace", "roofline"}));
-  app.add_option("--engine", o.engines, "replay: cDMA engine PLACEMENT[:CODEC], repeatable (as cdma replay)");
+  app.add_option("--engine", o.engines, "replay: cDMA engine PLACEMENT[:CODEC], repeatable (as cdma replay)")
+      ->allow_extra_args(false);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }
 
+  if (const auto word = codec_word_among_traces(o.traces)) {
+    fmt::print(stderr, "cdma report: error: {}\n", *word);
+    return kExitUsage;
+  }
   if (const auto missing = missing_input(o.traces)) {
     fmt::print(stderr, "cdma report: error: {}\n", *missing);
     return kExitFailure;
@@ -205,7 +215,8 @@ int run_report(int argc, char** argv) {
     } catch (const formats::Error& e) {
       throw formats::UsageError(e.what());
     }
-    if (!o.no_replay) {  // an unknown preset is a command-line error, found before the analysis runs
+    (void)distinct_engines(o.engines);  // a repeated --engine is a command-line error, found before any work
+    if (!o.no_replay) {                 // an unknown preset is a command-line error, found before the analysis runs
       const auto presets = hw::PresetCatalog::load(hw::default_preset_dir());
       try {
         presets.gpu(o.gpu);

@@ -1,6 +1,7 @@
 #include "util.hpp"
 
 #include <cdma/formats/byte_size.hpp>
+#include <cdma/formats/codec.hpp>
 #include <cdma/formats/error.hpp>
 #include <cdma/formats/output_file.hpp>
 
@@ -79,6 +80,40 @@ std::optional<std::string> missing_input(const std::vector<std::string>& paths) 
     return p + ": cannot open (" + std::strerror(err) + ")";
   }
   return std::nullopt;
+}
+
+std::optional<std::string> codec_word_among_traces(const std::vector<std::string>& paths) {
+  for (const auto& p : paths) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) == 0) continue;
+    try {
+      (void)formats::make_codec(p);
+    } catch (const formats::Error&) {
+      continue;  // not a codec name: the missing file is reported as such
+    }
+    return fmt::format(
+        "'{}' is a codec name, not a trace file: list options take one comma-separated value "
+        "(e.g. --codecs zvc,{})",
+        p, p);
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> distinct_engines(const std::vector<std::string>& engines) {
+  std::vector<std::string> out;
+  for (const auto& e : engines) {
+    const auto colon = e.find(':');
+    std::string codec = colon == std::string::npos ? "zvc" : e.substr(colon + 1);
+    try {  // zlib and zlib-6 are one codec; a wrong name is left for the replay's own error
+      codec = formats::make_codec(codec)->name();
+    } catch (const formats::Error&) {
+    }
+    const std::string full = e.substr(0, colon) + ":" + codec;
+    for (const auto& seen : out)
+      if (seen == full) throw formats::UsageError("--engine " + full + " is named twice");
+    out.push_back(full);
+  }
+  return out;
 }
 
 namespace {

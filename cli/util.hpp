@@ -43,6 +43,15 @@ std::uint64_t parse_byte_size(const std::string& text, const std::string& option
 // bad input (exit 1) for every verb, named the same way, before any work.
 std::optional<std::string> missing_input(const std::vector<std::string>& paths);
 
+// A trace argument that does not exist and is a codec name (`--codecs zvc lz4` leaves lz4 among the
+// traces: list options take one comma-separated value in every verb), as a command-line error
+// sentence naming it and the comma form; nullopt otherwise.
+std::optional<std::string> codec_word_among_traces(const std::vector<std::string>& paths);
+
+// The --engine values with the codec made explicit (PLACEMENT -> PLACEMENT:zvc); throws
+// formats::UsageError when one engine is named twice (it would give two identical columns).
+std::vector<std::string> distinct_engines(const std::vector<std::string>& engines);
+
 // An output FILE given to `option` (e.g. "--json"): "-" (stdout) or a path.
 struct OutputArg {
   std::string option;

@@ -294,7 +294,7 @@ def test_torch_iterations_agree_with_info_without_an_optimizer(tmp_path):
     assert t["iterations"] == 0  # optimizer steps: none
     assert "1 iterations with tensors (0 optimizer steps)" in p.stderr
     table = cdma_cli("info", out).stdout
-    assert "iterations   1 (0..0)" in table and "iterations attribute 0" in table, table
+    assert "iterations   1 with tensors (0..0)" in table and "iterations attribute 0 (the producer's" in table, table
 
 
 def launch_and_interrupt(argv, ignore_sigint):

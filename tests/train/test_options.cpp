@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 using namespace cdma::train;
@@ -95,6 +96,39 @@ TEST(TrainOptions, ValidateRejectsBadValues) {
       "--no-capture");
   Options ok;
   EXPECT_NO_THROW(validate(ok));
+}
+
+// 0 in an Options field means "not given" (the network's default, no such capture rule), so a 0, a
+// negative value or NaN on the command line must be refused by the parser, naming the option (issue 29).
+TEST(TrainOptions, ParserRefusesOutOfRangeNumbers) {
+  for (const auto& [opt, value] : std::vector<std::pair<std::string, std::string>>{{"--capture-every", "0"},
+                                                                                   {"--capture-first", "0"},
+                                                                                   {"--capture-last", "0"},
+                                                                                   {"--capture-spread", "0"},
+                                                                                   {"--capture-at", "-1"},
+                                                                                   {"--capture-batch", "-1"},
+                                                                                   {"--batch", "0"},
+                                                                                   {"--iterations", "0"},
+                                                                                   {"--epochs", "0"},
+                                                                                   {"--epochs", "nan"},
+                                                                                   {"--lr", "0"},
+                                                                                   {"--lr", "nan"},
+                                                                                   {"--momentum", "1"},
+                                                                                   {"--weight-decay", "inf"},
+                                                                                   {"--jobs", "-1"},
+                                                                                   {"--deflate", "10"},
+                                                                                   {"--test-limit", "-1"}}) {
+    try {
+      parse({opt, value});
+      ADD_FAILURE() << "accepted " << opt << " " << value;
+    } catch (const CLI::ValidationError& e) {
+      EXPECT_NE(std::string(e.what()).find(opt), std::string::npos) << e.what();
+    }
+  }
+  // the edges that are allowed
+  auto o = parse({"--capture-every", "1", "--capture-batch", "0", "--momentum", "0", "--train-limit", "0", "-j", "0"});
+  EXPECT_EQ(o.capture_every, 1);
+  EXPECT_EQ(o.capture_batch, 0);
 }
 
 TEST(TrainOptions, CommandLineParsing) {

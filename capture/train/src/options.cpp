@@ -4,40 +4,74 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <limits>
 #include <string>
 #include <string_view>
 
 namespace cdma::train {
 
+namespace {
+// A CLI11 check: the value is a finite number in [lo, hi] (hi_open: [lo, hi)), described as `range`.
+// CLI::Range lets NaN through and prints the type's limits; a refused value is a usage error (exit 2)
+// whose message starts with the option's name.
+CLI::Validator within(double lo, double hi, const std::string& range, bool hi_open = false) {
+  return CLI::Validator(
+      [=](std::string& s) -> std::string {
+        double v = 0;
+        if (!CLI::detail::lexical_cast(s, v) || !std::isfinite(v) || v < lo || v > hi || (hi_open && v >= hi))
+          return "must be " + range + ", got " + s;
+        return "";
+      },
+      range);
+}
+constexpr double kMaxCount = 1e15;  // iterations, images, schedule steps: far beyond any run
+}  // namespace
+
 void add_options(CLI::App& app, Options& o) {
   app.add_option("-n,--net", o.net,
                  "network: alexnet, overfeat, nin, vgg, squeezenet, googlenet, resnet (see --list-nets)")
       ->capture_default_str();
-  app.add_option("-b,--batch", o.batch, "training batch size (default: the network's)");
-  auto* it = app.add_option("-i,--iterations", o.iterations, "training iterations (default: the network's)");
-  auto* ep = app.add_option("-e,--epochs", o.epochs, "train for this many epochs instead (may be fractional)");
+  app.add_option("-b,--batch", o.batch, "training batch size, 1..65536 (default: the network's)")
+      ->check(within(1, 65536, "in 1..65536"));
+  auto* it = app.add_option("-i,--iterations", o.iterations, "training iterations, >= 1 (default: the network's)")
+                 ->check(within(1, kMaxCount, ">= 1"));
+  auto* ep = app.add_option("-e,--epochs", o.epochs, "train for this many epochs instead (may be fractional, > 0)")
+                 ->check(within(1e-9, 1e6, "in (0, 1e6]"));
   it->excludes(ep);
-  app.add_option("--lr", o.lr, "learning rate (default: the network's)");
+  app.add_option("--lr", o.lr, "learning rate, > 0 (default: the network's)")->check(within(1e-12, 1e3, "in (0, 1e3]"));
   app.add_option("--optimizer", o.optimizer, "adam, or sgd (with --momentum)")->capture_default_str();
-  app.add_option("--momentum", o.momentum, "SGD momentum")->capture_default_str();
-  app.add_option("--weight-decay", o.weight_decay, "L2 weight decay")->capture_default_str();
+  app.add_option("--momentum", o.momentum, "SGD momentum, [0, 1)")
+      ->capture_default_str()
+      ->check(within(0, 1, "in [0, 1)", true));
+  app.add_option("--weight-decay", o.weight_decay, "L2 weight decay, [0, 1]")
+      ->capture_default_str()
+      ->check(within(0, 1, "in [0, 1]"));
   app.add_option("-s,--seed", o.seed, "random seed (weights, data order, dropout)")->capture_default_str();
   app.add_option("-j,-t,--jobs,--threads", o.threads,
                  "CPU threads for libtorch (0 = all cores; -t/--threads: old names). Results are reproducible for a "
                  "given seed and thread count; 1 is fastest on a busy machine")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(within(0, 1024, "in 0..1024"));
 
   auto* g = app.add_option_group("capture", "when and what to record (the union of the rules given)");
-  g->add_option("--capture-every", o.capture_every, "capture every N iterations (0, N, 2N, ...)");
-  g->add_option("--capture-at", o.capture_at, "capture at these iterations (comma-separated, 0-based)")->delimiter(',');
-  g->add_option("--capture-first", o.capture_first, "capture the first K iterations");
-  g->add_option("--capture-last", o.capture_last, "capture the last K iterations");
+  g->add_option("--capture-every", o.capture_every, "capture every N iterations (0, N, 2N, ...), N >= 1")
+      ->check(within(1, kMaxCount, ">= 1"));
+  g->add_option("--capture-at", o.capture_at, "capture at these iterations (comma-separated, 0-based)")
+      ->delimiter(',')
+      ->check(within(0, kMaxCount, ">= 0"));
+  g->add_option("--capture-first", o.capture_first, "capture the first K iterations, K >= 1")
+      ->check(within(1, kMaxCount, ">= 1"));
+  g->add_option("--capture-last", o.capture_last, "capture the last K iterations, K >= 1")
+      ->check(within(1, kMaxCount, ">= 1"));
   g->add_option("--capture-spread", o.capture_spread,
-                "capture K iterations spread evenly from the first to the last (default 5 when no rule is given)");
+                "capture K >= 1 iterations spread evenly from the first to the last (default 5 when no rule is given)")
+      ->check(within(1, kMaxCount, ">= 1"));
   g->add_flag("--no-capture", o.no_capture, "capture nothing (training and accuracy only)");
   g->add_option("--capture-batch", o.capture_batch,
                 "record the activations of the first K images of the batch (0 = whole batch)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(within(0, 65536, "in 0..65536"));
 
   g->add_flag("--record-relu-inputs", o.record_relu_inputs,
               "also record the input of each (in-place) ReLU, the dense conv/FC output it overwrites, with "
@@ -45,11 +79,14 @@ void add_options(CLI::App& app, Options& o) {
   app.add_option("-o,--output", o.output, "trace file to write (default: <net>-fmnist.h5)");
   app.add_flag("-f,--force", o.force, "replace the output file if it exists");
   app.add_option("--deflate", o.deflate, "HDF5 deflate level for tensors, 0-9 (0 = contiguous, uncompressed)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(within(0, 9, "in 0..9"));
   app.add_option("--data-dir", o.data_dir, "Fashion-MNIST IDX files (*-images-idx3-ubyte.gz, ...)")
       ->capture_default_str();
-  app.add_option("--train-limit", o.train_limit, "use only the first N training images (0 = all 60000)");
-  app.add_option("--test-limit", o.test_limit, "evaluate on the first N test images (0 = all 10000)");
+  app.add_option("--train-limit", o.train_limit, "use only the first N training images (0 = all 60000)")
+      ->check(within(0, kMaxCount, ">= 0"));
+  app.add_option("--test-limit", o.test_limit, "evaluate on the first N test images (0 = all 10000)")
+      ->check(within(0, kMaxCount, ">= 0"));
   app.add_option("--metrics", o.metrics, "write per-iteration loss/accuracy/density as CSV to this file");
   app.add_flag("--json", o.json, "print the run summary as JSON on stdout instead of text");
   app.add_flag("--list-nets", o.list_nets, "list the networks with their layers and defaults, then exit");
