@@ -194,6 +194,21 @@ using nlohmann::json;
   throw ModelError(fmt::format("{}: {}", p.string(), what));
 }
 
+// An integer field of a row (a byte or iteration count): a JSON integer 0 .. 2^62, `absent` when the
+// row has none. A float (1e300), a negative or a larger number is refused: a cast to int64 printed
+// 1e300 bytes as -9223372036854775808.
+std::int64_t count_field(const json& row, const char* key, std::int64_t absent, const std::filesystem::path& path,
+                         const std::string& where) {
+  if (!row.contains(key)) return absent;
+  const json& v = row[key];
+  constexpr std::int64_t kMax = std::int64_t{1} << 62;
+  if (v.is_number_unsigned() && v.get<std::uint64_t>() <= static_cast<std::uint64_t>(kMax))
+    return static_cast<std::int64_t>(v.get<std::uint64_t>());
+  if (v.is_number_integer() && !v.is_number_unsigned() && v.get<std::int64_t>() >= 0 && v.get<std::int64_t>() <= kMax)
+    return v.get<std::int64_t>();
+  bad(path, fmt::format("{}.{}: expected an integer 0 .. 2^62, got {}", where, key, v.dump()));
+}
+
 bool stored_row(const json& row, int trace_index) {
   return row.value("trace", 0) == trace_index && row.value("layout", "stored") == "stored" &&
          row.value("dtype", "stored") == "stored";
@@ -243,9 +258,8 @@ RatioTable ratio_table_from_json(const json& root, const std::filesystem::path& 
     r.layer = row.value("layer", "");
     r.layer_index = row.value("layer_index", -1);
     r.op = row.value("op", "");
-    std::int64_t bytes = row.value("bytes", std::int64_t{0});
-    std::int64_t iters = std::max<std::int64_t>(1, row.value("iterations", std::int64_t{1}));
-    if (bytes < 0) bad(path, fmt::format("{}.bytes: must be >= 0, got {}", where, bytes));
+    const std::int64_t bytes = count_field(row, "bytes", 0, path, where);
+    const std::int64_t iters = std::max<std::int64_t>(1, count_field(row, "iterations", 1, path, where));
     r.bytes_per_iteration = bytes / iters;
     if (row.contains("density") && row["density"].is_number()) r.density = row["density"].get<double>();
     r.ratio = codec_ratios(row, path, where);

@@ -68,7 +68,22 @@ namespace {
 
 double num(const json& j) { return j.is_number() ? j.get<double>() : std::nan(""); }
 
-AnalysisRow row_of(const json& j, const std::vector<std::string>& codecs) {
+// A count of a row (bytes, tensors): a JSON integer 0 .. 2^62, 0 when absent. A float (1e300), a
+// negative or a larger number is refused, naming the row and the field: a cast printed 1e300 bytes
+// as -9223372036854775808.
+std::uint64_t count_of(const json& j, const char* key, const std::string& where) {
+  if (!j.contains(key)) return 0;
+  const json& v = j[key];
+  constexpr std::int64_t kMax = std::int64_t{1} << 62;
+  if (v.is_number_unsigned() && v.get<std::uint64_t>() <= static_cast<std::uint64_t>(kMax))
+    return v.get<std::uint64_t>();
+  if (v.is_number_integer() && !v.is_number_unsigned() && v.get<std::int64_t>() >= 0 && v.get<std::int64_t>() <= kMax)
+    return static_cast<std::uint64_t>(v.get<std::int64_t>());
+  throw formats::Error(fmt::format("report: the analysis document's {}.{}: expected an integer 0 .. 2^62, got {}",
+                                   where, key, v.dump()));
+}
+
+AnalysisRow row_of(const json& j, const std::vector<std::string>& codecs, const std::string& where) {
   AnalysisRow r;
   r.trace = j.value("trace", 0);
   r.layer = j.value("layer", "");
@@ -77,8 +92,8 @@ AnalysisRow row_of(const json& j, const std::vector<std::string>& codecs) {
   r.iteration = j.value("iteration", std::int64_t{-1});
   r.layout = j.value("layout", "stored");
   r.dtype = j.value("dtype", "stored");
-  r.tensors = j.value("tensors", std::uint64_t{0});
-  r.bytes = j.contains("bytes") && j["bytes"].is_number() ? static_cast<std::uint64_t>(j["bytes"].get<double>()) : 0;
+  r.tensors = count_of(j, "tensors", where);
+  r.bytes = count_of(j, "bytes", where);
   r.density = j.contains("density") ? num(j["density"]) : std::nan("");
   for (const auto& c : codecs) {
     const bool known = j.contains("codecs") && j["codecs"].contains(c) && j["codecs"][c].contains("ratio");
@@ -105,8 +120,9 @@ AnalysisTables analysis_tables(const json& a) {
                           tr.contains("model") && tr["model"].is_string() ? tr["model"].get<std::string>() : "",
                           tr.value("source", "")});
     auto take = [&](const char* level, std::vector<AnalysisRow>& out, bool every_variant) {
+      std::size_t i = 0;
       for (const auto& j : a.value(level, json::array())) {
-        AnalysisRow r = row_of(j, t.codecs);
+        AnalysisRow r = row_of(j, t.codecs, fmt::format("{}[{}]", level, i++));
         if (every_variant || stored(r)) out.push_back(std::move(r));
       }
     };
@@ -114,9 +130,11 @@ AnalysisTables analysis_tables(const json& a) {
     take("layer", t.layer, false);
     take("iteration", t.iteration, false);
     take("layer_iteration", t.layer_iteration, false);
+    std::size_t i = 0;
     for (const auto& j : a.value("tensor", json::array())) {
+      const std::string where = fmt::format("tensor[{}]", i++);
       if (j.value("layout", "") != "stored" || j.value("dtype", "") != "stored") continue;
-      const AnalysisRow r = row_of(j, t.codecs);
+      const AnalysisRow r = row_of(j, t.codecs, where);
       TensorPoint p;
       p.trace = r.trace;
       p.density = r.density;

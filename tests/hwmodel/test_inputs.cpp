@@ -284,6 +284,24 @@ TEST(HwAnalysisJson, ReadsLayerRowsAndNetworkRow) {
       EXPECT_NE(std::string(e.what()).find(p.string()), std::string::npos) << e.what();
     }
   }
+  // Byte and iteration counts: a JSON integer 0 .. 2^62; a float, a negative or a larger number names
+  // the file, the row and the field (1e300 bytes became -9223372036854775808).
+  for (const char* field : {"bytes", "iterations"})
+    for (const char* bad_count : {"1e300", "-5", "2.5", "9223372036854775807", "\"7\""}) {
+      auto jb = j;
+      jb["schema_version"] = 1;
+      jb["layer"][0][field] = nlohmann::json::parse(bad_count);
+      std::ofstream(p) << jb.dump();
+      try {
+        hw::load_analysis_json(p);
+        ADD_FAILURE() << field << " " << bad_count << " accepted";
+      } catch (const hw::ModelError& e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find(p.string()), std::string::npos) << what;
+        EXPECT_NE(what.find(std::string("layer[0].") + field + ": expected an integer 0 .. 2^62"), std::string::npos)
+            << what;
+      }
+    }
   std::ofstream(p) << R"({"schema": "something-else", "schema_version": 1})";
   EXPECT_THROW(hw::load_analysis_json(p), hw::ModelError);
   std::ofstream(p) << "[1, 2";

@@ -72,6 +72,23 @@ TEST(ReportHtml, RejectsOtherDocuments) {
   json a = analysis();
   a["options"]["codecs"] = 5;  // a field of the wrong type
   EXPECT_THROW(analysis_tables(a), cdma::formats::Error);
+  // Counts are JSON integers 0 .. 2^62: a float, a negative or a larger number names the row and
+  // the field (1e300 bytes became -9223372036854775808).
+  for (const char* level : {"network", "layer"})
+    for (const char* field : {"bytes", "tensors"})
+      for (const char* bad : {"1e300", "-5", "2.5", "9223372036854775807"}) {
+        json b = analysis();
+        ASSERT_TRUE(b.contains(level) && !b[level].empty()) << level;
+        b[level][0][field] = json::parse(bad);
+        try {
+          analysis_tables(b);
+          ADD_FAILURE() << level << "." << field << " " << bad << " accepted";
+        } catch (const cdma::formats::Error& e) {
+          EXPECT_NE(std::string(e.what()).find(std::string(level) + "[0]." + field + ": expected an integer 0 .. 2^62"),
+                    std::string::npos)
+              << e.what();
+        }
+      }
 }
 
 TEST(ReportSvg, BarHeightsFollowValues) {
