@@ -28,7 +28,7 @@ for dtype in bf16 fp32; do
   done
 done
 for act in gelu relu; do
-  run "vit-$act-bf16" --model vit --act "$act" --dtype bf16 --d-model 128 --layers 4 --heads 4 &
+  run "vit-$act-bf16" --model vit --act "$act" --dtype bf16 --d-model 128 --layers 4 --heads 4 --val-batches 63 &
   n=$((n + 1)); if [ $((n % JOBS)) -eq 0 ]; then wait; fi
 done
 wait
