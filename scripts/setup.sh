@@ -6,7 +6,7 @@
 set -euo pipefail
 
 pkgs=(
-  build-essential cmake ninja-build pkg-config git
+  build-essential cmake ninja-build pkg-config git ccache
   libgtest-dev libgmock-dev libbenchmark-dev
   libhdf5-dev hdf5-tools zlib1g-dev libzstd-dev liblz4-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev

@@ -23,12 +23,19 @@ done
 jobs=$(nproc)
 
 [ "$setup" = 1 ] && scripts/setup.sh
+# ccache (setup.sh installs it) lets the three builds below share objects and makes a rerun fast;
+# paths are taken relative to the checkout so that another clone of it hits the same cache.
+launcher=()
+if command -v ccache >/dev/null; then
+  export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+fi
 
 echo "== format (clang-format)"
 scripts/check-format.sh
 
 echo "== build (build/)"
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}"
 cmake --build build -j "$jobs"
 if grep -q '^CDMA_WITH_PYTHON:BOOL=ON' build/CMakeCache.txt; then scripts/python-path.sh build; fi
 echo "== tests (build/)"
@@ -36,7 +43,7 @@ ctest --test-dir build -j "$jobs" --output-on-failure --timeout 900
 
 if [ "$sanitize" = 1 ]; then
   echo "== ASan+UBSan build of the fuzz regression drivers (build-asan/)"
-  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCDMA_SANITIZE=ON \
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCDMA_SANITIZE=ON "${launcher[@]}" \
     -DCDMA_WITH_TORCH=OFF -DCDMA_WITH_CUDA=OFF -DCDMA_BUILD_BENCH=OFF -DCDMA_WITH_PYTHON=OFF
   targets=$(ctest --test-dir build-asan -N -R '^fuzz\.' | sed -n 's/.*Test *#[0-9]*: fuzz\.\(.*\)/fuzz_\1/p' | sort -u)
   if [ -n "$targets" ]; then
