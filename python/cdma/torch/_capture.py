@@ -11,6 +11,7 @@ or a failed write at step() / close() (a full disk), disables the capture with a
 """
 
 import json
+import numbers
 import os
 import platform
 import sys
@@ -197,6 +198,28 @@ def _device_name(device):
     return platform.processor() or platform.machine()
 
 
+def _iteration_list(iterations):
+    """iterations= as a sorted list: an int, or an iterable of ints. A str is refused (it is iterable:
+    "12" was taken as [1, 2]), and so is anything that is not an integer (3.5, "3", True)."""
+    def integer(v):
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+    if integer(iterations):
+        return [int(iterations)]
+    if isinstance(iterations, (str, bytes, bytearray)):
+        raise TypeError(f"cdma.torch.capture: iterations must be an int or a list of integers, not the "
+                        f"{type(iterations).__name__} {iterations!r}")
+    try:
+        items = list(iterations)
+    except TypeError:
+        raise TypeError(f"cdma.torch.capture: iterations must be an int or a list of integers, not "
+                        f"{type(iterations).__name__}") from None
+    for v in items:
+        if not integer(v):
+            raise TypeError(f"cdma.torch.capture: iterations must hold integers, not {v!r} "
+                            f"({type(v).__name__})")
+    return sorted({int(v) for v in items})
+
+
 class Capture:
     """A capture in progress (see capture()). Use as a context manager, or call start() / close()."""
 
@@ -213,10 +236,7 @@ class Capture:
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < lo):
                 raise UsageError(f"cdma.torch.capture: {name} must be an integer >= {lo}, not {v!r}")
         if iterations is not None:
-            try:
-                iterations = sorted({int(i) for i in iterations})
-            except (TypeError, ValueError):
-                raise UsageError(f"cdma.torch.capture: iterations must be a list of integers, not {iterations!r}")
+            iterations = _iteration_list(iterations)
             if iterations and iterations[0] < 0:
                 raise UsageError(f"cdma.torch.capture: iteration {iterations[0]} is negative")
         if not isinstance(deflate_level, int) or not 0 <= deflate_level <= 9:
@@ -411,7 +431,8 @@ class Capture:
         self._sampling = self.error is None and self._is_sampled(self.iteration)
 
     def close(self):
-        """Writes what is pending, the counters, and closes the trace (complete = 1). Idempotent."""
+        """Writes what is pending, the counters, and closes the trace: complete = 1, or 0 when a write
+        failed or the `with` block ended by an exception (capture_interrupted names it). Idempotent."""
         if self._closed:
             return
         self._closed = True
@@ -480,7 +501,9 @@ class Capture:
                     f"the program raised {self._interrupted} inside the capture during iteration {self.iteration}: "
                     "the trace ends there (the tensors written are whole; the iterations after were not run)"))
         finally:
-            w.close()
+            # An exception that ended the `with` block: the run did not end, the trace must not claim
+            # to be whole (complete = 0; every tensor written stays readable).
+            w.close(complete=self._interrupted is None)
 
     # --- sampling ---
 
@@ -909,9 +932,9 @@ def capture(path, model=None, *, every=None, first=None, iterations=None, budget
 
     model: the nn.Module whose submodules name the layers (qualified names; `op` from the type;
       layer_index in first-call order). every / first: keep every N-th iteration, at most K of
-      them; iterations: the list of iterations to keep instead. budget: tensor bytes kept in all
-      ("2G", an int, None for no limit); beyond it tensors are dropped and counted in
-      dropped_tensors. mode: "full" (tensor bytes) or "insitu" (nonzeros and zero runs counted on
+      them; iterations: the iterations to keep instead (an int or a list of ints; a str is
+      refused: TypeError). budget: tensor bytes kept in all ("2G", an int, None for no limit);
+      beyond it tensors are dropped and counted in dropped_tensors. mode: "full" (tensor bytes) or "insitu" (nonzeros and zero runs counted on
       the tensor's device into /stats; no bytes kept, budget unused). samples: keep only the first
       K entries of dimension 0 (the batch) of each tensor. deflate_level: 0-9 (HDF5 shuffle +
       deflate). overwrite: replace an existing file. timeline: forward time of each leaf module
