@@ -1,6 +1,6 @@
 // Codec microbenchmarks: encode and decode of every codec on clustered synthetic activations
 // (fp32 and fp16, 64 MiB each: larger than the last-level cache) at densities 0..100 %, and bf16 at
-// 50 % for ZVC, BPC and EBPC, with
+// 50 % and 100 % for ZVC, zstd-1, BPC, EBPC and expzstd, with
 // two baselines measured in the same binary on the same bytes: memcpy (read + write, what a copy
 // engine does) and a streaming read (the physical limit of any scan: the zero scan cannot beat it).
 //
@@ -9,7 +9,7 @@
 // the timed loop. Environment: CDMA_BENCH_MIB (tensor size, default 64), CDMA_SIMD (fast-path
 // level, default the best the CPU has). Benchmark names: <dtype>/d<density>/<codec>/<op>.
 //
-// <dtype>/d<density>/paired/<codec>-<op> (ZVC, BPC, EBPC encode and decode, the zero scan) time the operation,
+// <dtype>/d<density>/paired/<codec>-<op> (ZVC, BPC, EBPC, expzstd encode and decode, the zero scan) time the operation,
 // memcpy and the streaming read in every iteration, in rotating order, and report the ratios of
 // their summed times (counters vs_memcpy, vs_read): on a shared host, whose memory bandwidth
 // drifts over seconds, these are the side-by-side ratios least moved by the drift.
@@ -277,14 +277,14 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("cdma_simd", std::string(to_string(active_simd_level())));
   benchmark::AddCustomContext("cdma_cpu_model", cpu_model_name());
   benchmark::AddCustomContext("cdma_tensor_mib", std::to_string(tensor_mib()));
-  const char* codecs[] = {"zvc", "zrle-4", "zlib-6", "zstd-1", "lz4", "bpc", "ebpc"};
-  const char* bf16_codecs[] = {"zvc", "bpc", "ebpc"};
-  const char* paired[] = {"zvc-encode", "zvc-decode",  "zero_scan-scan", "bpc-encode",
-                          "bpc-decode", "ebpc-encode", "ebpc-decode"};
+  const char* codecs[] = {"zvc", "zrle-4", "zlib-6", "zstd-1", "lz4", "bpc", "ebpc", "expzstd"};
+  const char* bf16_codecs[] = {"zvc", "zstd-1", "bpc", "ebpc", "expzstd"};
+  const char* paired[] = {"zvc-encode",  "zvc-decode",  "zero_scan-scan", "bpc-encode",    "bpc-decode",
+                          "ebpc-encode", "ebpc-decode", "expzstd-encode", "expzstd-decode"};
   for (DType dt : {DType::f32, DType::f16, DType::bf16}) {
-    const bool bf16 = dt == DType::bf16;  // bf16: 50 % only, the codecs that look at words
+    const bool bf16 = dt == DType::bf16;  // bf16: 50 % and dense, the codecs that look at words, and zstd-1
     for (int pct : {0, 10, 30, 50, 70, 90, 100}) {
-      if (bf16 && pct != 50) continue;
+      if (bf16 && pct != 50 && pct != 100) continue;
       const std::string base = dtype_name(dt) + "/d" + std::to_string(pct) + "/";
       benchmark::RegisterBenchmark((base + "memcpy/copy").c_str(), bm_memcpy, dt, pct)
           ->Unit(benchmark::kMillisecond)

@@ -46,7 +46,7 @@ def main(paths):
     reps = max(len(v) for v in times.values())
     dtypes = sorted({k[0] for k in med}, key=lambda d: ("fp32", "fp16", "bf16").index(d) if d in ("fp32", "fp16", "bf16") else 9)
     dens = sorted({k[1] for k in med})
-    order = ["zvc", "zrle-4", "zlib-6", "zstd-1", "lz4", "bpc", "ebpc", "zero_scan"]
+    order = ["zvc", "zrle-4", "zlib-6", "zstd-1", "lz4", "bpc", "ebpc", "expzstd", "zero_scan"]
     codecs = sorted({(k[2], k[3]) for k in med if k[2] not in ("memcpy", "read")},
                     key=lambda c: (order.index(c[0]) if c[0] in order else 99, c[1] != "encode", c[1]))
     print(f"CPU: {context.get('cdma_cpu_model', '?')}; SIMD: {context.get('cdma_simd', '?')}; "

@@ -250,7 +250,7 @@ class EbpcCodec final : public Codec {
   }
 };
 
-// expzstd: zero mask, byte planes, zstd-1 per plane (expzstd.hpp).
+// expzstd: zero mask, byte planes, one zstd frame or raw bytes per plane (expzstd.hpp).
 class ExpZstdCodec final : public Codec {
  public:
   std::string name() const override { return "expzstd"; }

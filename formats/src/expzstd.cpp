@@ -3,6 +3,7 @@
 #include "codec_internal.hpp"
 
 #include <fmt/format.h>
+#define ZSTD_STATIC_LINKING_ONLY  // ZSTD_c_literalCompressionMode (see kFastLevel)
 #include <zstd.h>
 
 #include <algorithm>
@@ -15,7 +16,17 @@ namespace cdma::formats {
 
 namespace {
 
-constexpr int kLevel = 1;  // zstd level of every plane (docs/spec/CODECS.md "expzstd")
+// zstd settings (docs/spec/CODECS.md "expzstd"), chosen for speed at the ratio of Huffman coding:
+// level -20 (zstd's fastest match search) with matches of at least 7 bytes; on the two most
+// significant planes (sign, exponent and the top mantissa bits: skewed) Huffman-coded literals are
+// switched on (a negative level switches them off), on the planes below they stay off (near-random
+// mantissa bytes; zstd gives up on them quickly and the plane is stored raw unless matches shorten it).
+// The literal switch is libzstd's ZSTD_c_literalCompressionMode, an experimental parameter set
+// through the stable ZSTD_CCtx_setParameter: a libzstd that refuses it falls back to level 1 for
+// those planes. The decoder reads any zstd frame; the settings only change the encoder's sizes.
+constexpr int kFastLevel = -20;
+constexpr int kMinMatch = 7;
+constexpr int kFallbackLevel = 1;
 
 // The encoder's rule: a mask when the raw bytes of the zero words exceed the mask's bytes.
 bool use_mask(std::size_t n, std::size_t zeros, std::size_t w) noexcept { return zeros * w * 8 > n; }
@@ -34,12 +45,33 @@ bool word_is_zero(const std::byte* p, std::size_t w) noexcept {
   }
 }
 
+template <std::size_t W>
+std::size_t count_zeros(const std::byte* in, std::size_t n) noexcept {
+  std::size_t z = 0;
+  for (std::size_t i = 0; i < n; ++i) z += word_is_zero(in + i * W, W);
+  return z;
+}
+
 // Splits the m coded words (all words, or the nonzero ones when `masked`) into w planes of m bytes:
 // planes[p * m + j] = byte p of coded word j.
 template <std::size_t W>
 void split(const std::byte* in, std::size_t n, bool masked, std::size_t m, std::byte* planes) {
   if (!masked) {
-    for (std::size_t i = 0; i < n; ++i)
+    std::size_t i = 0;
+    if constexpr (W == 2) {  // four words per 64-bit load: even bytes to plane 0, odd to plane 1
+      for (; i + 4 <= n; i += 4) {
+        const std::uint64_t v = detail::load64(in + i * 2);
+        const std::uint64_t e = v & 0x00FF00FF00FF00FFull, o = (v >> 8) & 0x00FF00FF00FF00FFull;
+        const auto pack = [](std::uint64_t x) {
+          x = (x | (x >> 8)) & 0x0000FFFF0000FFFFull;
+          return static_cast<std::uint32_t>(x | (x >> 16));
+        };
+        const std::uint32_t lo = pack(e), hi = pack(o);
+        std::memcpy(planes + i, &lo, 4);
+        std::memcpy(planes + m + i, &hi, 4);
+      }
+    }
+    for (; i < n; ++i)
       for (std::size_t p = 0; p < W; ++p) planes[p * m + i] = in[i * W + p];
     return;
   }
@@ -91,8 +123,9 @@ std::size_t expzstd_encode(std::span<const std::byte> in, std::size_t w, std::sp
   if (out.size() < expzstd_max_encoded_size(in.size(), w))
     detail::codec_fail("expzstd encode: output buffer smaller than expzstd_max_encoded_size()");
   const std::size_t n = in.size() / w;
-  std::size_t zeros = 0;
-  for (std::size_t i = 0; i < n; ++i) zeros += word_is_zero(in.data() + i * w, w);
+  const std::size_t zeros = w == 1   ? count_zeros<1>(in.data(), n)
+                            : w == 2 ? count_zeros<2>(in.data(), n)
+                                     : count_zeros<4>(in.data(), n);
   const bool masked = use_mask(n, zeros, w);
   const std::size_t m = masked ? n - zeros : n;
   std::size_t pos = 0;
@@ -119,18 +152,32 @@ std::size_t expzstd_encode(std::span<const std::byte> in, std::size_t w, std::sp
       split<4>(in.data(), n, masked, m, planes.data());
       break;
   }
+  // Two contexts per thread: the exponent planes' (Huffman literals on) and the mantissa planes'.
   struct Ctx {
     ZSTD_CCtx* c = ZSTD_createCCtx();
     ~Ctx() { ZSTD_freeCCtx(c); }
+    explicit Ctx(bool literals) {
+      if (!c) return;
+      bool ok = !ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, kFastLevel)) &&
+                !ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_minMatch, kMinMatch));
+      if (ok && literals) ok = !ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_literalCompressionMode, ZSTD_ps_enable));
+      if (!ok) {
+        ZSTD_CCtx_reset(c, ZSTD_reset_parameters);
+        ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, kFallbackLevel);
+      }
+    }
+    Ctx(const Ctx&) = delete;
+    Ctx& operator=(const Ctx&) = delete;
   };
-  thread_local Ctx ctx;
-  if (!ctx.c) detail::codec_fail("expzstd encode: cannot create a zstd context");
+  thread_local Ctx exp_ctx(true), mant_ctx(false);
+  if (!exp_ctx.c || !mant_ctx.c) detail::codec_fail("expzstd encode: cannot create a zstd context");
   const std::size_t cap = std::min<std::size_t>(m - 1, std::numeric_limits<std::uint32_t>::max());
   for (std::size_t p = w; p-- > 0;) {  // most significant plane (sign, exponent) first
     const std::byte* plane = planes.data() + p * m;
     std::size_t len = 0;
     if (cap > 0) {
-      const std::size_t r = ZSTD_compressCCtx(ctx.c, out.data() + pos + 4, cap, plane, m, kLevel);
+      ZSTD_CCtx* c = p + 2 >= w ? exp_ctx.c : mant_ctx.c;
+      const std::size_t r = ZSTD_compress2(c, out.data() + pos + 4, cap, plane, m);
       if (!ZSTD_isError(r) && r < m) len = r;  // else too big for `cap`: raw
     }
     put32(out.data() + pos, static_cast<std::uint32_t>(len));
@@ -226,8 +273,9 @@ void expzstd_decode(std::span<const std::byte> in, std::size_t w, std::span<std:
       break;
   }
   if (!masked) {
-    std::size_t zeros = 0;
-    for (std::size_t i = 0; i < n; ++i) zeros += word_is_zero(out.data() + i * w, w);
+    const std::size_t zeros = w == 1   ? count_zeros<1>(out.data(), n)
+                              : w == 2 ? count_zeros<2>(out.data(), n)
+                                       : count_zeros<4>(out.data(), n);
     if (use_mask(n, zeros, w))
       detail::codec_fail(fmt::format(
           "expzstd decode: {} zero words in {} without a zero mask, where the encoder writes one", zeros, n));

@@ -1,7 +1,7 @@
 // expzstd — an exponent-aware codec for 16-bit floats and fp32 (docs/spec/CODECS.md "expzstd"):
 // a ZVC-style zero mask (when it pays), then the nonzero words split into byte planes, most
-// significant first (sign and exponent bits), each plane compressed with zstd level 1 (whose
-// literals are Huffman-coded) or stored raw when zstd does not make it smaller.
+// significant first (sign and exponent bits), each plane one zstd frame (Huffman-coded literals on
+// the exponent planes, fast match search) or stored raw when zstd does not make it smaller.
 #pragma once
 
 #include <cstddef>
