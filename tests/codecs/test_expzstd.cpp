@@ -37,7 +37,7 @@ void expect_round_trip(std::span<const std::byte> in, std::size_t w) {
 template <class T>
 std::vector<std::byte> bytes_of(const std::vector<T>& v) {
   std::vector<std::byte> b(v.size() * sizeof(T));
-  std::memcpy(b.data(), v.data(), b.size());
+  if (!b.empty()) std::memcpy(b.data(), v.data(), b.size());
   return b;
 }
 
