@@ -2,6 +2,7 @@
 // tables computed in double from the OCP fp8 definitions, and the analyzer's fp8 variants.
 #include <cdma/analyze/tensor.hpp>
 #include <cdma/analyze/transform.hpp>
+#include <cdma/formats/codec.hpp>
 #include <cdma/formats/zero_scan.hpp>
 
 #include <gtest/gtest.h>
@@ -228,6 +229,34 @@ TEST(Fp8, AnalyzerVariantsConvertAndCountAfterConversion) {
   auto ri = an.analyze(std::as_bytes(std::span(ints)), mi, ws, "t");
   EXPECT_EQ(ri[1].actual_dtype, "int8");
   EXPECT_EQ(ri[1].nonzeros, 2u);
+}
+
+// fp8 tensors through a word codec and the exponent codec: the analyzer's sizes are the codecs'
+// own on the converted bytes (expzstd is in the table, not in the defaults).
+TEST(Fp8, CodecsSizeTheConvertedBytes) {
+  std::vector<float> v(4096);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> g(0.0f, 2.0f);
+  for (auto& x : v) x = std::max(0.0f, g(rng));
+  formats::TensorMeta m;
+  m.dims = {64, 64};
+  m.layout = formats::Layout::NC;
+  Options o;
+  o.codecs = {"zvc", "expzstd", "zstd-1"};
+  o.dtypes = {"fp8-e5m2", "bfloat16"};
+  o.validate();
+  TensorAnalyzer an(o);
+  Workspace ws;
+  const auto in = std::as_bytes(std::span(v));
+  auto r = an.analyze(in, m, ws, "t");
+  std::vector<std::byte> e5, b16;
+  ASSERT_TRUE(convert_variant(in, formats::DType::f32, VariantDtype::fp8_e5m2, e5));
+  ASSERT_TRUE(convert_variant(in, formats::DType::f32, VariantDtype::bf16, b16));
+  for (std::size_t c = 0; c < o.codecs.size(); ++c) {
+    const auto codec = formats::make_codec(o.codecs[c]);
+    EXPECT_EQ(*r[0].codecs[c].bytes, codec->compressed_size(e5, 1)) << o.codecs[c];
+    EXPECT_EQ(*r[1].codecs[c].bytes, codec->compressed_size(b16, 2)) << o.codecs[c];
+  }
 }
 
 TEST(Fp8, UnknownDtypeNamesTheFp8Spellings) {
