@@ -27,8 +27,9 @@ COMPONENTS = {
                                third=["hdf5", "zlib", "zstd", "lz4", "fmt", "threads"]),
     "analyze":            dict(paths=["analyze/"], deps=["formats"],
                                third=["fmt", "json", "threads"]),
+    # libdl: dladdr() finds the installed package's data beside the module or executable.
     "hwmodel":            dict(paths=["hwmodel/"], deps=["formats", "analyze"],
-                               third=["fmt", "json"]),
+                               third=["fmt", "json", "dl"]),
     "report":             dict(paths=["report/"], deps=["formats", "analyze"],
                                third=["fmt", "json"]),
     # spool.hpp and config.hpp: the record layout and settings that the interposer and the
