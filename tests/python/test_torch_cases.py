@@ -498,10 +498,51 @@ def test_transformer_shapes_and_samples_along_the_batch(tmp_path, batch_first):
     for full, cut in zip(df.dims, sdf.dims):
         if full[0] == BATCH:
             assert cut[0] == 1 and tuple(cut[1:]) == tuple(full[1:]), (full, cut)
+        elif full[0] % BATCH == 0 and cut[0] == full[0] // BATCH:  # a folded batch, batch outer
+            assert tuple(cut[1:]) == tuple(full[1:]), (full, cut)
         else:
             assert tuple(cut) == tuple(full)
             uncut += 1
     assert uncut == cap.counters["samples_uncut"] < len(df) // 2
+
+
+class FoldedMlp(nn.Module):
+    """Linear layers over [N, T, C]: each saves its input as the 2-D view [N*T, C] of a batch-first
+    tensor (batch_first) or of a [T, N, C] one (not): the batch folded into dimension 0."""
+
+    def __init__(self, batch_first):
+        super().__init__()
+        self.batch_first = batch_first
+        self.fc1, self.fc2, self.head = nn.Linear(C, 16), nn.Linear(16, C), nn.Linear(C, 5)
+
+    def forward(self, x):
+        h = x if self.batch_first else x.transpose(0, 1).contiguous()
+        a = nn.functional.gelu(self.fc1(h))  # [N, T, 16] or [T, N, 16], contiguous; GELU saves its input, not a
+        h = self.fc2(a.reshape(-1, 16)).reshape(a.shape[0], a.shape[1], C)  # fc2 saves the 2-D view
+        return self.head((h if self.batch_first else h.transpose(0, 1)).mean(1))
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_samples_cut_a_folded_batch_only_when_it_is_the_outer_factor(tmp_path, batch_first):
+    data = batches(2, shape=(BATCH, T, C))
+    make = lambda: FoldedMlp(batch_first)  # noqa: E731
+    full_p, cut_p = tmp_path / "full.h5", tmp_path / "cut.h5"
+    _, full_losses = run(make, data, capture=cdma.torch.Capture(full_p, budget=None))
+    cap = cdma.torch.Capture(cut_p, budget=None, samples=1)
+    _, cut_losses = run(make, data, capture=cap)
+    assert cut_losses == full_losses
+    full, cut = cdma.open(full_p), cdma.open(cut_p)
+    fdf, cdf = full.tensors(), cut.tensors()
+    fc2 = [k for k in fdf.index if fdf.layer[k] == "fc2" and int(fdf.iteration[k]) == 0]
+    assert len(fc2) == 1, fdf[["layer", "dims"]]
+    k = fc2[0]
+    assert tuple(fdf.dims[k]) == (BATCH * T, 16)
+    if batch_first:  # [N*T, 16] of a batch-first tensor: the first sample's T rows, the same values
+        assert tuple(cdf.dims[k]) == (T, 16)
+        np.testing.assert_array_equal(cut.read(int(k)), full.read(int(k))[:T])
+    else:  # [T*N, 16]: the row order mixes the samples, kept whole and counted
+        assert tuple(cdf.dims[k]) == (BATCH * T, 16)
+        assert cap.counters["samples_uncut"] >= 1
 
 
 # --- DataParallel, DistributedDataParallel --------------------------------------------------------

@@ -782,7 +782,7 @@ class Capture:
         r.network_input = key in self._root_inputs or self._is_input_copy(t)
         layout, view = layout_of(t.detach(), self._batch_now)
         if self.samples is not None:
-            cut = cut_batch(view, self.samples, self._batch_now)
+            cut = cut_batch(view, self.samples, self._batch_now, t._base)
             if cut is None:
                 c["samples_uncut"] += 1  # no batch dimension found: kept whole
             else:

@@ -94,13 +94,22 @@ def layout_of(t, batch=None):
     raise ValueError(f"rank {r} has no trace layout")
 
 
-def cut_batch(view, samples, batch=None):
+def cut_batch(view, samples, batch=None, folded_from=None):
     """The first `samples` entries of the batch of a stored view (dimension 0, see layout_of):
-    view[:samples] when dimension 0 is the batch (or the batch is not known), else None: the
-    batch is not found (a flattened [T*N, C] or [N*H, T, d], whose row order the tensor does not
-    tell) and the tensor is kept whole."""
+    view[:samples] when dimension 0 is the batch (or the batch is not known). A view whose
+    dimension 0 folds the batch with other dimensions ([N*T, C] from a linear layer's input, [N*H,
+    T, d] from attention) is cut to its first samples * (rows / N) rows when `folded_from` (the
+    tensor the saved one is a view of) tells that the batch is the outer factor: a contiguous base
+    whose dimension 0 is the batch, of which the saved tensor is a contiguous view of every element.
+    Else None: the row order is not known (a [T*N, C] from a sequence-first model) and the tensor is
+    kept whole."""
     if batch is None or view.shape[0] == batch:
         return view[:samples]
+    rows = view.shape[0]
+    if (folded_from is not None and batch > 0 and rows % batch == 0 and folded_from.dim() > 0
+            and folded_from.shape[0] == batch and folded_from.is_contiguous() and view.is_contiguous()
+            and view.numel() == folded_from.numel() and view.data_ptr() == folded_from.data_ptr()):
+        return view[: samples * (rows // batch)]
     return None
 
 
