@@ -59,7 +59,9 @@ int run_analyze(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--layouts", layouts, "comma-separated layouts to analyse: stored, NCHW, NHWC, CHWN")
       ->capture_default_str();
-  app.add_option("--dtypes", dtypes, "comma-separated dtypes to analyse: stored, float16, bfloat16, fp8-e4m3, fp8-e5m2 (RNE, fp8 saturating)")
+  app.add_option(
+         "--dtypes", dtypes,
+         "comma-separated dtypes to analyse: stored, float16, bfloat16, fp8-e4m3, fp8-e5m2 (RNE, fp8 saturating)")
       ->capture_default_str();
   app.add_flag("--all-tensors", all_tensors,
                "every recorded tensor (default: only the offload set, what a memory-virtualizing framework "

@@ -144,7 +144,8 @@ int run_report(int argc, char** argv) {
       ->allow_extra_args(false)
       ->delimiter(',')
       ->capture_default_str();
-  app.add_option("--dtypes", o.dtypes, "comma-separated dtypes to compare: stored, float16, bfloat16, fp8-e4m3, fp8-e5m2")
+  app.add_option("--dtypes", o.dtypes,
+                 "comma-separated dtypes to compare: stored, float16, bfloat16, fp8-e4m3, fp8-e5m2")
       ->allow_extra_args(false)
       ->delimiter(',')
       ->capture_default_str();
