@@ -6,6 +6,7 @@ import os
 
 from . import _native
 from ._frame import frame
+from .errors import path_arg
 
 #: The widest JSON indent to_json() takes (analyze::kMaxJsonIndent).
 MAX_JSON_INDENT = 64
@@ -148,7 +149,7 @@ def analysis(paths, codecs=None, chunk=0, layouts=None, dtypes=None, all_tensors
     raises KeyboardInterrupt."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    paths = [os.fspath(p) for p in paths]
+    paths = [path_arg(p, "trace") for p in paths]
     if not paths:
         raise ValueError("cdma.analysis: no trace file given")
     if read is None:

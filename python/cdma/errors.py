@@ -34,3 +34,16 @@ class VerifyError(Error):
 
 class ModelError(Error):
     """The hardware model refused its inputs (a bad preset file, an inconsistent network)."""
+
+
+def path_arg(path, what="path"):
+    """os.fspath(path) as text, refusing a path with a NUL character (UsageError naming `what`): the
+    C++ libraries would open it as the prefix before the NUL."""
+    import os
+
+    p = os.fspath(path)
+    if isinstance(p, bytes):
+        p = os.fsdecode(p)
+    if "\0" in p:
+        raise UsageError(f"{what} {p!r} contains a NUL character")
+    return p

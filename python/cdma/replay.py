@@ -5,6 +5,7 @@ import os
 
 from . import _native
 from ._frame import frame
+from .errors import path_arg
 from .analysis import Analysis
 
 
@@ -36,8 +37,8 @@ def _strs(v):
     if v is None:
         return []
     if isinstance(v, (str, os.PathLike)):
-        return [os.fspath(v)]
-    return [os.fspath(x) for x in v]
+        return [path_arg(v)]
+    return [path_arg(x) for x in v]
 
 
 def replay(traces=None, networks=None, *, batch=256, precision="fp32", gpu="titan-xp", link="pcie3", presets=None,
@@ -56,7 +57,7 @@ def replay(traces=None, networks=None, *, batch=256, precision="fp32", gpu="tita
     ``events=True`` keeps the event-by-event replays (``.events``, the document ``--events``
     writes). Bad requests raise cdma.UsageError with the CLI's message."""
     req = dict(traces=_strs(traces), networks=_strs(networks), batch=batch, precision=precision, gpu=gpu,
-               link=link, presets=os.fspath(presets) if presets is not None else None, link_gbps=link_gbps,
+               link=link, presets=path_arg(presets, "presets") if presets is not None else None, link_gbps=link_gbps,
                link_eff=link_eff, latency_us=latency_us, compute_eff=compute_eff, dram_eff=dram_eff,
                peak_tflops=peak_tflops, dram_gbps=dram_gbps, policy=policy,
                engines=_strs(engines), read_gbps=read_gbps, comp_gbps=comp_gbps, compute=compute,
@@ -68,7 +69,7 @@ def replay(traces=None, networks=None, *, batch=256, precision="fp32", gpu="tita
         req["ratios_analysis"] = ratios._a
         req["ratios_label"] = "analysis of " + ", ".join(ratios.paths)
     elif ratios is not None:
-        req["ratios"] = os.fspath(ratios)
+        req["ratios"] = path_arg(ratios, "ratios")
     return Replay(_native.replay(req))
 
 

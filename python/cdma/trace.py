@@ -7,7 +7,7 @@ import pandas as pd
 
 from . import _native
 from ._frame import frame
-from .errors import UsageError
+from .errors import UsageError, path_arg
 
 #: One tensor's metadata, as yielded by iterating over a Trace.
 TensorInfo = collections.namedtuple(
@@ -37,7 +37,7 @@ class Trace:
     """
 
     def __init__(self, path, isolate=True, skip_bad_tensors=False):
-        self._reader = _native.TraceReader(str(path), isolate, skip_bad_tensors)
+        self._reader = _native.TraceReader(path_arg(path, "trace"), isolate, skip_bad_tensors)
         self._path = self._reader.path
         self._columns = None
         self._names = None

@@ -5,6 +5,7 @@ instead of being taken for something else, a Trace used after close, /stats rows
 Cases that could hang run in a child interpreter with a time limit, so that a regression fails the
 test instead of hanging the suite."""
 
+import importlib
 import os
 import signal
 import subprocess
@@ -251,3 +252,19 @@ def test_native_writer_on_a_full_disk_leaves_an_incomplete_readable_trace(tmp_pa
     assert len(t) == ok
     assert any("complete = 0" in w for w in t.warnings)
     assert float(t.read(ok - 1).min()) == 1.0
+
+
+@pytest.mark.parametrize("call", ["open", "analysis", "replay", "capture"])
+def test_a_path_with_a_nul_is_refused_not_opened_as_its_prefix(tmp_path, call):
+    bad = os.path.join(DATA, "vgg-fmnist.h5") + "\0junk"
+    with pytest.raises(ValueError, match="NUL"):
+        if call == "open":
+            cdma.open(bad)
+        elif call == "analysis":
+            cdma.analysis([bad])
+        elif call == "replay":
+            cdma.replay(networks=["vgg16"], ratios=bad)
+        else:
+            torch = pytest.importorskip("torch")
+            capture = importlib.import_module("cdma.torch").Capture
+            capture(str(tmp_path / "t.h5") + "\0x", torch.nn.Linear(2, 2))

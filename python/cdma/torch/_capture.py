@@ -23,7 +23,7 @@ import weakref
 import torch
 
 from .. import _native
-from ..errors import Error, UsageError
+from ..errors import Error, UsageError, path_arg
 from ._naming import BITS, COMPILED, DTYPES, OUTSIDE, cut_batch, layout_of, op_of, parse_budget
 
 __all__ = ["Capture", "capture"]
@@ -241,7 +241,7 @@ class Capture:
                 raise UsageError(f"cdma.torch.capture: iteration {iterations[0]} is negative")
         if not isinstance(deflate_level, int) or not 0 <= deflate_level <= 9:
             raise UsageError(f"cdma.torch.capture: deflate_level must be 0-9, not {deflate_level!r}")
-        self.path = os.fspath(path)
+        self.path = path_arg(path, "path")
         self.mode = mode
         self.every = every or 1
         self.first = first
