@@ -1,30 +1,18 @@
 """Analyses of trace files: the pipeline of ``cdma analyze`` (analyze::run_analysis) in-process."""
 
 import json as _json
-import operator
 import os
 
 from . import _native
 from ._frame import frame
-from .errors import path_arg
+from .errors import int_arg, path_arg
 
 #: The widest JSON indent to_json() takes (analyze::kMaxJsonIndent).
 MAX_JSON_INDENT = 64
 _INT64_MAX = 2**63 - 1
 
 
-def _int(v, name, lo, hi):
-    """An integer option in [lo, hi]: TypeError for a non-integer (a float, a bool, a string),
-    ValueError naming the option when out of range."""
-    if isinstance(v, bool):
-        raise TypeError(f"{name} must be an integer, not a bool")
-    try:
-        i = operator.index(v)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, not {type(v).__name__} {v!r}") from None
-    if not lo <= i <= hi:
-        raise ValueError(f"{name} must be in {lo} .. {hi}, got {i}")
-    return i
+_int = int_arg
 
 LEVELS = ("tensor", "layer", "iteration", "layer_iteration", "network")
 

@@ -14,26 +14,17 @@ the GIL is released while a codec runs. Codec specs as ``cdma analyze -c`` takes
     (True, True)
 """
 
-import operator
 
 import numpy as np
 
 from . import _native
+from .errors import int_arg
 
 _INT64_MAX = 2**63 - 1
 
 
 def _count(v, name, lo=0, hi=_INT64_MAX):
-    # An integer argument in [lo, hi]: a float (3999.9), a bool or a string is refused, not truncated.
-    if isinstance(v, bool):
-        raise TypeError(f"{name} must be an integer, not a bool")
-    try:
-        i = operator.index(v)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, not {type(v).__name__} {v!r}") from None
-    if not lo <= i <= hi:
-        raise ValueError(f"{name} must be in {lo} .. {hi}, got {i}")
-    return i
+    return int_arg(v, name, lo, hi)
 
 #: numpy dtype of each trace dtype; bfloat16 elements are their raw 16-bit patterns (uint16).
 NUMPY_DTYPES = {

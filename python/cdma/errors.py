@@ -47,3 +47,19 @@ def path_arg(path, what="path"):
     if "\0" in p:
         raise UsageError(f"{what} {p!r} contains a NUL character")
     return p
+
+
+def int_arg(v, name, lo, hi):
+    """An integer argument in [lo, hi]: TypeError for a non-integer (a float such as 3999.9, a bool,
+    a string: refused, never truncated), ValueError naming the argument when out of range."""
+    import operator
+
+    if isinstance(v, bool):
+        raise TypeError(f"{name} must be an integer, not a bool")
+    try:
+        i = operator.index(v)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, not {type(v).__name__} {v!r}") from None
+    if not lo <= i <= hi:
+        raise ValueError(f"{name} must be in {lo} .. {hi}, got {i}")
+    return i
